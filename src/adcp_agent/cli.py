@@ -1,0 +1,148 @@
+"""``adcp-agent`` command line: serve, migrate, rotate a principal's token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from adcp_agent import __version__
+from adcp_agent.config import Settings
+from adcp_agent.services.bootstrap import DEMO_PRINCIPAL_ID, DEMO_TENANT_ID, DemoInfo
+from adcp_agent.state import AppState
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _banner(settings: Settings, demo: DemoInfo | None) -> str:
+    mcp_url = f"{settings.base_url()}/mcp/"
+    lines = [
+        f"adcp-agent {__version__} — AdCP 3.1 sales agent",
+        f"  MCP endpoint : {mcp_url}",
+        f"  Health       : {settings.base_url()}/health",
+        f"  Database     : {settings.resolved_database_url().split('@')[-1]}",
+    ]
+    if demo is not None:
+        token = demo.token or "<your token>"
+        lines.append(f"  Demo tenant  : {demo.tenant_id} (Riverside Media)")
+        if demo.token:
+            lines.append(f"  Demo token   : {demo.token}")
+        else:
+            lines.append(
+                "  Demo token   : shown at first start only (stored hashed). New one: "
+                f"adcp-agent rotate-token {demo.tenant_id} {demo.principal_id}"
+            )
+        claude = {
+            "mcpServers": {
+                "adcp-agent": {
+                    "type": "http",
+                    "url": mcp_url,
+                    "headers": {"Authorization": f"Bearer {token}"},
+                }
+            }
+        }
+        lines += [
+            "",
+            "MCP Inspector:",
+            "  npx @modelcontextprotocol/inspector --cli "
+            f"{mcp_url} --transport http --header 'Authorization: Bearer {token}' "
+            "--method tools/list",
+            "Claude (claude_desktop_config.json / .mcp.json):",
+            "  " + json.dumps(claude),
+        ]
+    return "\n".join(lines)
+
+
+async def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from adcp_agent.server import create_app, prepare
+
+    state = AppState.from_settings(settings)
+    startup = await prepare(state)
+    app = create_app(state, startup=startup)
+    print(_banner(settings, startup.demo), flush=True)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        lifespan="on",
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def _migrate(settings: Settings) -> None:
+    from adcp_agent.db.migrate import current_revision, upgrade_to_head
+
+    state = AppState.from_settings(settings)
+    await upgrade_to_head(state.db)
+    print(f"database at revision {await current_revision(state.db)}")
+    await state.db.dispose()
+
+
+async def _rotate(settings: Settings, tenant_id: str, principal_id: str) -> None:
+    from adcp_agent.db.migrate import upgrade_to_head
+    from adcp_agent.services.tenants import set_principal_token
+
+    state = AppState.from_settings(settings)
+    await upgrade_to_head(state.db)
+    issued = await set_principal_token(
+        state.db, tenant_id=tenant_id, principal_id=principal_id, actor="cli"
+    )
+    print(issued.token)
+    await state.db.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="adcp-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the MCP + REST server")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--data-dir", type=Path, help="where SQLite lives (default ./.adcp-agent)")
+
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate.add_argument("--data-dir", type=Path)
+
+    rotate = sub.add_parser("rotate-token", help="issue a new token for a principal")
+    rotate.add_argument("tenant_id", nargs="?", default=DEMO_TENANT_ID)
+    rotate.add_argument("principal_id", nargs="?", default=DEMO_PRINCIPAL_ID)
+    rotate.add_argument("--data-dir", type=Path)
+
+    args = parser.parse_args(argv)
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            asyncio.run(_serve(settings))
+        elif args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "rotate-token":
+            asyncio.run(_rotate(settings, args.tenant_id, args.principal_id))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not trace
+        from adcp_agent.errors import AdcpError
+
+        if isinstance(exc, AdcpError):
+            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Settings, built once from the environment and passed down (never read as globals)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the server reads. Environment variables use the ``ADCP_AGENT_`` prefix,
+    except ``DATABASE_URL`` which keeps its conventional name."""
+
+    model_config = SettingsConfigDict(env_prefix="ADCP_AGENT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".adcp-agent"), description="Where SQLite lives.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy async URL; default is SQLite under data_dir.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    demo_token: str | None = Field(
+        default=None, description="Fixes the demo principal's token (for scripts)."
+    )
+    seed_demo: bool = Field(default=True, description="Create the demo tenant on first start.")
+    default_tenant: str | None = Field(
+        default=None,
+        description="Tenant answering unauthenticated discovery when no x-adcp-tenant header "
+        "is sent. Defaults to the demo tenant.",
+    )
+    public_base_url: str | None = Field(
+        default=None, description="Externally visible base URL (used for agent_url)."
+    )
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the conventional scheme and pick the async driver for it.
+            if url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url[len("postgres://") :]
+            elif url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url[len("postgresql://") :]
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'adcp-agent.db').resolve()}"
+
+    def base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"

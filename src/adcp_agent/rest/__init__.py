@@ -1,0 +1,1 @@
+"""REST surface (health, and later tenant management and chat)."""

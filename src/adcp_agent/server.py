@@ -1,0 +1,59 @@
+"""The composition root: one ASGI app with the MCP endpoint at ``/mcp/`` and the REST
+routes beside it. Migrations and first-start seeding run in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from adcp_agent.db.migrate import upgrade_to_head
+from adcp_agent.rest.health import health
+from adcp_agent.services.bootstrap import DemoInfo, ensure_demo
+from adcp_agent.state import AppState
+
+log = logging.getLogger("adcp_agent")
+
+
+@dataclass
+class Startup:
+    demo: DemoInfo | None = None
+
+
+async def prepare(state: AppState) -> Startup:
+    """Bring the database to the current schema and seed the demo tenant once."""
+    await upgrade_to_head(state.db)
+    demo = None
+    if state.settings.seed_demo:
+        demo = await ensure_demo(state.db, state.registry, state.settings.demo_token)
+    return Startup(demo=demo)
+
+
+def create_app(state: AppState, *, startup: Startup | None = None) -> Starlette:
+    from adcp_agent_tools import build_mcp
+
+    mcp = build_mcp(state)
+    mcp_app = mcp.http_app(path="/", stateless_http=True, json_response=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if startup is None:
+            app.state.startup = await prepare(state)
+        async with mcp_app.lifespan(app):
+            yield
+        await state.db.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Mount("/mcp", app=mcp_app),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.adcp = state
+    app.state.mcp = mcp
+    return app

@@ -1,0 +1,40 @@
+"""Audit trail: every mutation writes a row in the same transaction as the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from adcp_agent.db.models import AuditLog
+from adcp_agent.services.identity import Caller
+
+
+def record(
+    session: AsyncSession,
+    caller: Caller | None,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+    success: bool = True,
+    actor: str | None = None,
+    tenant_id: str | None = None,
+) -> AuditLog:
+    row = AuditLog(
+        tenant_id=tenant_id or (caller.tenant_id if caller else None),
+        principal_id=caller.principal_id if caller else None,
+        actor=actor or (caller.actor if caller else "system"),
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=before,
+        after=after,
+        details=details or {},
+        success=success,
+    )
+    session.add(row)
+    return row

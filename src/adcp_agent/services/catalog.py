@@ -1,0 +1,194 @@
+"""Products, creative formats and authorized properties of a tenant, and brief ranking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlmodel import select
+
+from adcp_agent.db.engine import Database
+from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product
+from adcp_agent.services.identity import Caller
+from adcp_agent.services.ranking import Document, bm25_rank
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    brief: str | None = None
+    delivery_type: str | None = None
+    channels: Sequence[str] = ()
+    format_ids: Sequence[str] = ()
+    format_kinds: Sequence[str] = ()
+    countries: Sequence[str] = ()
+    budget: float | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    product_ids: Sequence[str] = ()
+    is_fixed_price: bool | None = None
+    currencies: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class RankedProduct:
+    product: Product
+    score: float
+    relevance: str
+    fit: list[str] = field(default_factory=list)
+
+
+def min_spend(product: Product) -> float:
+    values = [float(p["min_spend"]) for p in product.pricing_options if p.get("min_spend")]
+    return min(values) if values else 0.0
+
+
+def lead_days(product: Product) -> int:
+    return int(product.inventory.get("min_lead_days", 0))
+
+
+def _passes(
+    product: Product, q: ProductQuery, formats: dict[str, CreativeFormat], today: date
+) -> list[str] | None:
+    """Why the product fits the filters, or None when a filter excludes it."""
+    fit: list[str] = []
+    if q.product_ids and product.product_id not in q.product_ids:
+        return None
+    if q.delivery_type:
+        if product.delivery_type != q.delivery_type:
+            return None
+        fit.append(f"delivery {q.delivery_type}")
+    if q.channels:
+        hit = sorted(set(q.channels) & set(product.channels))
+        if not hit:
+            return None
+        fit.append("channel " + ", ".join(hit))
+    if q.is_fixed_price is not None:
+        fixed = any(o.get("fixed_price") is not None for o in product.pricing_options)
+        if fixed != q.is_fixed_price:
+            return None
+        fit.append("fixed price" if fixed else "auction priced")
+    if q.currencies:
+        if not {o.get("currency") for o in product.pricing_options} & set(q.currencies):
+            return None
+    if q.format_ids:
+        if not set(q.format_ids) & set(product.format_ids):
+            return None
+        fit.append("accepts the requested formats")
+    if q.format_kinds:
+        kinds = {formats[f].kind for f in product.format_ids if f in formats}
+        if not set(q.format_kinds) & kinds:
+            return None
+    if q.countries and product.countries:
+        hit = sorted({c.upper() for c in q.countries} & set(product.countries))
+        if not hit:
+            return None
+        fit.append("serves " + ", ".join(hit))
+    if q.budget is not None:
+        floor = min_spend(product)
+        if floor > q.budget:
+            return None
+        if floor:
+            fit.append(f"budget clears the {floor:,.0f} minimum")
+    if q.start_date is not None:
+        earliest = today + timedelta(days=lead_days(product))
+        if q.start_date < earliest:
+            return None
+    if q.start_date and q.end_date and q.end_date < q.start_date:
+        return None
+    return fit
+
+
+# How buyers say each channel, so a brief's words meet the catalog's channel codes.
+CHANNEL_WORDS = {
+    "ctv": "ctv connected tv television video streaming",
+    "olv": "online video",
+    "display": "display banner",
+    "streaming_audio": "streaming audio radio",
+    "podcast": "podcast audio",
+}
+
+
+def _document(product: Product, formats: dict[str, CreativeFormat]) -> Document:
+    kinds = sorted({formats[f].kind for f in product.format_ids if f in formats})
+    return Document(
+        doc_id=product.product_id,
+        fields={
+            "name": product.name,
+            "keywords": " ".join(product.keywords),
+            "channels": " ".join(CHANNEL_WORDS.get(c, c) for c in product.channels)
+            + " " + " ".join(kinds),
+            "description": product.description,
+        },
+    )
+
+
+def _explain(matched: dict[str, list[str]], fit: list[str], brief: str | None) -> str:
+    parts: list[str] = []
+    if brief:
+        terms = sorted({t for ts in matched.values() for t in ts})
+        if terms:
+            where = ", ".join(sorted(matched))
+            parts.append(f"Brief terms {', '.join(repr(t) for t in terms)} match its {where}")
+        else:
+            parts.append("No brief terms match directly; included because it fits the filters")
+    if fit:
+        parts.append("fits: " + "; ".join(fit))
+    return ". ".join(parts) + "." if parts else "Matches the request."
+
+
+async def search_products(
+    db: Database, caller: Caller, q: ProductQuery, *, now: datetime | None = None
+) -> list[RankedProduct]:
+    """Products the caller may see that pass the filters, best match to the brief first.
+    Anonymous callers see only products the publisher marked public."""
+    today = (now or datetime.now(UTC)).date()
+    async with db.session() as session:
+        stmt = select(Product).where(Product.tenant_id == caller.tenant_id)
+        if not caller.authenticated:
+            stmt = stmt.where(Product.is_public == True)  # noqa: E712
+        products = list((await session.exec(stmt.order_by(Product.product_id))).all())
+        formats = {
+            f.format_id: f
+            for f in (
+                await session.exec(
+                    select(CreativeFormat).where(CreativeFormat.tenant_id == caller.tenant_id)
+                )
+            ).all()
+        }
+    kept: list[tuple[Product, list[str]]] = []
+    for product in products:
+        fit = _passes(product, q, formats, today)
+        if fit is not None:
+            kept.append((product, fit))
+    scores = bm25_rank(q.brief or "", [_document(p, formats) for p, _ in kept])
+    ranked = [
+        RankedProduct(p, s.score, _explain(s.matched, fit, q.brief), fit)
+        for (p, fit), s in zip(kept, scores, strict=True)
+    ]
+    if q.brief:
+        # A brief with any direct hit drops products that match nothing in it.
+        if any(r.score > 0 for r in ranked):
+            ranked = [r for r in ranked if r.score > 0]
+        ranked.sort(key=lambda r: (-r.score, r.product.product_id))
+    return ranked
+
+
+async def list_formats(db: Database, caller: Caller) -> list[CreativeFormat]:
+    async with db.session() as session:
+        stmt = (
+            select(CreativeFormat)
+            .where(CreativeFormat.tenant_id == caller.tenant_id)
+            .order_by(CreativeFormat.format_id)
+        )
+        return list((await session.exec(stmt)).all())
+
+
+async def list_properties(db: Database, caller: Caller) -> list[AuthorizedProperty]:
+    async with db.session() as session:
+        stmt = (
+            select(AuthorizedProperty)
+            .where(AuthorizedProperty.tenant_id == caller.tenant_id)
+            .order_by(AuthorizedProperty.property_id)
+        )
+        return list((await session.exec(stmt)).all())

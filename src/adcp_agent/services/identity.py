@@ -1,0 +1,127 @@
+"""Tokens and the caller identity they resolve to.
+
+Tokens are random 256-bit secrets; only their SHA-256 is stored. Lookup is by the hash
+(an index probe, so timing reveals nothing about the secret) and the stored hash is then
+compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from adcp_agent.db.engine import Database
+from adcp_agent.db.models import Principal, Tenant
+from adcp_agent.errors import AdcpError
+
+TOKEN_PREFIX = "adcp_"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: always a tenant; a principal when authenticated."""
+
+    tenant_id: str
+    tenant_name: str
+    principal_id: str | None = None
+    principal_name: str | None = None
+    role: str = "buyer"
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal_id is not None
+
+    @property
+    def actor(self) -> str:
+        return f"principal:{self.principal_id}" if self.principal_id else "anonymous"
+
+    def require_principal(self) -> str:
+        if self.principal_id is None:
+            raise AdcpError(
+                "AUTH_REQUIRED",
+                "This tool needs an authenticated buyer.",
+                suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
+            )
+        return self.principal_id
+
+
+async def authenticate(db: Database, token: str) -> Caller:
+    """Resolve a presented token to its principal and tenant, or raise AUTH_INVALID."""
+    token = token.strip()
+    if not token:
+        raise AdcpError("AUTH_REQUIRED", "An empty token was sent.")
+    digest = hash_token(token)
+    async with db.session() as session:
+        row = (
+            await session.exec(
+                select(Principal, Tenant)
+                .join(Tenant, Tenant.tenant_id == Principal.tenant_id)
+                .where(Principal.token_hash == digest)
+            )
+        ).first()
+    if row is None:
+        raise _invalid()
+    principal, tenant = row
+    if (
+        not hmac.compare_digest(principal.token_hash, digest)
+        or principal.revoked_at is not None
+        or tenant.deleted_at is not None
+    ):
+        raise _invalid()
+    return Caller(
+        tenant_id=tenant.tenant_id,
+        tenant_name=tenant.name,
+        principal_id=principal.principal_id,
+        principal_name=principal.name,
+        role=principal.role,
+    )
+
+
+async def anonymous(db: Database, tenant_hint: str | None) -> Caller:
+    """The caller for unauthenticated discovery: the named (or default) tenant, only
+    if that tenant allows public discovery."""
+    if not tenant_hint:
+        raise AdcpError(
+            "AUTH_REQUIRED",
+            "Authentication is required.",
+            suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
+        )
+    async with db.session() as session:
+        tenant = (
+            await session.exec(
+                select(Tenant).where(
+                    (Tenant.tenant_id == tenant_hint) | (Tenant.subdomain == tenant_hint)
+                )
+            )
+        ).first()
+    if tenant is None or tenant.deleted_at is not None or not tenant.public_discovery:
+        raise AdcpError(
+            "AUTH_REQUIRED",
+            "Authentication is required for this publisher.",
+            suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
+        )
+    return Caller(tenant_id=tenant.tenant_id, tenant_name=tenant.name)
+
+
+def _invalid() -> AdcpError:
+    return AdcpError(
+        "AUTH_INVALID",
+        "The token was not recognised or has been revoked.",
+        suggestion="Ask the publisher for a new token; do not retry with the same one.",
+    )

@@ -1,0 +1,165 @@
+"""The publisher's first-party signals (audiences, contexts) and their activation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from adcp_agent.db.engine import Database
+from adcp_agent.db.models import Signal, SignalActivation
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import audit
+from adcp_agent.services.identity import Caller
+from adcp_agent.services.ranking import Document, bm25_rank
+
+
+@dataclass(frozen=True)
+class SignalMatch:
+    signal: Signal
+    score: float
+    activated_destinations: list[dict[str, Any]]
+
+
+async def search_signals(
+    db: Database,
+    caller: Caller,
+    *,
+    query: str | None,
+    signal_types: Sequence[str] = (),
+    signal_ids: Sequence[str] = (),
+    max_cpm: float | None = None,
+) -> list[SignalMatch]:
+    async with db.session() as session:
+        stmt = select(Signal).where(Signal.tenant_id == caller.tenant_id)
+        if signal_types:
+            stmt = stmt.where(Signal.signal_type.in_(list(signal_types)))  # type: ignore[attr-defined]
+        if signal_ids:
+            stmt = stmt.where(Signal.signal_id.in_(list(signal_ids)))  # type: ignore[attr-defined]
+        rows = list((await session.exec(stmt.order_by(Signal.signal_id))).all())
+        activations: dict[str, list[dict[str, Any]]] = {}
+        if caller.principal_id:
+            acts = await session.exec(
+                select(SignalActivation).where(
+                    SignalActivation.tenant_id == caller.tenant_id,
+                    SignalActivation.principal_id == caller.principal_id,
+                )
+            )
+            for act in acts.all():
+                activations.setdefault(act.signal_id, []).append(act.destination)
+    if max_cpm is not None:
+        rows = [r for r in rows if r.cpm <= max_cpm]
+    docs = [
+        Document(
+            r.signal_id,
+            {
+                "name": r.name,
+                "keywords": " ".join(r.keywords) + " " + r.signal_type,
+                "description": r.description,
+            },
+        )
+        for r in rows
+    ]
+    scores = bm25_rank(query or "", docs)
+    matches = [
+        SignalMatch(r, s.score, activations.get(r.signal_id, []))
+        for r, s in zip(rows, scores, strict=True)
+    ]
+    if query and any(m.score > 0 for m in matches):
+        matches = [m for m in matches if m.score > 0]
+        matches.sort(key=lambda m: (-m.score, m.signal.signal_id))
+    return matches
+
+
+def destination_key(destination: dict[str, Any]) -> str:
+    canonical = json.dumps(destination, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def activation_key_for(signal_id: str, principal_id: str) -> dict[str, Any]:
+    """The key a buyer targets once the segment is live on our own ad server."""
+    return {"type": "key_value", "key": "adcp_seg", "value": f"{signal_id}"}
+
+
+@dataclass(frozen=True)
+class Activation:
+    signal: Signal
+    destination: dict[str, Any]
+    activation_key: dict[str, Any]
+    newly_activated: bool
+
+
+async def activate(
+    db: Database, caller: Caller, signal_id: str, destinations: Sequence[dict[str, Any]]
+) -> list[Activation]:
+    """Record the activation for each destination. Idempotent: activating again returns
+    the existing activation and writes nothing."""
+    principal_id = caller.require_principal()
+    if not destinations:
+        raise AdcpError(
+            "INVALID_REQUEST", "At least one destination is required.", field="destinations"
+        )
+    async with db.transaction() as session:
+        signal = (
+            await session.exec(
+                select(Signal).where(
+                    Signal.tenant_id == caller.tenant_id, Signal.signal_id == signal_id
+                )
+            )
+        ).first()
+        if signal is None:
+            raise AdcpError(
+                "SIGNAL_NOT_FOUND",
+                f"Signal '{signal_id}' does not exist in this publisher's catalog.",
+                field="signal_agent_segment_id",
+                suggestion="Call get_signals to list available signal ids.",
+            )
+        out: list[Activation] = []
+        for dest in destinations:
+            key = destination_key(dest)
+            existing = (
+                await session.exec(
+                    select(SignalActivation).where(
+                        SignalActivation.tenant_id == caller.tenant_id,
+                        SignalActivation.principal_id == principal_id,
+                        SignalActivation.signal_id == signal_id,
+                        SignalActivation.destination_key == key,
+                    )
+                )
+            ).first()
+            if existing is not None:
+                out.append(Activation(signal, dest, existing.activation_key, False))
+                continue
+            act = SignalActivation(
+                tenant_id=caller.tenant_id,
+                principal_id=principal_id,
+                signal_id=signal_id,
+                destination_key=key,
+                destination=dest,
+                activation_key=activation_key_for(signal_id, principal_id),
+            )
+            session.add(act)
+            audit.record(
+                session,
+                caller,
+                "signal.activate",
+                target_type="signal",
+                target_id=signal_id,
+                after={"destination": dest},
+            )
+            out.append(Activation(signal, dest, act.activation_key, True))
+        try:
+            await session.flush()
+        except IntegrityError:
+            # A concurrent identical activation won the race: the result is the same.
+            raise AdcpError(
+                "CONFLICT",
+                "The same activation is being processed concurrently; retry.",
+                recovery="transient",
+            ) from None
+    return out

@@ -1,0 +1,185 @@
+"""Tenants (publishers) and principals (buyers): creation, tokens, lookups."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import select
+
+from adcp_agent.adapter_protocol import AdapterRegistry
+from adcp_agent.db.engine import Database
+from adcp_agent.db.models import Principal, Tenant
+from adcp_agent.db.types import utcnow
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import audit
+from adcp_agent.services.identity import TOKEN_PREFIX, hash_token, new_id, new_token
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    principal: Principal
+    token: str  # shown once, never stored
+
+
+async def create_tenant(
+    db: Database,
+    registry: AdapterRegistry,
+    *,
+    name: str,
+    subdomain: str,
+    ad_server: str = "mock",
+    adapter_config: dict[str, Any] | None = None,
+    features: dict[str, Any] | None = None,
+    publisher_domains: list[str] | None = None,
+    public_discovery: bool = True,
+    tenant_id: str | None = None,
+    actor: str = "admin",
+) -> Tenant:
+    if not _SUBDOMAIN.match(subdomain):
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            "subdomain must be 1-63 lowercase letters, digits or hyphens.",
+            field="subdomain",
+        )
+    config = registry.validate_config(ad_server, adapter_config or {})
+    tenant = Tenant(
+        tenant_id=tenant_id or new_id("tenant"),
+        name=name,
+        subdomain=subdomain,
+        ad_server=ad_server,
+        adapter_config=config.model_dump(mode="json"),
+        features=features or {},
+        publisher_domains=publisher_domains or [],
+        public_discovery=public_discovery,
+    )
+    async with db.transaction() as session:
+        clash = (
+            await session.exec(
+                select(Tenant).where(
+                    (Tenant.subdomain == subdomain) | (Tenant.tenant_id == tenant.tenant_id)
+                )
+            )
+        ).first()
+        if clash is not None:
+            raise AdcpError(
+                "CONFLICT", f"Tenant subdomain '{subdomain}' is taken.", field="subdomain"
+            )
+        session.add(tenant)
+        audit.record(
+            session,
+            None,
+            "tenant.create",
+            actor=actor,
+            tenant_id=tenant.tenant_id,
+            target_type="tenant",
+            target_id=tenant.tenant_id,
+            after={"name": name, "subdomain": subdomain, "ad_server": ad_server},
+        )
+    return tenant
+
+
+def _check_token(token: str) -> None:
+    if len(token) < 24:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            "A custom token must be at least 24 characters.",
+            field="access_token",
+        )
+
+
+async def create_principal(
+    db: Database,
+    *,
+    tenant_id: str,
+    name: str,
+    token: str | None = None,
+    role: str = "buyer",
+    principal_id: str | None = None,
+    platform_mappings: dict[str, Any] | None = None,
+    actor: str = "admin",
+) -> IssuedToken:
+    token = token or new_token()
+    _check_token(token)
+    principal = Principal(
+        principal_id=principal_id or new_id("principal"),
+        tenant_id=tenant_id,
+        name=name,
+        token_hash=hash_token(token),
+        token_hint=token[: len(TOKEN_PREFIX) + 4],
+        role=role,
+        platform_mappings=platform_mappings or {},
+    )
+    async with db.transaction() as session:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is None or tenant.deleted_at is not None:
+            raise AdcpError("NOT_FOUND", f"Tenant '{tenant_id}' was not found.", field="tenant_id")
+        taken = (
+            await session.exec(select(Principal).where(Principal.token_hash == principal.token_hash))
+        ).first()
+        if taken is not None:
+            raise AdcpError("CONFLICT", "That token is already in use.", field="access_token")
+        session.add(principal)
+        audit.record(
+            session,
+            None,
+            "principal.create",
+            actor=actor,
+            tenant_id=tenant_id,
+            target_type="principal",
+            target_id=principal.principal_id,
+            after={"name": name, "role": role},
+        )
+    return IssuedToken(principal, token)
+
+
+async def set_principal_token(
+    db: Database, *, tenant_id: str, principal_id: str, token: str | None = None,
+    actor: str = "admin",
+) -> IssuedToken:
+    """Replace a principal's token (rotation); the old one stops working at once."""
+    token = token or new_token()
+    _check_token(token)
+    async with db.transaction() as session:
+        principal = await session.get(Principal, principal_id)
+        if principal is None or principal.tenant_id != tenant_id:
+            raise AdcpError(
+                "NOT_FOUND", f"Principal '{principal_id}' was not found.", field="principal_id"
+            )
+        principal.token_hash = hash_token(token)
+        principal.token_hint = token[: len(TOKEN_PREFIX) + 4]
+        principal.revoked_at = None
+        session.add(principal)
+        audit.record(
+            session,
+            None,
+            "principal.rotate_token",
+            actor=actor,
+            tenant_id=tenant_id,
+            target_type="principal",
+            target_id=principal_id,
+        )
+    return IssuedToken(principal, token)
+
+
+async def get_tenant(db: Database, tenant_id: str) -> Tenant | None:
+    async with db.session() as session:
+        tenant = await session.get(Tenant, tenant_id)
+    return tenant if tenant is not None and tenant.deleted_at is None else None
+
+
+async def get_principal(db: Database, tenant_id: str, principal_id: str) -> Principal | None:
+    async with db.session() as session:
+        principal = await session.get(Principal, principal_id)
+    return principal if principal is not None and principal.tenant_id == tenant_id else None
+
+
+async def touch_tenant(db: Database, tenant_id: str) -> None:
+    async with db.transaction() as session:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is not None:
+            tenant.updated_at = utcnow()
+            session.add(tenant)

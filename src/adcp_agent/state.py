@@ -1,0 +1,27 @@
+"""What a running server holds: settings, the database and the adapter registry.
+Built once at start-up and handed to the tool layer and REST routes explicitly."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from adcp_agent.adapter_protocol import AdapterRegistry
+from adcp_agent.config import Settings
+from adcp_agent.db.engine import Database, create_database
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    registry: AdapterRegistry = field(default_factory=AdapterRegistry)
+    started_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        return cls(settings=settings, db=create_database(settings.resolved_database_url()))
+
+    @property
+    def default_tenant(self) -> str | None:
+        return self.settings.default_tenant or ("demo" if self.settings.seed_demo else None)

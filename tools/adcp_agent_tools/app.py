@@ -1,0 +1,29 @@
+"""Assemble the FastMCP server: every tool module registers against the app state."""
+
+from __future__ import annotations
+
+from fastmcp import FastMCP
+
+from adcp_agent import __version__
+from adcp_agent.state import AppState
+from adcp_agent_tools import discovery, signals
+from adcp_agent_tools.middleware import AdcpMiddleware
+
+INSTRUCTIONS = """\
+AdCP 3.1 sales agent for a publisher. Typical flow: get_adcp_capabilities → get_products
+(with a brief) → list_creative_formats → get_signals / activate_signal. Authenticate with
+'Authorization: Bearer <token>' (or 'x-adcp-auth'). Errors come back as AdCP `errors`
+with a code, the offending field and a suggestion."""
+
+
+def build_mcp(state: AppState) -> FastMCP:
+    mcp = FastMCP(
+        name="adcp-agent",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        middleware=[AdcpMiddleware(state)],
+        mask_error_details=True,
+    )
+    discovery.register(mcp, state)
+    signals.register(mcp, state)
+    return mcp

@@ -1,0 +1,263 @@
+"""Discovery tools: what this publisher sells and how to talk to it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from pydantic import Field
+
+from adcp_agent import __version__
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import catalog
+from adcp_agent.state import AppState
+from adcp_agent_tools.caller import current_caller
+from adcp_agent_tools.params import (
+    SUPPORTED_FILTERS,
+    AccountRef,
+    BrandRef,
+    FormatRef,
+    Pagination,
+    ProductFilters,
+    dump,
+)
+from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools import wire
+
+READ_ONLY = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False}
+
+# Specialisms are claimed only when every tool they exercise is served here, so
+# conformance tooling never tests something we do not do.
+SPECIALISM_TOOLS = {
+    "sales-guaranteed": {"get_products", "create_media_buy", "update_media_buy", "get_media_buys",
+                         "get_media_buy_delivery", "sync_creatives"},
+    "sales-non-guaranteed": {"get_products", "create_media_buy", "update_media_buy",
+                             "get_media_buys", "get_media_buy_delivery", "sync_creatives"},
+    "signal-owned": {"get_signals", "activate_signal"},
+}
+PROTOCOL_TOOLS = {"media_buy": {"get_products"}, "signals": {"get_signals"}}
+
+
+def register(mcp: FastMCP, state: AppState) -> None:
+    def agent_url() -> str:
+        return state.settings.base_url() + "/mcp"
+
+    @mcp.tool(name="get_adcp_capabilities", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def get_adcp_capabilities(
+        protocols: Annotated[
+            list[str] | None, Field(description="Only describe these protocols.")
+        ] = None,
+    ) -> ToolResult:
+        """Describe this sales agent: AdCP versions, protocols and specialisms it supports,
+        the publisher's portfolio (domains, channels, countries), pricing models and
+        targeting. Call it first; everything it claims is served. Example: {}."""
+        caller = current_caller()
+        tools = {t.name for t in await mcp.list_tools(run_middleware=False)}
+        supported = [p for p, need in PROTOCOL_TOOLS.items() if need <= tools]
+        if protocols:
+            supported = [p for p in supported if p in protocols]
+        specialisms = [s for s, need in SPECIALISM_TOOLS.items() if need <= tools]
+        products = await catalog.search_products(state.db, caller, catalog.ProductQuery())
+        properties = await catalog.list_properties(state.db, caller)
+        channels = sorted({c for r in products for c in r.product.channels})
+        countries = sorted({c for r in products for c in r.product.countries})
+        models = sorted(
+            {o.get("pricing_model", "cpm") for r in products for o in r.product.pricing_options}
+        )
+        domains = sorted({p.publisher_domain for p in properties})
+        payload: dict[str, Any] = {
+            "adcp": {
+                "major_versions": [3],
+                "supported_versions": ["3.1"],
+                "build_version": "3.1.15",
+                "idempotency": {"supported": True, "replay_ttl_seconds": 86_400},
+            },
+            "supported_protocols": supported,
+            "specialisms": specialisms,
+        }
+        if "media_buy" in supported:
+            payload["media_buy"] = {
+                "supported_pricing_models": models or ["cpm"],
+                "buying_modes": ["brief", "wholesale"],
+                "supports_proposals": False,
+                "portfolio": {
+                    "publisher_domains": domains,
+                    "primary_channels": channels,
+                    "primary_countries": countries,
+                    "description": f"{caller.tenant_name}: {len(products)} products across "
+                    f"{', '.join(channels)} (adcp-agent {__version__}).",
+                },
+            }
+        if "signals" in supported:
+            payload["signals"] = {
+                "data_provider_domains": domains[:1],
+                "discovery_modes": ["brief", "wholesale"],
+            }
+        return ok(payload)
+
+    @mcp.tool(name="get_products", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def get_products(
+        brief: Annotated[
+            str | None,
+            Field(description="Natural-language campaign brief: audience, channels, goals."),
+        ] = None,
+        buying_mode: Annotated[
+            Literal["brief", "wholesale", "refine"] | None,
+            Field(description="'brief' (curated for the brief) or 'wholesale' (everything "
+                  "matching the filters, no brief). Defaults to 'brief' when a brief is given."),
+        ] = None,
+        filters: Annotated[ProductFilters | None, Field(description="Hard filters.")] = None,
+        brand: BrandRef | None = None,
+        account: AccountRef | None = None,
+        preferred_delivery_types: list[Literal["guaranteed", "non_guaranteed"]] | None = None,
+        category: Annotated[
+            str | None, Field(description="Seed-003 alias: a channel or keyword to filter on.")
+        ] = None,
+        pagination: Pagination | None = None,
+    ) -> ToolResult:
+        """Find advertising products for a campaign. Give a natural-language `brief`
+        (e.g. "video ads for sports fans in the US, $50k, March") and/or `filters`
+        (delivery_type, channels, countries, format_ids, budget_range, start_date/end_date,
+        is_fixed_price, pricing_currencies). Products come ranked by relevance to the
+        brief, each with `brief_relevance` explaining the match, its formats and pricing
+        options (pricing_option_id is what create_media_buy needs)."""
+        caller = current_caller()
+        mode = buying_mode or ("brief" if brief else "wholesale")
+        if mode == "wholesale" and brief:
+            raise AdcpError(
+                "INVALID_REQUEST",
+                "A wholesale request must not carry a brief.",
+                field="brief",
+                suggestion="Drop the brief or use buying_mode 'brief'.",
+            )
+        if mode == "brief" and not (brief and brief.strip()) and not category:
+            raise AdcpError(
+                "INVALID_REQUEST",
+                "buying_mode 'brief' needs a non-empty brief.",
+                field="brief",
+                suggestion="Send a brief, or use buying_mode 'wholesale' with filters.",
+            )
+        if mode == "refine":
+            raise AdcpError(
+                "UNSUPPORTED_FEATURE",
+                "Refinement of earlier results is not offered; send a new brief instead.",
+                field="buying_mode",
+            )
+        f = filters or ProductFilters()
+        warnings = [
+            AdcpError(
+                "UNSUPPORTED_FEATURE",
+                f"Filter '{name}' is not supported by this publisher and was not applied.",
+                field=f"filters.{name}",
+            ).to_adcp()
+            for name in sorted(f.model_extra or {})
+            if name not in SUPPORTED_FILTERS and name != "ext"
+        ]
+        budget = None
+        if f.budget_range is not None:
+            budget = f.budget_range.max if f.budget_range.max is not None else f.budget_range.min
+        channels = list(f.channels or [])
+        text = brief or ""
+        if category:
+            text = f"{text} {category}".strip()
+        delivery = f.delivery_type
+        if delivery is None and preferred_delivery_types and len(preferred_delivery_types) == 1:
+            delivery = preferred_delivery_types[0]
+        query = catalog.ProductQuery(
+            brief=text or None,
+            delivery_type=delivery,
+            channels=channels,
+            format_ids=[ref.id for ref in f.format_ids or []],
+            format_kinds=list(f.format_types or []),
+            countries=list(f.countries or []),
+            budget=budget,
+            start_date=f.start_date,
+            end_date=f.end_date,
+            is_fixed_price=f.is_fixed_price,
+            currencies=list(f.pricing_currencies or []),
+        )
+        if f.start_date and f.end_date and f.end_date < f.start_date:
+            raise AdcpError(
+                "VALIDATION_ERROR", "end_date is before start_date.", field="filters.end_date"
+            )
+        ranked = await catalog.search_products(state.db, caller, query)
+        page, page_info = paginate(
+            ranked,
+            dump(pagination),
+            fingerprint("get_products", caller.tenant_id, caller.principal_id, query),
+        )
+        properties = {p.property_id: p for p in await catalog.list_properties(state.db, caller)}
+        url = agent_url()
+        payload: dict[str, Any] = {
+            "message": _products_message(len(ranked), brief),
+            "cache_scope": "account" if caller.authenticated else "public",
+            "products": [
+                wire.product(
+                    r.product,
+                    agent_url=url,
+                    properties=properties,
+                    brief_relevance=r.relevance if mode == "brief" else None,
+                )
+                for r in page
+            ],
+            "pagination": page_info,
+        }
+        if warnings:
+            payload["errors"] = warnings
+        return ok(payload)
+
+    @mcp.tool(name="list_creative_formats", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def list_creative_formats(
+        format_ids: list[FormatRef] | None = None,
+        asset_types: Annotated[
+            list[str] | None, Field(description="Only formats using these asset types.")
+        ] = None,
+        pagination: Pagination | None = None,
+    ) -> ToolResult:
+        """List the creative formats this publisher accepts (display sizes, video and
+        audio specs) with their asset requirements. Format ids are {agent_url, id}
+        objects; use them in creatives and product filters."""
+        caller = current_caller()
+        formats = await catalog.list_formats(state.db, caller)
+        if format_ids:
+            wanted = {ref.id for ref in format_ids}
+            formats = [f for f in formats if f.format_id in wanted]
+        url = agent_url()
+        rendered = [wire.creative_format(f, agent_url=url) for f in formats]
+        if asset_types:
+            rendered = [
+                r for r in rendered
+                if {a["asset_type"] for a in r["assets"]} & set(asset_types)
+            ]
+        page, page_info = paginate(
+            rendered,
+            dump(pagination),
+            fingerprint("formats", caller.tenant_id, sorted(asset_types or []),
+                        sorted(ref.id for ref in format_ids or [])),
+        )
+        return ok({"source": "publisher", "formats": page, "pagination": page_info})
+
+    @mcp.tool(name="list_authorized_properties", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def list_authorized_properties() -> ToolResult:
+        """List the publisher properties (sites, apps, CTV channels, audio streams,
+        podcasts) this agent is authorized to sell, with their identifiers."""
+        caller = current_caller()
+        properties = await catalog.list_properties(state.db, caller)
+        return ok(
+            {
+                "publisher_domains": sorted({p.publisher_domain for p in properties}),
+                "properties": [wire.authorized_property(p) for p in properties],
+            }
+        )
+
+
+def _products_message(count: int, brief: str | None) -> str:
+    if count == 0:
+        return "No products match; loosen the filters or broaden the brief."
+    noun = "product" if count == 1 else "products"
+    return f"Found {count} {noun}" + (" ranked by relevance to the brief." if brief else ".")

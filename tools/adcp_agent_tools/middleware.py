@@ -1,0 +1,168 @@
+"""One middleware around every tool call:
+
+1. resolves the caller from ``Authorization: Bearer`` or ``x-adcp-auth`` (tenant-scoped);
+2. drops arguments the tool does not declare (newer AdCP clients send ``context``,
+   ``ext``, ``adcp_version``... which must be tolerated, not rejected);
+3. renders failures once, as AdCP errors: ``isError`` with structured content
+   ``{"errors": [...], "adcp_error": {...}}`` — never a bare exception text;
+4. echoes the request's ``context`` object back on every response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mcp.types as mt
+from fastmcp.exceptions import NotFoundError, ToolError
+from fastmcp.exceptions import ValidationError as FastMCPValidationError
+from fastmcp.server.dependencies import get_http_request
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+from pydantic import ValidationError
+
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import identity
+from adcp_agent.state import AppState
+from adcp_agent_tools.caller import reset_caller, set_caller
+from adcp_agent_tools.results import error_result
+
+log = logging.getLogger("adcp_agent.tools")
+
+# Tools an anonymous caller may use when the tenant allows public discovery.
+PUBLIC_TOOLS = frozenset(
+    {
+        "get_adcp_capabilities",
+        "get_products",
+        "list_creative_formats",
+        "list_authorized_properties",
+        "get_signals",
+    }
+)
+
+
+def _headers() -> dict[str, str]:
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return {}
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def presented_token(headers: dict[str, str]) -> str | None:
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+    return headers.get("x-adcp-auth")
+
+
+def _tenant_hint(headers: dict[str, str], default: str | None) -> str | None:
+    if headers.get("x-adcp-tenant"):
+        return headers["x-adcp-tenant"]
+    host = headers.get("host", "").split(":")[0]
+    labels = host.split(".")
+    if len(labels) > 2 and not host.replace(".", "").isdigit():
+        return labels[0]
+    return default
+
+
+def validation_errors(exc: ValidationError) -> list[AdcpError]:
+    out: list[AdcpError] = []
+    for err in exc.errors()[:10]:
+        loc = ".".join(str(p) for p in err["loc"])
+        missing = err["type"] == "missing"
+        out.append(
+            AdcpError(
+                "INVALID_REQUEST" if missing else "VALIDATION_ERROR",
+                f"'{loc}' is required." if missing else f"'{loc}': {err['msg']}.",
+                field=loc or None,
+            )
+        )
+    return out or [AdcpError("INVALID_REQUEST", "The arguments are not valid.")]
+
+
+class AdcpMiddleware(Middleware):
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    async def _resolve(self, tool_name: str) -> identity.Caller:
+        headers = _headers()
+        token = presented_token(headers)
+        if token is not None:
+            return await identity.authenticate(self.state.db, token)
+        if tool_name not in PUBLIC_TOOLS:
+            raise AdcpError(
+                "AUTH_REQUIRED",
+                f"'{tool_name}' needs an authenticated buyer.",
+                suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
+            )
+        return await identity.anonymous(
+            self.state.db, _tenant_hint(headers, self.state.default_tenant)
+        )
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        params = context.message
+        arguments = dict(params.arguments or {})
+        echo = arguments.get("context")
+        server = context.fastmcp_context.fastmcp if context.fastmcp_context else None
+        tool = await server.get_tool(params.name) if server else None
+        if tool is None:
+            return _with_context(error_result([_unknown_tool(params.name)]), echo)
+        declared = set(tool.parameters.get("properties", {}))
+        dropped = sorted(set(arguments) - declared)
+        if dropped:
+            arguments = {k: v for k, v in arguments.items() if k in declared}
+            log.debug("tool %s: ignoring undeclared arguments %s", params.name, dropped)
+        try:
+            caller = await self._resolve(params.name)
+        except AdcpError as exc:
+            return _with_context(error_result([exc]), echo)
+        token = set_caller(caller)
+        try:
+            result = await call_next(
+                context.copy(message=params.model_copy(update={"arguments": arguments}))
+            )
+        except FastMCPValidationError as exc:
+            cause = exc.__cause__
+            errors = (
+                validation_errors(cause)
+                if isinstance(cause, ValidationError)
+                else [AdcpError("INVALID_REQUEST", "The arguments are not valid.")]
+            )
+            result = error_result(errors)
+        except ValidationError as exc:
+            result = error_result(validation_errors(exc))
+        except NotFoundError:
+            result = error_result([_unknown_tool(params.name)])
+        except ToolError:
+            # An unexpected failure inside a tool: fastmcp has logged it with its
+            # traceback; the buyer gets a typed, retryable error and no internals.
+            result = error_result(
+                [
+                    AdcpError(
+                        "SERVICE_UNAVAILABLE",
+                        f"'{params.name}' failed unexpectedly; the publisher has been notified.",
+                        recovery="transient",
+                    )
+                ]
+            )
+        finally:
+            reset_caller(token)
+        return _with_context(result, echo)
+
+
+def _unknown_tool(name: str) -> AdcpError:
+    return AdcpError("INVALID_REQUEST", f"Unknown tool '{name}'.", field="name")
+
+
+def _with_context(result: ToolResult, echo: Any) -> ToolResult:
+    """AdCP context passthrough: the buyer's ``context`` comes back unchanged."""
+    if echo is not None and isinstance(result.structured_content, dict):
+        result.structured_content.setdefault("context", echo)
+    return result

@@ -1,0 +1,68 @@
+"""Argument models shared by tools. Unknown keys inside these objects are tolerated
+(newer AdCP minors add fields); the fields we act on are validated strictly."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class FormatRef(_Open):
+    agent_url: str | None = None
+    id: str = Field(min_length=1, description="Format id, e.g. 'display_300x250'.")
+
+
+class BudgetRange(_Open):
+    min: float | None = Field(default=None, ge=0)
+    max: float | None = Field(default=None, ge=0)
+    currency: str | None = None
+
+
+class ProductFilters(_Open):
+    delivery_type: Literal["guaranteed", "non_guaranteed"] | None = None
+    is_fixed_price: bool | None = None
+    pricing_currencies: list[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] | None = None
+    format_ids: list[FormatRef] | None = None
+    format_types: list[Literal["display", "video", "audio"]] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    budget_range: BudgetRange | None = None
+    countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = None
+    channels: list[str] | None = None
+
+
+SUPPORTED_FILTERS = frozenset(ProductFilters.model_fields)
+
+
+class Pagination(_Open):
+    max_results: int | None = Field(default=None, ge=1, le=100)
+    cursor: str | None = None
+
+
+class BrandRef(_Open):
+    domain: str | None = None
+    brand_id: str | None = None
+
+
+class AccountRef(_Open):
+    account_id: str | None = None
+    brand: BrandRef | None = None
+    operator: str | None = None
+    sandbox: bool | None = None
+
+
+class Destination(_Open):
+    type: Literal["agent", "platform"]
+    agent_url: str | None = None
+    platform: str | None = None
+    account: str | None = None
+
+
+def dump(model: BaseModel | None) -> dict[str, Any] | None:
+    return model.model_dump(mode="json", exclude_none=True) if model is not None else None

@@ -1,0 +1,113 @@
+"""Building MCP results: successes carry the AdCP payload as structured content (and as
+JSON text for clients that only read text); failures are AdCP error envelopes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from fastmcp.tools.base import ToolResult
+
+from adcp_agent import ADCP_VERSION
+from adcp_agent.errors import AdcpError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def ok(payload: dict[str, Any]) -> ToolResult:
+    payload = {"status": "completed", "adcp_version": ADCP_VERSION, **payload}
+    return ToolResult(
+        content=json.dumps(payload, separators=(",", ":"), default=str),
+        structured_content=payload,
+    )
+
+
+def error_result(errors: Sequence[AdcpError]) -> ToolResult:
+    first = errors[0]
+    payload: dict[str, Any] = {
+        "status": "failed",
+        "adcp_version": ADCP_VERSION,
+        "errors": [e.to_adcp() for e in errors],
+        "adcp_error": first.to_adcp(),
+    }
+    text = first.code + (f"[{first.field}]" if first.field else "") + f": {first.message}"
+    if first.suggestion:
+        text += f"\nSuggestion: {first.suggestion}"
+    return ToolResult(content=text, structured_content=payload, is_error=True)
+
+
+def adcp_errors_as_results(
+    fn: Callable[P, Awaitable[ToolResult]],
+) -> Callable[P, Awaitable[ToolResult]]:
+    """Domain errors are answers, not crashes: render them as AdCP error results."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ToolResult:
+        try:
+            return await fn(*args, **kwargs)
+        except AdcpError as exc:
+            return error_result([exc])
+
+    return wrapper
+
+
+# --- pagination: opaque, stable cursors (an offset plus a fingerprint of the query) ---
+
+MAX_PAGE = 100
+
+
+def paginate(
+    items: Sequence[T], pagination: dict[str, Any] | None, fingerprint: str, default: int = 50
+) -> tuple[list[T], dict[str, Any]]:
+    pagination = pagination or {}
+    limit = pagination.get("max_results") or default
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"max_results must be an integer from 1 to {MAX_PAGE}.",
+            field="pagination.max_results",
+        )
+    offset = 0
+    cursor = pagination.get("cursor")
+    if cursor:
+        offset = _decode_cursor(cursor, fingerprint)
+    page = list(items[offset : offset + limit])
+    has_more = offset + limit < len(items)
+    out: dict[str, Any] = {"has_more": has_more, "total_count": len(items)}
+    if has_more:
+        out["cursor"] = _encode_cursor(offset + limit, fingerprint)
+    return page, out
+
+
+def _encode_cursor(offset: int, fingerprint: str) -> str:
+    raw = json.dumps({"o": offset, "f": fingerprint[:16]}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fingerprint: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        offset = int(data["o"])
+        same_query = data["f"] == fingerprint[:16]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise AdcpError(
+            "INVALID_REQUEST", "The pagination cursor is not valid.", field="pagination.cursor"
+        ) from None
+    if not same_query or offset < 0:
+        raise AdcpError(
+            "INVALID_REQUEST",
+            "The cursor belongs to a different query; repeat the same filters or drop it.",
+            field="pagination.cursor",
+        )
+    return offset
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
