@@ -12,6 +12,7 @@ from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog
 from adcp_agent.state import AppState
+from adcp_agent_tools import wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.params import (
     SUPPORTED_FILTERS,
@@ -23,17 +24,28 @@ from adcp_agent_tools.params import (
     dump,
 )
 from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
-from adcp_agent_tools import wire
 
 READ_ONLY = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False}
 
 # Specialisms are claimed only when every tool they exercise is served here, so
 # conformance tooling never tests something we do not do.
 SPECIALISM_TOOLS = {
-    "sales-guaranteed": {"get_products", "create_media_buy", "update_media_buy", "get_media_buys",
-                         "get_media_buy_delivery", "sync_creatives"},
-    "sales-non-guaranteed": {"get_products", "create_media_buy", "update_media_buy",
-                             "get_media_buys", "get_media_buy_delivery", "sync_creatives"},
+    "sales-guaranteed": {
+        "get_products",
+        "create_media_buy",
+        "update_media_buy",
+        "get_media_buys",
+        "get_media_buy_delivery",
+        "sync_creatives",
+    },
+    "sales-non-guaranteed": {
+        "get_products",
+        "create_media_buy",
+        "update_media_buy",
+        "get_media_buys",
+        "get_media_buy_delivery",
+        "sync_creatives",
+    },
     "signal-owned": {"get_signals", "activate_signal"},
 }
 PROTOCOL_TOOLS = {"media_buy": {"get_products"}, "signals": {"get_signals"}}
@@ -106,8 +118,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
         buying_mode: Annotated[
             Literal["brief", "wholesale", "refine"] | None,
-            Field(description="'brief' (curated for the brief) or 'wholesale' (everything "
-                  "matching the filters, no brief). Defaults to 'brief' when a brief is given."),
+            Field(
+                description="'brief' (curated for the brief) or 'wholesale' (everything "
+                "matching the filters, no brief). Defaults to 'brief' when a brief is given."
+            ),
         ] = None,
         filters: Annotated[ProductFilters | None, Field(description="Hard filters.")] = None,
         brand: BrandRef | None = None,
@@ -230,14 +244,17 @@ def register(mcp: FastMCP, state: AppState) -> None:
         rendered = [wire.creative_format(f, agent_url=url) for f in formats]
         if asset_types:
             rendered = [
-                r for r in rendered
-                if {a["asset_type"] for a in r["assets"]} & set(asset_types)
+                r for r in rendered if {a["asset_type"] for a in r["assets"]} & set(asset_types)
             ]
         page, page_info = paginate(
             rendered,
             dump(pagination),
-            fingerprint("formats", caller.tenant_id, sorted(asset_types or []),
-                        sorted(ref.id for ref in format_ids or [])),
+            fingerprint(
+                "formats",
+                caller.tenant_id,
+                sorted(asset_types or []),
+                sorted(ref.id for ref in format_ids or []),
+            ),
         )
         return ok({"source": "publisher", "formats": page, "pagination": page_info})
 

@@ -69,8 +69,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         )
         if f.min_coverage_percentage is not None:
             matches = [
-                m for m in matches
-                if m.signal.coverage_percentage >= f.min_coverage_percentage
+                m for m in matches if m.signal.coverage_percentage >= f.min_coverage_percentage
             ]
         page, page_info = paginate(
             matches,
@@ -101,8 +100,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ],
         destinations: Annotated[
             list[Destination] | None,
-            Field(description="Where to activate. Owned signals activate on this "
-                  "publisher's own inventory: {type: 'agent', agent_url: <this agent>}."),
+            Field(
+                description="Where to activate. Owned signals activate on this "
+                "publisher's own inventory: {type: 'agent', agent_url: <this agent>}."
+            ),
         ] = None,
         action: Literal["activate", "deactivate"] = "activate",
         account: AccountRef | None = None,

@@ -88,8 +88,14 @@ def product(
 
 def _asset_formats(mime_types: list[str]) -> list[str]:
     ext = {
-        "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",
-        "video/mp4": "mp4", "audio/mpeg": "mp3", "audio/aac": "aac", "text/html": "html",
+        "image/png": "png",
+        "image/jpeg": "jpg",
+        "image/gif": "gif",
+        "image/webp": "webp",
+        "video/mp4": "mp4",
+        "audio/mpeg": "mp3",
+        "audio/aac": "aac",
+        "text/html": "html",
     }
     return [ext[m] for m in mime_types if m in ext]
 
@@ -97,44 +103,65 @@ def _asset_formats(mime_types: list[str]) -> list[str]:
 def creative_format(f: CreativeFormat, *, agent_url: str) -> dict[str, Any]:
     assets: list[dict[str, Any]] = []
     if f.kind == "display":
-        assets.append({
-            "item_type": "individual", "asset_id": "banner_image", "asset_type": "image",
-            "asset_role": "hero_image", "required": True,
-            "requirements": {
-                "min_width": f.width, "max_width": f.width, "min_height": f.height,
-                "max_height": f.height, "unit": "px",
-                "formats": [x for x in _asset_formats(f.mime_types) if x != "html"],
-                **({"max_file_size_kb": f.max_file_kb} if f.max_file_kb else {}),
-            },
-        })
+        assets.append(
+            {
+                "item_type": "individual",
+                "asset_id": "banner_image",
+                "asset_type": "image",
+                "asset_role": "hero_image",
+                "required": True,
+                "requirements": {
+                    "min_width": f.width,
+                    "max_width": f.width,
+                    "min_height": f.height,
+                    "max_height": f.height,
+                    "unit": "px",
+                    "formats": [x for x in _asset_formats(f.mime_types) if x != "html"],
+                    **({"max_file_size_kb": f.max_file_kb} if f.max_file_kb else {}),
+                },
+            }
+        )
     elif f.kind == "video":
-        assets.append({
-            "item_type": "individual", "asset_id": "video_file", "asset_type": "video",
-            "required": True,
-            "requirements": {
-                "min_width": f.width, "min_height": f.height,
-                "min_duration_ms": min(f.durations_s) * 1000,
-                "max_duration_ms": max(f.durations_s) * 1000,
-                "containers": _asset_formats(f.mime_types),
-                **({"max_file_size_kb": f.max_file_kb} if f.max_file_kb else {}),
-            },
-        })
+        assets.append(
+            {
+                "item_type": "individual",
+                "asset_id": "video_file",
+                "asset_type": "video",
+                "required": True,
+                "requirements": {
+                    "min_width": f.width,
+                    "min_height": f.height,
+                    "min_duration_ms": min(f.durations_s) * 1000,
+                    "max_duration_ms": max(f.durations_s) * 1000,
+                    "containers": _asset_formats(f.mime_types),
+                    **({"max_file_size_kb": f.max_file_kb} if f.max_file_kb else {}),
+                },
+            }
+        )
     else:
-        assets.append({
-            "item_type": "individual", "asset_id": "audio_file", "asset_type": "audio",
-            "required": True,
-            "requirements": {
-                "min_duration_ms": min(f.durations_s) * 1000,
-                "max_duration_ms": max(f.durations_s) * 1000,
-                "formats": _asset_formats(f.mime_types),
-                **({"max_file_size_kb": f.max_file_kb} if f.max_file_kb else {}),
-            },
-        })
-    assets.append({
-        "item_type": "individual", "asset_id": "clickthrough_url", "asset_type": "url",
-        "required": f.kind == "display",
-        "requirements": {"role": "clickthrough", "protocols": ["https", "http"]},
-    })
+        assets.append(
+            {
+                "item_type": "individual",
+                "asset_id": "audio_file",
+                "asset_type": "audio",
+                "required": True,
+                "requirements": {
+                    "min_duration_ms": min(f.durations_s) * 1000,
+                    "max_duration_ms": max(f.durations_s) * 1000,
+                    "formats": _asset_formats(f.mime_types),
+                    **({"max_file_size_kb": f.max_file_kb} if f.max_file_kb else {}),
+                },
+            }
+        )
+    assets.append(
+        {
+            "item_type": "individual",
+            "asset_id": "clickthrough_url",
+            "asset_type": "url",
+            "required": f.kind == "display",
+            "requirements": {"role": "clickthrough", "protocols": ["https", "http"]},
+        }
+    )
     out: dict[str, Any] = {
         "format_id": format_id(agent_url, f.format_id),
         "name": f.name,
@@ -159,9 +186,7 @@ def authorized_property(p: AuthorizedProperty) -> dict[str, Any]:
     }
 
 
-def signal(
-    s: Signal, *, agent_url: str, publisher_domain: str
-) -> dict[str, Any]:
+def signal(s: Signal, *, agent_url: str, publisher_domain: str) -> dict[str, Any]:
     deployment: dict[str, Any] = {"type": "agent", "agent_url": agent_url, "is_live": True}
     deployment["activation_key"] = {"type": "key_value", "key": "adcp_seg", "value": s.signal_id}
     out: dict[str, Any] = {

@@ -68,9 +68,9 @@ def _passes(
         if fixed != q.is_fixed_price:
             return None
         fit.append("fixed price" if fixed else "auction priced")
-    if q.currencies:
-        if not {o.get("currency") for o in product.pricing_options} & set(q.currencies):
-            return None
+    currencies = {o.get("currency") for o in product.pricing_options}
+    if q.currencies and not currencies & set(q.currencies):
+        return None
     if q.format_ids:
         if not set(q.format_ids) & set(product.format_ids):
             return None
@@ -117,7 +117,8 @@ def _document(product: Product, formats: dict[str, CreativeFormat]) -> Document:
             "name": product.name,
             "keywords": " ".join(product.keywords),
             "channels": " ".join(CHANNEL_WORDS.get(c, c) for c in product.channels)
-            + " " + " ".join(kinds),
+            + " "
+            + " ".join(kinds),
             "description": product.description,
         },
     )

@@ -16,9 +16,25 @@ from adcp_agent.services import audit
 
 # AdCP 3.1 channel enum (enums/channels.json).
 CHANNELS = (
-    "display", "olv", "social", "search", "ctv", "linear_tv", "radio", "streaming_audio",
-    "podcast", "dooh", "ooh", "print", "cinema", "email", "gaming", "retail_media",
-    "influencer", "affiliate", "product_placement",
+    "display",
+    "olv",
+    "social",
+    "search",
+    "ctv",
+    "linear_tv",
+    "radio",
+    "streaming_audio",
+    "podcast",
+    "dooh",
+    "ooh",
+    "print",
+    "cinema",
+    "email",
+    "gaming",
+    "retail_media",
+    "influencer",
+    "affiliate",
+    "product_placement",
 )
 
 
@@ -79,10 +95,27 @@ class FormatIn(_Strict):
 
 # AdCP 3.1 property identifier types (enums/identifier-types.json).
 IDENTIFIER_TYPES = (
-    "domain", "subdomain", "network_id", "ios_bundle", "android_package", "apple_app_store_id",
-    "google_play_id", "roku_store_id", "fire_tv_asin", "samsung_app_id", "apple_tv_bundle",
-    "bundle_id", "venue_id", "screen_id", "openooh_venue_type", "rss_url", "apple_podcast_id",
-    "spotify_collection_id", "podcast_guid", "station_id", "facility_id",
+    "domain",
+    "subdomain",
+    "network_id",
+    "ios_bundle",
+    "android_package",
+    "apple_app_store_id",
+    "google_play_id",
+    "roku_store_id",
+    "fire_tv_asin",
+    "samsung_app_id",
+    "apple_tv_bundle",
+    "bundle_id",
+    "venue_id",
+    "screen_id",
+    "openooh_venue_type",
+    "rss_url",
+    "apple_podcast_id",
+    "spotify_collection_id",
+    "podcast_guid",
+    "station_id",
+    "facility_id",
 )
 
 
@@ -94,8 +127,15 @@ class PropertyIdentifier(_Strict):
 class PropertyIn(_Strict):
     property_id: str = Field(pattern=r"^[a-z0-9_]{1,128}$")
     property_type: Literal[
-        "website", "mobile_app", "ctv_app", "desktop_app", "dooh", "podcast", "radio",
-        "linear_tv", "streaming_audio",
+        "website",
+        "mobile_app",
+        "ctv_app",
+        "desktop_app",
+        "dooh",
+        "podcast",
+        "radio",
+        "linear_tv",
+        "streaming_audio",
     ]
     name: str
     publisher_domain: str
@@ -143,16 +183,20 @@ async def load_catalog(
     sigs = [_parse(SignalIn, s, f"signals[{i}]") for i, s in enumerate(signals)]
     async with db.transaction() as session:
         known_formats = {f.format_id for f in fmts} | set(
-            (await session.exec(
-                select(CreativeFormat.format_id).where(CreativeFormat.tenant_id == tenant_id)
-            )).all()
+            (
+                await session.exec(
+                    select(CreativeFormat.format_id).where(CreativeFormat.tenant_id == tenant_id)
+                )
+            ).all()
         )
         known_props = {p.property_id for p in props} | set(
-            (await session.exec(
-                select(AuthorizedProperty.property_id).where(
-                    AuthorizedProperty.tenant_id == tenant_id
+            (
+                await session.exec(
+                    select(AuthorizedProperty.property_id).where(
+                        AuthorizedProperty.tenant_id == tenant_id
+                    )
                 )
-            )).all()
+            ).all()
         )
         for i, prod in enumerate(prods):
             for fid in prod.format_ids:
@@ -189,7 +233,13 @@ async def load_catalog(
             "signals": len(sigs),
         }
         audit.record(
-            session, None, "catalog.load", actor=actor, tenant_id=tenant_id,
-            target_type="tenant", target_id=tenant_id, details=counts,
+            session,
+            None,
+            "catalog.load",
+            actor=actor,
+            tenant_id=tenant_id,
+            target_type="tenant",
+            target_id=tenant_id,
+            details=counts,
         )
     return counts

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    "a an and are as at be by for from in into is it its of on or our over the their this "
-    "to we with want wants looking need needs campaign campaigns ads ad advertising buy "
-    "reach target targeting our us our i".split()
+    (
+        "a an and are as at be by for from in into is it its of on or our over the their this "
+        "to we with want wants looking need needs campaign campaigns ads ad advertising buy "
+        "reach target targeting us i"
+    ).split()
 )
 # Buyer words → the vocabulary publishers use in product data.
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -102,9 +104,7 @@ def bm25_rank(
     terms = expand_query(query)
     if not terms or not docs:
         return [Scored(d.doc_id, 0.0, {}) for d in docs]
-    tokenized = [
-        {name: tokenize(text) for name, text in doc.fields.items()} for doc in docs
-    ]
+    tokenized = [{name: tokenize(text) for name, text in doc.fields.items()} for doc in docs]
     bags = [Counter(t for toks in fields.values() for t in toks) for fields in tokenized]
     avg_len = sum(sum(b_.values()) for b_ in bags) / len(bags) or 1.0
     df = Counter(t for bag in bags for t in set(bag))
@@ -125,8 +125,11 @@ def bm25_rank(
                     weighted_tf += FIELD_WEIGHTS.get(name, 1.0) * tf
                     matched.setdefault(name, []).append(term)
             if weighted_tf:
-                score += idf * weighted_tf * (k1 + 1) / (
-                    weighted_tf + k1 * (1 - b + b * doc_len / avg_len)
+                score += (
+                    idf
+                    * weighted_tf
+                    * (k1 + 1)
+                    / (weighted_tf + k1 * (1 - b + b * doc_len / avg_len))
                 )
         out.append(Scored(doc.doc_id, round(score, 6), matched))
     return out

@@ -118,7 +118,9 @@ async def create_principal(
         if tenant is None or tenant.deleted_at is not None:
             raise AdcpError("NOT_FOUND", f"Tenant '{tenant_id}' was not found.", field="tenant_id")
         taken = (
-            await session.exec(select(Principal).where(Principal.token_hash == principal.token_hash))
+            await session.exec(
+                select(Principal).where(Principal.token_hash == principal.token_hash)
+            )
         ).first()
         if taken is not None:
             raise AdcpError("CONFLICT", "That token is already in use.", field="access_token")
@@ -137,7 +139,11 @@ async def create_principal(
 
 
 async def set_principal_token(
-    db: Database, *, tenant_id: str, principal_id: str, token: str | None = None,
+    db: Database,
+    *,
+    tenant_id: str,
+    principal_id: str,
+    token: str | None = None,
     actor: str = "admin",
 ) -> IssuedToken:
     """Replace a principal's token (rotation); the old one stops working at once."""

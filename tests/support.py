@@ -1,0 +1,132 @@
+"""Test helpers: a live server on 127.0.0.1, an MCP client over streamable HTTP, and
+the AdCP 3.1 schema oracle."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+
+from adcp_agent.config import Settings
+from adcp_agent.server import create_app, prepare
+from adcp_agent.state import AppState
+
+DEMO_TOKEN = "adcp_test_demo_token_0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    data_dir: Path
+    settings: Settings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp/"
+
+
+class ServerThread:
+    """uvicorn in a background thread with its own event loop."""
+
+    def __init__(self, settings: Settings, setup: Callable[[AppState], Any] | None = None):
+        self.settings = settings
+        self.setup = setup
+        self.server: uvicorn.Server | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+        self.setup_result: Any = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # surfaced by start()
+            self.error = exc
+
+    async def _main(self) -> None:
+        state = AppState.from_settings(self.settings)
+        startup = await prepare(state)
+        if self.setup is not None:
+            self.setup_result = await self.setup(state)
+        app = create_app(state, startup=startup)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.settings.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        await self.server.serve()
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        url = f"http://127.0.0.1:{self.settings.port}/health"
+        while time.monotonic() < deadline:
+            if self.error is not None:
+                raise RuntimeError("server failed to start") from self.error
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become healthy within 30 s")
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class ToolCall:
+    is_error: bool
+    data: dict[str, Any]
+
+    @property
+    def error_codes(self) -> list[str]:
+        return [e["code"] for e in self.data.get("errors", [])]
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return self.data["errors"][0]
+
+
+def mcp_client(
+    url: str,
+    token: str | None = None,
+    header: str = "authorization",
+    extra_headers: dict[str, str] | None = None,
+) -> Client:
+    headers = dict(extra_headers or {})
+    if token is not None:
+        headers[header] = f"Bearer {token}" if header == "authorization" else token
+    return Client(StreamableHttpTransport(url, headers=headers))
+
+
+async def call(client: Client, tool: str, args: dict[str, Any] | None = None) -> ToolCall:
+    result = await client.call_tool(tool, args or {}, raise_on_error=False)
+    assert result.structured_content is not None, f"{tool} returned no structured content"
+    return ToolCall(result.is_error, result.structured_content)
+
+
+def assert_valid(tool: str, payload: dict[str, Any]) -> None:
+    """The AdCP 3.1 conformance oracle (the official schemas in the `adcp` package)."""
+    from adcp.validation.schema_validator import validate_response
+
+    outcome = validate_response(tool, payload, version="3.1")
+    assert outcome.valid, [(i.pointer, i.message) for i in outcome.issues]

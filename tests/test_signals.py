@@ -1,0 +1,69 @@
+"""Signals: discovery ranking and idempotent, audited activation."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from adcp_agent.db.engine import create_database
+from adcp_agent.db.models import AuditLog, SignalActivation
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
+
+
+async def test_get_signals_ranks_by_spec_and_filters(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        cars = await call(client, "get_signals", {"signal_spec": "people shopping for a new car"})
+        contextual = await call(client, "get_signals", {"type": "contextual"})
+        cheap = await call(client, "get_signals", {"filters": {"max_cpm": 1.0}})
+        seed_alias = await call(client, "get_signals", {"query": "sports fans"})
+    for r in (cars, contextual, cheap, seed_alias):
+        assert not r.is_error
+        assert_valid("get_signals", r.data)
+    assert cars.data["signals"][0]["signal_agent_segment_id"] == "auto_intenders"
+    assert {s["signal_agent_segment_id"] for s in contextual.data["signals"]} == {
+        "ctx_live_sports",
+        "ctx_breaking_news",
+        "ctx_personal_finance",
+    }
+    assert all(s["pricing_options"][0]["cpm"] <= 1.0 for s in cheap.data["signals"])
+    assert seed_alias.data["signals"][0]["signal_agent_segment_id"] == "sports_enthusiasts"
+
+
+async def test_activate_signal_is_idempotent_and_audited(live: LiveServer) -> None:
+    args = {"signal_agent_segment_id": "new_parents", "idempotency_key": "act-0000000000000001"}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        first = await call(client, "activate_signal", args)
+        second = await call(client, "activate_signal", args)
+        platform = await call(
+            client,
+            "activate_signal",
+            {
+                "signal_agent_segment_id": "new_parents",
+                "destinations": [{"type": "platform", "platform": "the-trade-desk"}],
+            },
+        )
+    assert not first.is_error
+    assert_valid("activate_signal", first.data)
+    assert first.data == second.data
+    assert first.data["deployments"][0]["activation_key"]["value"] == "new_parents"
+    assert platform.error_codes == ["UNSUPPORTED_FEATURE"]
+    assert platform.error["field"] == "destinations[0].type"
+
+    db = create_database(live.settings.resolved_database_url())
+    try:
+        async with db.session() as session:
+            rows = (
+                await session.exec(
+                    select(SignalActivation).where(SignalActivation.signal_id == "new_parents")
+                )
+            ).all()
+            audits = (
+                await session.exec(
+                    select(AuditLog).where(
+                        AuditLog.action == "signal.activate", AuditLog.target_id == "new_parents"
+                    )
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    assert len(rows) == 1 and rows[0].principal_id == "demo_buyer"
+    assert len(audits) == 1 and audits[0].actor == "principal:demo_buyer"
