@@ -9,11 +9,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-import adcp_agent.db.models  # noqa: F401
 from adcp_agent.adapter_protocol import AdapterRegistry
+from adcp_agent.db import load_all_models
 from adcp_agent.db.engine import create_database
 from adcp_agent.db.migrate import current_revision, upgrade_to_head
 from adcp_agent.services.bootstrap import ensure_demo
+
+load_all_models()
 
 
 async def test_upgrade_from_empty_creates_every_table(tmp_path: Path) -> None:

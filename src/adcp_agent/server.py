@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
 from adcp_agent.db.migrate import upgrade_to_head
-from adcp_agent.rest.health import health
+from adcp_agent.rest.routes import build_routes
 from adcp_agent.services.bootstrap import DemoInfo, ensure_demo
 from adcp_agent.state import AppState
 
@@ -35,8 +35,10 @@ async def prepare(state: AppState) -> Startup:
 
 def create_app(state: AppState, *, startup: Startup | None = None) -> Starlette:
     from adcp_agent_tools import build_mcp
+    from adcp_agent_tools.executor import McpToolExecutor
 
     mcp = build_mcp(state)
+    executor = McpToolExecutor(mcp)
     mcp_app = mcp.http_app(path="/", stateless_http=True, json_response=True)
 
     @contextlib.asynccontextmanager
@@ -48,12 +50,10 @@ def create_app(state: AppState, *, startup: Startup | None = None) -> Starlette:
         await state.db.dispose()
 
     app = Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Mount("/mcp", app=mcp_app),
-        ],
+        routes=[*build_routes(state, executor), Mount("/mcp", app=mcp_app)],
         lifespan=lifespan,
     )
     app.state.adcp = state
     app.state.mcp = mcp
+    app.state.tools = executor
     return app

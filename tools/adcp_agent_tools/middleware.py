@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import identity
 from adcp_agent.state import AppState
-from adcp_agent_tools.caller import reset_caller, set_caller
+from adcp_agent_tools.caller import get_preset_caller, reset_caller, set_caller
 from adcp_agent_tools.results import error_result
 
 log = logging.getLogger("adcp_agent.tools")
@@ -88,16 +88,17 @@ class AdcpMiddleware(Middleware):
         self.state = state
 
     async def _resolve(self, tool_name: str) -> identity.Caller:
+        preset = get_preset_caller()
+        if preset is not None:
+            if not preset.authenticated and tool_name not in PUBLIC_TOOLS:
+                raise _auth_required(tool_name)
+            return preset
         headers = _headers()
         token = presented_token(headers)
         if token is not None:
             return await identity.authenticate(self.state.db, token)
         if tool_name not in PUBLIC_TOOLS:
-            raise AdcpError(
-                "AUTH_REQUIRED",
-                f"'{tool_name}' needs an authenticated buyer.",
-                suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
-            )
+            raise _auth_required(tool_name)
         return await identity.anonymous(
             self.state.db, _tenant_hint(headers, self.state.default_tenant)
         )
@@ -155,6 +156,14 @@ class AdcpMiddleware(Middleware):
         finally:
             reset_caller(token)
         return _with_context(result, echo)
+
+
+def _auth_required(tool_name: str) -> AdcpError:
+    return AdcpError(
+        "AUTH_REQUIRED",
+        f"'{tool_name}' needs an authenticated buyer.",
+        suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
+    )
 
 
 def _unknown_tool(name: str) -> AdcpError:

@@ -22,10 +22,13 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 async def upgrade_to_head(db: Database) -> None:
+    """Upgrade to every head: features add their tables on their own migration branch
+    (each revises ``0001``), so they can land in any order."""
+
     def _upgrade(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
     async with db.engine.begin() as conn:
         await conn.run_sync(_upgrade)
@@ -35,7 +38,8 @@ async def current_revision(db: Database) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     def _current(connection: Connection) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+        return ",".join(sorted(heads)) if heads else None
 
     async with db.engine.connect() as conn:
         return await conn.run_sync(_current)

@@ -9,7 +9,9 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import adcp_agent.db.models  # noqa: F401 - registers the tables on the metadata
+from adcp_agent.db import load_all_models
+
+load_all_models()
 
 target_metadata = SQLModel.metadata
 

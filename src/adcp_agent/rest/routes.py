@@ -1,0 +1,16 @@
+"""Every REST route, in one list. Feature modules contribute their routes here."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from adcp_agent.rest.health import health
+from adcp_agent.state import AppState
+from adcp_agent.tool_executor import ToolExecutor
+
+
+def build_routes(state: AppState, tools: ToolExecutor) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+    ]
+    return routes
