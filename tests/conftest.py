@@ -16,7 +16,12 @@ PRIVATE_TOKEN = "adcp_test_private_tenant_token_abcdef01"
 async def _second_tenants(state: AppState) -> dict[str, str]:
     """A second publisher (public discovery on) and a third that forbids anonymous use."""
     other = await tenants.create_tenant(
-        state.db, state.registry, name="Harbor Radio", subdomain="harbor", tenant_id="harbor"
+        state.db,
+        state.registry,
+        name="Harbor Radio",
+        subdomain="harbor",
+        tenant_id="harbor",
+        features={"account_approval": "manual"},
     )
     await catalog_admin.load_catalog(
         state.db,

@@ -61,3 +61,50 @@ async def test_restart_keeps_existing_data(tmp_path: Path) -> None:
     assert not second.created and second.token is None
     assert fixed.token == "adcp_fixed_demo_token_for_scripts_01"
     assert caller.principal_id == "demo_buyer"
+
+
+async def test_accounts_migration_backfills_default_accounts(tmp_path: Path) -> None:
+    """Principals created before accounts existed get a default account on upgrade."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from adcp_agent.db.migrate import alembic_config
+
+    db = create_database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+
+    def _to(rev: str):
+        def run(connection):  # type: ignore[no-untyped-def]
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, rev)
+
+        return run
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_to("0001"))
+        await conn.execute(
+            text(
+                "INSERT INTO tenants (tenant_id, name, subdomain, ad_server, adapter_config, "
+                "features, publisher_domains, public_discovery, created_at, updated_at) VALUES "
+                "('t1', 'T', 't1', 'mock', '{}', '{}', '[]', 1, '2026-01-01', '2026-01-01')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO principals (principal_id, tenant_id, name, token_hash, token_hint, "
+                "role, platform_mappings, created_at) VALUES ('p1', 't1', 'Old Buyer', 'h', "
+                "'adcp_', 'buyer', '{}', '2026-01-01')"
+            )
+        )
+    await upgrade_to_head(db)
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT a.name, a.is_default, l.principal_id FROM accounts a "
+                    "JOIN account_principals l ON l.account_id = a.account_id"
+                )
+            )
+        ).all()
+    await db.dispose()
+    assert rows == [("Old Buyer (default)", 1, "p1")]

@@ -1,16 +1,36 @@
 """The mock ad server: a deterministic in-process stand-in for a real one.
 
-Its capacity model reads each product's ``inventory`` block (``daily_impressions`` and
+It keeps orders, lines and creatives in memory with the same state rules a real ad server
+enforces (a paused line does not deliver, an archived order takes no changes), and its
+capacity model reads each product's ``inventory`` block (``daily_impressions`` and
 ``fill_rate``), so forecasts depend on the flight length and on what is already booked.
+Its state lives as long as the process; core keeps the durable record.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adcp_agent.adapter_protocol import Forecast, ForecastRequest, InventoryItem
+from adcp_agent.adapter_protocol import (
+    CreativeSpec,
+    DeliveryRow,
+    ExternalOrderState,
+    Forecast,
+    ForecastRequest,
+    InventoryItem,
+    LineAction,
+    LineChange,
+    LineSpec,
+    OrderAction,
+    OrderResult,
+    OrderSpec,
+)
+from adcp_agent.errors import AdcpError
 
 
 class MockConfig(BaseModel):
@@ -18,6 +38,35 @@ class MockConfig(BaseModel):
 
     network_name: str = Field(default="Mock Ad Server", max_length=200)
     fill_rate: float = Field(default=1.0, gt=0, le=1, description="Share of inventory sold.")
+    fail_on: list[str] = Field(
+        default_factory=list,
+        description="Operations that fail (create_order, update_line, ...): lets tests and "
+        "sandbox buyers see how upstream failures are handled.",
+    )
+
+
+@dataclass
+class _Line:
+    spec: LineSpec
+    status: str = "ready"  # ready | delivering | paused
+    creatives: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Order:
+    spec: OrderSpec
+    status: str  # draft | pending_approval | approved | delivering | paused | archived | canceled
+    lines: dict[str, _Line] = field(default_factory=dict)
+
+
+_ORDER_TRANSITIONS: dict[str, dict[str, str]] = {
+    "activate": {"draft": "delivering", "approved": "delivering", "delivering": "delivering"},
+    "approve": {"draft": "approved", "pending_approval": "approved", "approved": "approved"},
+    "pause": {"delivering": "paused", "approved": "paused", "paused": "paused"},
+    "resume": {"paused": "delivering", "delivering": "delivering"},
+    "archive": {s: "archived" for s in ("draft", "approved", "delivering", "paused", "archived")},
+    "cancel": {s: "canceled" for s in ("draft", "pending_approval", "approved", "paused")},
+}
 
 
 class MockAdapter:
@@ -26,6 +75,27 @@ class MockAdapter:
 
     def __init__(self, config: MockConfig | None = None) -> None:
         self.config = config or MockConfig()
+        self.orders: dict[str, _Order] = {}
+        self.creatives: dict[str, CreativeSpec] = {}
+
+    def _maybe_fail(self, operation: str) -> None:
+        if operation in self.config.fail_on:
+            raise AdcpError(
+                "SERVICE_UNAVAILABLE",
+                f"The ad server rejected {operation} (simulated outage).",
+                recovery="transient",
+                details={"ad_server": "mock", "operation": operation},
+            )
+
+    def _order(self, external_order_id: str) -> _Order:
+        order = self.orders.get(external_order_id)
+        if order is None:
+            raise AdcpError(
+                "REFERENCE_NOT_FOUND",
+                f"Order '{external_order_id}' does not exist on the ad server.",
+                details={"ad_server": "mock"},
+            )
+        return order
 
     async def health(self) -> bool:
         return True
@@ -46,3 +116,117 @@ class MockAdapter:
         capacity = int(daily * fill * seconds / 86_400)
         available = max(capacity - request.reserved_impressions, 0)
         return Forecast(available_impressions=available, capacity_impressions=capacity)
+
+    async def create_order(self, spec: OrderSpec) -> OrderResult:
+        self._maybe_fail("create_order")
+        order_id = "mock_order_" + hashlib.sha256(spec.media_buy_id.encode()).hexdigest()[:12]
+        guaranteed = any(line.guaranteed for line in spec.lines)
+        order = _Order(spec, status="pending_approval" if guaranteed else "draft")
+        line_ids: dict[str, str] = {}
+        for i, line in enumerate(spec.lines, start=1):
+            line_id = f"{order_id}_l{i}"
+            order.lines[line_id] = _Line(line)
+            line_ids[line.package_id] = line_id
+        self.orders[order_id] = order
+        return OrderResult(order_id, line_ids)
+
+    async def add_line(self, external_order_id: str, line: LineSpec) -> str:
+        self._maybe_fail("add_line")
+        order = self._order(external_order_id)
+        line_id = f"{external_order_id}_l{len(order.lines) + 1}"
+        order.lines[line_id] = _Line(line)
+        return line_id
+
+    async def update_line(
+        self, external_order_id: str, external_line_id: str, change: LineChange
+    ) -> None:
+        self._maybe_fail("update_line")
+        order = self._order(external_order_id)
+        if order.status in ("archived", "canceled"):
+            raise AdcpError("INVALID_STATE", f"Order is {order.status} on the ad server.")
+        line = order.lines.get(external_line_id)
+        if line is None:
+            raise AdcpError("REFERENCE_NOT_FOUND", f"Line '{external_line_id}' not found.")
+        updates = {
+            k: v
+            for k, v in {
+                "budget": change.budget,
+                "impressions_goal": change.impressions_goal,
+                "rate": change.rate,
+                "end": change.end,
+                "targeting": change.targeting,
+            }.items()
+            if v is not None
+        }
+        line.spec = replace(line.spec, **updates)
+
+    async def order_action(self, external_order_id: str, action: OrderAction) -> None:
+        self._maybe_fail(f"order_{action}")
+        order = self._order(external_order_id)
+        target = _ORDER_TRANSITIONS[action].get(order.status)
+        if target is None:
+            raise AdcpError(
+                "INVALID_STATE",
+                f"The ad server cannot {action} an order that is {order.status}.",
+                details={"ad_server": "mock", "status": order.status},
+            )
+        order.status = target
+
+    async def line_action(
+        self, external_order_id: str, external_line_id: str, action: LineAction
+    ) -> None:
+        self._maybe_fail(f"line_{action}")
+        order = self._order(external_order_id)
+        line = order.lines.get(external_line_id)
+        if line is None:
+            raise AdcpError("REFERENCE_NOT_FOUND", f"Line '{external_line_id}' not found.")
+        line.status = "paused" if action == "pause" else "ready"
+
+    async def upload_creative(self, spec: CreativeSpec) -> str:
+        self._maybe_fail("upload_creative")
+        creative_id = "mock_cr_" + hashlib.sha256(spec.creative_id.encode()).hexdigest()[:12]
+        self.creatives[creative_id] = spec
+        return creative_id
+
+    async def assign_creative(
+        self, external_order_id: str, external_line_id: str, external_creative_id: str
+    ) -> None:
+        self._maybe_fail("assign_creative")
+        order = self._order(external_order_id)
+        line = order.lines.get(external_line_id)
+        if line is None or external_creative_id not in self.creatives:
+            raise AdcpError("REFERENCE_NOT_FOUND", "Line or creative not found on ad server.")
+        line.creatives.add(external_creative_id)
+
+    async def get_delivery(
+        self, external_order_id: str, start: date, end: date
+    ) -> list[DeliveryRow]:
+        """Even delivery of each line's budget across its flight, for the days that have
+        passed while the order was delivering. The simulator in core supersedes this
+        for mock tenants; this keeps the adapter contract whole."""
+        order = self._order(external_order_id)
+        if order.status not in ("delivering", "paused", "archived"):
+            return []
+        today = datetime.now(UTC).date()
+        rows: list[DeliveryRow] = []
+        for line_id, line in order.lines.items():
+            spec = line.spec
+            days = max((spec.end.date() - spec.start.date()).days, 1)
+            daily_spend = spec.budget / days
+            daily_imps = int(daily_spend / spec.rate * 1000) if spec.rate else 0
+            day = max(start, spec.start.date())
+            while day <= min(end, spec.end.date(), today - timedelta(days=1)):
+                rows.append(DeliveryRow(line_id, day, daily_imps, 0, 0, round(daily_spend, 2)))
+                day += timedelta(days=1)
+        return rows
+
+    async def sync_orders(self, external_order_ids: list[str]) -> list[ExternalOrderState]:
+        return [
+            ExternalOrderState(
+                oid,
+                self.orders[oid].status,
+                {lid: line.status for lid, line in self.orders[oid].lines.items()},
+            )
+            for oid in external_order_ids
+            if oid in self.orders
+        ]

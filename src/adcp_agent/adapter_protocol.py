@@ -3,14 +3,19 @@
 Adapters are plugins: each is registered under the ``adcp_agent.adapters`` entry-point
 group and loaded only when a tenant whose ``ad_server`` names it needs one. Core never
 imports a concrete adapter.
+
+Mapping, for every ad server: a media buy is an *order* (GAM Order, Kevel Campaign,
+Triton campaign); each package is a *line* (GAM LineItem, Kevel Flight, Triton flight);
+a creative is uploaded once and *assigned* to lines. All identifiers the ad server
+returns are kept by core and passed back on later calls.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,7 +26,7 @@ ENTRY_POINT_GROUP = "adcp_agent.adapters"
 
 @dataclass(frozen=True)
 class InventoryItem:
-    """One placement the ad server knows (ad unit, zone, station...)."""
+    """One placement the ad server knows (ad unit, placement, site, zone, station...)."""
 
     item_id: str
     name: str
@@ -37,6 +42,7 @@ class ForecastRequest:
     end: datetime
     targeting: dict[str, Any] = field(default_factory=dict)
     reserved_impressions: int = 0
+    implementation_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,116 @@ class Forecast:
     capacity_impressions: int
 
 
+@dataclass(frozen=True)
+class Targeting:
+    """Targeting normalised from the AdCP overlay; adapters translate it to their own."""
+
+    geo_countries: tuple[str, ...] = ()
+    geo_countries_exclude: tuple[str, ...] = ()
+    geo_regions: tuple[str, ...] = ()
+    geo_metros: tuple[str, ...] = ()
+    device_types: tuple[str, ...] = ()
+    # Activated signals as key-values: {"adcp_seg": ("auto_intenders", ...)}
+    key_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dayparts: tuple[str, ...] = ()
+    frequency_cap: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """One package as the ad server should book it."""
+
+    package_id: str
+    product_id: str
+    name: str
+    guaranteed: bool
+    pricing_model: str  # cpm | vcpm | cpc | cpcv | flat_rate
+    rate: float  # price per unit (fixed price, or bid for auctions)
+    currency: str
+    budget: float
+    impressions_goal: int | None
+    start: datetime
+    end: datetime
+    pacing: Literal["even", "asap", "front_loaded"]
+    targeting: Targeting
+    format_ids: tuple[str, ...]
+    implementation_config: dict[str, Any]  # the product's adapter-specific settings
+
+
+@dataclass(frozen=True)
+class OrderSpec:
+    media_buy_id: str
+    name: str
+    advertiser_name: str
+    # The principal's mapping on this ad server (e.g. {"gam_advertiser_id": "123"}).
+    advertiser_mapping: dict[str, Any]
+    start: datetime
+    end: datetime
+    total_budget: float
+    currency: str
+    po_number: str | None
+    lines: tuple[LineSpec, ...]
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    external_order_id: str
+    external_line_ids: dict[str, str]  # package_id -> ad server line id
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """A patch to one booked line; None means unchanged."""
+
+    budget: float | None = None
+    impressions_goal: int | None = None
+    rate: float | None = None
+    end: datetime | None = None
+    targeting: Targeting | None = None
+
+
+OrderAction = Literal["activate", "approve", "pause", "resume", "archive", "cancel"]
+LineAction = Literal["pause", "resume"]
+
+
+@dataclass(frozen=True)
+class CreativeSpec:
+    creative_id: str
+    name: str
+    format_id: str
+    kind: Literal["display", "video", "audio"]
+    asset_url: str | None
+    click_url: str | None
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    advertiser_mapping: dict[str, Any]
+    snippet: str | None = None  # HTML/VAST when the creative is a tag
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    external_line_id: str
+    day: date
+    impressions: int
+    clicks: int
+    completions: int
+    spend: float
+
+
+@dataclass(frozen=True)
+class ExternalOrderState:
+    external_order_id: str
+    status: str  # the ad server's own status word
+    line_statuses: dict[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class AdServerAdapter(Protocol):
     """What every ad server integration provides. Every call is async; adapters that
-    wrap blocking SDKs run them in a worker thread with a timeout."""
+    wrap blocking SDKs run them in a worker thread with a timeout. Failures raise
+    ``AdcpError`` (ad-server reason in ``details``); transient ones with
+    ``recovery="transient"``."""
 
     name: ClassVar[str]
     config_model: ClassVar[type[BaseModel]]
@@ -59,13 +171,39 @@ class AdServerAdapter(Protocol):
 
     async def forecast(self, request: ForecastRequest) -> Forecast: ...
 
+    async def create_order(self, spec: OrderSpec) -> OrderResult: ...
+
+    async def update_line(
+        self, external_order_id: str, external_line_id: str, change: LineChange
+    ) -> None: ...
+
+    async def add_line(self, external_order_id: str, line: LineSpec) -> str: ...
+
+    async def order_action(self, external_order_id: str, action: OrderAction) -> None: ...
+
+    async def line_action(
+        self, external_order_id: str, external_line_id: str, action: LineAction
+    ) -> None: ...
+
+    async def upload_creative(self, spec: CreativeSpec) -> str: ...
+
+    async def assign_creative(
+        self, external_order_id: str, external_line_id: str, external_creative_id: str
+    ) -> None: ...
+
+    async def get_delivery(
+        self, external_order_id: str, start: date, end: date
+    ) -> list[DeliveryRow]: ...
+
+    async def sync_orders(self, external_order_ids: list[str]) -> list[ExternalOrderState]: ...
+
 
 class AdapterRegistry:
     """Adapter classes by name, discovered from entry points (or registered directly,
     which tests use for fakes)."""
 
     def __init__(self) -> None:
-        self._classes: dict[str, type[AdServerAdapter]] = {}
+        self._classes: dict[str, Any] = {}
         self._loaded_entry_points = False
 
     def register(self, name: str, cls: type[AdServerAdapter]) -> None:
@@ -75,7 +213,7 @@ class AdapterRegistry:
         if self._loaded_entry_points:
             return
         for ep in entry_points(group=ENTRY_POINT_GROUP):
-            self._classes.setdefault(ep.name, _LazyClass(ep))  # type: ignore[arg-type]
+            self._classes.setdefault(ep.name, _LazyClass(ep))
         self._loaded_entry_points = True
 
     def names(self) -> list[str]:

@@ -6,7 +6,7 @@ from fastmcp import FastMCP
 
 from adcp_agent import __version__
 from adcp_agent.state import AppState
-from adcp_agent_tools import discovery, signals
+from adcp_agent_tools import accounts, discovery, signals
 from adcp_agent_tools.middleware import AdcpMiddleware
 
 INSTRUCTIONS = """\
@@ -26,4 +26,5 @@ def build_mcp(state: AppState) -> FastMCP:
     )
     discovery.register(mcp, state)
     signals.register(mcp, state)
+    accounts.register(mcp, state)
     return mcp

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import catalog
+from adcp_agent.services import accounts, catalog
+from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 from adcp_agent_tools import wire
 from adcp_agent_tools.caller import current_caller
@@ -139,6 +140,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         brief, each with `brief_relevance` explaining the match, its formats and pricing
         options (pricing_option_id is what create_media_buy needs)."""
         caller = current_caller()
+        await resolve_account(state, caller, account)
         mode = buying_mode or ("brief" if brief else "wholesale")
         if mode == "wholesale" and brief:
             raise AdcpError(
@@ -271,6 +273,20 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "properties": [wire.authorized_property(p) for p in properties],
             }
         )
+
+
+async def resolve_account(state: AppState, caller: Caller, account: AccountRef | None) -> None:
+    """Validate an optional `account` on a read: it must exist, be the caller's and be
+    usable — the same errors a buying call would give."""
+    if account is None:
+        return
+    if not caller.authenticated:
+        raise AdcpError(
+            "AUTH_REQUIRED",
+            "An account can only be named by an authenticated buyer.",
+            field="account",
+        )
+    await accounts.resolve(state.db, caller, dump(account))
 
 
 def _products_message(count: int, brief: str | None) -> str:

@@ -64,5 +64,15 @@ class Destination(_Open):
     account: str | None = None
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Field(
+        pattern=r"^[A-Za-z0-9_.:-]{16,255}$",
+        description="Client-chosen key (16-255 chars): a retry with the same key returns the "
+        "original result instead of acting twice.",
+    ),
+]
+
+
 def dump(model: BaseModel | None) -> dict[str, Any] | None:
     return model.model_dump(mode="json", exclude_none=True) if model is not None else None

@@ -14,7 +14,7 @@ from adcp_agent.services import signals as signal_service
 from adcp_agent.state import AppState
 from adcp_agent_tools import wire
 from adcp_agent_tools.caller import current_caller
-from adcp_agent_tools.discovery import READ_ONLY
+from adcp_agent_tools.discovery import READ_ONLY, resolve_account
 from adcp_agent_tools.params import AccountRef, Destination, Pagination, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
 
@@ -57,6 +57,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         relevance. Use a signal's `signal_agent_segment_id` with activate_signal and in
         a media buy's targeting."""
         caller = current_caller()
+        await resolve_account(state, caller, account)
         spec = signal_spec or query
         f = filters or SignalFilters()
         matches = await signal_service.search_signals(
@@ -112,6 +113,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         activating again returns the same activation. Then target it in create_media_buy
         (targeting_overlay.signals)."""
         caller = current_caller()
+        await resolve_account(state, caller, account)
         if action != "activate":
             raise AdcpError(
                 "UNSUPPORTED_FEATURE",

@@ -14,6 +14,7 @@ from adcp_agent.db.models import Principal, Tenant
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import audit
+from adcp_agent.services.accounts import new_default_account
 from adcp_agent.services.identity import TOKEN_PREFIX, hash_token, new_id, new_token
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -125,6 +126,11 @@ async def create_principal(
         if taken is not None:
             raise AdcpError("CONFLICT", "That token is already in use.", field="access_token")
         session.add(principal)
+        await session.flush()  # the default account references the principal row
+        account, link = new_default_account(tenant_id, principal)
+        session.add(account)
+        await session.flush()
+        session.add(link)
         audit.record(
             session,
             None,
