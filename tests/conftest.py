@@ -11,6 +11,8 @@ from tests.support import DEMO_TOKEN, LiveServer, ServerThread, free_port
 
 OTHER_TOKEN = "adcp_test_other_tenant_token_abcdef0123"
 PRIVATE_TOKEN = "adcp_test_private_tenant_token_abcdef01"
+ADMIN_TOKEN = "adcp_test_demo_admin_token_0123456789ab"
+SECOND_TOKEN = "adcp_test_demo_second_buyer_token_01234"
 
 
 async def _second_tenants(state: AppState) -> dict[str, str]:
@@ -85,6 +87,14 @@ async def _second_tenants(state: AppState) -> dict[str, str]:
         tenant_id="closed",
         name="Closed buyer",
         token=PRIVATE_TOKEN,
+    )
+    await tenants.create_principal(
+        state.db, tenant_id="demo", name="Riverside ad ops", token=ADMIN_TOKEN,
+        principal_id="demo_admin", role="admin",
+    )
+    await tenants.create_principal(
+        state.db, tenant_id="demo", name="Second buyer", token=SECOND_TOKEN,
+        principal_id="demo_second",
     )
     return {"other": "harbor", "closed": "closed"}
 

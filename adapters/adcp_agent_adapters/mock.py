@@ -4,14 +4,18 @@ It keeps orders, lines and creatives in memory with the same state rules a real 
 enforces (a paused line does not deliver, an archived order takes no changes), and its
 capacity model reads each product's ``inventory`` block (``daily_impressions`` and
 ``fill_rate``), so forecasts depend on the flight length and on what is already booked.
-Its state lives as long as the process; core keeps the durable record.
+Given a state file it persists its "ad server" state there (atomically, after every
+change), so a restarted server still finds the orders it booked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +54,8 @@ class _Line:
     spec: LineSpec
     status: str = "ready"  # ready | delivering | paused
     creatives: set[str] = field(default_factory=set)
+    daily_budget: float | None = None
+    device_bid_adjustments: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,18 +71,38 @@ _ORDER_TRANSITIONS: dict[str, dict[str, str]] = {
     "pause": {"delivering": "paused", "approved": "paused", "paused": "paused"},
     "resume": {"paused": "delivering", "delivering": "delivering"},
     "archive": {s: "archived" for s in ("draft", "approved", "delivering", "paused", "archived")},
-    "cancel": {s: "canceled" for s in ("draft", "pending_approval", "approved", "paused")},
+    "cancel": {
+        s: "canceled"
+        for s in ("draft", "pending_approval", "approved", "delivering", "paused", "canceled")
+    },
 }
 
 
 class MockAdapter:
     name: ClassVar[str] = "mock"
     config_model: ClassVar[type[BaseModel]] = MockConfig
+    wants_state_file: ClassVar[bool] = True
 
-    def __init__(self, config: MockConfig | None = None) -> None:
+    def __init__(self, config: MockConfig | None = None, *, state_file: Path | None = None):
         self.config = config or MockConfig()
+        self.state_file = state_file
         self.orders: dict[str, _Order] = {}
         self.creatives: dict[str, CreativeSpec] = {}
+        if state_file is not None and state_file.exists():
+            # Our own file, written by _save below; never a buyer-supplied input.
+            with state_file.open("rb") as fh:
+                self.orders, self.creatives = pickle.load(fh)  # noqa: S301
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump((self.orders, self.creatives), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.state_file)
 
     def _maybe_fail(self, operation: str) -> None:
         if operation in self.config.fail_on:
@@ -128,6 +154,7 @@ class MockAdapter:
             order.lines[line_id] = _Line(line)
             line_ids[line.package_id] = line_id
         self.orders[order_id] = order
+        self._save()
         return OrderResult(order_id, line_ids)
 
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
@@ -135,6 +162,7 @@ class MockAdapter:
         order = self._order(external_order_id)
         line_id = f"{external_order_id}_l{len(order.lines) + 1}"
         order.lines[line_id] = _Line(line)
+        self._save()
         return line_id
 
     async def update_line(
@@ -155,10 +183,16 @@ class MockAdapter:
                 "rate": change.rate,
                 "end": change.end,
                 "targeting": change.targeting,
+                "pacing": change.pacing,
             }.items()
             if v is not None
         }
         line.spec = replace(line.spec, **updates)
+        if change.daily_budget is not None:
+            line.daily_budget = change.daily_budget
+        if change.device_bid_adjustments is not None:
+            line.device_bid_adjustments = dict(change.device_bid_adjustments)
+        self._save()
 
     async def order_action(self, external_order_id: str, action: OrderAction) -> None:
         self._maybe_fail(f"order_{action}")
@@ -171,6 +205,7 @@ class MockAdapter:
                 details={"ad_server": "mock", "status": order.status},
             )
         order.status = target
+        self._save()
 
     async def line_action(
         self, external_order_id: str, external_line_id: str, action: LineAction
@@ -181,11 +216,13 @@ class MockAdapter:
         if line is None:
             raise AdcpError("REFERENCE_NOT_FOUND", f"Line '{external_line_id}' not found.")
         line.status = "paused" if action == "pause" else "ready"
+        self._save()
 
     async def upload_creative(self, spec: CreativeSpec) -> str:
         self._maybe_fail("upload_creative")
         creative_id = "mock_cr_" + hashlib.sha256(spec.creative_id.encode()).hexdigest()[:12]
         self.creatives[creative_id] = spec
+        self._save()
         return creative_id
 
     async def assign_creative(
@@ -197,6 +234,7 @@ class MockAdapter:
         if line is None or external_creative_id not in self.creatives:
             raise AdcpError("REFERENCE_NOT_FOUND", "Line or creative not found on ad server.")
         line.creatives.add(external_creative_id)
+        self._save()
 
     async def get_delivery(
         self, external_order_id: str, start: date, end: date

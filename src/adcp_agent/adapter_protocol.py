@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
@@ -117,6 +118,11 @@ class LineChange:
     rate: float | None = None
     end: datetime | None = None
     targeting: Targeting | None = None
+    pacing: Literal["even", "asap", "front_loaded"] | None = None
+    daily_budget: float | None = None
+    # Bid multipliers by device type in percent ({"mobile": -20.0}); auction lines only.
+    # Adapters whose ad server has no such control raise UNSUPPORTED_FEATURE.
+    device_bid_adjustments: dict[str, float] | None = None
 
 
 OrderAction = Literal["activate", "approve", "pause", "resume", "archive", "cancel"]
@@ -248,9 +254,15 @@ class AdapterRegistry:
                 field=f"adapter_config.{loc}" if loc else "adapter_config",
             ) from None
 
-    def create(self, name: str, config: dict[str, Any]) -> AdServerAdapter:
+    def create(
+        self, name: str, config: dict[str, Any], *, state_file: Path | None = None
+    ) -> AdServerAdapter:
+        """Instantiate an adapter. Adapters that keep local state (the mock ad server)
+        declare ``wants_state_file = True`` and get a file under the data dir."""
         cls = self.adapter_class(name)
         validated = self.validate_config(name, config)
+        if getattr(cls, "wants_state_file", False):
+            return cls(validated, state_file=state_file)  # type: ignore[call-arg]
         return cls(validated)  # type: ignore[call-arg]
 
 

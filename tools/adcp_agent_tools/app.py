@@ -6,12 +6,13 @@ from fastmcp import FastMCP
 
 from adcp_agent import __version__
 from adcp_agent.state import AppState
-from adcp_agent_tools import accounts, discovery, signals
+from adcp_agent_tools import accounts, discovery, media, media_update, signals, tasks
 from adcp_agent_tools.middleware import AdcpMiddleware
 
 INSTRUCTIONS = """\
 AdCP 3.1 sales agent for a publisher. Typical flow: get_adcp_capabilities → get_products
-(with a brief) → list_creative_formats → get_signals / activate_signal. Authenticate with
+(with a brief) → get_signals → get_avails → create_media_buy (guaranteed buys return a
+task: poll get_task_status) → get_media_buys / update_media_buy. Authenticate with
 'Authorization: Bearer <token>' (or 'x-adcp-auth'). Errors come back as AdCP `errors`
 with a code, the offending field and a suggestion."""
 
@@ -27,4 +28,7 @@ def build_mcp(state: AppState) -> FastMCP:
     discovery.register(mcp, state)
     signals.register(mcp, state)
     accounts.register(mcp, state)
+    media.register(mcp, state)
+    media_update.register(mcp, state)
+    tasks.register(mcp, state)
     return mcp

@@ -53,9 +53,6 @@ PROTOCOL_TOOLS = {"media_buy": {"get_products"}, "signals": {"get_signals"}}
 
 
 def register(mcp: FastMCP, state: AppState) -> None:
-    def agent_url() -> str:
-        return state.settings.base_url() + "/mcp"
-
     @mcp.tool(name="get_adcp_capabilities", annotations=READ_ONLY, output_schema=None)
     @adcp_errors_as_results
     async def get_adcp_capabilities(
@@ -206,7 +203,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             fingerprint("get_products", caller.tenant_id, caller.principal_id, query),
         )
         properties = {p.property_id: p for p in await catalog.list_properties(state.db, caller)}
-        url = agent_url()
+        url = state.agent_url
         payload: dict[str, Any] = {
             "message": _products_message(len(ranked), brief),
             "cache_scope": "account" if caller.authenticated else "public",
@@ -242,7 +239,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         if format_ids:
             wanted = {ref.id for ref in format_ids}
             formats = [f for f in formats if f.format_id in wanted]
-        url = agent_url()
+        url = state.agent_url
         rendered = [wire.creative_format(f, agent_url=url) for f in formats]
         if asset_types:
             rendered = [

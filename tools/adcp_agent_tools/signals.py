@@ -25,7 +25,7 @@ class SignalFilters(_Open):
 
 
 def register(mcp: FastMCP, state: AppState) -> None:
-    agent_url = state.settings.base_url() + "/mcp"
+    agent_url = state.agent_url
 
     async def publisher_domain() -> str:
         caller = current_caller()

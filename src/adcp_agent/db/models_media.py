@@ -1,0 +1,110 @@
+"""Media buys, their packages, async tasks (approvals) and idempotency records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from adcp_agent.db.types import json_column, ts_column, utcnow
+
+
+class MediaBuy(SQLModel, table=True):
+    __tablename__ = "media_buys"
+    __table_args__ = (Index("ix_media_buys_tenant_principal", "tenant_id", "principal_id"),)
+
+    media_buy_id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
+    principal_id: str = Field(foreign_key="principals.principal_id", max_length=64)
+    account_id: str = Field(foreign_key="accounts.account_id", index=True, max_length=64)
+    buyer_ref: str | None = Field(default=None, max_length=200)
+    brand: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
+    po_number: str | None = Field(default=None, max_length=100)
+    # pending_approval | live | paused | rejected | canceled  (wire status is derived
+    # from this and the flight dates: pending_start / active / completed)
+    state: str = Field(max_length=20, index=True)
+    guaranteed: bool = False
+    start_time: datetime = Field(sa_column=ts_column())
+    end_time: datetime = Field(sa_column=ts_column())
+    total_budget: float
+    currency: str = Field(default="USD", max_length=3)
+    pacing: str = Field(default="even", max_length=20)
+    daily_cap: float | None = None
+    ad_server: str = Field(max_length=40)
+    sandbox: bool = False
+    external_order_id: str | None = Field(default=None, max_length=128)
+    archived: bool = False
+    revision: int = 1  # bumped on every change; buyers may send it to detect races
+    rejection_reason: str | None = None
+    approved_by: str | None = Field(default=None, max_length=100)
+    approved_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class Package(SQLModel, table=True):
+    __tablename__ = "packages"
+
+    package_id: str = Field(primary_key=True, max_length=64)
+    media_buy_id: str = Field(foreign_key="media_buys.media_buy_id", index=True, max_length=64)
+    tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
+    product_id: str = Field(max_length=128, index=True)
+    buyer_ref: str | None = Field(default=None, max_length=200)
+    pricing_option_id: str = Field(max_length=64)
+    pricing_model: str = Field(default="cpm", max_length=20)
+    rate: float  # fixed price, or the bid for auction pricing
+    guaranteed: bool = False
+    budget: float
+    impressions_goal: int | None = None
+    pacing: str = Field(default="even", max_length=20)  # even | asap | front_loaded
+    paused: bool = False
+    targeting: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    # Device bid multipliers in percent ({"mobile": -20}), from adjust_bid operations.
+    bid_adjustments: dict[str, float] = Field(default_factory=dict, sa_column=json_column())
+    creative_ids: list[str] = Field(default_factory=list, sa_column=json_column())
+    format_ids: list[str] = Field(default_factory=list, sa_column=json_column())
+    external_line_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class Task(SQLModel, table=True):
+    """Asynchronous work a buyer can poll: approvals now, slow adapters later."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_tenant_principal", "tenant_id", "principal_id"),)
+
+    task_id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
+    principal_id: str = Field(foreign_key="principals.principal_id", max_length=64)
+    task_type: str = Field(max_length=40)  # create_media_buy | update_media_buy | ...
+    # submitted | working | input-required | completed | failed | canceled | rejected
+    status: str = Field(max_length=20, index=True)
+    media_buy_id: str | None = Field(default=None, max_length=64, index=True)
+    message: str | None = None
+    result: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
+    error: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
+    decided_by: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """One row per (caller, tool, key): the request fingerprint and the response that
+    was acknowledged, so a retry returns it instead of acting twice."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("tenant_id", "principal_id", "tool", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(max_length=64)
+    principal_id: str = Field(max_length=64)
+    tool: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    status: str = Field(max_length=20)  # in_flight | completed
+    response: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())

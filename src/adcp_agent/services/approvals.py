@@ -1,0 +1,191 @@
+"""Human-in-the-loop: tasks a buyer can poll, and the publisher's approval decisions.
+
+Only a tenant admin (the admin API, the CLI, or a principal with role ``admin``) may
+decide, and never on work its own principal submitted: a buyer cannot approve itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+
+from adcp_agent.db.models import Tenant
+from adcp_agent.db.models_media import MediaBuy, Task
+from adcp_agent.db.types import utcnow
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import audit
+from adcp_agent.services.identity import Caller
+from adcp_agent.state import AppState
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Who decides: ``actor`` is recorded; ``principal_id`` is set when a principal (role
+    admin) decides through MCP, so self-approval can be refused."""
+
+    tenant_id: str
+    actor: str
+    principal_id: str | None = None
+
+
+def approver_for(caller: Caller) -> Approver:
+    if caller.role != "admin":
+        raise AdcpError(
+            "PERMISSION_DENIED",
+            "Only the publisher's admins can approve or reject orders.",
+            suggestion="Wait for the publisher; poll get_task_status.",
+        )
+    return Approver(caller.tenant_id, caller.actor, caller.principal_id)
+
+
+async def _task(state: AppState, tenant_id: str, task_id: str) -> Task:
+    async with state.db.session() as session:
+        task = await session.get(Task, task_id)
+    if task is None or task.tenant_id != tenant_id:
+        raise AdcpError("REFERENCE_NOT_FOUND", f"Task '{task_id}' was not found.", field="task_id")
+    return task
+
+
+async def pending_task_for(state: AppState, tenant_id: str, media_buy_id: str) -> Task:
+    async with state.db.session() as session:
+        task = (
+            await session.exec(
+                select(Task).where(
+                    Task.tenant_id == tenant_id,
+                    Task.media_buy_id == media_buy_id,
+                    Task.status == "submitted",
+                )
+            )
+        ).first()
+    if task is None:
+        raise AdcpError(
+            "INVALID_STATE",
+            f"Media buy '{media_buy_id}' has no order awaiting approval.",
+            field="media_buy_id",
+        )
+    return task
+
+
+async def decide(
+    state: AppState, approver: Approver, task_id: str, *, approve: bool, reason: str | None = None
+) -> tuple[Task, MediaBuy]:
+    task = await _task(state, approver.tenant_id, task_id)
+    if approver.principal_id is not None and approver.principal_id == task.principal_id:
+        raise AdcpError(
+            "PERMISSION_DENIED",
+            "A principal cannot approve or reject its own order.",
+            field="task_id",
+        )
+    if task.status != "submitted" or task.media_buy_id is None:
+        raise AdcpError(
+            "INVALID_STATE",
+            f"Task '{task_id}' is {task.status}; only submitted tasks can be decided.",
+            field="task_id",
+        )
+    async with state.db.session() as session:
+        buy = await session.get(MediaBuy, task.media_buy_id)
+        tenant = await session.get(Tenant, approver.tenant_id)
+    assert buy is not None and tenant is not None
+    if buy.state != "pending_approval":
+        raise AdcpError(
+            "INVALID_STATE",
+            f"Media buy '{buy.media_buy_id}' is not awaiting approval.",
+            field="task_id",
+        )
+    if approve:
+        adapter = state.adapters.get(tenant, buy.ad_server)
+        await adapter.order_action(buy.external_order_id or "", "approve")
+        await adapter.order_action(buy.external_order_id or "", "activate")
+    async with state.db.transaction() as session:
+        stored_buy = await session.get(MediaBuy, buy.media_buy_id)
+        stored_task = await session.get(Task, task_id)
+        assert stored_buy is not None and stored_task is not None
+        now = utcnow()
+        stored_buy.state = "live" if approve else "rejected"
+        stored_buy.revision += 1
+        stored_buy.updated_at = now
+        if approve:
+            stored_buy.approved_by = approver.actor
+            stored_buy.approved_at = now
+        else:
+            stored_buy.rejection_reason = reason
+        stored_task.status = "completed" if approve else "rejected"
+        stored_task.decided_by = approver.actor
+        stored_task.updated_at = now
+        stored_task.message = (
+            f"Approved by the publisher; media buy {buy.media_buy_id} is booked."
+            if approve
+            else f"The publisher declined this order: {reason or 'no reason given'}."
+        )
+        if approve:
+            stored_task.result = {"media_buy_id": buy.media_buy_id}
+        else:
+            stored_task.error = {
+                "code": "TERMS_REJECTED",
+                "message": f"The publisher declined the order: {reason or 'no reason given'}.",
+            }
+        session.add(stored_buy)
+        session.add(stored_task)
+        audit.record(
+            session,
+            None,
+            "media_buy.approve" if approve else "media_buy.reject",
+            actor=approver.actor,
+            tenant_id=approver.tenant_id,
+            target_type="media_buy",
+            target_id=buy.media_buy_id,
+            before={"state": "pending_approval"},
+            after={"state": stored_buy.state},
+            details={"task_id": task_id, "reason": reason},
+        )
+    return stored_task, stored_buy
+
+
+async def get_task(state: AppState, caller: Caller, task_id: str) -> Task:
+    caller.require_principal()
+    task = await _task(state, caller.tenant_id, task_id)
+    if task.principal_id != caller.principal_id and caller.role != "admin":
+        raise AdcpError("REFERENCE_NOT_FOUND", f"Task '{task_id}' was not found.", field="task_id")
+    return task
+
+
+async def list_tasks(
+    state: AppState,
+    caller: Caller,
+    *,
+    statuses: Sequence[str] = (),
+    task_types: Sequence[str] = (),
+    task_ids: Sequence[str] = (),
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    newest_first: bool = True,
+) -> list[Task]:
+    caller.require_principal()
+    async with state.db.session() as session:
+        stmt = select(Task).where(
+            Task.tenant_id == caller.tenant_id, Task.principal_id == caller.principal_id
+        )
+        if statuses:
+            stmt = stmt.where(Task.status.in_(list(statuses)))  # type: ignore[attr-defined]
+        if task_types:
+            stmt = stmt.where(Task.task_type.in_(list(task_types)))  # type: ignore[attr-defined]
+        if task_ids:
+            stmt = stmt.where(Task.task_id.in_(list(task_ids)))  # type: ignore[attr-defined]
+        if created_after:
+            stmt = stmt.where(Task.created_at >= created_after)
+        if created_before:
+            stmt = stmt.where(Task.created_at < created_before)
+        order = Task.created_at.desc() if newest_first else Task.created_at.asc()  # type: ignore[attr-defined]
+        return list((await session.exec(stmt.order_by(order, Task.task_id))).all())
+
+
+async def pending(state: AppState, tenant_id: str | None = None) -> list[Task]:
+    """The publisher's approval queue (admin API and CLI)."""
+    async with state.db.session() as session:
+        stmt = select(Task).where(Task.status == "submitted")
+        if tenant_id:
+            stmt = stmt.where(Task.tenant_id == tenant_id)
+        return list((await session.exec(stmt.order_by(Task.created_at))).all())

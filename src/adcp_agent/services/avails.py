@@ -1,0 +1,153 @@
+"""Availability: what each product can still deliver in a flight, after what existing
+buys already reserved. Capacity comes from the tenant's adapter (``forecast``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+
+from adcp_agent.adapter_protocol import ForecastRequest
+from adcp_agent.db.models import Product, Signal, Tenant
+from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import targeting as targeting_rules
+from adcp_agent.services.catalog import min_spend
+from adcp_agent.services.identity import Caller
+from adcp_agent.state import AppState
+
+# Buys in these states hold inventory.
+RESERVING = ("provisioning", "pending_approval", "live", "paused")
+
+
+@dataclass(frozen=True)
+class Avail:
+    product: Product
+    price: float  # fixed price, or the floor for auctions
+    fixed: bool
+    capacity_impressions: int
+    reserved_impressions: int
+    available_impressions: int  # after reservations and the targeting overlay
+    deliverable_budget: float
+    min_spend: float
+
+
+def rate_of(option: dict) -> tuple[float, bool]:
+    if option.get("fixed_price") is not None:
+        return float(option["fixed_price"]), True
+    return float(option["floor_price"]), False
+
+
+def overlap_share(start: datetime, end: datetime, pstart: datetime, pend: datetime) -> float:
+    """Share of a package's flight that falls inside [start, end)."""
+    total = (pend - pstart).total_seconds()
+    if total <= 0:
+        return 0.0
+    lo, hi = max(start, pstart), min(end, pend)
+    return max((hi - lo).total_seconds(), 0.0) / total
+
+
+async def reserved(
+    state: AppState,
+    tenant_id: str,
+    product_id: str,
+    start: datetime,
+    end: datetime,
+    *,
+    exclude_media_buy: str | None = None,
+) -> int:
+    async with state.db.session() as session:
+        stmt = (
+            select(Package, MediaBuy)
+            .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
+            .where(
+                Package.tenant_id == tenant_id,
+                Package.product_id == product_id,
+                MediaBuy.state.in_(RESERVING),  # type: ignore[attr-defined]
+                MediaBuy.start_time < end,
+                MediaBuy.end_time > start,
+            )
+        )
+        rows = (await session.exec(stmt)).all()
+    total = 0.0
+    for package, buy in rows:
+        if buy.media_buy_id == exclude_media_buy or not package.impressions_goal:
+            continue
+        total += package.impressions_goal * overlap_share(start, end, buy.start_time, buy.end_time)
+    return int(total)
+
+
+async def check(
+    state: AppState,
+    caller: Caller,
+    tenant: Tenant,
+    product_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    overlay: dict | None,
+    *,
+    exclude_media_buy: str | None = None,
+) -> list[Avail]:
+    if end <= start:
+        raise AdcpError(
+            "VALIDATION_ERROR", "The flight must end after it starts.", field="flight_end_date"
+        )
+    async with state.db.session() as session:
+        products = {
+            p.product_id: p
+            for p in (
+                await session.exec(
+                    select(Product).where(
+                        Product.tenant_id == caller.tenant_id,
+                        Product.product_id.in_(list(product_ids)),  # type: ignore[attr-defined]
+                    )
+                )
+            ).all()
+        }
+        signals = (
+            await session.exec(select(Signal).where(Signal.tenant_id == caller.tenant_id))
+        ).all()
+    coverage = {s.signal_id: s.coverage_percentage for s in signals}
+    adapter = state.adapters.get(tenant, state.adapters.choose(tenant, sandbox=False))
+    out: list[Avail] = []
+    for i, pid in enumerate(product_ids):
+        product = products.get(pid)
+        if product is None or (not product.is_public and not caller.authenticated):
+            raise AdcpError(
+                "PRODUCT_NOT_FOUND",
+                f"Product '{pid}' was not found.",
+                field=f"product_ids[{i}]",
+                suggestion="Call get_products for valid ids.",
+            )
+        data = targeting_rules.validate(overlay, product, set(coverage), "targeting_overlay")
+        held = await reserved(
+            state, caller.tenant_id, pid, start, end, exclude_media_buy=exclude_media_buy
+        )
+        forecast = await adapter.forecast(
+            ForecastRequest(
+                product_id=pid,
+                inventory=product.inventory,
+                start=start,
+                end=end,
+                reserved_impressions=held,
+                implementation_config=product.implementation_config,
+            )
+        )
+        factor = targeting_rules.reach_factor(data, product, coverage)
+        available = int(forecast.available_impressions * factor)
+        price, fixed = rate_of(product.pricing_options[0])
+        out.append(
+            Avail(
+                product=product,
+                price=price,
+                fixed=fixed,
+                capacity_impressions=forecast.capacity_impressions,
+                reserved_impressions=held,
+                available_impressions=available,
+                deliverable_budget=round(available * price / 1000, 2),
+                min_spend=min_spend(product),
+            )
+        )
+    return out

@@ -1,0 +1,99 @@
+"""The media-buy state machine.
+
+Stored ``state``: provisioning (being booked; invisible) → pending_approval (guaranteed,
+awaiting the publisher's IO sign-off) → live ⇄ paused; terminal: rejected, canceled.
+The AdCP status buyers see is derived from the state and the flight dates:
+live → pending_start / active / completed; paused → paused (completed after end).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from adcp_agent.db.models_media import MediaBuy
+from adcp_agent.errors import AdcpError
+
+TERMINAL = {"rejected", "canceled"}
+
+# action -> the stored states it is allowed from
+ALLOWED: dict[str, set[str]] = {
+    "pause": {"live"},
+    "resume": {"paused"},
+    "cancel": {"pending_approval", "live", "paused"},
+    "approve": {"pending_approval"},
+    "reject": {"pending_approval"},
+    "submit_for_approval": {"rejected"},
+    "activate": {"live", "paused"},
+    "update": {"pending_approval", "live", "paused"},
+    "archive": {"live", "paused", "canceled", "rejected"},
+}
+
+
+def wire_status(buy: MediaBuy, now: datetime) -> str:
+    if buy.state == "canceled":
+        return "canceled"
+    if buy.state == "rejected":
+        return "rejected"
+    if buy.state in ("live", "paused") and now >= buy.end_time:
+        return "completed"
+    if buy.state == "paused":
+        return "paused"
+    if buy.state == "live":
+        return "active" if now >= buy.start_time else "pending_start"
+    return "pending_start"  # pending_approval / provisioning: not yet confirmed
+
+
+def is_completed(buy: MediaBuy, now: datetime) -> bool:
+    return wire_status(buy, now) == "completed"
+
+
+def allowed_actions(buy: MediaBuy, now: datetime) -> list[str]:
+    if buy.archived:
+        return []
+    out = [a for a, states in ALLOWED.items() if buy.state in states]
+    if is_completed(buy, now):
+        out = [a for a in out if a == "archive"]
+    elif "archive" in out and buy.state == "live":
+        out.remove("archive")  # a running buy is paused or finished before it is archived
+    return out
+
+
+def require(buy: MediaBuy, action: str, now: datetime, field: str | None = None) -> None:
+    """Raise INVALID_STATE unless ``action`` is legal now, naming what is."""
+    if action in allowed_actions(buy, now):
+        return
+    status = "archived" if buy.archived else wire_status(buy, now)
+    if buy.state == "pending_approval":
+        status = "pending_approval"
+    allowed = allowed_actions(buy, now)
+    raise AdcpError(
+        "INVALID_STATE",
+        f"Cannot {action.replace('_', ' ')} media buy '{buy.media_buy_id}' while it is "
+        f"{status}. Allowed now: {', '.join(allowed) if allowed else 'none'}.",
+        field=field,
+        details={"status": status, "allowed_actions": allowed},
+    )
+
+
+# AdCP valid_actions vocabulary (enums/media-buy-valid-action.json) for a buy.
+def adcp_valid_actions(buy: MediaBuy, now: datetime) -> list[str]:
+    allowed = allowed_actions(buy, now)
+    out: list[str] = []
+    if "pause" in allowed:
+        out.append("pause")
+    if "resume" in allowed:
+        out.append("resume")
+    if "cancel" in allowed:
+        out.append("cancel")
+    if "update" in allowed and buy.state != "pending_approval":
+        out += [
+            "increase_budget",
+            "decrease_budget",
+            "reallocate_budget",
+            "update_targeting",
+            "update_frequency_caps",
+            "update_pacing",
+            "extend_flight",
+            "shorten_flight",
+        ]
+    return out

@@ -1,0 +1,461 @@
+"""Creating media buys: validation, reservation check, booking through the adapter and
+committing — in that order, so nothing is acknowledged that is not both booked and
+durable, and nothing is left claiming success when the ad server said no."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import delete, select
+
+from adcp_agent.adapter_protocol import LineSpec, OrderSpec
+from adcp_agent.db.models import Principal, Product, Signal, Tenant
+from adcp_agent.db.models_accounts import Account
+from adcp_agent.db.models_media import MediaBuy, Package, Task
+from adcp_agent.db.types import utcnow
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import accounts, audit, avails
+from adcp_agent.services import signals as signal_service
+from adcp_agent.services import targeting as targeting_rules
+from adcp_agent.services.catalog import lead_days
+from adcp_agent.services.idempotency import Completion
+from adcp_agent.services.identity import Caller, new_id
+from adcp_agent.state import AppState
+
+log = logging.getLogger(__name__)
+START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
+
+
+@dataclass(frozen=True)
+class PackageRequest:
+    product_id: str
+    budget: float
+    pricing_option_id: str | None = None
+    bid_price: float | None = None
+    impressions: int | None = None
+    pacing: str | None = None
+    targeting: dict[str, Any] | None = None
+    creative_ids: Sequence[str] = ()
+    format_ids: Sequence[str] | None = None
+    buyer_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    packages: Sequence[PackageRequest]
+    start_time: datetime | None  # None = as soon as possible
+    end_time: datetime
+    account: dict[str, Any] | None = None
+    brand: dict[str, Any] | None = None
+    po_number: str | None = None
+    buyer_ref: str | None = None
+    pacing: str = "even"
+    total_budget: float | None = None
+    flat_form: bool = False  # seed-003 call: auction packages bid the floor
+
+
+@dataclass
+class Booking:
+    buy: MediaBuy
+    packages: list[Package]
+    task: Task | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+Render = Callable[[Booking], dict[str, Any]]
+
+
+def _field(i: int, name: str) -> str:
+    return f"packages[{i}].{name}"
+
+
+async def _tenant(state: AppState, tenant_id: str) -> Tenant:
+    async with state.db.session() as session:
+        tenant = await session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+    return tenant
+
+
+def _pricing(product: Product, req: PackageRequest, i: int) -> dict[str, Any]:
+    options = product.pricing_options
+    if req.pricing_option_id is None:
+        if len(options) == 1:
+            return options[0]
+        raise AdcpError(
+            "INVALID_REQUEST",
+            f"Product '{product.product_id}' has several pricing options; choose one.",
+            field=_field(i, "pricing_option_id"),
+            details={"pricing_option_ids": [o["pricing_option_id"] for o in options]},
+        )
+    for option in options:
+        if option["pricing_option_id"] == req.pricing_option_id:
+            return option
+    raise AdcpError(
+        "INVALID_REQUEST",
+        f"Pricing option '{req.pricing_option_id}' is not offered on '{product.product_id}'.",
+        field=_field(i, "pricing_option_id"),
+        suggestion="Use a pricing_option_id from get_products.",
+    )
+
+
+def _rate(option: dict[str, Any], req: PackageRequest, i: int, flat: bool, notes: list[str]):
+    price, fixed = avails.rate_of(option)
+    if fixed:
+        if req.bid_price is not None and req.bid_price != price:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"This pricing option is a fixed {price:.2f} {option.get('currency', 'USD')} "
+                "CPM; bid_price does not apply.",
+                field=_field(i, "bid_price"),
+            )
+        return price
+    if req.bid_price is None:
+        if not flat:
+            raise AdcpError(
+                "INVALID_REQUEST",
+                f"Auction pricing needs a bid_price of at least the {price:.2f} floor.",
+                field=_field(i, "bid_price"),
+            )
+        notes.append(f"packages[{i}] bids the floor price {price:.2f} (no bid was given).")
+        return price
+    if req.bid_price < price:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"bid_price {req.bid_price:.2f} is below the {price:.2f} floor.",
+            field=_field(i, "bid_price"),
+            details={"floor_price": price},
+        )
+    return float(req.bid_price)
+
+
+async def prepare(
+    state: AppState, caller: Caller, req: CreateRequest, *, now: datetime | None = None
+) -> tuple[Tenant, Account, Booking]:
+    """Validate a create request completely, before anything is written."""
+    principal_id = caller.require_principal()
+    now = now or datetime.now(UTC)
+    tenant = await _tenant(state, caller.tenant_id)
+    account = await accounts.resolve(state.db, caller, req.account)
+    start = req.start_time or now
+    if start < now - START_GRACE:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            "start_time is in the past.",
+            field="start_time",
+            suggestion="Use a future time, or 'asap'.",
+        )
+    if req.end_time <= start:
+        raise AdcpError("VALIDATION_ERROR", "end_time must be after start_time.", field="end_time")
+    if not req.packages:
+        raise AdcpError(
+            "INVALID_REQUEST", "A media buy needs at least one package.", field="packages"
+        )
+    async with state.db.session() as session:
+        wanted = list({p.product_id for p in req.packages})
+        products = {
+            p.product_id: p
+            for p in (
+                await session.exec(
+                    select(Product).where(
+                        Product.tenant_id == caller.tenant_id,
+                        Product.product_id.in_(wanted),  # type: ignore[attr-defined]
+                    )
+                )
+            ).all()
+        }
+        signal_ids = set(
+            (
+                await session.exec(
+                    select(Signal.signal_id).where(Signal.tenant_id == caller.tenant_id)
+                )
+            ).all()
+        )
+    buy_id = new_id("mb")
+    notes: list[str] = []
+    packages: list[Package] = []
+    for i, preq in enumerate(req.packages):
+        product = products.get(preq.product_id)
+        if product is None:
+            raise AdcpError(
+                "PRODUCT_NOT_FOUND",
+                f"Product '{preq.product_id}' was not found.",
+                field=_field(i, "product_id"),
+                suggestion="Call get_products for valid ids.",
+            )
+        option = _pricing(product, preq, i)
+        rate = _rate(option, preq, i, req.flat_form, notes)
+        floor = float(option.get("min_spend") or 0)
+        if preq.budget <= 0 or preq.budget < floor:
+            raise AdcpError(
+                "BUDGET_TOO_LOW",
+                f"Budget {preq.budget:,.2f} is below the {floor:,.2f} minimum for "
+                f"'{product.product_id}'.",
+                field=_field(i, "budget"),
+                details={"minimum_budget": floor, "currency": option.get("currency", "USD")},
+            )
+        earliest = now + timedelta(days=lead_days(product))
+        if start.date() < earliest.date():
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"'{product.product_id}' needs {lead_days(product)} days of lead time; the "
+                f"earliest start is {earliest.date().isoformat()}.",
+                field="start_time",
+            )
+        overlay = targeting_rules.validate(
+            preq.targeting, product, signal_ids, _field(i, "targeting_overlay")
+        )
+        formats = list(preq.format_ids or product.format_ids)
+        unknown = sorted(set(formats) - set(product.format_ids))
+        if unknown:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"'{product.product_id}' does not accept format(s) {', '.join(unknown)}.",
+                field=_field(i, "format_ids"),
+            )
+        if preq.creative_ids:
+            raise AdcpError(
+                "CREATIVE_NOT_FOUND",
+                f"Creative '{preq.creative_ids[0]}' was not found in your creative library.",
+                field=_field(i, "creative_ids"),
+                suggestion="Upload creatives with sync_creatives, then assign them.",
+            )
+        implied = int(preq.budget / rate * 1000)
+        if preq.impressions is not None and preq.impressions > implied:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"{preq.impressions:,} impressions cost more than the {preq.budget:,.2f} budget "
+                f"at {rate:.2f} CPM ({implied:,} max).",
+                field=_field(i, "impressions"),
+            )
+        packages.append(
+            Package(
+                package_id=new_id("pkg"),
+                media_buy_id=buy_id,
+                tenant_id=caller.tenant_id,
+                product_id=product.product_id,
+                buyer_ref=preq.buyer_ref,
+                pricing_option_id=option["pricing_option_id"],
+                pricing_model=option.get("pricing_model", "cpm"),
+                rate=rate,
+                guaranteed=product.delivery_type == "guaranteed",
+                budget=float(preq.budget),
+                impressions_goal=preq.impressions or implied,
+                pacing=preq.pacing or req.pacing,
+                targeting=overlay,
+                format_ids=formats,
+            )
+        )
+    total = round(sum(p.budget for p in packages), 2)
+    if req.total_budget is not None and abs(req.total_budget - total) > 0.01:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"total_budget {req.total_budget:,.2f} differs from the packages' sum {total:,.2f}.",
+            field="total_budget",
+        )
+    # Capacity: guaranteed packages must fit; auction packages may under-deliver.
+    for i, package in enumerate(packages):
+        [avail] = await avails.check(
+            state, caller, tenant, [package.product_id], start, req.end_time, package.targeting
+        )
+        if package.impressions_goal and package.impressions_goal > avail.available_impressions:
+            if package.guaranteed:
+                raise AdcpError(
+                    "PRODUCT_UNAVAILABLE",
+                    f"Only {avail.available_impressions:,} impressions of "
+                    f"'{package.product_id}' remain in this flight; "
+                    f"{package.impressions_goal:,} were requested.",
+                    field=_field(i, "budget"),
+                    details={"available_impressions": avail.available_impressions},
+                    suggestion="Lower the budget, widen targeting or change the dates.",
+                )
+            notes.append(
+                f"packages[{i}] may under-deliver: about {avail.available_impressions:,} "
+                "impressions are available in this flight."
+            )
+    buy = MediaBuy(
+        media_buy_id=buy_id,
+        tenant_id=caller.tenant_id,
+        principal_id=principal_id,
+        account_id=account.account_id,
+        buyer_ref=req.buyer_ref,
+        brand=req.brand,
+        po_number=req.po_number,
+        state="provisioning",
+        guaranteed=any(p.guaranteed for p in packages),
+        start_time=start,
+        end_time=req.end_time,
+        total_budget=total,
+        pacing=req.pacing,
+        ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
+        sandbox=account.sandbox,
+    )
+    return tenant, account, Booking(buy, packages, None, notes)
+
+
+def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
+    return LineSpec(
+        package_id=package.package_id,
+        product_id=package.product_id,
+        name=f"{buy.media_buy_id} {product.name}",
+        guaranteed=package.guaranteed,
+        pricing_model=package.pricing_model,
+        rate=package.rate,
+        currency=buy.currency,
+        budget=package.budget,
+        impressions_goal=package.impressions_goal,
+        start=buy.start_time,
+        end=buy.end_time,
+        pacing=package.pacing,  # type: ignore[arg-type]
+        targeting=targeting_rules.to_adapter(package.targeting),
+        format_ids=tuple(package.format_ids),
+        implementation_config=product.implementation_config,
+    )
+
+
+async def create(
+    state: AppState,
+    caller: Caller,
+    req: CreateRequest,
+    *,
+    completion: Completion,
+    render: Render,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    tenant, account, booking = await prepare(state, caller, req, now=now)
+    buy, packages = booking.buy, booking.packages
+    for sid in sorted({s for p in packages for s in targeting_rules.signals_of(p.targeting)}):
+        # Targeting an owned signal activates it for this buyer (idempotent).
+        await signal_service.activate(
+            state.db, caller, sid, [{"type": "agent", "agent_url": state.agent_url}]
+        )
+    async with state.db.transaction() as session:
+        session.add(buy)
+        await session.flush()
+        session.add_all(packages)
+        principal = await session.get(Principal, caller.principal_id)
+        products = {
+            p.product_id: p
+            for p in (
+                await session.exec(
+                    select(Product).where(
+                        Product.tenant_id == caller.tenant_id,
+                        Product.product_id.in_([p.product_id for p in packages]),  # type: ignore[attr-defined]
+                    )
+                )
+            ).all()
+        }
+    adapter = state.adapters.get(tenant, buy.ad_server)
+    spec = OrderSpec(
+        media_buy_id=buy.media_buy_id,
+        name=f"{account.name} {buy.media_buy_id}",
+        advertiser_name=account.advertiser or account.name,
+        advertiser_mapping=dict(principal.platform_mappings if principal else {}),
+        start=buy.start_time,
+        end=buy.end_time,
+        total_budget=buy.total_budget,
+        currency=buy.currency,
+        po_number=buy.po_number,
+        lines=tuple(line_spec(p, buy, products[p.product_id]) for p in packages),
+    )
+    try:
+        result = await adapter.create_order(spec)
+        if not buy.guaranteed:
+            await adapter.order_action(result.external_order_id, "activate")
+    except Exception as exc:
+        await _abandon(state, caller, buy, exc)
+        if isinstance(exc, AdcpError):
+            raise
+        log.exception("adapter %s failed creating %s", buy.ad_server, buy.media_buy_id)
+        raise AdcpError(
+            "SERVICE_UNAVAILABLE",
+            "The ad server could not book this media buy; nothing was created.",
+            recovery="transient",
+            details={"ad_server": buy.ad_server},
+        ) from exc
+    async with state.db.transaction() as session:
+        stored = await session.get(MediaBuy, buy.media_buy_id)
+        assert stored is not None
+        stored.external_order_id = result.external_order_id
+        stored.state = "pending_approval" if buy.guaranteed else "live"
+        stored.updated_at = utcnow()
+        session.add(stored)
+        for package in packages:
+            row = await session.get(Package, package.package_id)
+            assert row is not None
+            row.external_line_id = result.external_line_ids.get(package.package_id)
+            session.add(row)
+            package.external_line_id = row.external_line_id
+        if buy.guaranteed:
+            booking.task = Task(
+                task_id=new_id("task"),
+                tenant_id=caller.tenant_id,
+                principal_id=caller.principal_id or "",
+                task_type="create_media_buy",
+                status="submitted",
+                media_buy_id=buy.media_buy_id,
+                message=(
+                    f"Media buy {buy.media_buy_id} includes guaranteed inventory and awaits the "
+                    "publisher's approval (IO sign-off). Poll get_task_status."
+                ),
+            )
+            session.add(booking.task)
+        audit.record(
+            session,
+            caller,
+            "media_buy.create",
+            target_type="media_buy",
+            target_id=buy.media_buy_id,
+            after=snapshot(stored, packages),
+            details={"ad_server": buy.ad_server, "account_id": account.account_id},
+        )
+        booking.buy = stored
+        response = render(booking)
+        await completion.mark(session, response)
+    return response
+
+
+async def _abandon(state: AppState, caller: Caller, buy: MediaBuy, exc: Exception) -> None:
+    """The ad server refused: remove the provisional rows, keep the audit trail."""
+    async with state.db.transaction() as session:
+        await session.exec(delete(Package).where(Package.media_buy_id == buy.media_buy_id))
+        await session.exec(delete(MediaBuy).where(MediaBuy.media_buy_id == buy.media_buy_id))
+        audit.record(
+            session,
+            caller,
+            "media_buy.create_failed",
+            target_type="media_buy",
+            target_id=buy.media_buy_id,
+            success=False,
+            details={
+                "ad_server": buy.ad_server,
+                "error": exc.to_adcp() if isinstance(exc, AdcpError) else type(exc).__name__,
+            },
+        )
+
+
+def snapshot(buy: MediaBuy, packages: Sequence[Package]) -> dict[str, Any]:
+    """The audit-log view of a buy: enough to see what changed."""
+    return {
+        "state": buy.state,
+        "start_time": buy.start_time.isoformat(),
+        "end_time": buy.end_time.isoformat(),
+        "total_budget": buy.total_budget,
+        "daily_cap": buy.daily_cap,
+        "archived": buy.archived,
+        "packages": {
+            p.package_id: {
+                "budget": p.budget,
+                "impressions_goal": p.impressions_goal,
+                "paused": p.paused,
+                "rate": p.rate,
+                "targeting": p.targeting,
+                "bid_adjustments": p.bid_adjustments,
+            }
+            for p in packages
+        },
+    }

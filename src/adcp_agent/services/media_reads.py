@@ -1,0 +1,96 @@
+"""Reading media buys back, scoped to the caller (and optionally one account)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import select
+
+from adcp_agent.adapter_protocol import DeliveryRow
+from adcp_agent.db.models import Tenant
+from adcp_agent.db.models_media import MediaBuy, Package, Task
+from adcp_agent.services import accounts, buy_state
+from adcp_agent.services.identity import Caller
+from adcp_agent.state import AppState
+
+
+@dataclass
+class BuyView:
+    buy: MediaBuy
+    packages: list[Package]
+    pending_task: Task | None = None
+
+
+async def list_buys(
+    state: AppState,
+    caller: Caller,
+    *,
+    media_buy_ids: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    account_ref: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> tuple[list[BuyView], list[str]]:
+    """The caller's buys, newest first, plus requested ids that were not found.
+    Buys awaiting approval are unconfirmed: listed only when asked for by id."""
+    caller.require_principal()
+    now = now or datetime.now(UTC)
+    account_id = None
+    if account_ref is not None:
+        account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
+    async with state.db.session() as session:
+        stmt = select(MediaBuy).where(
+            MediaBuy.tenant_id == caller.tenant_id,
+            MediaBuy.principal_id == caller.principal_id,
+            MediaBuy.state != "provisioning",
+        )
+        if account_id:
+            stmt = stmt.where(MediaBuy.account_id == account_id)
+        if media_buy_ids:
+            stmt = stmt.where(MediaBuy.media_buy_id.in_(list(media_buy_ids)))  # type: ignore[attr-defined]
+        else:
+            stmt = stmt.where(MediaBuy.state != "pending_approval")
+        buys = list(
+            (
+                await session.exec(stmt.order_by(MediaBuy.created_at.desc(), MediaBuy.media_buy_id))
+            ).all()  # type: ignore[attr-defined]
+        )
+        if statuses:
+            buys = [b for b in buys if buy_state.wire_status(b, now) in statuses]
+        ids = [b.media_buy_id for b in buys]
+        packages: dict[str, list[Package]] = {i: [] for i in ids}
+        tasks: dict[str, Task] = {}
+        if ids:
+            for p in (
+                await session.exec(
+                    select(Package)
+                    .where(Package.media_buy_id.in_(ids))  # type: ignore[attr-defined]
+                    .order_by(Package.created_at, Package.package_id)
+                )
+            ).all():
+                packages[p.media_buy_id].append(p)
+            for t in (
+                await session.exec(
+                    select(Task).where(
+                        Task.media_buy_id.in_(ids),  # type: ignore[attr-defined]
+                        Task.status == "submitted",
+                    )
+                )
+            ).all():
+                tasks[t.media_buy_id or ""] = t
+    found = set(ids)
+    missing = [i for i in media_buy_ids if i not in found]
+    return [BuyView(b, packages[b.media_buy_id], tasks.get(b.media_buy_id)) for b in buys], missing
+
+
+async def delivery(state: AppState, buy: MediaBuy, start: date, end: date) -> list[DeliveryRow]:
+    """Delivery rows from the ad server that booked the buy."""
+    if not buy.external_order_id:
+        return []
+    async with state.db.session() as session:
+        tenant = await session.get(Tenant, buy.tenant_id)
+    assert tenant is not None
+    adapter = state.adapters.get(tenant, buy.ad_server)
+    return await adapter.get_delivery(buy.external_order_id, start, end)

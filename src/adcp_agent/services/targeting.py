@@ -1,0 +1,211 @@
+"""Targeting overlays: validation against what a product allows and the tenant's signal
+catalog, and normalisation into the adapter-neutral ``Targeting``.
+
+Accepted overlay keys (AdCP 3.1, plus the seed-003 aliases):
+``geo_countries`` / ``geo_country_any_of``, ``geo_countries_exclude`` / ``geo_country_none_of``,
+``geo_regions``, ``geo_metros`` ([{system, values}]), ``device_type``, ``frequency_cap``,
+``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids), ``dayparts``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from adcp_agent.adapter_protocol import Targeting
+from adcp_agent.db.models import Product
+from adcp_agent.errors import AdcpError
+
+SIGNAL_KEY = "adcp_seg"
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "dooh", "unknown")
+_ALIASES = {"geo_country_any_of": "geo_countries", "geo_country_none_of": "geo_countries_exclude"}
+# overlay key -> the capability a product must list in its ``targeting``
+_CAPABILITY = {
+    "geo_countries": "geo_country",
+    "geo_countries_exclude": "geo_country",
+    "geo_regions": "geo_region",
+    "geo_metros": "geo_metro",
+    "device_type": "device_type",
+    "signals": "signals",
+    "signal_targeting_groups": "signals",
+    "dayparts": "daypart",
+    "frequency_cap": None,  # always honoured
+}
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+
+
+def _list_of_str(value: Any, field: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AdcpError("VALIDATION_ERROR", f"'{field}' must be a list of strings.", field=field)
+    return value
+
+
+def canonical(overlay: dict[str, Any] | None) -> dict[str, Any]:
+    """Aliases folded into their AdCP names; the stored and echoed form."""
+    out: dict[str, Any] = {}
+    for key, value in (overlay or {}).items():
+        out[_ALIASES.get(key, key)] = value
+    return out
+
+
+def validate(
+    overlay: dict[str, Any] | None,
+    product: Product,
+    signal_ids: set[str],
+    field: str,
+) -> dict[str, Any]:
+    """Check an overlay against the product and the catalog; return its canonical form."""
+    data = canonical(overlay)
+    allowed = set(product.targeting)
+    for key, value in data.items():
+        where = f"{field}.{key}"
+        if key not in _CAPABILITY:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"Targeting '{key}' is not supported.",
+                field=where,
+                suggestion=f"Supported keys: {', '.join(sorted(_CAPABILITY))}.",
+            )
+        capability = _CAPABILITY[key]
+        if capability is not None and capability not in allowed:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"Product '{product.product_id}' does not allow {capability} targeting.",
+                field=where,
+                suggestion=f"It allows: {', '.join(sorted(allowed)) or 'none'}.",
+            )
+        if key in ("geo_countries", "geo_countries_exclude"):
+            for code in _list_of_str(value, where):
+                if not _COUNTRY.match(code):
+                    raise AdcpError(
+                        "VALIDATION_ERROR",
+                        f"'{code}' is not an ISO 3166-1 alpha-2 code.",
+                        field=where,
+                    )
+            if key == "geo_countries" and product.countries:
+                outside = sorted(set(value) - set(product.countries))
+                if outside:
+                    raise AdcpError(
+                        "VALIDATION_ERROR",
+                        f"Product '{product.product_id}' does not serve {', '.join(outside)}.",
+                        field=where,
+                        suggestion=f"It serves: {', '.join(product.countries)}.",
+                    )
+        elif key == "geo_regions":
+            for code in _list_of_str(value, where):
+                if not _REGION.match(code):
+                    raise AdcpError(
+                        "VALIDATION_ERROR",
+                        f"'{code}' is not an ISO 3166-2 region code.",
+                        field=where,
+                    )
+        elif key == "geo_metros":
+            if not isinstance(value, list) or not all(
+                isinstance(m, dict) and isinstance(m.get("values"), list) for m in value
+            ):
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    "geo_metros must be a list of {system, values}.",
+                    field=where,
+                )
+        elif key == "device_type":
+            for device in _list_of_str(value, where):
+                if device not in DEVICE_TYPES:
+                    raise AdcpError(
+                        "VALIDATION_ERROR",
+                        f"Unknown device type '{device}'.",
+                        field=where,
+                        suggestion=f"Use: {', '.join(DEVICE_TYPES)}.",
+                    )
+        elif key == "frequency_cap" and (
+            not isinstance(value, dict) or not isinstance(value.get("max_impressions"), int)
+        ):
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                "frequency_cap needs an integer max_impressions.",
+                field=where,
+            )
+    for sid in signals_of(data):
+        if sid not in signal_ids:
+            raise AdcpError(
+                "SIGNAL_NOT_FOUND",
+                f"Signal '{sid}' is not in this publisher's catalog.",
+                field=f"{field}.signals",
+                suggestion="Call get_signals for valid signal ids.",
+            )
+    return data
+
+
+def _group_signal_ids(signals: Iterable[Any]) -> list[str]:
+    ids: list[str] = []
+    for entry in signals:
+        if not isinstance(entry, dict):
+            continue
+        sid = entry.get("signal_agent_segment_id") or (entry.get("signal_ref") or {}).get(
+            "signal_id"
+        )
+        if isinstance(sid, str):
+            ids.append(sid)
+    return ids
+
+
+def signals_of(data: dict[str, Any], *, exclude: bool = False) -> list[str]:
+    """Signal ids an overlay includes (or, with ``exclude``, excludes)."""
+    ids: list[str] = []
+    if not exclude and isinstance(data.get("signals"), list):
+        ids += [s for s in data["signals"] if isinstance(s, str)]
+    groups = data.get("signal_targeting_groups")
+    if isinstance(groups, dict):
+        for group in groups.get("groups", []):
+            if not isinstance(group, dict):
+                continue
+            if (group.get("operator") == "none") == exclude:
+                ids += _group_signal_ids(group.get("signals", []))
+    return list(dict.fromkeys(ids))
+
+
+def to_adapter(data: dict[str, Any]) -> Targeting:
+    metros = tuple(str(v) for m in data.get("geo_metros", []) or [] for v in m.get("values", []))
+    included = signals_of(data)
+    excluded = signals_of(data, exclude=True)
+    key_values: dict[str, tuple[str, ...]] = {}
+    if included:
+        key_values[SIGNAL_KEY] = tuple(included)
+    if excluded:
+        key_values[f"{SIGNAL_KEY}_exclude"] = tuple(excluded)
+    return Targeting(
+        geo_countries=tuple(data.get("geo_countries", []) or []),
+        geo_countries_exclude=tuple(data.get("geo_countries_exclude", []) or []),
+        geo_regions=tuple(data.get("geo_regions", []) or []),
+        geo_metros=metros,
+        device_types=tuple(data.get("device_type", []) or []),
+        key_values=key_values,
+        dayparts=tuple(data.get("dayparts", []) or []),
+        frequency_cap=data.get("frequency_cap"),
+    )
+
+
+def reach_factor(data: dict[str, Any], product: Product, coverage: dict[str, float]) -> float:
+    """Share of a product's inventory an overlay leaves: narrower targeting, fewer avails.
+    Countries split the product's inventory evenly; each included signal keeps its
+    coverage share (signals in one group are ORed, so the largest counts)."""
+    factor = 1.0
+    countries = data.get("geo_countries")
+    if countries and product.countries:
+        factor *= len(set(countries) & set(product.countries)) / len(product.countries)
+    excluded = data.get("geo_countries_exclude")
+    if excluded and product.countries:
+        factor *= 1 - len(set(excluded) & set(product.countries)) / len(product.countries)
+    if data.get("geo_regions"):
+        factor *= min(1.0, 0.08 * len(data["geo_regions"]))
+    if data.get("geo_metros"):
+        factor *= min(1.0, 0.05 * sum(len(m.get("values", [])) for m in data["geo_metros"]))
+    devices = data.get("device_type")
+    if devices:
+        factor *= min(1.0, len(set(devices)) / 3)
+    included = signals_of(data)
+    if included:
+        factor *= max(coverage.get(s, 0.0) for s in included) / 100
+    return max(0.0, min(1.0, factor))

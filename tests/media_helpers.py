@@ -1,0 +1,49 @@
+"""Shared builders for media-buy tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_keys = itertools.count(1)
+
+
+def key(prefix: str = "test") -> str:
+    return f"{prefix}-{next(_keys):06d}-0123456789"
+
+
+def flight(days_ahead: int = 10, days: int = 14) -> tuple[str, str]:
+    start = (datetime.now(UTC) + timedelta(days=days_ahead)).replace(microsecond=0)
+    return start.isoformat(), (start + timedelta(days=days)).isoformat()
+
+
+def non_guaranteed(budget: float = 5000, **package: Any) -> dict[str, Any]:
+    start, end = flight()
+    return {
+        "brand": {"domain": "acme.example"},
+        "start_time": start,
+        "end_time": end,
+        "idempotency_key": key("ng"),
+        "packages": [
+            {
+                "product_id": "display_run_of_site",
+                "pricing_option_id": "ros_auction",
+                "bid_price": 4.0,
+                "budget": budget,
+                **package,
+            }
+        ],
+    }
+
+
+def guaranteed(budget: float = 20000, product: str = "ctv_sports_premium",
+               option: str = "ctv_sports_cpm") -> dict[str, Any]:
+    start, end = flight()
+    return {
+        "brand": {"domain": "acme.example"},
+        "start_time": start,
+        "end_time": end,
+        "idempotency_key": key("g"),
+        "packages": [{"product_id": product, "pricing_option_id": option, "budget": budget}],
+    }

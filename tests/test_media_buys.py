@@ -1,0 +1,253 @@
+"""Creating media buys over streamable HTTP: both request forms, validation, avails,
+approvals, idempotency under concurrency, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlmodel import select
+
+from adcp_agent.db.engine import create_database
+from adcp_agent.db.models import AuditLog
+from adcp_agent.db.models_media import MediaBuy
+from tests.conftest import ADMIN_TOKEN, SECOND_TOKEN
+from tests.media_helpers import flight, guaranteed, key, non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
+
+
+async def _rows(live: LiveServer, model, *where):  # type: ignore[no-untyped-def]
+    db = create_database(live.settings.resolved_database_url())
+    try:
+        async with db.session() as session:
+            return list((await session.exec(select(model).where(*where))).all())
+    finally:
+        await db.dispose()
+
+
+async def test_non_guaranteed_buy_is_booked_at_once(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        created = await call(client, "create_media_buy", non_guaranteed(
+            targeting_overlay={"geo_countries": ["US"], "signals": ["auto_intenders"]}
+        ))
+        listed = await call(client, "get_media_buys", {})
+    assert not created.is_error, created.data
+    assert_valid("create_media_buy", created.data)
+    assert created.data["status"] == "completed"
+    assert created.data["media_buy_status"] == "pending_start"
+    assert created.data["confirmed_at"]
+    package = created.data["packages"][0]
+    assert package["budget"] == 5000 and package["bid_price"] == 4.0
+    assert package["impressions"] == 1_250_000  # 5000 / 4.00 CPM
+    assert_valid("get_media_buys", listed.data)
+    assert created.data["media_buy_id"] in {b["media_buy_id"] for b in listed.data["media_buys"]}
+    [row] = await _rows(live, MediaBuy, MediaBuy.media_buy_id == created.data["media_buy_id"])
+    assert row.state == "live" and row.external_order_id.startswith("mock_order_")
+    [audit] = await _rows(live, AuditLog, AuditLog.target_id == row.media_buy_id,
+                          AuditLog.action == "media_buy.create")
+    assert audit.actor == "principal:demo_buyer"
+    assert audit.after["total_budget"] == 5000
+
+
+async def test_seed_flat_form_books_through_the_same_service(live: LiveServer) -> None:
+    start, end = flight(days_ahead=3)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN, header="x-adcp-auth") as client:
+        created = await call(client, "create_media_buy", {
+            "product_ids": ["display_run_of_site", "display_sports_section"],
+            "total_budget": 8000,
+            "flight_start_date": start[:10],
+            "flight_end_date": end[:10],
+            "targeting_overlay": {"geo_country_any_of": ["US"]},
+        })
+    assert not created.is_error, created.data
+    assert_valid("create_media_buy", created.data)
+    budgets = sorted(p["budget"] for p in created.data["packages"])
+    assert budgets == [4000, 4000]
+    assert "floor price" in created.data["message"]  # no bid in the seed form: said, not silent
+    overlay = created.data["packages"][0]["targeting_overlay"]
+    assert overlay == {"geo_countries": ["US"]}
+
+
+async def test_guaranteed_buy_waits_for_admin_approval(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as buyer:
+        submitted = await call(buyer, "create_media_buy", guaranteed())
+        task_id = submitted.data["task_id"]
+        pending = await call(buyer, "get_task_status", {"task_id": task_id})
+        not_listed = await call(buyer, "get_media_buys", {})
+        media_buy_id = submitted.data["message"].split()[2]
+        self_approve = await call(
+            buyer, "update_media_buy", {"media_buy_id": media_buy_id, "action": "approve_order"}
+        )
+    assert submitted.data["status"] == "submitted"
+    assert_valid("create_media_buy", submitted.data)
+    assert "media_buy_id" not in submitted.data
+    assert pending.data["status"] == "submitted"
+    assert_valid("get_task_status", pending.data)
+    assert media_buy_id not in {b["media_buy_id"] for b in not_listed.data["media_buys"]}
+    # A buyer can never approve its own order.
+    assert self_approve.error_codes == ["PERMISSION_DENIED"]
+
+    async with mcp_client(live.mcp_url, ADMIN_TOKEN) as admin:
+        approved = await call(
+            admin, "update_media_buy", {"media_buy_id": media_buy_id, "action": "approve_order"}
+        )
+        again = await call(
+            admin, "update_media_buy", {"media_buy_id": media_buy_id, "action": "approve_order"}
+        )
+    assert not approved.is_error, approved.data
+    assert again.error_codes == ["INVALID_STATE"]
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as buyer:
+        done = await call(buyer, "get_task_status", {"task_id": task_id})
+        listed = await call(buyer, "get_media_buys", {"media_buy_ids": [media_buy_id]})
+    assert done.data["status"] == "completed"
+    assert done.data["result"]["media_buy_id"] == media_buy_id
+    assert_valid("get_task_status", done.data)
+    assert_valid("create_media_buy", done.data["result"])
+    assert listed.data["media_buys"][0]["status"] == "pending_start"
+    assert listed.data["media_buys"][0]["confirmed_at"]
+
+
+async def test_validation_errors_name_the_field(live: LiveServer) -> None:
+    start, end = flight()
+    base = non_guaranteed()
+    cases = {
+        "BUDGET_TOO_LOW": ({**guaranteed(budget=500)}, "packages[0].budget"),
+        "PRODUCT_NOT_FOUND": (
+            {**base, "packages": [{**base["packages"][0], "product_id": "nope"}]},
+            "packages[0].product_id",
+        ),
+        "INVALID_REQUEST": (
+            {**base, "packages": [{**base["packages"][0], "bid_price": None}]},
+            "packages[0].bid_price",
+        ),
+        "VALIDATION_ERROR": ({**base, "end_time": start}, "end_time"),
+        "BRAND_REQUIRED": ({k: v for k, v in base.items() if k != "brand"}, "brand"),
+        "SIGNAL_NOT_FOUND": (
+            {**base, "packages": [{**base["packages"][0],
+                                  "targeting_overlay": {"signals": ["ghost"]}}]},
+            "packages[0].targeting_overlay.signals",
+        ),
+    }
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        for code, (args, field) in cases.items():
+            result = await call(client, "create_media_buy", {**args, "idempotency_key": key()})
+            assert result.error_codes == [code], (code, result.data)
+            assert result.error["field"] == field
+            assert_valid("create_media_buy", result.data)
+        past = await call(client, "create_media_buy", {
+            **base, "idempotency_key": key(), "start_time": "2020-01-01T00:00:00Z"})
+        naive = await call(client, "create_media_buy", {
+            **base, "idempotency_key": key(), "start_time": start[:19]})
+        bad_targeting = await call(client, "create_media_buy", {
+            **base, "idempotency_key": key(),
+            "packages": [{**base["packages"][0], "targeting_overlay": {"geo_countries": ["FR"]}}]})
+        lead_time = await call(client, "create_media_buy", {
+            **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=6000),
+            "start_time": flight(days_ahead=2)[0], "end_time": end})
+    assert past.error["field"] == "start_time"
+    assert "time zone" in naive.error["message"]
+    assert bad_targeting.error["field"] == "packages[0].targeting_overlay.geo_countries"
+    assert "lead time" in lead_time.error["message"]
+
+
+async def test_booking_reduces_later_avails_and_guaranteed_cannot_overbook(
+    live: LiveServer,
+) -> None:
+    day_one, day_last = flight(days_ahead=20, days=9)
+    # The same window get_avails uses for date-only flights: first to last second.
+    start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
+    avail_args = {"product_ids": ["podcast_host_read"], "flight_start_date": start[:10],
+                  "flight_end_date": end[:10], "total_budget": 10_000_000}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        before = await call(client, "get_avails", avail_args)
+        available = before.data["packages"][0]["available_impressions"]
+        assert "exceeds capacity" in before.data["packages"][0]["warning"]
+        budget = round(available * 0.6 * 25 / 1000, 2)
+        first = await call(client, "create_media_buy", {
+            **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
+            "start_time": start, "end_time": end})
+        after = await call(client, "get_avails", avail_args)
+        second = await call(client, "create_media_buy", {
+            **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
+            "start_time": start, "end_time": end})
+    assert first.data["status"] == "submitted", first.data
+    left = after.data["packages"][0]["available_impressions"]
+    assert left < available * 0.45
+    assert after.data["packages"][0]["reserved_impressions"] > 0
+    assert second.error_codes == ["PRODUCT_UNAVAILABLE"]
+    assert second.error["details"]["available_impressions"] == left
+
+
+async def test_idempotency_same_key_replays_and_different_body_conflicts(
+    live: LiveServer,
+) -> None:
+    args = non_guaranteed(budget=1500)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        results = await asyncio.gather(*(call(client, "create_media_buy", args) for _ in range(5)))
+        conflict = await call(client, "create_media_buy", {**args, "po_number": "PO-2"})
+    ids = {r.data.get("media_buy_id") for r in results}
+    assert len(ids) == 1 and None not in ids, [r.data for r in results]
+    assert sum(1 for r in results if r.data.get("replayed")) == 4
+    rows = await _rows(live, MediaBuy, MediaBuy.media_buy_id.in_(ids))  # type: ignore[attr-defined]
+    assert len(rows) == 1
+    assert conflict.error_codes == ["IDEMPOTENCY_CONFLICT"]
+    assert_valid("create_media_buy", conflict.data)
+
+
+async def test_other_principals_cannot_see_or_touch_a_buy(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as owner:
+        created = await call(owner, "create_media_buy", non_guaranteed(budget=1000))
+    media_buy_id = created.data["media_buy_id"]
+    async with mcp_client(live.mcp_url, SECOND_TOKEN) as other:
+        read = await call(other, "get_media_buys", {"media_buy_ids": [media_buy_id]})
+        status = await call(other, "check_media_buy_status", {"media_buy_id": media_buy_id})
+        update = await call(other, "update_media_buy", {"media_buy_id": media_buy_id,
+                                                         "paused": True})
+        pause = await call(other, "pause_media_buy", {"media_buy_id": media_buy_id})
+    assert read.data["media_buys"] == []
+    assert read.data["errors"][0]["code"] == "MEDIA_BUY_NOT_FOUND"
+    assert_valid("get_media_buys", read.data)
+    assert status.error_codes == ["MEDIA_BUY_NOT_FOUND"]
+    assert update.error_codes == ["MEDIA_BUY_NOT_FOUND"]
+    assert pause.error_codes == ["MEDIA_BUY_NOT_FOUND"]
+    assert_valid("update_media_buy", update.data)
+
+
+async def test_adapter_failure_leaves_nothing_claimed(live: LiveServer) -> None:
+    """A tenant whose ad server refuses orders: the buyer gets a transient error, no buy
+    exists, and an audit row records the failure."""
+    from adcp_agent.services import tenants
+
+    db = create_database(live.settings.resolved_database_url())
+    from adcp_agent.state import AppState
+
+    registry = AppState.from_settings(live.settings).registry
+    try:
+        await tenants.create_tenant(
+            db, registry, name="Flaky", subdomain="flaky", tenant_id="flaky",
+            adapter_config={"fail_on": ["create_order"]},
+        )
+        from adcp_agent import demo_catalog
+        from adcp_agent.services import catalog_admin
+
+        await catalog_admin.load_catalog(
+            db, "flaky", formats=demo_catalog.FORMATS, properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS, signals=demo_catalog.SIGNALS,
+        )
+        token = "adcp_test_flaky_tenant_token_000000000"
+        await tenants.create_principal(db, tenant_id="flaky", name="F", token=token,
+                                       principal_id="flaky_buyer")
+    finally:
+        await db.dispose()
+    args = non_guaranteed(budget=1000)
+    async with mcp_client(live.mcp_url, token) as client:
+        failed = await call(client, "create_media_buy", args)
+        retry = await call(client, "create_media_buy", args)
+        listed = await call(client, "get_media_buys", {})
+    assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
+    assert failed.error["recovery"] == "transient"
+    assert retry.error_codes == ["SERVICE_UNAVAILABLE"]  # the key was released, not stuck
+    assert listed.data["media_buys"] == []
+    assert await _rows(live, MediaBuy, MediaBuy.tenant_id == "flaky") == []
+    audits = await _rows(live, AuditLog, AuditLog.tenant_id == "flaky",
+                         AuditLog.action == "media_buy.create_failed")
+    assert len(audits) == 2 and not audits[0].success

@@ -1,0 +1,428 @@
+"""Buying tools: avails, create_media_buy, reading buys back, and the seed aliases."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from pydantic import Field
+
+from adcp_agent.db.models import Tenant
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import avails, buy_state, idempotency, media_reads
+from adcp_agent.services import media_buys as buys
+from adcp_agent.state import AppState
+from adcp_agent_tools import media_wire
+from adcp_agent_tools.caller import current_caller
+from adcp_agent_tools.discovery import READ_ONLY
+from adcp_agent_tools.params import (
+    AccountRef,
+    BrandRef,
+    FormatRef,
+    IdempotencyKey,
+    Pagination,
+    _Open,
+    dump,
+)
+from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+
+MUTATES = {"readOnlyHint": False, "idempotentHint": False, "openWorldHint": True}
+
+
+class CreativeAssignment(_Open):
+    creative_id: str
+    weight: float | None = None
+
+
+class PackageIn(_Open):
+    product_id: str = Field(min_length=1)
+    budget: float = Field(description="Package budget in the buy's currency.")
+    pricing_option_id: str | None = None
+    bid_price: float | None = Field(default=None, gt=0)
+    impressions: int | None = Field(default=None, gt=0)
+    pacing: Literal["even", "asap", "front_loaded"] | None = None
+    targeting_overlay: dict[str, Any] | None = None
+    creative_assignments: list[CreativeAssignment] | None = None
+    creative_ids: list[str] | None = None
+    format_ids: list[FormatRef] | None = None
+    buyer_ref: str | None = None
+    context: dict[str, Any] | None = None
+
+
+def parse_time(value: str, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise AdcpError(
+            "VALIDATION_ERROR", f"'{value}' is not an ISO 8601 date-time.", field=field
+        ) from None
+    if parsed.tzinfo is None:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"'{value}' has no time zone; add 'Z' or an offset.",
+            field=field,
+        )
+    return parsed.astimezone(UTC)
+
+
+def parse_day(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise AdcpError(
+            "VALIDATION_ERROR", f"'{value}' is not a YYYY-MM-DD date.", field=field
+        ) from None
+
+
+def flight_from_dates(start: str, end: str) -> tuple[datetime | None, datetime]:
+    """Seed date-only flights run from the start day's first second (or now, when the
+    start is today) through the end day's last second, UTC."""
+    first = parse_day(start, "flight_start_date")
+    last = parse_day(end, "flight_end_date")
+    now = datetime.now(UTC)
+    begins = None if first <= now.date() else datetime.combine(first, time(), UTC)
+    ends = datetime.combine(last, time(), UTC) + timedelta(days=1) - timedelta(seconds=1)
+    return begins, ends
+
+
+def register(mcp: FastMCP, state: AppState) -> None:
+    def render_create(booking: buys.Booking) -> dict[str, Any]:
+        if booking.task is not None:
+            return media_wire.submitted(booking.task)
+        return media_wire.create_completed(
+            booking.buy, booking.packages, state.agent_url, booking.notes
+        )
+
+    @mcp.tool(name="create_media_buy", annotations=MUTATES, output_schema=None)
+    @adcp_errors_as_results
+    async def create_media_buy(
+        packages: Annotated[
+            list[PackageIn] | None,
+            Field(
+                description="AdCP 3.1: one package per product, each with product_id, "
+                "budget, pricing_option_id (bid_price for auction options), optional "
+                "targeting_overlay and format_ids."
+            ),
+        ] = None,
+        start_time: Annotated[
+            str | None, Field(description="ISO 8601 date-time with zone, or 'asap'.")
+        ] = None,
+        end_time: Annotated[str | None, Field(description="ISO 8601 date-time with zone.")] = None,
+        brand: Annotated[BrandRef | None, Field(description="The advertiser: {domain}.")] = None,
+        account: Annotated[
+            AccountRef | None,
+            Field(
+                description="Billing account ({account_id} from list_accounts); defaults "
+                "to your default account."
+            ),
+        ] = None,
+        po_number: str | None = None,
+        buyer_ref: str | None = None,
+        total_budget: Annotated[
+            float | None,
+            Field(
+                description="3.1: must equal the packages' sum. Seed form: split evenly "
+                "across product_ids."
+            ),
+        ] = None,
+        idempotency_key: IdempotencyKey = None,
+        product_ids: Annotated[
+            list[str] | None, Field(description="Seed-003 flat form: products to buy.")
+        ] = None,
+        flight_start_date: Annotated[
+            str | None, Field(description="Seed form: YYYY-MM-DD.")
+        ] = None,
+        flight_end_date: Annotated[str | None, Field(description="Seed form: YYYY-MM-DD.")] = None,
+        targeting_overlay: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="Seed form: targeting for every product, e.g. "
+                "{geo_country_any_of: ['US'], signals: ['auto_intenders']}."
+            ),
+        ] = None,
+        creative_requirements: Annotated[
+            dict[str, Any] | None,
+            Field(description="Seed form: {formats: [format ids]} to restrict formats."),
+        ] = None,
+    ) -> ToolResult:
+        """Book a media buy. Non-guaranteed products are booked and activated at once
+        (status completed, with media_buy_id and packages). Anything with guaranteed
+        inventory goes to the publisher for approval: the answer is status 'submitted'
+        with a task_id to poll with get_task_status. Example (3.1):
+        {brand: {domain: 'acme.example'}, start_time: '2027-03-01T00:00:00Z',
+        end_time: '2027-03-31T23:59:59Z', idempotency_key: '<16+ chars>', packages:
+        [{product_id: 'display_run_of_site', pricing_option_id: 'ros_auction',
+        bid_price: 4.0, budget: 5000}]}. Seed form: {product_ids, total_budget,
+        flight_start_date, flight_end_date, targeting_overlay}."""
+        caller = current_caller()
+        raw = {k: v for k, v in locals().items() if k not in ("caller",)}
+        if packages and product_ids:
+            raise AdcpError(
+                "INVALID_REQUEST", "Send packages or product_ids, not both.", field="product_ids"
+            )
+        if product_ids:
+            if total_budget is None or flight_start_date is None or flight_end_date is None:
+                missing = [
+                    n
+                    for n, v in (
+                        ("total_budget", total_budget),
+                        ("flight_start_date", flight_start_date),
+                        ("flight_end_date", flight_end_date),
+                    )
+                    if v is None
+                ]
+                raise AdcpError(
+                    "INVALID_REQUEST",
+                    f"'{missing[0]}' is required with product_ids.",
+                    field=missing[0],
+                )
+            start, end = flight_from_dates(flight_start_date, flight_end_date)
+            formats = (creative_requirements or {}).get("formats")
+            share = round(total_budget / len(product_ids), 2)
+            req = buys.CreateRequest(
+                packages=[
+                    buys.PackageRequest(
+                        product_id=pid,
+                        budget=share,
+                        targeting=targeting_overlay,
+                        format_ids=formats,
+                    )
+                    for pid in product_ids
+                ],
+                start_time=start,
+                end_time=end,
+                account=dump(account),
+                brand=dump(brand),
+                po_number=po_number,
+                buyer_ref=buyer_ref,
+                flat_form=True,
+            )
+        else:
+            if not packages:
+                raise AdcpError(
+                    "INVALID_REQUEST",
+                    "'packages' is required (or the seed's product_ids).",
+                    field="packages",
+                )
+            if brand is None:
+                raise AdcpError("BRAND_REQUIRED", "'brand' ({domain}) is required.", field="brand")
+            if end_time is None:
+                raise AdcpError("INVALID_REQUEST", "'end_time' is required.", field="end_time")
+            req = buys.CreateRequest(
+                packages=[
+                    buys.PackageRequest(
+                        product_id=p.product_id,
+                        budget=p.budget,
+                        pricing_option_id=p.pricing_option_id,
+                        bid_price=p.bid_price,
+                        impressions=p.impressions,
+                        pacing=p.pacing,
+                        targeting=p.targeting_overlay,
+                        creative_ids=[a.creative_id for a in p.creative_assignments or []]
+                        + list(p.creative_ids or []),
+                        format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
+                        buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
+                    )
+                    for p in packages
+                ],
+                start_time=None
+                if start_time in (None, "asap")
+                else parse_time(start_time, "start_time"),
+                end_time=parse_time(end_time, "end_time"),
+                account=dump(account),
+                brand=dump(brand),
+                po_number=po_number,
+                buyer_ref=buyer_ref,
+                total_budget=total_budget,
+            )
+        response, replayed = await idempotency.run_once(
+            state.db,
+            caller,
+            "create_media_buy",
+            idempotency_key,
+            {k: _jsonable(v) for k, v in raw.items() if k != "idempotency_key"},
+            lambda completion: buys.create(
+                state, caller, req, completion=completion, render=render_create
+            ),
+        )
+        if replayed:
+            response = {**response, "replayed": True}
+        return media_wire.as_result(response)
+
+    @mcp.tool(name="get_media_buys", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def get_media_buys(
+        media_buy_ids: list[str] | None = None,
+        status_filter: Annotated[
+            str | list[str] | None,
+            Field(
+                description="pending_start | active | paused | completed | rejected | "
+                "canceled; default: everything when ids are given, else all but rejected "
+                "and canceled."
+            ),
+        ] = None,
+        account: AccountRef | None = None,
+        pagination: Pagination | None = None,
+    ) -> ToolResult:
+        """Your media buys with status, budget, flight, revision and packages. Buys still
+        awaiting the publisher's approval appear only when asked for by id (track them
+        with get_task_status)."""
+        caller = current_caller()
+        statuses = [status_filter] if isinstance(status_filter, str) else list(status_filter or [])
+        valid = {
+            "pending_creatives",
+            "pending_start",
+            "active",
+            "paused",
+            "completed",
+            "rejected",
+            "canceled",
+        }
+        for s in statuses:
+            if s not in valid:
+                raise AdcpError("VALIDATION_ERROR", f"Unknown status '{s}'.", field="status_filter")
+        if not statuses and not media_buy_ids:
+            statuses = ["pending_start", "active", "paused", "completed"]
+        views, missing = await media_reads.list_buys(
+            state,
+            caller,
+            media_buy_ids=media_buy_ids or [],
+            statuses=statuses,
+            account_ref=dump(account),
+        )
+        page, page_info = paginate(
+            views,
+            dump(pagination),
+            fingerprint("buys", caller.tenant_id, caller.principal_id, media_buy_ids, statuses),
+        )
+        now = datetime.now(UTC)
+        payload: dict[str, Any] = {
+            "media_buys": [
+                media_wire.media_buy(v.buy, v.packages, state.agent_url, now) for v in page
+            ],
+            "pagination": page_info,
+        }
+        if missing:
+            payload["errors"] = [
+                AdcpError(
+                    "MEDIA_BUY_NOT_FOUND",
+                    f"Media buy '{m}' was not found.",
+                    field=f"media_buy_ids[{(media_buy_ids or []).index(m)}]",
+                ).to_adcp()
+                for m in missing
+            ]
+        return ok(payload)
+
+    @mcp.tool(name="get_avails", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def get_avails(
+        product_ids: Annotated[list[str], Field(min_length=1)],
+        flight_start_date: Annotated[str, Field(description="YYYY-MM-DD")],
+        flight_end_date: Annotated[str, Field(description="YYYY-MM-DD")],
+        total_budget: Annotated[float | None, Field(gt=0)] = None,
+        targeting_overlay: dict[str, Any] | None = None,
+    ) -> ToolResult:
+        """Check availability before buying (seed-003): per product, the impressions still
+        available in the flight after existing bookings and your targeting, the CPM,
+        and the budget that can be delivered. With total_budget (split evenly across
+        products) you get a warning where it exceeds capacity."""
+        caller = current_caller()
+        start, end = flight_from_dates(flight_start_date, flight_end_date)
+        begins = start or datetime.now(UTC)
+        async with state.db.session() as session:
+            tenant = await session.get(Tenant, caller.tenant_id)
+        assert tenant is not None
+        results = await avails.check(
+            state, caller, tenant, product_ids, begins, end, targeting_overlay
+        )
+        share = total_budget / len(product_ids) if total_budget else None
+        rows: list[dict[str, Any]] = []
+        warnings: list[str] = []
+        for a in results:
+            wanted = int(share / a.price * 1000) if share else a.available_impressions
+            impressions = min(wanted, a.available_impressions)
+            row: dict[str, Any] = {
+                "product_id": a.product.product_id,
+                "delivery_type": a.product.delivery_type,
+                "cpm": a.price,
+                "pricing": "fixed" if a.fixed else "auction_floor",
+                "available_impressions": a.available_impressions,
+                "capacity_impressions": a.capacity_impressions,
+                "reserved_impressions": a.reserved_impressions,
+                "deliverable_budget": a.deliverable_budget,
+                "min_spend": a.min_spend,
+                "impressions": impressions,
+                "total_cost": round(impressions * a.price / 1000, 2),
+            }
+            if share and wanted > a.available_impressions:
+                row["warning"] = (
+                    f"Requested {share:,.2f} exceeds capacity: at most "
+                    f"{a.deliverable_budget:,.2f} can deliver in this flight."
+                )
+                warnings.append(f"{a.product.product_id}: {row['warning']}")
+            if share and share < a.min_spend:
+                row["warning"] = (
+                    f"Budget share {share:,.2f} is below the {a.min_spend:,.2f} minimum."
+                )
+                warnings.append(f"{a.product.product_id}: {row['warning']}")
+            rows.append(row)
+        return ok(
+            {
+                "packages": rows,
+                "total_budget": round(sum(r["total_cost"] for r in rows), 2),
+                "total_impressions": sum(r["impressions"] for r in rows),
+                "warnings": warnings,
+            }
+        )
+
+    @mcp.tool(name="check_media_buy_status", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def check_media_buy_status(media_buy_id: str) -> ToolResult:
+        """Current status and performance of one media buy (seed-003): status, flight
+        progress, budget spent, impressions delivered, CTR and completion rate."""
+        caller = current_caller()
+        views, missing = await media_reads.list_buys(state, caller, media_buy_ids=[media_buy_id])
+        if missing:
+            raise AdcpError(
+                "MEDIA_BUY_NOT_FOUND",
+                f"Media buy '{media_buy_id}' was not found.",
+                field="media_buy_id",
+            )
+        buy = views[0].buy
+        now = datetime.now(UTC)
+        rows = await media_reads.delivery(state, buy, buy.start_time.date(), now.date())
+        impressions = sum(r.impressions for r in rows)
+        clicks = sum(r.clicks for r in rows)
+        completions = sum(r.completions for r in rows)
+        span = (buy.end_time - buy.start_time).total_seconds()
+        progress = min(max((now - buy.start_time).total_seconds() / span, 0.0), 1.0)
+        status = buy_state.wire_status(buy, now)
+        if buy.state == "pending_approval":
+            status = "pending_approval"
+        result = ok(
+            {
+                "media_buy_id": buy.media_buy_id,
+                "media_buy_status": status,
+                "flight_progress": round(progress, 4),
+                "budget_spent": round(sum(r.spend for r in rows), 2),
+                "total_budget": buy.total_budget,
+                "impressions_delivered": impressions,
+                "performance": {
+                    "ctr": round(clicks / impressions, 5) if impressions else 0.0,
+                    "completion_rate": round(completions / impressions, 5) if impressions else 0.0,
+                },
+            }
+        )
+        assert isinstance(result.structured_content, dict)
+        result.structured_content["status"] = status  # the seed's shape: status of the buy
+        return result
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
