@@ -70,7 +70,18 @@ _ORDER_TRANSITIONS: dict[str, dict[str, str]] = {
     "approve": {"draft": "approved", "pending_approval": "approved", "approved": "approved"},
     "pause": {"delivering": "paused", "approved": "paused", "paused": "paused"},
     "resume": {"paused": "delivering", "delivering": "delivering"},
-    "archive": {s: "archived" for s in ("draft", "approved", "delivering", "paused", "archived")},
+    "archive": {
+        s: "archived"
+        for s in (
+            "draft",
+            "pending_approval",
+            "approved",
+            "delivering",
+            "paused",
+            "canceled",
+            "archived",
+        )
+    },
     "cancel": {
         s: "canceled"
         for s in ("draft", "pending_approval", "approved", "delivering", "paused", "canceled")

@@ -104,6 +104,40 @@ async def _rotate(settings: Settings, tenant_id: str, principal_id: str) -> None
     await state.db.dispose()
 
 
+async def _approvals(settings: Settings, args: argparse.Namespace) -> None:
+    """List the approval queue, or decide one task, as the publisher's admin."""
+    from adcp_agent.db.migrate import upgrade_to_head
+    from adcp_agent.services import approvals
+
+    state = AppState.from_settings(settings)
+    await upgrade_to_head(state.db)
+    try:
+        if args.command == "tasks":
+            pending = await approvals.pending(state, args.tenant)
+            if not pending:
+                print("no tasks awaiting approval")
+            for task in pending:
+                print(
+                    f"{task.task_id}  tenant={task.tenant_id}  buy={task.media_buy_id}  "
+                    f"principal={task.principal_id}  since={task.created_at:%Y-%m-%d %H:%M}Z"
+                )
+            return
+        async with state.db.session() as session:
+            from adcp_agent.db.models_media import Task
+
+            task = await session.get(Task, args.task_id)
+        tenant_id = task.tenant_id if task is not None else (args.tenant or "")
+        approver = approvals.Approver(tenant_id=tenant_id, actor="admin:cli")
+        decided, buy = await approvals.decide(
+            state, approver, args.task_id, approve=not args.reject, reason=args.reason
+        )
+        print(
+            f"task {decided.task_id}: {decided.status}; media buy {buy.media_buy_id}: {buy.state}"
+        )
+    finally:
+        await state.db.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="adcp-agent", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
@@ -122,6 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     rotate.add_argument("principal_id", nargs="?", default=DEMO_PRINCIPAL_ID)
     rotate.add_argument("--data-dir", type=Path)
 
+    tasks = sub.add_parser("tasks", help="list orders awaiting the publisher's approval")
+    tasks.add_argument("--tenant", help="only this tenant")
+    tasks.add_argument("--data-dir", type=Path)
+
+    approve = sub.add_parser("approve", help="approve (or --reject) a pending order")
+    approve.add_argument("task_id")
+    approve.add_argument("--reject", action="store_true", help="decline instead")
+    approve.add_argument("--reason", help="why (shown to the buyer on rejection)")
+    approve.add_argument("--tenant", help=argparse.SUPPRESS)
+    approve.add_argument("--data-dir", type=Path)
+
     args = parser.parse_args(argv)
     settings = _settings(args)
     logging.basicConfig(
@@ -134,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "rotate-token":
             asyncio.run(_rotate(settings, args.tenant_id, args.principal_id))
+        elif args.command in ("tasks", "approve"):
+            asyncio.run(_approvals(settings, args))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not trace

@@ -1,0 +1,246 @@
+"""Managing booked buys: every update form, the state machine, approvals through the
+CLI, optimistic concurrency and partial ad-server failures."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+from adcp_agent import demo_catalog
+from adcp_agent.db.engine import create_database
+from adcp_agent.services import catalog_admin, tenants
+from adcp_agent.state import AppState
+from tests.media_helpers import guaranteed, key, non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
+
+
+def _line(live: LiveServer, tenant: str, media_buy_id: str, package_id: str):  # type: ignore[no-untyped-def]
+    """What the (mock) ad server holds for a package: the adapter's persisted state."""
+    path = live.data_dir / "adapters" / f"{tenant}-mock.state"
+    orders, _ = pickle.loads(path.read_bytes())
+    for order in orders.values():
+        if order.spec.media_buy_id == media_buy_id:
+            for line in order.lines.values():
+                if line.spec.package_id == package_id:
+                    return order, line
+    raise AssertionError("line not found in the ad server")
+
+
+def _two_package_buy() -> dict:
+    args = non_guaranteed(budget=4000)
+    args["packages"].append({
+        "product_id": "display_sports_section", "pricing_option_id": "sports_display_auction",
+        "bid_price": 7.0, "budget": 3000, "targeting_overlay": {"geo_countries": ["US"]},
+    })
+    return args
+
+
+async def test_every_update_form_on_a_non_guaranteed_buy(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        created = await call(c, "create_media_buy", _two_package_buy())
+        mb = created.data["media_buy_id"]
+        p1, p2 = (p["package_id"] for p in created.data["packages"])
+
+        async def upd(args: dict) -> dict:
+            result = await call(c, "update_media_buy", {"media_buy_id": mb, **args,
+                                                        "idempotency_key": key("u")})
+            assert not result.is_error, (args, result.data)
+            assert_valid("update_media_buy", result.data)
+            return result.data
+
+        paused = await upd({"paused": True})
+        assert paused["media_buy_status"] == "paused"
+        assert "resume" in paused["valid_actions"]
+        assert (await upd({"paused": False}))["media_buy_status"] == "pending_start"
+        alias = await call(c, "pause_media_buy", {"media_buy_id": mb, "reason": "creative swap"})
+        assert alias.data["media_buy_status"] == "paused"
+        alias = await call(c, "resume_media_buy", {"media_buy_id": mb})
+        assert alias.data["media_buy_status"] == "pending_start"
+
+        budget = await upd({"action": "update_package_budget", "package_id": p1, "budget": 6000})
+        assert budget["total_budget"] == 9000
+        assert budget["affected_packages"][0]["impressions"] == 1_500_000
+        imps = await upd({"action": "update_package_impressions", "package_id": p2,
+                          "impressions": 500_000})
+        assert imps["affected_packages"][0]["budget"] == 3500  # 500k at 7.00 CPM
+        await upd({"action": "pause_package", "package_id": p1})
+        order, line = _line(live, "demo", mb, p1)
+        assert line.status == "paused" and line.spec.budget == 6000
+        await upd({"action": "resume_package", "package_id": p1})
+        activated = await upd({"action": "activate_order"})
+        assert activated["media_buy_status"] == "pending_start"
+
+        # Operations apply to every package and are validated before anything changes:
+        # the sports section does not serve Canada, so nothing is applied.
+        refused = await call(c, "update_media_buy", {"media_buy_id": mb, "updates": {
+            "add_geo": {"countries": ["CA"]}}})
+        assert refused.error_codes == ["VALIDATION_ERROR"]
+        assert "display_sports_section" in refused.error["message"]
+        geo = await upd({"updates": {"add_geo": {"countries": ["US"]}}})
+        assert geo["affected_packages"][0]["targeting_overlay"]["geo_countries"] == ["US"]
+        emptied = await call(c, "update_media_buy", {"media_buy_id": mb, "updates": {
+            "remove_geo": {"countries": ["US"]}}})
+        assert "no country to deliver in" in emptied.error["message"]
+        await upd({"updates": {"adjust_bid": {"device": "mobile", "change_percent": -20}}})
+        _, line = _line(live, "demo", mb, p1)
+        assert line.device_bid_adjustments == {"mobile": -20.0}
+        await upd({"updates": {"set_daily_cap": {"amount": 900}}})
+        _, line = _line(live, "demo", mb, p1)
+        assert line.daily_budget == 568.42  # the cap split by budget share: 900 * 6000 / 9500
+        shifted = await upd({"updates": {"shift_budget": {"from_package_id": p1,
+                                                          "to_package_id": p2, "percent": 10}}})
+        budgets = {p["package_id"]: p["budget"] for p in shifted["affected_packages"]}
+        assert budgets == {p1: 5400, p2: 4100}
+        await upd({"updates": {"set_status": {"status": "paused"}}})
+
+        patch = await upd({"paused": False, "packages": [
+            {"package_id": p1, "bid_price": 5.5, "pacing": "front_loaded",
+             "targeting_overlay": {"geo_countries": ["GB"], "device_type": ["mobile"]}},
+        ]})
+        pkg = patch["affected_packages"][0]
+        assert pkg["bid_price"] == 5.5 and pkg["pacing"] == "front_loaded"
+        assert pkg["targeting_overlay"] == {"geo_countries": ["GB"], "device_type": ["mobile"]}
+        _, line = _line(live, "demo", mb, p1)
+        assert line.spec.rate == 5.5 and line.spec.targeting.geo_countries == ("GB",)
+
+        later = created.data["packages"][0]["end_time"].replace("T", " ")[:10]
+        end = await upd({"end_time": f"{later}T23:00:00Z"})
+        assert end["revision"] > created.data["revision"]
+
+        canceled = await upd({"canceled": True})
+        assert canceled["media_buy_status"] == "canceled"
+        archived = await upd({"action": "archive_order"})
+        assert archived["valid_actions"] == []
+        after = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": True})
+    assert after.error_codes == ["INVALID_STATE"]
+    assert "Allowed now: none" in after.error["message"]
+    assert_valid("update_media_buy", after.data)
+
+
+async def test_illegal_transitions_and_bad_updates_are_typed(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        created = await call(c, "create_media_buy", non_guaranteed(budget=2000))
+        mb = created.data["media_buy_id"]
+        pkg = created.data["packages"][0]["package_id"]
+        resume_live = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": False})
+        archive_live = await call(c, "update_media_buy",
+                                  {"media_buy_id": mb, "action": "archive_order"})
+        stale = await call(c, "update_media_buy", {"media_buy_id": mb, "revision": 99,
+                                                    "paused": True})
+        low = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
+            {"package_id": pkg, "budget": 10}]})
+        under_floor = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
+            {"package_id": pkg, "bid_price": 1.0}]})
+        ghost_pkg = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
+            {"package_id": "pkg_nope", "budget": 3000}]})
+        immutable = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
+            {"package_id": pkg, "product_id": "ctv_sports_premium"}]})
+        two_forms = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": True,
+                                                       "action": "pause_media_buy"})
+        audience = await call(c, "update_media_buy", {"media_buy_id": mb, "updates": {
+            "shift_budget": {"from_audience": "a", "to_audience": "b", "percent": 5}}})
+        unknown_buy = await call(c, "update_media_buy", {"media_buy_id": "mb_nope",
+                                                         "paused": True})
+        submit_ng = await call(c, "update_media_buy", {"media_buy_id": mb,
+                                                       "action": "submit_for_approval"})
+        approve = await call(c, "update_media_buy", {"media_buy_id": mb,
+                                                     "action": "approve_order"})
+    expectations = {
+        "INVALID_STATE": [resume_live, archive_live],
+        "CONFLICT": [stale],
+        "BUDGET_TOO_LOW": [low],
+        "VALIDATION_ERROR": [under_floor],
+        "PACKAGE_NOT_FOUND": [ghost_pkg],
+        "UNSUPPORTED_FEATURE": [immutable, audience],
+        "INVALID_REQUEST": [two_forms, submit_ng],
+        "MEDIA_BUY_NOT_FOUND": [unknown_buy],
+        "PERMISSION_DENIED": [approve],
+    }
+    for code, results in expectations.items():
+        for r in results:
+            assert r.error_codes == [code], (code, r.data)
+            assert_valid("update_media_buy", r.data)
+    assert "Allowed now: pause, cancel" in resume_live.error["message"]
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        two = await call(c, "create_media_buy", non_guaranteed(
+            budget=2000, targeting_overlay={"geo_countries": ["US", "CA"]}))
+        removed = await call(c, "update_media_buy", {
+            "media_buy_id": two.data["media_buy_id"],
+            "updates": {"remove_geo": {"countries": ["CA"]}}})
+    assert removed.data["affected_packages"][0]["targeting_overlay"]["geo_countries"] == ["US"]
+    assert stale.error["details"]["current_revision"] == 1
+    assert low.error["field"] == "packages[0].budget"
+    assert immutable.error["field"] == "packages[0].product_id"
+
+
+async def test_guaranteed_reject_resubmit_and_approve_through_the_cli(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        submitted = await call(c, "create_media_buy", guaranteed(budget=15000))
+        task_id = submitted.data["task_id"]
+        mb = submitted.data["message"].split()[2]
+        activate = await call(c, "update_media_buy", {"media_buy_id": mb,
+                                                      "action": "activate_order"})
+    assert activate.error_codes == ["INVALID_STATE"]
+    assert "Use submit_for_approval instead" in activate.error["message"]
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "adcp_agent.cli", *args, "--data-dir", str(live.data_dir)],
+            capture_output=True, text=True, check=True,
+        )
+        return out.stdout
+
+    assert task_id in cli("tasks", "--tenant", "demo")
+    assert "rejected" in cli("approve", task_id, "--reject", "--reason", "sold out in Dec")
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        rejected = await call(c, "get_task_status", {"task_id": task_id})
+        resubmitted = await call(c, "update_media_buy", {"media_buy_id": mb,
+                                                         "action": "submit_for_approval"})
+    assert rejected.data["status"] == "rejected"
+    assert "sold out in Dec" in rejected.data["error"]["message"]
+    assert_valid("get_task_status", rejected.data)
+    assert resubmitted.data["status"] == "submitted"
+    assert_valid("update_media_buy", resubmitted.data)
+    new_task = resubmitted.data["task_id"]
+    assert "live" in cli("approve", new_task)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        done = await call(c, "get_task_status", {"task_id": new_task})
+        tasks = await call(c, "list_tasks", {"filters": {"statuses": ["rejected"]}})
+    assert done.data["result"]["media_buy_id"] == mb
+    assert task_id in {t["task_id"] for t in tasks.data["tasks"]}
+    assert_valid("list_tasks", tasks.data)
+    order, _ = _line(live, "demo", mb, done.data["result"]["packages"][0]["package_id"])
+    assert order.status == "delivering"
+
+
+async def test_partial_ad_server_failure_commits_only_what_was_applied(
+    live: LiveServer,
+) -> None:
+    db = create_database(live.settings.resolved_database_url())
+    registry = AppState.from_settings(live.settings).registry
+    token = "adcp_test_halfbroken_token_0000000000"
+    try:
+        await tenants.create_tenant(db, registry, name="Half", subdomain="half",
+                                    tenant_id="half", adapter_config={"fail_on": ["update_line"]})
+        await catalog_admin.load_catalog(
+            db, "half", formats=demo_catalog.FORMATS, properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS, signals=demo_catalog.SIGNALS,
+        )
+        await tenants.create_principal(db, tenant_id="half", name="H", token=token)
+    finally:
+        await db.dispose()
+    async with mcp_client(live.mcp_url, token) as c:
+        created = await call(c, "create_media_buy", non_guaranteed(budget=2000))
+        mb = created.data["media_buy_id"]
+        pkg = created.data["packages"][0]["package_id"]
+        failed = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": True,
+                                                    "packages": [{"package_id": pkg,
+                                                                  "budget": 2500}]})
+        state = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
+    assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
+    assert failed.error["details"]["applied"] == ["order pause"]
+    buy = state.data["media_buys"][0]
+    assert buy["status"] == "paused"  # the pause reached the ad server, so it is recorded
+    assert buy["packages"][0]["budget"] == 2000  # the budget change did not, so it is not
+    assert buy["revision"] == 2
