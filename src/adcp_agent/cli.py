@@ -122,14 +122,8 @@ async def _approvals(settings: Settings, args: argparse.Namespace) -> None:
                     f"principal={task.principal_id}  since={task.created_at:%Y-%m-%d %H:%M}Z"
                 )
             return
-        async with state.db.session() as session:
-            from adcp_agent.db.models_media import Task
-
-            task = await session.get(Task, args.task_id)
-        tenant_id = task.tenant_id if task is not None else (args.tenant or "")
-        approver = approvals.Approver(tenant_id=tenant_id, actor="admin:cli")
-        decided, buy = await approvals.decide(
-            state, approver, args.task_id, approve=not args.reject, reason=args.reason
+        decided, buy = await approvals.decide_as_admin(
+            state, args.task_id, approve=not args.reject, reason=args.reason, actor="admin:cli"
         )
         print(
             f"task {decided.task_id}: {decided.status}; media buy {buy.media_buy_id}: {buy.state}"
@@ -164,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     approve.add_argument("task_id")
     approve.add_argument("--reject", action="store_true", help="decline instead")
     approve.add_argument("--reason", help="why (shown to the buyer on rejection)")
-    approve.add_argument("--tenant", help=argparse.SUPPRESS)
     approve.add_argument("--data-dir", type=Path)
 
     args = parser.parse_args(argv)
@@ -172,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter
     try:
         if args.command == "serve":
             asyncio.run(_serve(settings))

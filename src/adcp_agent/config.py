@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,23 @@ class Settings(BaseSettings):
         default=None, description="Externally visible base URL (used for agent_url)."
     )
     log_level: str = "info"
+    mcp_rate_limit_per_minute: int = Field(
+        default=1000, ge=1, description="MCP requests a minute per token (or per IP if anonymous)."
+    )
+    admin_rate_limit_per_minute: int = Field(
+        default=100, ge=1, description="Tenant-management API requests a minute per API key."
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="Key for the chat endpoints' model; without it chat answers 503.",
+    )
+    chat_max_iterations: int = Field(
+        default=10, ge=1, le=25, description="Model turns per chat message unless asked."
+    )
+    chat_max_tokens: int = Field(
+        default=4096, ge=256, description="Output token budget of one model turn."
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -81,5 +81,11 @@ class AdcpError(Exception):
         return {"error": {"code": self.code, "message": self.message, "details": details}}
 
 
+def http_status_for(code: str) -> int:
+    """The HTTP status a REST surface answers for an AdCP error code it did not raise
+    itself (e.g. the code inside a tool's failure payload)."""
+    return _CODES.get(code, ("correctable", 400))[1]
+
+
 def not_found(code: str, what: str, ident: str, field: str) -> AdcpError:
     return AdcpError(code, f"{what} '{ident}' was not found.", field=field)

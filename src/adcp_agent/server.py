@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from adcp_agent.db.migrate import upgrade_to_head
+from adcp_agent.ratelimit import Clock, RateLimitMiddleware
 from adcp_agent.rest.routes import build_routes
 from adcp_agent.services.bootstrap import DemoInfo, ensure_demo
 from adcp_agent.state import AppState
@@ -33,7 +34,10 @@ async def prepare(state: AppState) -> Startup:
     return Startup(demo=demo)
 
 
-def create_app(state: AppState, *, startup: Startup | None = None) -> Starlette:
+def create_app(
+    state: AppState, *, startup: Startup | None = None, clock: Clock | None = None
+) -> Starlette:
+    """``clock`` drives the rate limits (tests inject one instead of sleeping)."""
     from adcp_agent_tools import build_mcp
     from adcp_agent_tools.executor import McpToolExecutor
 
@@ -53,6 +57,7 @@ def create_app(state: AppState, *, startup: Startup | None = None) -> Starlette:
         routes=[*build_routes(state, executor), Mount("/mcp", app=mcp_app)],
         lifespan=lifespan,
     )
+    app.add_middleware(RateLimitMiddleware, settings=state.settings, clock=clock)
     app.state.adcp = state
     app.state.mcp = mcp
     app.state.tools = executor

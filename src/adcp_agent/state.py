@@ -17,11 +17,15 @@ class AppState:
     settings: Settings
     db: Database
     registry: AdapterRegistry = field(default_factory=AdapterRegistry)
-    adapters: AdapterPool = field(init=False)
     started_at: float = field(default_factory=time.monotonic)
+    _pool: AdapterPool | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.adapters = AdapterPool(self.registry, self.settings.data_dir)
+    @property
+    def adapters(self) -> AdapterPool:
+        """Live adapters, built from the current registry (tests swap the registry)."""
+        if self._pool is None or self._pool.registry is not self.registry:
+            self._pool = AdapterPool(self.registry, self.settings.data_dir)
+        return self._pool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

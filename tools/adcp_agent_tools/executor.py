@@ -23,7 +23,7 @@ class McpToolExecutor:
                 name=t.name,
                 description=t.description or "",
                 input_schema=t.parameters,
-                read_only=bool(t.annotations and t.annotations.readOnlyHint),
+                read_only=bool(t.annotations and t.annotations.read_only_hint),
             )
             for t in tools
         ]

@@ -366,3 +366,135 @@ async def grant(
                 target_id=account_id,
                 after={"principal": principal_id},
             )
+
+
+async def list_for_tenant(db: Database, tenant_id: str) -> list[tuple[Account, list[str]]]:
+    """Every account of a tenant with the principals that may use it (admin view)."""
+    async with db.session() as session:
+        accounts = list(
+            (
+                await session.exec(
+                    select(Account)
+                    .where(Account.tenant_id == tenant_id)
+                    .order_by(Account.created_at, Account.account_id)
+                )
+            ).all()
+        )
+        links = (
+            await session.exec(
+                select(AccountPrincipal).where(AccountPrincipal.tenant_id == tenant_id)
+            )
+        ).all()
+    users: dict[str, list[str]] = {}
+    for link in links:
+        users.setdefault(link.account_id, []).append(link.principal_id)
+    return [(a, sorted(users.get(a.account_id, []))) for a in accounts]
+
+
+async def create_account(
+    db: Database,
+    tenant_id: str,
+    *,
+    name: str,
+    principal_ids: Sequence[str],
+    advertiser: str | None = None,
+    brand_domain: str | None = None,
+    operator: str | None = None,
+    billing: str = "operator",
+    payment_terms: str | None = None,
+    credit_limit: float | None = None,
+    currency: str = "USD",
+    sandbox: bool = False,
+    actor: str = "admin",
+) -> Account:
+    """A publisher-defined account (seller namespace), usable by the given principals."""
+    if billing not in BILLING:
+        raise AdcpError(
+            "VALIDATION_ERROR", f"billing must be one of {', '.join(BILLING)}.", field="billing"
+        )
+    if payment_terms is not None and payment_terms not in PAYMENT_TERMS:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"payment_terms must be one of {', '.join(PAYMENT_TERMS)}.",
+            field="payment_terms",
+        )
+    account = Account(
+        account_id=new_id("acc"),
+        tenant_id=tenant_id,
+        name=name,
+        advertiser=advertiser,
+        brand_domain=brand_domain,
+        operator=operator,
+        billing=billing,
+        payment_terms=payment_terms,
+        credit_limit=credit_limit,
+        currency=currency,
+        sandbox=sandbox,
+    )
+    async with db.transaction() as session:
+        if await session.get(Tenant, tenant_id) is None:
+            raise AdcpError("NOT_FOUND", f"Tenant '{tenant_id}' was not found.", field="tenant_id")
+        for i, pid in enumerate(principal_ids):
+            principal = await session.get(Principal, pid)
+            if principal is None or principal.tenant_id != tenant_id:
+                raise AdcpError(
+                    "NOT_FOUND", f"Principal '{pid}' was not found.", field=f"principal_ids[{i}]"
+                )
+        session.add(account)
+        await session.flush()
+        for pid in principal_ids:
+            session.add(
+                AccountPrincipal(
+                    account_id=account.account_id, principal_id=pid, tenant_id=tenant_id
+                )
+            )
+        audit.record(
+            session,
+            None,
+            "account.create",
+            actor=actor,
+            tenant_id=tenant_id,
+            target_type="account",
+            target_id=account.account_id,
+            after={"name": name, "principals": list(principal_ids), "sandbox": sandbox},
+        )
+    return account
+
+
+async def update_account(
+    db: Database, tenant_id: str, account_id: str, changes: dict[str, Any], *, actor: str = "admin"
+) -> Account:
+    """Publisher-side edits: name, advertiser, credit limit, payment terms, status."""
+    if "status" in changes:
+        await set_status(db, tenant_id, account_id, changes["status"], actor=actor)
+    editable = {k: v for k, v in changes.items() if k != "status"}
+    async with db.transaction() as session:
+        account = await session.get(Account, account_id)
+        if account is None or account.tenant_id != tenant_id:
+            raise AdcpError(
+                "ACCOUNT_NOT_FOUND", f"Account '{account_id}' was not found.", field="account_id"
+            )
+        if editable.get("payment_terms") not in (None, *PAYMENT_TERMS):
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"payment_terms must be one of {', '.join(PAYMENT_TERMS)}.",
+                field="payment_terms",
+            )
+        before = {k: getattr(account, k) for k in editable}
+        for key, value in editable.items():
+            setattr(account, key, value)
+        if editable:
+            account.updated_at = utcnow()
+            session.add(account)
+            audit.record(
+                session,
+                None,
+                "account.update",
+                actor=actor,
+                tenant_id=tenant_id,
+                target_type="account",
+                target_id=account_id,
+                before=before,
+                after=editable,
+            )
+    return account

@@ -189,3 +189,21 @@ async def pending(state: AppState, tenant_id: str | None = None) -> list[Task]:
         if tenant_id:
             stmt = stmt.where(Task.tenant_id == tenant_id)
         return list((await session.exec(stmt.order_by(Task.created_at))).all())
+
+
+async def decide_as_admin(
+    state: AppState, task_id: str, *, approve: bool, reason: str | None, actor: str
+) -> tuple[Task, MediaBuy]:
+    """The installation admin (admin API key or CLI) decides for whichever tenant owns
+    the task."""
+    async with state.db.session() as session:
+        task = await session.get(Task, task_id)
+    if task is None:
+        raise AdcpError("REFERENCE_NOT_FOUND", f"Task '{task_id}' was not found.", field="task_id")
+    if not approve and not (reason and reason.strip()):
+        raise AdcpError(
+            "VALIDATION_ERROR", "A rejection needs a reason the buyer can act on.", field="reason"
+        )
+    return await decide(
+        state, Approver(task.tenant_id, actor), task_id, approve=approve, reason=reason
+    )

@@ -1,0 +1,108 @@
+"""The admin side of the lifecycle: the approval queue and billing accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adcp_agent import demo_catalog
+from adcp_agent.services import catalog_admin
+from tests.media_helpers import guaranteed
+from tests.support import assert_valid
+from tests.tenant_admin_support import AdminApi, admin_api
+
+
+async def _publisher(api: AdminApi) -> tuple[str, dict]:
+    await api.init_key()
+    tenant = await api.create_tenant(name="Riverside", subdomain="riverside", ad_server="mock")
+    await catalog_admin.load_catalog(
+        api.state.db,
+        tenant["tenant_id"],
+        formats=demo_catalog.FORMATS,
+        properties=demo_catalog.PROPERTIES,
+        products=demo_catalog.PRODUCTS,
+        signals=demo_catalog.SIGNALS,
+    )
+    return tenant["tenant_id"], await api.create_principal(tenant["tenant_id"], name="Agency")
+
+
+async def test_admin_sees_the_queue_and_decides(tmp_path: Path) -> None:
+    async with admin_api(tmp_path) as api:
+        tenant_id, buyer = await _publisher(api)
+        token = buyer["access_token"]
+        first = await api.mcp_result("create_media_buy", guaranteed(), token)
+        second = await api.mcp_result("create_media_buy", guaranteed(), token)
+        queue = await api.request("GET", f"/approvals?tenant_id={tenant_id}")
+        no_reason = await api.request("POST", f"/approvals/{second['task_id']}/reject", json={})
+        rejected = await api.request(
+            "POST",
+            f"/approvals/{second['task_id']}/reject",
+            json={"reason": "Creative policy: no alcohol on CTV"},
+        )
+        approved = await api.request("POST", f"/approvals/{first['task_id']}/approve")
+        twice = await api.request("POST", f"/approvals/{first['task_id']}/approve")
+        unknown = await api.request("POST", "/approvals/task_nope/approve")
+        no_key = await api.client.get("/api/v1/tenant-management/approvals")
+        done = await api.mcp_result("get_task_status", {"task_id": first["task_id"]}, token)
+        declined = await api.mcp_result("get_task_status", {"task_id": second["task_id"]}, token)
+    assert queue.status_code == 200
+    assert [t["task_id"] for t in queue.json()["tasks"]] == [first["task_id"], second["task_id"]]
+    assert (
+        no_reason.status_code == 422 and no_reason.json()["error"]["details"]["field"] == "reason"
+    )
+    assert rejected.json()["media_buy_state"] == "rejected"
+    assert approved.status_code == 200 and approved.json()["task"]["decided_by"] == "admin:api"
+    assert twice.status_code == 409
+    assert unknown.status_code == 404
+    assert no_key.status_code == 401
+    assert done["status"] == "completed" and done["result"]["media_buy_id"]
+    assert_valid("get_task_status", done)
+    assert "no alcohol" in declined["error"]["message"]
+
+
+async def test_admin_manages_accounts_and_suspension_blocks_buying(tmp_path: Path) -> None:
+    async with admin_api(tmp_path) as api:
+        tenant_id, buyer = await _publisher(api)
+        token = buyer["access_token"]
+        created = await api.request(
+            "POST",
+            f"/tenants/{tenant_id}/accounts",
+            json={
+                "name": "Acme via Northstar",
+                "principal_ids": [buyer["principal_id"]],
+                "brand_domain": "acme.example",
+                "operator": "northstar.example",
+                "credit_limit": 250000,
+                "payment_terms": "net_30",
+            },
+        )
+        account_id = created.json()["account_id"]
+        listed = await api.mcp_result("list_accounts", {}, token)
+        usable = await api.mcp_result(
+            "create_media_buy", {**guaranteed(), "account": {"account_id": account_id}}, token
+        )
+        suspended = await api.request(
+            "PATCH", f"/tenants/{tenant_id}/accounts/{account_id}", json={"status": "suspended"}
+        )
+        blocked = await api.mcp_result(
+            "create_media_buy", {**guaranteed(), "account": {"account_id": account_id}}, token
+        )
+        bad_field = await api.request(
+            "PATCH", f"/tenants/{tenant_id}/accounts/{account_id}", json={"colour": "red"}
+        )
+        stranger = await api.request(
+            "POST",
+            f"/tenants/{tenant_id}/accounts",
+            json={"name": "X", "principal_ids": ["principal_ghost"]},
+        )
+        all_accounts = await api.request("GET", f"/tenants/{tenant_id}/accounts")
+    assert created.status_code == 201 and created.json()["credit_limit"] == 250000
+    assert account_id in {a["account_id"] for a in listed["accounts"]}
+    assert usable["status"] == "submitted"
+    assert suspended.json()["status"] == "suspended"
+    assert blocked["errors"][0]["code"] == "ACCOUNT_SUSPENDED"
+    assert (
+        bad_field.status_code == 422 and bad_field.json()["error"]["details"]["field"] == "colour"
+    )
+    assert stranger.status_code == 404
+    names = {a["name"] for a in all_accounts.json()["accounts"]}
+    assert {"Agency (default)", "Acme via Northstar"} <= names
