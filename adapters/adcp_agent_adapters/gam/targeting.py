@@ -1,0 +1,347 @@
+"""AdCP targeting as GAM ``Targeting``: inventory (ad units, placements), geography,
+device categories and custom key-values (activated signals included).
+
+Geography uses Google's geo-target ids. Countries have a built-in table for common ISO
+codes (Google's country id is 2000 + the ISO 3166-1 numeric code); a US metro given as a
+Nielsen DMA code maps to 200000 + the code. Regions (``US-CA``) and anything else need the
+tenant's ``geo_location_ids``: unknown codes are rejected, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from adcp_agent.adapter_protocol import Targeting
+from adcp_agent_adapters.gam import faults
+from adcp_agent_adapters.gam.config import GamConfig
+from adcp_agent_adapters.gam.session import GamSession
+
+# ISO 3166-1 alpha-2 -> numeric, for the built-in country ids (2000 + numeric).
+_ISO_NUMERIC = {
+    "AR": 32, "AT": 40, "AU": 36, "BE": 56, "BR": 76, "CA": 124, "CH": 756, "CL": 152,
+    "CN": 156, "CO": 170, "CZ": 203, "DE": 276, "DK": 208, "EG": 818, "ES": 724, "FI": 246,
+    "FR": 250, "GB": 826, "GR": 300, "HK": 344, "HU": 348, "ID": 360, "IE": 372, "IL": 376,
+    "IN": 356, "IT": 380, "JP": 392, "KR": 410, "MX": 484, "MY": 458, "NG": 566, "NL": 528,
+    "NO": 578, "NZ": 554, "PE": 604, "PH": 608, "PL": 616, "PT": 620, "RO": 642, "SA": 682,
+    "SE": 752, "SG": 702, "TH": 764, "TR": 792, "TW": 158, "UA": 804, "AE": 784, "US": 840,
+    "VN": 704, "ZA": 710,
+}  # fmt: skip
+COUNTRY_LOCATION_IDS: dict[str, int] = {code: 2000 + n for code, n in _ISO_NUMERIC.items()}
+# GAM's device category ids (the Device_Category PQL table); tenants may override.
+DEVICE_CATEGORY_IDS: dict[str, int] = {
+    "desktop": 30000,
+    "mobile": 30001,
+    "tablet": 30002,
+    "ctv": 30004,
+}
+SIGNAL_KEY = "adcp_seg"  # core's key for activated signals (Targeting.key_values)
+SIGNAL_EXCLUDE_SUFFIX = "_exclude"
+
+
+def _location_id(code: str, kind: str, config: GamConfig) -> int:
+    if code in config.geo_location_ids:
+        return config.geo_location_ids[code]
+    if kind == "country" and code in COUNTRY_LOCATION_IDS:
+        return COUNTRY_LOCATION_IDS[code]
+    if kind == "metro" and code.isdigit() and len(code) == 3:
+        return 200000 + int(code)
+    field = {"country": "geo_countries", "region": "geo_regions", "metro": "geo_metros"}[kind]
+    raise faults.error(
+        "VALIDATION_ERROR",
+        f"This Google Ad Manager network has no location id for {kind} '{code}'.",
+        "",
+        "UNMAPPED_LOCATION",
+        field=f"targeting.{field}",
+        suggestion="The publisher can add it to the tenant's adapter_config.geo_location_ids "
+        '(e.g. {"US-CA": 21137}).',
+    )
+
+
+def geo_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
+    targeted = [
+        *({"id": _location_id(c, "country", config)} for c in targeting.geo_countries),
+        *({"id": _location_id(r, "region", config)} for r in targeting.geo_regions),
+        *({"id": _location_id(m, "metro", config)} for m in targeting.geo_metros),
+    ]
+    excluded = [{"id": _location_id(c, "country", config)} for c in targeting.geo_countries_exclude]
+    if not targeted and not excluded:
+        return None
+    return {"targetedLocations": targeted, "excludedLocations": excluded}
+
+
+def device_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
+    if not targeting.device_types:
+        return None
+    ids = {**DEVICE_CATEGORY_IDS, **config.device_category_ids}
+    unknown = [d for d in targeting.device_types if d not in ids]
+    if unknown:
+        raise faults.error(
+            "VALIDATION_ERROR",
+            f"Device type '{unknown[0]}' has no Google Ad Manager device category here.",
+            "",
+            "UNMAPPED_DEVICE",
+            field="targeting.device_type",
+            suggestion=f"Use one of: {', '.join(sorted(ids))}.",
+        )
+    return {
+        "deviceCategoryTargeting": {
+            "targetedDeviceCategories": [
+                {"id": ids[d]} for d in dict.fromkeys(targeting.device_types)
+            ]
+        }
+    }
+
+
+def inventory_targeting(implementation_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The product's placements: ``ad_unit_ids`` and/or ``placement_ids``."""
+    ad_units = [str(a) for a in implementation_config.get("ad_unit_ids") or []]
+    placements = [int(p) for p in implementation_config.get("placement_ids") or []]
+    if not ad_units and not placements:
+        raise faults.error(
+            "CONFIGURATION_ERROR",
+            "The product is not mapped to Google Ad Manager inventory.",
+            "",
+            "NO_INVENTORY",
+            field="implementation_config.ad_unit_ids",
+            suggestion="Set ad_unit_ids and/or placement_ids in the product's "
+            "implementation_config (sync_inventory lists them).",
+        )
+    include = bool(implementation_config.get("include_descendants", True))
+    out: dict[str, Any] = {}
+    if ad_units:
+        out["targetedAdUnits"] = [{"adUnitId": a, "includeDescendants": include} for a in ad_units]
+    if placements:
+        out["targetedPlacementIds"] = placements
+    return out
+
+
+def key_value_criteria(
+    targeting: Targeting, implementation_config: Mapping[str, Any]
+) -> list[tuple[str, tuple[str, ...], bool]]:
+    """(key, values, exclude) triples: the product's fixed ``key_values`` plus the
+    buyer's activated signals (``adcp_seg`` and ``adcp_seg_exclude``)."""
+    criteria: list[tuple[str, tuple[str, ...], bool]] = []
+    fixed = implementation_config.get("key_values") or {}
+    merged: dict[str, tuple[str, ...]] = {
+        str(k): tuple(str(v) for v in (vals if isinstance(vals, list | tuple) else [vals]))
+        for k, vals in fixed.items()
+    }
+    for key, values in targeting.key_values.items():
+        merged[key] = tuple(dict.fromkeys(merged.get(key, ()) + tuple(values)))
+    for key, values in merged.items():
+        if not values:
+            continue
+        if key.endswith(SIGNAL_EXCLUDE_SUFFIX):
+            criteria.append((key.removesuffix(SIGNAL_EXCLUDE_SUFFIX), values, True))
+        else:
+            criteria.append((key, values, False))
+    return criteria
+
+
+class CustomTargetingResolver:
+    """Key and value names -> GAM ids, through CustomTargetingService. Missing keys are
+    created as PREDEFINED keys and missing values as EXACT values (when allowed); ids are
+    cached for the life of the adapter."""
+
+    def __init__(self, session: GamSession) -> None:
+        self.session = session
+        self._keys: dict[str, int] = {}
+        self._values: dict[tuple[int, str], int] = {}
+
+    async def key_ids(self, names: Iterable[str], *, create: bool) -> dict[str, int]:
+        wanted = sorted(set(names) - set(self._keys))
+        if wanted:
+            found = await self.session.select(
+                "CustomTargetingService",
+                "getCustomTargetingKeysByStatement",
+                "name IN (:names)",
+                {"names": wanted},
+            )
+            self._keys.update({k.name: int(k.id) for k in found})
+            missing = [n for n in wanted if n not in self._keys]
+            if missing and create:
+                created = await self.session.call(
+                    "CustomTargetingService",
+                    "createCustomTargetingKeys",
+                    [{"name": n, "displayName": n, "type": "PREDEFINED"} for n in missing],
+                )
+                self._keys.update({k.name: int(k.id) for k in created})
+        return {n: self._keys[n] for n in names if n in self._keys}
+
+    async def value_ids(self, key_id: int, names: Iterable[str], *, create: bool) -> list[int]:
+        names = list(dict.fromkeys(names))
+        wanted = [n for n in names if (key_id, n) not in self._values]
+        if wanted:
+            found = await self.session.select(
+                "CustomTargetingService",
+                "getCustomTargetingValuesByStatement",
+                "customTargetingKeyId = :keyId AND name IN (:names)",
+                {"keyId": key_id, "names": wanted},
+            )
+            self._values.update({(key_id, v.name): int(v.id) for v in found})
+            missing = [n for n in wanted if (key_id, n) not in self._values]
+            if missing and create:
+                created = await self.session.call(
+                    "CustomTargetingService",
+                    "createCustomTargetingValues",
+                    [
+                        {
+                            "customTargetingKeyId": key_id,
+                            "name": n,
+                            "displayName": n,
+                            "matchType": "EXACT",
+                        }
+                        for n in missing
+                    ],
+                )
+                self._values.update({(key_id, v.name): int(v.id) for v in created})
+        return [self._values[(key_id, n)] for n in names if (key_id, n) in self._values]
+
+    async def custom_targeting(
+        self,
+        criteria: list[tuple[str, tuple[str, ...], bool]],
+        *,
+        create: bool = True,
+    ) -> dict[str, Any] | None:
+        """GAM's required shape: a top-level OR set holding one AND set of criteria."""
+        if not criteria:
+            return None
+        keys = await self.key_ids([k for k, _, _ in criteria], create=create)
+        leaves: list[dict[str, Any]] = []
+        for key, values, exclude in criteria:
+            if key not in keys:
+                continue  # only when create=False (forecasts): unknown keys match nothing
+            value_ids = await self.value_ids(keys[key], values, create=create)
+            if value_ids:
+                leaves.append(
+                    {
+                        "xsi_type": "CustomCriteria",
+                        "keyId": keys[key],
+                        "valueIds": value_ids,
+                        "operator": "IS_NOT" if exclude else "IS",
+                    }
+                )
+        return _and_set(leaves)
+
+
+def _reject_dayparts(targeting: Targeting) -> None:
+    if targeting.dayparts:
+        raise faults.error(
+            "UNSUPPORTED_FEATURE",
+            "Daypart targeting is not mapped to Google Ad Manager by this agent.",
+            "",
+            "DAYPARTS",
+            field="targeting.dayparts",
+            suggestion="Book without dayparts, or use a product whose ad units are "
+            "dayparted in GAM.",
+        )
+
+
+def _and_set(leaves: list[Any]) -> dict[str, Any] | None:
+    if not leaves:
+        return None
+    return {
+        "logicalOperator": "OR",
+        "children": [
+            {"xsi_type": "CustomCriteriaSet", "logicalOperator": "AND", "children": leaves}
+        ],
+    }
+
+
+def _existing_leaves(custom: Any) -> list[Any]:
+    """The criteria of a line's custom targeting, when it has our shape OR[AND[...]]."""
+    if custom is None or not custom.children:
+        return []
+    if len(custom.children) != 1 or not hasattr(custom.children[0], "children"):
+        raise faults.error(
+            "UNSUPPORTED_FEATURE",
+            "The line item's key-value targeting was restructured in Google Ad Manager; "
+            "change it there.",
+            "",
+            "CUSTOM_TARGETING_SHAPE",
+            field="targeting",
+        )
+    return list(custom.children[0].children or [])
+
+
+async def build_targeting(
+    resolver: CustomTargetingResolver,
+    config: GamConfig,
+    targeting: Targeting,
+    implementation_config: Mapping[str, Any],
+    *,
+    create_keys: bool = True,
+) -> dict[str, Any]:
+    _reject_dayparts(targeting)
+    out: dict[str, Any] = {"inventoryTargeting": inventory_targeting(implementation_config)}
+    geo = geo_targeting(targeting, config)
+    if geo:
+        out["geoTargeting"] = geo
+    tech = device_targeting(targeting, config)
+    if tech:
+        out["technologyTargeting"] = tech
+    custom = await resolver.custom_targeting(
+        key_value_criteria(targeting, implementation_config), create=create_keys
+    )
+    if custom:
+        out["customTargeting"] = custom
+    return out
+
+
+async def update_targeting(
+    resolver: CustomTargetingResolver, config: GamConfig, line_item: Any, targeting: Targeting
+) -> None:
+    """Apply a new AdCP overlay to a fetched LineItem in place. Inventory and key-values
+    the buyer does not control (the product's fixed ``key_values``) are kept."""
+    _reject_dayparts(targeting)
+    current = line_item.targeting
+    current.geoTargeting = geo_targeting(targeting, config)
+    device = device_targeting(targeting, config)
+    if current.technologyTargeting is None:
+        current.technologyTargeting = device
+    else:
+        current.technologyTargeting.deviceCategoryTargeting = (
+            device["deviceCategoryTargeting"] if device else None
+        )
+    criteria = key_value_criteria(targeting, {})
+    managed = await resolver.key_ids({k for k, _, _ in criteria} | {SIGNAL_KEY}, create=False)
+    managed_ids = set(managed.values())
+    kept = [
+        leaf
+        for leaf in _existing_leaves(current.customTargeting)
+        if int(getattr(leaf, "keyId", 0) or 0) not in managed_ids
+    ]
+    new = await resolver.custom_targeting(criteria)
+    current.customTargeting = _and_set(kept + (new["children"][0]["children"] if new else []))
+
+
+def targeting_from_dict(data: Mapping[str, Any]) -> Targeting:
+    """A ``ForecastRequest.targeting`` dict (AdCP overlay names or ``Targeting`` field
+    names) as ``Targeting``."""
+
+    def strings(*keys: str) -> tuple[str, ...]:
+        for key in keys:
+            value = data.get(key)
+            if value:
+                return tuple(str(v) for v in value)
+        return ()
+
+    metros: list[str] = []
+    for entry in data.get("geo_metros") or []:
+        if isinstance(entry, Mapping):
+            metros.extend(str(v) for v in entry.get("values", []))
+        else:
+            metros.append(str(entry))
+    key_values = {
+        str(k): tuple(str(v) for v in vals) for k, vals in (data.get("key_values") or {}).items()
+    }
+    return Targeting(
+        geo_countries=strings("geo_countries", "geo_country_any_of"),
+        geo_countries_exclude=strings("geo_countries_exclude", "geo_country_none_of"),
+        geo_regions=strings("geo_regions"),
+        geo_metros=tuple(metros),
+        device_types=strings("device_types", "device_type"),
+        key_values=key_values,
+        frequency_cap=data.get("frequency_cap"),
+    )
