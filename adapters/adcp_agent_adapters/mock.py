@@ -99,23 +99,37 @@ class MockAdapter:
         self.state_file = state_file
         self.orders: dict[str, _Order] = {}
         self.creatives: dict[str, CreativeSpec] = {}
-        if state_file is not None and state_file.exists():
-            # Our own file, written by _save below; never a buyer-supplied input.
-            with state_file.open("rb") as fh:
-                self.orders, self.creatives = pickle.load(fh)  # noqa: S301
+        self._seen: tuple[int, int] | None = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Pick up changes another process (the CLI, a second server) saved."""
+        if self.state_file is None or not self.state_file.exists():
+            return
+        stat = self.state_file.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp == self._seen:
+            return
+        # Our own file, written by _save below; never a buyer-supplied input.
+        with self.state_file.open("rb") as fh:
+            self.orders, self.creatives = pickle.load(fh)  # noqa: S301
+        self._seen = stamp
 
     def _save(self) -> None:
         if self.state_file is None:
             return
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
+        tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             pickle.dump((self.orders, self.creatives), fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.state_file)
+        stat = self.state_file.stat()
+        self._seen = (stat.st_mtime_ns, stat.st_size)
 
     def _maybe_fail(self, operation: str) -> None:
+        self._refresh()
         if operation in self.config.fail_on:
             raise AdcpError(
                 "SERVICE_UNAVAILABLE",
@@ -125,6 +139,7 @@ class MockAdapter:
             )
 
     def _order(self, external_order_id: str) -> _Order:
+        self._refresh()
         order = self.orders.get(external_order_id)
         if order is None:
             raise AdcpError(
@@ -270,6 +285,7 @@ class MockAdapter:
         return rows
 
     async def sync_orders(self, external_order_ids: list[str]) -> list[ExternalOrderState]:
+        self._refresh()
         return [
             ExternalOrderState(
                 oid,

@@ -6,7 +6,15 @@ from fastmcp import FastMCP
 
 from adcp_agent import __version__
 from adcp_agent.state import AppState
-from adcp_agent_tools import accounts, discovery, media, media_update, signals, tasks
+from adcp_agent_tools import (
+    accounts,
+    creatives,
+    discovery,
+    media,
+    media_update,
+    signals,
+    tasks,
+)
 from adcp_agent_tools.middleware import AdcpMiddleware
 
 INSTRUCTIONS = """\
@@ -31,4 +39,5 @@ def build_mcp(state: AppState) -> FastMCP:
     media.register(mcp, state)
     media_update.register(mcp, state)
     tasks.register(mcp, state)
+    creatives.register(mcp, state)
     return mcp

@@ -15,10 +15,12 @@ from sqlmodel import delete, select
 from adcp_agent.adapter_protocol import LineSpec, OrderSpec
 from adcp_agent.db.models import Principal, Product, Signal, Tenant
 from adcp_agent.db.models_accounts import Account
+from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, audit, avails
+from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import signals as signal_service
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.catalog import lead_days
@@ -64,6 +66,7 @@ class Booking:
     packages: list[Package]
     task: Task | None = None
     notes: list[str] = field(default_factory=list)
+    creatives: dict[str, list[Creative]] = field(default_factory=dict)  # by package_id
 
 
 Render = Callable[[Booking], dict[str, Any]]
@@ -177,6 +180,7 @@ async def prepare(
         )
     buy_id = new_id("mb")
     notes: list[str] = []
+    creatives_by_package: dict[str, list[Creative]] = {}
     packages: list[Package] = []
     for i, preq in enumerate(req.packages):
         product = products.get(preq.product_id)
@@ -217,13 +221,9 @@ async def prepare(
                 f"'{product.product_id}' does not accept format(s) {', '.join(unknown)}.",
                 field=_field(i, "format_ids"),
             )
-        if preq.creative_ids:
-            raise AdcpError(
-                "CREATIVE_NOT_FOUND",
-                f"Creative '{preq.creative_ids[0]}' was not found in your creative library.",
-                field=_field(i, "creative_ids"),
-                suggestion="Upload creatives with sync_creatives, then assign them.",
-            )
+        assigned = await creative_library.assignable(
+            state, caller, preq.creative_ids, formats, _field(i, "creative_assignments")
+        )
         implied = int(preq.budget / rate * 1000)
         if preq.impressions is not None and preq.impressions > implied:
             raise AdcpError(
@@ -248,8 +248,10 @@ async def prepare(
                 pacing=preq.pacing or req.pacing,
                 targeting=overlay,
                 format_ids=formats,
+                creative_ids=[c.creative_id for c in assigned],
             )
         )
+        creatives_by_package[packages[-1].package_id] = assigned
     total = round(sum(p.budget for p in packages), 2)
     if req.total_budget is not None and abs(req.total_budget - total) > 0.01:
         raise AdcpError(
@@ -294,7 +296,7 @@ async def prepare(
         ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
         sandbox=account.sandbox,
     )
-    return tenant, account, Booking(buy, packages, None, notes)
+    return tenant, account, Booking(buy, packages, None, notes, creatives_by_package)
 
 
 def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
@@ -388,6 +390,13 @@ async def create(
             row = await session.get(Package, package.package_id)
             assert row is not None
             row.external_line_id = result.external_line_ids.get(package.package_id)
+            await creative_library.replace_assignments(
+                session,
+                caller.tenant_id,
+                row,
+                booking.creatives.get(package.package_id, []),
+                "packages",
+            )
             session.add(row)
             package.external_line_id = row.external_line_id
         if buy.guaranteed:
@@ -416,6 +425,8 @@ async def create(
         booking.buy = stored
         response = render(booking)
         await completion.mark(session, response)
+    if any(booking.creatives.values()):
+        await creative_library.push_pending(state, caller.tenant_id, caller.principal_id)
     return response
 
 

@@ -14,10 +14,12 @@ from sqlmodel import select
 
 from adcp_agent.adapter_protocol import AdServerAdapter, LineChange
 from adcp_agent.db.models import Product, Signal, Tenant
+from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, audit, avails, buy_state
+from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.idempotency import Completion
 from adcp_agent.services.identity import Caller, new_id
@@ -94,6 +96,7 @@ class _Plan:
         self.op_index = 0
         self.affected: list[str] = []
         self.task: Task | None = None
+        self.creatives: dict[str, list[Creative]] = {}  # package_id -> new assignment
 
     def call(self, what: str, fn: AdapterCall) -> None:
         self.calls.append((self.op_index, what, fn))
@@ -421,14 +424,20 @@ async def plan_ops(
             )
             await _check_capacity(state, caller, tenant, plan, package, op.field)
         elif k == "package_creatives":
-            if op.value:
+            chosen = await creative_library.assignable(
+                state, caller, op.value, package.format_ids, op.field
+            )
+            serving = await creative_library.serving_ids(state, package.package_id)
+            dropped = sorted(serving - set(op.value))
+            if dropped:
                 raise AdcpError(
-                    "CREATIVE_NOT_FOUND",
-                    f"Creative '{op.value[0]}' was not found in your creative library.",
+                    "UNSUPPORTED_FEATURE",
+                    f"Creative '{dropped[0]}' is already serving and cannot be unassigned; "
+                    "pause the package or replace the creative's assets with sync_creatives.",
                     field=op.field,
-                    suggestion="Upload creatives with sync_creatives, then assign them.",
                 )
-            package.creative_ids = []
+            package.creative_ids = [c.creative_id for c in chosen]
+            plan.creatives[package.package_id] = chosen
             plan.touch(package)
         else:
             raise AdcpError("INVALID_REQUEST", f"Unknown update '{k}'.", field=op.field)
@@ -495,6 +504,10 @@ async def update(
             assert row is not None
             for name, value in package.model_dump(exclude={"package_id"}).items():
                 setattr(row, name, value)
+            if package.package_id in plan.creatives:
+                await creative_library.replace_assignments(
+                    session, buy.tenant_id, row, plan.creatives[package.package_id], "packages"
+                )
             row.updated_at = utcnow()
             session.add(row)
             rows.append(row)
@@ -515,6 +528,8 @@ async def update(
         response = render(outcome)
         if failure is None:
             await completion.mark(session, response)
+    if plan.creatives:
+        await creative_library.push_pending(state, buy.tenant_id, buy.principal_id)
     if failure is not None:
         raise AdcpError(
             failure.code,

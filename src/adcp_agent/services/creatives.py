@@ -1,0 +1,523 @@
+"""The creative library: upsert by creative_id, validation against the format, the
+tenant's approval policy, assignment to packages, and pushing approved creatives to the
+ad server (only approved creatives ever reach it, so only they can deliver)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from adcp_agent.adapter_protocol import CreativeSpec
+from adcp_agent.db.models import CreativeFormat, Principal, Tenant
+from adcp_agent.db.models_creatives import Creative, CreativeAssignment
+from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.types import utcnow
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import accounts, audit, creative_rules
+from adcp_agent.services.identity import Caller
+from adcp_agent.state import AppState
+
+log = logging.getLogger(__name__)
+OPEN_BUY_STATES = ("pending_approval", "live", "paused")
+
+
+@dataclass(frozen=True)
+class CreativeIn:
+    creative_id: str
+    name: str
+    format_id: str
+    assets: dict[str, Any]
+    tags: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class AssignmentIn:
+    creative_id: str
+    package_id: str
+    weight: float | None = None
+
+
+@dataclass
+class SyncItem:
+    creative_id: str
+    action: str  # created | updated | unchanged | failed
+    creative: Creative | None = None
+    errors: list[AdcpError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    assigned_to: list[str] = field(default_factory=list)
+    assignment_errors: dict[str, str] = field(default_factory=dict)
+
+
+def _policy(tenant: Tenant) -> str:
+    return "manual" if tenant.features.get("creative_approval") == "manual" else "auto"
+
+
+async def _library(session: AsyncSession, caller: Caller) -> dict[str, Creative]:
+    rows = await session.exec(
+        select(Creative).where(
+            Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
+        )
+    )
+    return {c.creative_id: c for c in rows.all()}
+
+
+async def _open_packages(session: AsyncSession, caller: Caller) -> dict[str, Package]:
+    rows = await session.exec(
+        select(Package)
+        .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
+        .where(
+            MediaBuy.tenant_id == caller.tenant_id,
+            MediaBuy.principal_id == caller.principal_id,
+            MediaBuy.state.in_(OPEN_BUY_STATES),  # type: ignore[attr-defined]
+        )
+    )
+    return {p.package_id: p for p in rows.all()}
+
+
+def _changed_fields(old: Creative, new: CreativeIn) -> list[str]:
+    changes = []
+    if old.name != new.name:
+        changes.append("name")
+    if old.format_id != new.format_id:
+        changes.append("format_id")
+    for key in sorted(set(old.assets) | set(new.assets)):
+        if old.assets.get(key) != new.assets.get(key):
+            changes.append(f"assets.{key}")
+    if sorted(old.tags) != sorted(new.tags):
+        changes.append("tags")
+    return changes
+
+
+async def sync(
+    state: AppState,
+    caller: Caller,
+    creatives: Sequence[CreativeIn],
+    assignments: Sequence[AssignmentIn] = (),
+    *,
+    account_ref: dict[str, Any] | None = None,
+    dry_run: bool = False,
+) -> list[SyncItem]:
+    """Upsert creatives and their assignments. Invalid creatives fail alone; the rest
+    are stored. Approved creatives with assignments are pushed to the ad server."""
+    principal_id = caller.require_principal()
+    account = await accounts.resolve(state.db, caller, account_ref)
+    items: list[SyncItem] = []
+    scope = state.db.session() if dry_run else state.db.transaction()
+    async with scope as session:
+        tenant = await session.get(Tenant, caller.tenant_id)
+        assert tenant is not None
+        formats = {
+            f.format_id: f
+            for f in (
+                await session.exec(
+                    select(CreativeFormat).where(CreativeFormat.tenant_id == caller.tenant_id)
+                )
+            ).all()
+        }
+        library = await _library(session, caller)
+        policy = _policy(tenant)
+        for i, new in enumerate(creatives):
+            where = f"creatives[{i}]"
+            item = SyncItem(new.creative_id, "failed")
+            items.append(item)
+            try:
+                fmt = formats.get(new.format_id)
+                if fmt is None:
+                    raise AdcpError(
+                        "CREATIVE_REJECTED",
+                        f"Format '{new.format_id}' is not accepted by this publisher.",
+                        field=f"{where}.format_id",
+                        suggestion="Call list_creative_formats.",
+                    )
+                click, item.warnings = creative_rules.validate(fmt, new.assets, where)
+            except AdcpError as exc:
+                item.errors.append(exc)
+                continue
+            digest = creative_rules.content_hash(
+                new.name, new.format_id, new.assets, list(new.tags)
+            )
+            old = library.get(new.creative_id)
+            if old is not None and old.content_hash == digest:
+                item.action, item.creative = "unchanged", old
+                continue
+            if old is None:
+                creative = Creative(
+                    tenant_id=caller.tenant_id,
+                    principal_id=principal_id,
+                    account_id=account.account_id,
+                    creative_id=new.creative_id,
+                    name=new.name,
+                    format_id=new.format_id,
+                    kind=fmt.kind,
+                    assets=dict(new.assets),
+                    click_url=click,
+                    tags=list(new.tags),
+                    status="approved" if policy == "auto" else "pending_review",
+                    content_hash=digest,
+                )
+                item.action = "created"
+            else:
+                creative = old
+                item.changes = _changed_fields(old, new)
+                creative.name, creative.format_id, creative.kind = new.name, new.format_id, fmt.kind
+                creative.assets, creative.click_url = dict(new.assets), click
+                creative.tags, creative.content_hash = list(new.tags), digest
+                creative.updated_at = utcnow()
+                if policy == "manual":
+                    creative.status, creative.rejection_reason = "pending_review", None
+                item.action = "updated"
+            item.creative = creative
+            library[new.creative_id] = creative
+            if not dry_run:
+                session.add(creative)
+                audit.record(
+                    session,
+                    caller,
+                    f"creative.{item.action}",
+                    target_type="creative",
+                    target_id=new.creative_id,
+                    after={
+                        "status": creative.status,
+                        "format_id": new.format_id,
+                        "changes": item.changes,
+                    },
+                )
+        if not dry_run:
+            await session.flush()
+        packages = await _open_packages(session, caller)
+        by_id = {it.creative_id: it for it in items}
+        for j, assign in enumerate(assignments):
+            item = by_id.get(assign.creative_id)
+            creative = library.get(assign.creative_id)
+            target = item if item is not None else None
+            problem = None
+            package = packages.get(assign.package_id)
+            if creative is None or (item is not None and item.action == "failed"):
+                problem = f"Creative '{assign.creative_id}' is not in your library."
+            elif package is None:
+                problem = f"Package '{assign.package_id}' was not found among your open buys."
+            elif creative.format_id not in package.format_ids:
+                problem = (
+                    f"Package '{assign.package_id}' accepts "
+                    f"{', '.join(package.format_ids)}, not {creative.format_id}."
+                )
+            if problem is not None:
+                if target is None:
+                    raise AdcpError(
+                        "CREATIVE_NOT_FOUND" if creative is None else "PACKAGE_NOT_FOUND",
+                        problem,
+                        field=f"assignments[{j}]",
+                    )
+                target.assignment_errors[assign.package_id] = problem
+                continue
+            assert creative is not None and package is not None
+            if target is not None:
+                target.assigned_to.append(assign.package_id)
+            if dry_run:
+                continue
+            existing = (
+                await session.exec(
+                    select(CreativeAssignment).where(
+                        CreativeAssignment.creative_pk == creative.id,
+                        CreativeAssignment.package_id == package.package_id,
+                    )
+                )
+            ).first()
+            if existing is None:
+                session.add(
+                    CreativeAssignment(
+                        tenant_id=caller.tenant_id,
+                        creative_pk=creative.id or 0,
+                        package_id=package.package_id,
+                        weight=assign.weight,
+                    )
+                )
+                if creative.creative_id not in package.creative_ids:
+                    package.creative_ids = [*package.creative_ids, creative.creative_id]
+                    session.add(package)
+    if not dry_run:
+        await push_pending(state, caller.tenant_id, principal_id)
+    return items
+
+
+async def push_pending(state: AppState, tenant_id: str, principal_id: str | None = None) -> int:
+    """Send approved-but-unpushed assignments to the ad server. Failures stay unpushed
+    (and are retried on the next sync or decision); returns how many were pushed."""
+    async with state.db.session() as session:
+        stmt = (
+            select(CreativeAssignment, Creative, Package, MediaBuy)
+            .join(Creative, Creative.id == CreativeAssignment.creative_pk)
+            .join(Package, Package.package_id == CreativeAssignment.package_id)
+            .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
+            .where(
+                CreativeAssignment.tenant_id == tenant_id,
+                CreativeAssignment.pushed == False,  # noqa: E712
+                Creative.status == "approved",
+                MediaBuy.state.in_(OPEN_BUY_STATES),  # type: ignore[attr-defined]
+            )
+        )
+        if principal_id:
+            stmt = stmt.where(Creative.principal_id == principal_id)
+        rows = list((await session.exec(stmt)).all())
+        tenant = await session.get(Tenant, tenant_id)
+    pushed = 0
+    for assignment, creative, package, buy in rows:
+        assert tenant is not None
+        adapter = state.adapters.get(tenant, buy.ad_server)
+        try:
+            external = creative.external_ids.get(buy.ad_server)
+            if external is None:
+                async with state.db.session() as session:
+                    principal = await session.get(Principal, creative.principal_id)
+                found = creative_rules.primary_asset(creative.assets, creative.kind)
+                asset = found[1] if found else {}
+                external = await adapter.upload_creative(
+                    CreativeSpec(
+                        creative_id=creative.creative_id,
+                        name=creative.name,
+                        format_id=creative.format_id,
+                        kind=creative.kind,  # type: ignore[arg-type]
+                        asset_url=asset.get("url"),
+                        click_url=creative.click_url,
+                        width=asset.get("width"),
+                        height=asset.get("height"),
+                        duration_s=(asset["duration_ms"] / 1000)
+                        if asset.get("duration_ms")
+                        else None,
+                        advertiser_mapping=dict(principal.platform_mappings if principal else {}),
+                        snippet=asset.get("content"),
+                    )
+                )
+            await adapter.assign_creative(
+                buy.external_order_id or "", package.external_line_id or "", external
+            )
+        except AdcpError as exc:
+            log.warning(
+                "push of %s to %s failed: %s", creative.creative_id, package.package_id, exc.message
+            )
+            continue
+        async with state.db.transaction() as session:
+            row = await session.get(CreativeAssignment, assignment.id)
+            stored = await session.get(Creative, creative.id)
+            assert row is not None and stored is not None
+            row.pushed = True
+            stored.external_ids = {**stored.external_ids, buy.ad_server: external}
+            session.add(row)
+            session.add(stored)
+        pushed += 1
+    return pushed
+
+
+async def list_creatives(
+    state: AppState,
+    caller: Caller,
+    *,
+    statuses: Sequence[str] = (),
+    creative_ids: Sequence[str] = (),
+    media_buy_ids: Sequence[str] = (),
+    package_ids: Sequence[str] = (),
+    unassigned: bool | None = None,
+    name_contains: str | None = None,
+    tags_any: Sequence[str] = (),
+    format_ids: Sequence[str] = (),
+    newest_first: bool = True,
+) -> list[tuple[Creative, list[CreativeAssignment]]]:
+    caller.require_principal()
+    async with state.db.session() as session:
+        stmt = select(Creative).where(
+            Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
+        )
+        if statuses:
+            stmt = stmt.where(Creative.status.in_(list(statuses)))  # type: ignore[attr-defined]
+        if creative_ids:
+            stmt = stmt.where(Creative.creative_id.in_(list(creative_ids)))  # type: ignore[attr-defined]
+        if format_ids:
+            stmt = stmt.where(Creative.format_id.in_(list(format_ids)))  # type: ignore[attr-defined]
+        order = Creative.updated_at.desc() if newest_first else Creative.updated_at.asc()  # type: ignore[attr-defined]
+        rows = list((await session.exec(stmt.order_by(order, Creative.creative_id))).all())
+        links = (
+            (
+                await session.exec(
+                    select(CreativeAssignment).where(
+                        CreativeAssignment.creative_pk.in_([c.id for c in rows])  # type: ignore[attr-defined]
+                    )
+                )
+            ).all()
+            if rows
+            else []
+        )
+        package_buys: dict[str, str] = {}
+        if links:
+            for p in (
+                await session.exec(
+                    select(Package).where(
+                        Package.package_id.in_({a.package_id for a in links})  # type: ignore[attr-defined]
+                    )
+                )
+            ).all():
+                package_buys[p.package_id] = p.media_buy_id
+    by_creative: dict[int, list[CreativeAssignment]] = {}
+    for link in links:
+        by_creative.setdefault(link.creative_pk, []).append(link)
+    out = []
+    for creative in rows:
+        assigned = by_creative.get(creative.id or 0, [])
+        if unassigned is not None and (not assigned) != unassigned:
+            continue
+        if package_ids and not {a.package_id for a in assigned} & set(package_ids):
+            continue
+        if media_buy_ids and not {package_buys.get(a.package_id) for a in assigned} & set(
+            media_buy_ids
+        ):
+            continue
+        if name_contains and name_contains.lower() not in creative.name.lower():
+            continue
+        if tags_any and not set(creative.tags) & set(tags_any):
+            continue
+        out.append((creative, assigned))
+    return out
+
+
+async def decide(
+    state: AppState,
+    tenant_id: str | None,
+    creative_pk: int,
+    *,
+    approve: bool,
+    reason: str | None,
+    actor: str,
+) -> Creative:
+    """The publisher's review decision on a creative."""
+    if not approve and not (reason and reason.strip()):
+        raise AdcpError("VALIDATION_ERROR", "A rejection needs a reason.", field="reason")
+    async with state.db.transaction() as session:
+        creative = await session.get(Creative, creative_pk)
+        if creative is None or (tenant_id and creative.tenant_id != tenant_id):
+            raise AdcpError(
+                "CREATIVE_NOT_FOUND", f"Creative {creative_pk} was not found.", field="creative"
+            )
+        if creative.status not in ("pending_review", "approved", "rejected", "suspended"):
+            raise AdcpError("INVALID_STATE", f"Creative is {creative.status}.", field="creative")
+        before = creative.status
+        creative.status = "approved" if approve else "rejected"
+        creative.rejection_reason = None if approve else reason
+        creative.updated_at = utcnow()
+        session.add(creative)
+        audit.record(
+            session,
+            None,
+            "creative.approve" if approve else "creative.reject",
+            actor=actor,
+            tenant_id=creative.tenant_id,
+            target_type="creative",
+            target_id=creative.creative_id,
+            before={"status": before},
+            after={"status": creative.status, "reason": reason},
+        )
+        tenant = creative.tenant_id
+    if approve:
+        await push_pending(state, tenant, creative.principal_id)
+    return creative
+
+
+async def pending_review(state: AppState, tenant_id: str | None) -> list[Creative]:
+    async with state.db.session() as session:
+        stmt = select(Creative).where(Creative.status == "pending_review")
+        if tenant_id:
+            stmt = stmt.where(Creative.tenant_id == tenant_id)
+        return list((await session.exec(stmt.order_by(Creative.created_at))).all())
+
+
+async def assignable(
+    state: AppState,
+    caller: Caller,
+    creative_ids: Sequence[str],
+    format_ids: Sequence[str],
+    field_name: str,
+) -> list[Creative]:
+    """The caller's creatives with these ids, each in one of the package's formats."""
+    async with state.db.session() as session:
+        library = await _library(session, caller)
+    out = []
+    for cid in creative_ids:
+        creative = library.get(cid)
+        if creative is None:
+            raise AdcpError(
+                "CREATIVE_NOT_FOUND",
+                f"Creative '{cid}' was not found in your creative library.",
+                field=field_name,
+                suggestion="Upload it with sync_creatives first.",
+            )
+        if creative.format_id not in format_ids:
+            raise AdcpError(
+                "CREATIVE_REJECTED",
+                f"Creative '{cid}' is {creative.format_id}; the package accepts "
+                f"{', '.join(format_ids)}.",
+                field=field_name,
+            )
+        if creative.status in ("rejected", "archived"):
+            raise AdcpError(
+                "CREATIVE_REJECTED", f"Creative '{cid}' is {creative.status}.", field=field_name
+            )
+        out.append(creative)
+    return out
+
+
+async def replace_assignments(
+    session: AsyncSession,
+    tenant_id: str,
+    package: Package,
+    creatives: Sequence[Creative],
+    field_name: str,
+) -> None:
+    """Make the package's assignments exactly ``creatives`` (AdCP replacement semantics).
+    A creative the ad server already serves cannot be withdrawn here."""
+    current = list(
+        (
+            await session.exec(
+                select(CreativeAssignment).where(
+                    CreativeAssignment.package_id == package.package_id
+                )
+            )
+        ).all()
+    )
+    wanted = {c.id for c in creatives}
+    for link in current:
+        if link.creative_pk in wanted:
+            continue
+        if link.pushed:
+            raise AdcpError(
+                "UNSUPPORTED_FEATURE",
+                "A creative that is already serving cannot be unassigned; pause the package "
+                "or replace the creative's assets with sync_creatives.",
+                field=field_name,
+            )
+        await session.delete(link)
+    have = {link.creative_pk for link in current}
+    for creative in creatives:
+        if creative.id not in have:
+            session.add(
+                CreativeAssignment(
+                    tenant_id=tenant_id,
+                    creative_pk=creative.id or 0,
+                    package_id=package.package_id,
+                )
+            )
+    package.creative_ids = [c.creative_id for c in creatives]
+
+
+async def serving_ids(state: AppState, package_id: str) -> set[str]:
+    """Creative ids the ad server already holds for a package."""
+    async with state.db.session() as session:
+        rows = await session.exec(
+            select(Creative.creative_id)
+            .join(CreativeAssignment, CreativeAssignment.creative_pk == Creative.id)
+            .where(CreativeAssignment.package_id == package_id, CreativeAssignment.pushed == True)  # noqa: E712
+        )
+        return set(rows.all())

@@ -1,0 +1,246 @@
+"""The creative library over streamable HTTP: upsert, validation, assignment, the
+approval policy, pushing to the ad server, and the seed aliases."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from adcp_agent import demo_catalog
+from adcp_agent.services import catalog_admin
+from tests.creative_helpers import display, sync_args, video
+from tests.media_helpers import non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
+from tests.tenant_admin_support import admin_api
+
+
+def _adserver(data_dir: Path, tenant: str):  # type: ignore[no-untyped-def]
+    orders, creatives = pickle.loads((data_dir / "adapters" / f"{tenant}-mock.state").read_bytes())
+    return orders, creatives
+
+
+async def test_sync_assign_push_and_upsert(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        buy = await call(c, "create_media_buy", non_guaranteed(budget=3000))
+        pkg = buy.data["packages"][0]["package_id"]
+        first = await call(
+            c,
+            "sync_creatives",
+            sync_args(
+                [display("cr_banner_a"), display("cr_banner_b", 728, 90)],
+                [
+                    {"creative_id": "cr_banner_a", "package_id": pkg},
+                    {"creative_id": "cr_banner_b", "package_id": pkg},
+                ],
+            ),
+        )
+        again = await call(c, "sync_creatives", sync_args([display("cr_banner_a")]))
+        changed = display("cr_banner_a")
+        changed["assets"]["clickthrough_url"]["url"] = "https://acme.example/new"
+        updated = await call(c, "sync_creatives", sync_args([changed]))
+        listed = await call(
+            c, "list_creatives", {"filters": {"media_buy_ids": [buy.data["media_buy_id"]]}}
+        )
+        buys = await call(c, "get_media_buys", {"media_buy_ids": [buy.data["media_buy_id"]]})
+    assert not first.is_error, first.data
+    assert_valid("sync_creatives", first.data)
+    items = {i["creative_id"]: i for i in first.data["creatives"]}
+    assert items["cr_banner_a"]["action"] == "created"
+    assert items["cr_banner_a"]["status"] == "approved"  # the demo tenant auto-approves
+    assert items["cr_banner_a"]["assigned_to"] == [pkg]
+    assert again.data["creatives"][0]["action"] == "unchanged"
+    assert updated.data["creatives"][0]["action"] == "updated"
+    assert updated.data["creatives"][0]["changes"] == ["assets.clickthrough_url"]
+    assert_valid("list_creatives", listed.data)
+    assert {x["creative_id"] for x in listed.data["creatives"]} == {"cr_banner_a", "cr_banner_b"}
+    assert listed.data["creatives"][0]["assignments"]["assignment_count"] == 1
+    assert {
+        a["creative_id"] for a in buys.data["media_buys"][0]["packages"][0]["creative_assignments"]
+    } == {"cr_banner_a", "cr_banner_b"}
+    orders, creatives = _adserver(live.data_dir, "demo")
+    [order] = [o for o in orders.values() if o.spec.media_buy_id == buy.data["media_buy_id"]]
+    [line] = order.lines.values()
+    assert len(line.creatives) == 2  # both approved creatives reached the ad server
+    assert {s.creative_id for s in creatives.values()} >= {"cr_banner_a", "cr_banner_b"}
+
+
+async def test_invalid_creatives_fail_alone_naming_the_field(live: LiveServer) -> None:
+    bad_size = display("cr_bad_size", 300, 250)
+    bad_size["assets"]["banner_image"]["height"] = 600
+    bad_url = display("cr_bad_url")
+    bad_url["assets"]["banner_image"]["url"] = "ftp://cdn.acme.example/x.png"
+    no_click = display("cr_no_click")
+    del no_click["assets"]["clickthrough_url"]
+    wrong_type = display("cr_wrong_type")
+    wrong_type["assets"]["banner_image"]["url"] = "https://cdn.acme.example/x.mp4"
+    unknown_format = {**display("cr_unknown"), "format_id": {"agent_url": "x", "id": "nope"}}
+    long_spot = video("cr_long", seconds=45)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        result = await call(
+            c,
+            "sync_creatives",
+            sync_args(
+                [
+                    bad_size,
+                    bad_url,
+                    no_click,
+                    wrong_type,
+                    unknown_format,
+                    long_spot,
+                    display("cr_fine"),
+                ]
+            ),
+        )
+    assert not result.is_error
+    assert_valid("sync_creatives", result.data)
+    by_id = {i["creative_id"]: i for i in result.data["creatives"]}
+    expect = {
+        "cr_bad_size": ("CREATIVE_REJECTED", "creatives[0].assets.banner_image.height"),
+        "cr_bad_url": ("VALIDATION_ERROR", "creatives[1].assets.banner_image.url"),
+        "cr_no_click": ("VALIDATION_ERROR", "creatives[2].assets"),
+        "cr_wrong_type": ("CREATIVE_REJECTED", "creatives[3].assets.banner_image.url"),
+        "cr_unknown": ("CREATIVE_REJECTED", "creatives[4].format_id"),
+        "cr_long": ("CREATIVE_REJECTED", "creatives[5].assets.video_file.duration_ms"),
+    }
+    for cid, (code, field) in expect.items():
+        assert by_id[cid]["action"] == "failed"
+        assert "status" not in by_id[cid]
+        assert by_id[cid]["errors"][0]["code"] == code, by_id[cid]
+        assert by_id[cid]["errors"][0]["field"] == field
+    assert by_id["cr_fine"]["action"] == "created"
+
+
+async def test_assignment_rules_and_buy_time_assignment(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        await call(c, "sync_creatives", sync_args([display("cr_mrec"), video("cr_spot")]))
+        buy = await call(
+            c,
+            "create_media_buy",
+            non_guaranteed(budget=2000, creative_assignments=[{"creative_id": "cr_mrec"}]),
+        )
+        pkg = buy.data["packages"][0]["package_id"]
+        wrong_format = await call(
+            c,
+            "sync_creatives",
+            sync_args([video("cr_spot")], [{"creative_id": "cr_spot", "package_id": pkg}]),
+        )
+        ghost = await call(
+            c,
+            "create_media_buy",
+            non_guaranteed(budget=2000, creative_assignments=[{"creative_id": "cr_ghost"}]),
+        )
+        drop = await call(
+            c,
+            "update_media_buy",
+            {
+                "media_buy_id": buy.data["media_buy_id"],
+                "packages": [{"package_id": pkg, "creative_assignments": []}],
+            },
+        )
+        status = await call(c, "get_creative_status", {"media_buy_id": buy.data["media_buy_id"]})
+    assert buy.data["packages"][0]["creative_assignments"] == [{"creative_id": "cr_mrec"}]
+    assert wrong_format.data["creatives"][0]["assignment_errors"][pkg].startswith(
+        f"Package '{pkg}' accepts"
+    )
+    assert ghost.error_codes == ["CREATIVE_NOT_FOUND"]
+    assert ghost.error["field"] == "packages[0].creative_assignments"
+    assert drop.error_codes == ["UNSUPPORTED_FEATURE"]  # it is already serving
+    assert status.data["creatives"] == [
+        {
+            "creative_id": "cr_mrec",
+            "name": "Banner cr_mrec",
+            "format": "display_300x250",
+            "creative_status": "approved",
+            "rejection_reason": None,
+            "delivering": True,
+        }
+    ]
+
+
+async def test_upload_creative_alias_assigns_matching_packages(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        buy = await call(c, "create_media_buy", non_guaranteed(budget=2000))
+        uploaded = await call(
+            c,
+            "upload_creative",
+            {
+                "media_buy_id": buy.data["media_buy_id"],
+                "creative_url": "https://cdn.acme.example/leader.png",
+                "format": "display_728x90",
+                "metadata": {
+                    "name": "Leaderboard",
+                    "width": 728,
+                    "height": 90,
+                    "click_url": "https://acme.example",
+                },
+            },
+        )
+        missing_size = await call(
+            c,
+            "upload_creative",
+            {
+                "media_buy_id": buy.data["media_buy_id"],
+                "creative_url": "https://cdn.acme.example/x.png",
+                "format": "display_300x250",
+            },
+        )
+    assert uploaded.data["action"] == "created"
+    assert uploaded.data["assigned_to"] == [buy.data["packages"][0]["package_id"]]
+    assert missing_size.error_codes == ["VALIDATION_ERROR"]
+    assert missing_size.error["field"] == "creatives[0].assets.image_file.width"
+
+
+async def test_manual_review_holds_creatives_until_an_admin_approves(tmp_path: Path) -> None:
+    async with admin_api(tmp_path) as api:
+        await api.init_key()
+        tenant = await api.create_tenant(
+            name="Careful",
+            subdomain="careful",
+            ad_server="mock",
+            features={"creative_approval": "manual"},
+        )
+        tid = tenant["tenant_id"]
+        await catalog_admin.load_catalog(
+            api.state.db,
+            tid,
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
+        )
+        token = (await api.create_principal(tid, name="Agency"))["access_token"]
+        buy = await api.mcp_result("create_media_buy", non_guaranteed(budget=2000), token)
+        pkg = buy["packages"][0]["package_id"]
+        synced = await api.mcp_result(
+            "sync_creatives",
+            sync_args(
+                [display("cr_a"), display("cr_b")],
+                [
+                    {"creative_id": "cr_a", "package_id": pkg},
+                    {"creative_id": "cr_b", "package_id": pkg},
+                ],
+            ),
+            token,
+        )
+        queue = (await api.request("GET", f"/creatives/review?tenant_id={tid}")).json()
+        ids = {c["creative_id"]: c["id"] for c in queue["creatives"]}
+        before = _adserver(tmp_path, tid)[0]
+        approved = await api.request("POST", f"/creatives/{ids['cr_a']}/approve")
+        no_reason = await api.request("POST", f"/creatives/{ids['cr_b']}/reject", json={})
+        rejected = await api.request(
+            "POST",
+            f"/creatives/{ids['cr_b']}/reject",
+            json={"reason": "Health claim not substantiated"},
+        )
+        listed = await api.mcp_result("list_creatives", {}, token)
+    assert {i["status"] for i in synced["creatives"]} == {"pending_review"}
+    [order] = before.values()
+    assert all(not line.creatives for line in order.lines.values())  # nothing pushed yet
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    assert no_reason.status_code == 422
+    assert rejected.json()["rejection_reason"] == "Health claim not substantiated"
+    statuses = {x["creative_id"]: x["status"] for x in listed["creatives"]}
+    assert statuses == {"cr_a": "approved", "cr_b": "rejected"}
+    [order] = _adserver(tmp_path, tid)[0].values()
+    [line] = order.lines.values()
+    assert len(line.creatives) == 1  # only the approved creative reached the ad server

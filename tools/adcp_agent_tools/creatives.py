@@ -1,0 +1,280 @@
+"""Creative tools: the AdCP library calls and the seed-003 upload/status aliases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Annotated, Any
+
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from pydantic import Field
+
+from adcp_agent.db.models_creatives import Creative, CreativeAssignment
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import creatives as library
+from adcp_agent.services import media_reads
+from adcp_agent.state import AppState
+from adcp_agent_tools.caller import current_caller
+from adcp_agent_tools.discovery import READ_ONLY
+from adcp_agent_tools.media_wire import iso
+from adcp_agent_tools.params import AccountRef, FormatRef, IdempotencyKey, Pagination, _Open, dump
+from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+
+MUTATES = {"readOnlyHint": False, "idempotentHint": True, "openWorldHint": True}
+_KIND_ASSET = {"display": "image", "video": "video", "audio": "audio"}
+
+
+class CreativeAsset(_Open):
+    creative_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=300)
+    format_id: FormatRef
+    assets: dict[str, Any]
+    tags: list[str] | None = None
+
+
+class Assignment(_Open):
+    creative_id: str
+    package_id: str
+    weight: float | None = Field(default=None, ge=0, le=100)
+
+
+class CreativeFilters(_Open):
+    statuses: list[str] | None = None
+    creative_ids: list[str] | None = Field(default=None, max_length=100)
+    media_buy_ids: list[str] | None = None
+    assigned_to_packages: list[str] | None = None
+    unassigned: bool | None = None
+    name_contains: str | None = None
+    tags_any: list[str] | None = None
+    format_ids: list[FormatRef] | None = None
+
+
+def creative_wire(c: Creative, links: list[CreativeAssignment], agent_url: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "creative_id": c.creative_id,
+        "name": c.name,
+        "format_id": {"agent_url": agent_url, "id": c.format_id},
+        "status": c.status,
+        "created_date": iso(c.created_at),
+        "updated_date": iso(c.updated_at),
+        "assets": c.assets,
+        "assignments": {
+            "assignment_count": len(links),
+            "assigned_packages": [
+                {"package_id": a.package_id, "assigned_date": iso(a.assigned_at)} for a in links
+            ],
+        },
+    }
+    if c.tags:
+        out["tags"] = c.tags
+    if c.rejection_reason:
+        out["rejection_reason"] = c.rejection_reason
+    return out
+
+
+def register(mcp: FastMCP, state: AppState) -> None:
+    def item_wire(item: library.SyncItem, dry_run: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"creative_id": item.creative_id, "action": item.action}
+        if item.action == "failed":
+            out["errors"] = [e.to_adcp() for e in item.errors]
+        elif not dry_run and item.creative is not None:
+            out["status"] = item.creative.status
+        if item.changes:
+            out["changes"] = item.changes
+        if item.warnings:
+            out["warnings"] = item.warnings
+        if item.assigned_to or item.assignment_errors:
+            out["assigned_to"] = item.assigned_to
+        if item.assignment_errors:
+            out["assignment_errors"] = item.assignment_errors
+        return out
+
+    async def run_sync(creatives: list[library.CreativeIn], assignments, account, dry_run):  # type: ignore[no-untyped-def]
+        caller = current_caller()
+        items = await library.sync(
+            state, caller, creatives, assignments, account_ref=dump(account), dry_run=dry_run
+        )
+        counts = Counter(i.action for i in items)
+        message = (
+            ("Dry run, nothing written: " if dry_run else "")
+            + ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+            + "."
+        )
+        return items, message
+
+    @mcp.tool(name="sync_creatives", annotations=MUTATES, output_schema=None)
+    @adcp_errors_as_results
+    async def sync_creatives(
+        creatives: Annotated[list[CreativeAsset], Field(min_length=1, max_length=100)],
+        assignments: list[Assignment] | None = None,
+        dry_run: bool = False,
+        account: AccountRef | None = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> ToolResult:
+        """Upload or update creatives (upsert by your creative_id) and assign them to
+        packages. Each creative declares its format_id and its assets keyed by asset id,
+        e.g. {banner_image: {asset_type: 'image', url, width: 300, height: 250},
+        clickthrough_url: {asset_type: 'url', url_type: 'clickthrough', url}}. Each comes
+        back created / updated / unchanged / failed (with errors naming the field); status
+        tells whether the publisher approved it. Only approved creatives deliver."""
+        items, message = await run_sync(
+            [
+                library.CreativeIn(c.creative_id, c.name, c.format_id.id, c.assets, c.tags or [])
+                for c in creatives
+            ],
+            [
+                library.AssignmentIn(a.creative_id, a.package_id, a.weight)
+                for a in assignments or []
+            ],
+            account,
+            dry_run,
+        )
+        payload: dict[str, Any] = {
+            "message": message,
+            "creatives": [item_wire(i, dry_run) for i in items],
+        }
+        if dry_run:
+            payload["dry_run"] = True
+        return ok(payload)
+
+    @mcp.tool(name="list_creatives", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def list_creatives(
+        filters: CreativeFilters | None = None,
+        pagination: Pagination | None = None,
+        account: AccountRef | None = None,
+    ) -> ToolResult:
+        """Your creative library with approval status and package assignments; filter by
+        statuses, creative_ids, media_buy_ids, assigned_to_packages, unassigned, name."""
+        caller = current_caller()
+        f = filters or CreativeFilters()
+        rows = await library.list_creatives(
+            state,
+            caller,
+            statuses=f.statuses or [],
+            creative_ids=f.creative_ids or [],
+            media_buy_ids=f.media_buy_ids or [],
+            package_ids=f.assigned_to_packages or [],
+            unassigned=f.unassigned,
+            name_contains=f.name_contains,
+            tags_any=f.tags_any or [],
+            format_ids=[x.id for x in f.format_ids or []],
+        )
+        page, page_info = paginate(
+            rows,
+            dump(pagination),
+            fingerprint("creatives", caller.tenant_id, caller.principal_id, dump(f)),
+        )
+        return ok(
+            {
+                "query_summary": {
+                    "total_matching": len(rows),
+                    "returned": len(page),
+                    "filters_applied": [k for k, v in (dump(f) or {}).items() if v is not None],
+                },
+                "pagination": page_info,
+                "creatives": [creative_wire(c, links, state.agent_url) for c, links in page],
+            }
+        )
+
+    @mcp.tool(name="upload_creative", annotations=MUTATES, output_schema=None)
+    @adcp_errors_as_results
+    async def upload_creative(
+        media_buy_id: str,
+        creative_url: Annotated[str, Field(description="URL of the image, video or audio.")],
+        format: Annotated[str, Field(description="Format id, e.g. 'display_300x250'.")],
+        metadata: Annotated[
+            dict[str, Any] | None,
+            Field(description="name, click_url, width, height, duration_ms, creative_id."),
+        ] = None,
+    ) -> ToolResult:
+        """Seed-003 alias of sync_creatives: upload one creative by URL and assign it to
+        every package of the media buy that accepts the format."""
+        caller = current_caller()
+        meta = metadata or {}
+        views, missing = await media_reads.list_buys(state, caller, media_buy_ids=[media_buy_id])
+        if missing:
+            raise AdcpError(
+                "MEDIA_BUY_NOT_FOUND",
+                f"Media buy '{media_buy_id}' was not found.",
+                field="media_buy_id",
+            )
+        kind = next((k for k, a in _KIND_ASSET.items() if format.startswith(k)), "display")
+        asset: dict[str, Any] = {"asset_type": _KIND_ASSET[kind], "url": creative_url}
+        for key in ("width", "height", "duration_ms", "file_size_bytes"):
+            if key in meta:
+                asset[key] = meta[key]
+        assets: dict[str, Any] = {f"{_KIND_ASSET[kind]}_file": asset}
+        if meta.get("click_url"):
+            assets["clickthrough_url"] = {
+                "asset_type": "url",
+                "url_type": "clickthrough",
+                "url": meta["click_url"],
+            }
+        creative_id = str(
+            meta.get("creative_id")
+            or "cr_"
+            + hashlib.sha256(f"{media_buy_id}|{creative_url}|{format}".encode()).hexdigest()[:12]
+        )
+        packages = [p.package_id for p in views[0].packages if format in p.format_ids]
+        items, message = await run_sync(
+            [library.CreativeIn(creative_id, str(meta.get("name") or creative_id), format, assets)],
+            [library.AssignmentIn(creative_id, p) for p in packages],
+            None,
+            False,
+        )
+        item = items[0]
+        if item.action == "failed":
+            raise item.errors[0]
+        return ok(
+            {
+                "creative_id": creative_id,
+                "media_buy_id": media_buy_id,
+                "action": item.action,
+                "creative_status": item.creative.status if item.creative else None,
+                "assigned_to": item.assigned_to,
+                "message": message,
+            }
+        )
+
+    @mcp.tool(name="get_creative_status", annotations=READ_ONLY, output_schema=None)
+    @adcp_errors_as_results
+    async def get_creative_status(media_buy_id: str, creative_id: str | None = None) -> ToolResult:
+        """Seed-003: approval status of the creatives assigned to a media buy."""
+        caller = current_caller()
+        _, missing = await media_reads.list_buys(state, caller, media_buy_ids=[media_buy_id])
+        if missing:
+            raise AdcpError(
+                "MEDIA_BUY_NOT_FOUND",
+                f"Media buy '{media_buy_id}' was not found.",
+                field="media_buy_id",
+            )
+        rows = await library.list_creatives(
+            state,
+            caller,
+            media_buy_ids=[media_buy_id],
+            creative_ids=[creative_id] if creative_id else [],
+        )
+        if creative_id and not rows:
+            raise AdcpError(
+                "CREATIVE_NOT_FOUND",
+                f"Creative '{creative_id}' is not assigned to this media buy.",
+                field="creative_id",
+            )
+        return ok(
+            {
+                "media_buy_id": media_buy_id,
+                "creatives": [
+                    {
+                        "creative_id": c.creative_id,
+                        "name": c.name,
+                        "format": c.format_id,
+                        "creative_status": c.status,
+                        "rejection_reason": c.rejection_reason,
+                        "delivering": any(link.pushed for link in links),
+                    }
+                    for c, links in rows
+                ],
+            }
+        )
