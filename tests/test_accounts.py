@@ -199,3 +199,73 @@ async def test_sync_accounts_rejects_bad_entries_with_fields(live: LiveServer) -
     assert short_key.error["field"] == "idempotency_key"
     for r in (missing, bad_terms, short_key):
         assert_valid("sync_accounts", r.data)
+
+
+async def test_sandbox_accounts_never_reach_the_real_ad_server(live: LiveServer) -> None:
+    """A Kevel tenant: its sandbox account books on the mock engine, so no request can
+    leave for Kevel (which would need the network)."""
+    from sqlmodel import select
+
+    from adcp_agent import demo_catalog
+    from adcp_agent.db.models_media import MediaBuy
+    from adcp_agent.services import catalog_admin, tenants
+    from adcp_agent.state import AppState
+    from tests.media_helpers import non_guaranteed
+
+    db = create_database(live.settings.resolved_database_url())
+    token = "adcp_test_kevel_sandbox_token_00000000"
+    try:
+        await tenants.create_tenant(
+            db,
+            AppState.from_settings(live.settings).registry,
+            name="Kevel pub",
+            subdomain="kevelpub",
+            tenant_id="kevelpub",
+            ad_server="kevel",
+            adapter_config={"network_id": 1, "api_key": "not-a-real-key"},
+        )
+        await catalog_admin.load_catalog(
+            db,
+            "kevelpub",
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
+        )
+        await tenants.create_principal(db, tenant_id="kevelpub", name="K", token=token)
+    finally:
+        await db.dispose()
+    async with mcp_client(live.mcp_url, token) as client:
+        synced = await call(
+            client,
+            "sync_accounts",
+            {
+                "accounts": [
+                    {
+                        "brand": {"domain": "acme.example"},
+                        "operator": "acme.example",
+                        "billing": "advertiser",
+                        "sandbox": True,
+                    }
+                ]
+            },
+        )
+        account_id = synced.data["accounts"][0]["account_id"]
+        created = await call(
+            client,
+            "create_media_buy",
+            {**non_guaranteed(budget=1000), "account": {"account_id": account_id}},
+        )
+    assert not created.is_error, created.data
+    db = create_database(live.settings.resolved_database_url())
+    try:
+        async with db.session() as session:
+            buy = await session.get(MediaBuy, created.data["media_buy_id"])
+            others = (
+                await session.exec(select(MediaBuy).where(MediaBuy.tenant_id == "kevelpub"))
+            ).all()
+    finally:
+        await db.dispose()
+    assert buy is not None and buy.sandbox and buy.ad_server == "mock"
+    assert buy.external_order_id.startswith("mock_order_")
+    assert len(others) == 1

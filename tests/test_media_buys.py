@@ -26,9 +26,13 @@ async def _rows(live: LiveServer, model, *where):  # type: ignore[no-untyped-def
 
 async def test_non_guaranteed_buy_is_booked_at_once(live: LiveServer) -> None:
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        created = await call(client, "create_media_buy", non_guaranteed(
-            targeting_overlay={"geo_countries": ["US"], "signals": ["auto_intenders"]}
-        ))
+        created = await call(
+            client,
+            "create_media_buy",
+            non_guaranteed(
+                targeting_overlay={"geo_countries": ["US"], "signals": ["auto_intenders"]}
+            ),
+        )
         listed = await call(client, "get_media_buys", {})
     assert not created.is_error, created.data
     assert_valid("create_media_buy", created.data)
@@ -42,8 +46,12 @@ async def test_non_guaranteed_buy_is_booked_at_once(live: LiveServer) -> None:
     assert created.data["media_buy_id"] in {b["media_buy_id"] for b in listed.data["media_buys"]}
     [row] = await _rows(live, MediaBuy, MediaBuy.media_buy_id == created.data["media_buy_id"])
     assert row.state == "live" and row.external_order_id.startswith("mock_order_")
-    [audit] = await _rows(live, AuditLog, AuditLog.target_id == row.media_buy_id,
-                          AuditLog.action == "media_buy.create")
+    [audit] = await _rows(
+        live,
+        AuditLog,
+        AuditLog.target_id == row.media_buy_id,
+        AuditLog.action == "media_buy.create",
+    )
     assert audit.actor == "principal:demo_buyer"
     assert audit.after["total_budget"] == 5000
 
@@ -51,13 +59,17 @@ async def test_non_guaranteed_buy_is_booked_at_once(live: LiveServer) -> None:
 async def test_seed_flat_form_books_through_the_same_service(live: LiveServer) -> None:
     start, end = flight(days_ahead=3)
     async with mcp_client(live.mcp_url, DEMO_TOKEN, header="x-adcp-auth") as client:
-        created = await call(client, "create_media_buy", {
-            "product_ids": ["display_run_of_site", "display_sports_section"],
-            "total_budget": 8000,
-            "flight_start_date": start[:10],
-            "flight_end_date": end[:10],
-            "targeting_overlay": {"geo_country_any_of": ["US"]},
-        })
+        created = await call(
+            client,
+            "create_media_buy",
+            {
+                "product_ids": ["display_run_of_site", "display_sports_section"],
+                "total_budget": 8000,
+                "flight_start_date": start[:10],
+                "flight_end_date": end[:10],
+                "targeting_overlay": {"geo_country_any_of": ["US"]},
+            },
+        )
     assert not created.is_error, created.data
     assert_valid("create_media_buy", created.data)
     budgets = sorted(p["budget"] for p in created.data["packages"])
@@ -122,8 +134,10 @@ async def test_validation_errors_name_the_field(live: LiveServer) -> None:
         "VALIDATION_ERROR": ({**base, "end_time": start}, "end_time"),
         "BRAND_REQUIRED": ({k: v for k, v in base.items() if k != "brand"}, "brand"),
         "SIGNAL_NOT_FOUND": (
-            {**base, "packages": [{**base["packages"][0],
-                                  "targeting_overlay": {"signals": ["ghost"]}}]},
+            {
+                **base,
+                "packages": [{**base["packages"][0], "targeting_overlay": {"signals": ["ghost"]}}],
+            },
             "packages[0].targeting_overlay.signals",
         ),
     }
@@ -133,16 +147,34 @@ async def test_validation_errors_name_the_field(live: LiveServer) -> None:
             assert result.error_codes == [code], (code, result.data)
             assert result.error["field"] == field
             assert_valid("create_media_buy", result.data)
-        past = await call(client, "create_media_buy", {
-            **base, "idempotency_key": key(), "start_time": "2020-01-01T00:00:00Z"})
-        naive = await call(client, "create_media_buy", {
-            **base, "idempotency_key": key(), "start_time": start[:19]})
-        bad_targeting = await call(client, "create_media_buy", {
-            **base, "idempotency_key": key(),
-            "packages": [{**base["packages"][0], "targeting_overlay": {"geo_countries": ["FR"]}}]})
-        lead_time = await call(client, "create_media_buy", {
-            **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=6000),
-            "start_time": flight(days_ahead=2)[0], "end_time": end})
+        past = await call(
+            client,
+            "create_media_buy",
+            {**base, "idempotency_key": key(), "start_time": "2020-01-01T00:00:00Z"},
+        )
+        naive = await call(
+            client, "create_media_buy", {**base, "idempotency_key": key(), "start_time": start[:19]}
+        )
+        bad_targeting = await call(
+            client,
+            "create_media_buy",
+            {
+                **base,
+                "idempotency_key": key(),
+                "packages": [
+                    {**base["packages"][0], "targeting_overlay": {"geo_countries": ["FR"]}}
+                ],
+            },
+        )
+        lead_time = await call(
+            client,
+            "create_media_buy",
+            {
+                **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=6000),
+                "start_time": flight(days_ahead=2)[0],
+                "end_time": end,
+            },
+        )
     assert past.error["field"] == "start_time"
     assert "time zone" in naive.error["message"]
     assert bad_targeting.error["field"] == "packages[0].targeting_overlay.geo_countries"
@@ -155,20 +187,36 @@ async def test_booking_reduces_later_avails_and_guaranteed_cannot_overbook(
     day_one, day_last = flight(days_ahead=20, days=9)
     # The same window get_avails uses for date-only flights: first to last second.
     start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
-    avail_args = {"product_ids": ["podcast_host_read"], "flight_start_date": start[:10],
-                  "flight_end_date": end[:10], "total_budget": 10_000_000}
+    avail_args = {
+        "product_ids": ["podcast_host_read"],
+        "flight_start_date": start[:10],
+        "flight_end_date": end[:10],
+        "total_budget": 10_000_000,
+    }
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
         before = await call(client, "get_avails", avail_args)
         available = before.data["packages"][0]["available_impressions"]
         assert "exceeds capacity" in before.data["packages"][0]["warning"]
         budget = round(available * 0.6 * 25 / 1000, 2)
-        first = await call(client, "create_media_buy", {
-            **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
-            "start_time": start, "end_time": end})
+        first = await call(
+            client,
+            "create_media_buy",
+            {
+                **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
+                "start_time": start,
+                "end_time": end,
+            },
+        )
         after = await call(client, "get_avails", avail_args)
-        second = await call(client, "create_media_buy", {
-            **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
-            "start_time": start, "end_time": end})
+        second = await call(
+            client,
+            "create_media_buy",
+            {
+                **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
+                "start_time": start,
+                "end_time": end,
+            },
+        )
     assert first.data["status"] == "submitted", first.data
     left = after.data["packages"][0]["available_impressions"]
     assert left < available * 0.45
@@ -200,8 +248,9 @@ async def test_other_principals_cannot_see_or_touch_a_buy(live: LiveServer) -> N
     async with mcp_client(live.mcp_url, SECOND_TOKEN) as other:
         read = await call(other, "get_media_buys", {"media_buy_ids": [media_buy_id]})
         status = await call(other, "check_media_buy_status", {"media_buy_id": media_buy_id})
-        update = await call(other, "update_media_buy", {"media_buy_id": media_buy_id,
-                                                         "paused": True})
+        update = await call(
+            other, "update_media_buy", {"media_buy_id": media_buy_id, "paused": True}
+        )
         pause = await call(other, "pause_media_buy", {"media_buy_id": media_buy_id})
     assert read.data["media_buys"] == []
     assert read.data["errors"][0]["code"] == "MEDIA_BUY_NOT_FOUND"
@@ -223,19 +272,28 @@ async def test_adapter_failure_leaves_nothing_claimed(live: LiveServer) -> None:
     registry = AppState.from_settings(live.settings).registry
     try:
         await tenants.create_tenant(
-            db, registry, name="Flaky", subdomain="flaky", tenant_id="flaky",
+            db,
+            registry,
+            name="Flaky",
+            subdomain="flaky",
+            tenant_id="flaky",
             adapter_config={"fail_on": ["create_order"]},
         )
         from adcp_agent import demo_catalog
         from adcp_agent.services import catalog_admin
 
         await catalog_admin.load_catalog(
-            db, "flaky", formats=demo_catalog.FORMATS, properties=demo_catalog.PROPERTIES,
-            products=demo_catalog.PRODUCTS, signals=demo_catalog.SIGNALS,
+            db,
+            "flaky",
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
         )
         token = "adcp_test_flaky_tenant_token_000000000"
-        await tenants.create_principal(db, tenant_id="flaky", name="F", token=token,
-                                       principal_id="flaky_buyer")
+        await tenants.create_principal(
+            db, tenant_id="flaky", name="F", token=token, principal_id="flaky_buyer"
+        )
     finally:
         await db.dispose()
     args = non_guaranteed(budget=1000)
@@ -248,6 +306,18 @@ async def test_adapter_failure_leaves_nothing_claimed(live: LiveServer) -> None:
     assert retry.error_codes == ["SERVICE_UNAVAILABLE"]  # the key was released, not stuck
     assert listed.data["media_buys"] == []
     assert await _rows(live, MediaBuy, MediaBuy.tenant_id == "flaky") == []
-    audits = await _rows(live, AuditLog, AuditLog.tenant_id == "flaky",
-                         AuditLog.action == "media_buy.create_failed")
+    audits = await _rows(
+        live, AuditLog, AuditLog.tenant_id == "flaky", AuditLog.action == "media_buy.create_failed"
+    )
     assert len(audits) == 2 and not audits[0].success
+
+
+async def test_asap_start_is_active_immediately(live: LiveServer) -> None:
+    args = non_guaranteed(budget=1000)
+    args["start_time"] = "asap"
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        created = await call(client, "create_media_buy", args)
+        listed = await call(client, "get_media_buys", {"status_filter": "active"})
+    assert created.data["media_buy_status"] == "active"
+    assert_valid("create_media_buy", created.data)
+    assert created.data["media_buy_id"] in {b["media_buy_id"] for b in listed.data["media_buys"]}

@@ -89,6 +89,7 @@ async def check(
     overlay: dict | None,
     *,
     exclude_media_buy: str | None = None,
+    sandbox: bool = False,
 ) -> list[Avail]:
     if end <= start:
         raise AdcpError(
@@ -110,7 +111,8 @@ async def check(
             await session.exec(select(Signal).where(Signal.tenant_id == caller.tenant_id))
         ).all()
     coverage = {s.signal_id: s.coverage_percentage for s in signals}
-    adapter = state.adapters.get(tenant, state.adapters.choose(tenant, sandbox=False))
+    # Sandbox traffic forecasts on the mock engine too: it never reaches a real ad server.
+    adapter = state.adapters.get(tenant, state.adapters.choose(tenant, sandbox=sandbox))
     out: list[Avail] = []
     for i, pid in enumerate(product_ids):
         product = products.get(pid)

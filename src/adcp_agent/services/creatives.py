@@ -326,13 +326,19 @@ async def list_creatives(
     name_contains: str | None = None,
     tags_any: Sequence[str] = (),
     format_ids: Sequence[str] = (),
+    account_ref: dict[str, Any] | None = None,
     newest_first: bool = True,
 ) -> list[tuple[Creative, list[CreativeAssignment]]]:
     caller.require_principal()
+    account_id = None
+    if account_ref is not None:
+        account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
     async with state.db.session() as session:
         stmt = select(Creative).where(
             Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
         )
+        if account_id:
+            stmt = stmt.where(Creative.account_id == account_id)
         if statuses:
             stmt = stmt.where(Creative.status.in_(list(statuses)))  # type: ignore[attr-defined]
         if creative_ids:

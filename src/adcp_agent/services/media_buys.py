@@ -262,7 +262,14 @@ async def prepare(
     # Capacity: guaranteed packages must fit; auction packages may under-deliver.
     for i, package in enumerate(packages):
         [avail] = await avails.check(
-            state, caller, tenant, [package.product_id], start, req.end_time, package.targeting
+            state,
+            caller,
+            tenant,
+            [package.product_id],
+            start,
+            req.end_time,
+            package.targeting,
+            sandbox=account.sandbox,
         )
         if package.impressions_goal and package.impressions_goal > avail.available_impressions:
             if package.guaranteed:

@@ -176,6 +176,7 @@ async def _check_capacity(
         plan.buy.end_time,
         package.targeting,
         exclude_media_buy=plan.buy.media_buy_id,
+        sandbox=plan.buy.sandbox,
     )
     if package.impressions_goal > avail.available_impressions:
         raise AdcpError(
