@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adcp_agent.config import Settings
 from adcp_agent.errors import AdcpError
+from adcp_agent.services.identity import token_from_headers
 
 Clock = Callable[[], float]  # seconds since the epoch (X-RateLimit-Reset is epoch time)
 
@@ -116,10 +117,8 @@ def _client_ip(scope: Scope) -> str:
 
 def mcp_key(scope: Scope) -> str:
     """The buyer's token (hashed: raw secrets never sit in memory maps), or its IP."""
-    headers = _headers(scope)
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    token = value.strip() if scheme.lower() == "bearer" else headers.get("x-adcp-auth", "")
-    return f"token:{_digest(token.strip())}" if token.strip() else f"ip:{_client_ip(scope)}"
+    token = (token_from_headers(_headers(scope)) or "").strip()
+    return f"token:{_digest(token)}" if token else f"ip:{_client_ip(scope)}"
 
 
 def admin_key(scope: Scope) -> str:

@@ -49,25 +49,6 @@ def _headers() -> dict[str, str]:
     return {k.lower(): v for k, v in request.headers.items()}
 
 
-def presented_token(headers: dict[str, str]) -> str | None:
-    auth = headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer":
-            return value.strip()
-    return headers.get("x-adcp-auth")
-
-
-def _tenant_hint(headers: dict[str, str], default: str | None) -> str | None:
-    if headers.get("x-adcp-tenant"):
-        return headers["x-adcp-tenant"]
-    host = headers.get("host", "").split(":")[0]
-    labels = host.split(".")
-    if len(labels) > 2 and not host.replace(".", "").isdigit():
-        return labels[0]
-    return default
-
-
 def validation_errors(exc: ValidationError) -> list[AdcpError]:
     out: list[AdcpError] = []
     for err in exc.errors()[:10]:
@@ -94,13 +75,13 @@ class AdcpMiddleware(Middleware):
                 raise _auth_required(tool_name)
             return preset
         headers = _headers()
-        token = presented_token(headers)
+        token = identity.token_from_headers(headers)
         if token is not None:
             return await identity.authenticate(self.state.db, token)
         if tool_name not in PUBLIC_TOOLS:
             raise _auth_required(tool_name)
         return await identity.anonymous(
-            self.state.db, _tenant_hint(headers, self.state.default_tenant)
+            self.state.db, identity.tenant_hint(headers, self.state.default_tenant)
         )
 
     async def on_call_tool(

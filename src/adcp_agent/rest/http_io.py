@@ -90,12 +90,7 @@ def validation_error(exc: ValidationError) -> AdcpError:
 
 
 def presented_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() == "bearer":
-            return value.strip()
-    return request.headers.get("x-adcp-auth")
+    return identity.token_from_headers(request.headers)
 
 
 async def authenticated_caller(request: Request) -> Caller:
@@ -111,17 +106,9 @@ async def optional_caller(request: Request) -> Caller:
     if presented_token(request) is not None:
         return await authenticated_caller(request)
     state = app_state(request)
-    return await identity.anonymous(state.db, _tenant_hint(request, state.default_tenant))
-
-
-def _tenant_hint(request: Request, default: str | None) -> str | None:
-    if request.headers.get("x-adcp-tenant"):
-        return request.headers["x-adcp-tenant"]
-    host = request.headers.get("host", "").split(":")[0]
-    labels = host.split(".")
-    if len(labels) > 2 and not host.replace(".", "").isdigit():
-        return labels[0]
-    return default
+    return await identity.anonymous(
+        state.db, identity.tenant_hint(request.headers, state.default_tenant)
+    )
 
 
 def page_params(request: Request, default_limit: int) -> tuple[int, str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -125,3 +126,27 @@ def _invalid() -> AdcpError:
         "The token was not recognised or has been revoked.",
         suggestion="Ask the publisher for a new token; do not retry with the same one.",
     )
+
+
+def token_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The presented token: ``Authorization: Bearer <token>`` or the seed's
+    ``x-adcp-auth: <token>``. Header names are looked up lowercase (Starlette's headers
+    and the MCP middleware's dict both answer to that)."""
+    auth = headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+    return headers.get("x-adcp-auth")
+
+
+def tenant_hint(headers: Mapping[str, str], default: str | None) -> str | None:
+    """Which publisher an anonymous caller means: ``x-adcp-tenant``, else the Host's
+    subdomain, else the configured default."""
+    if headers.get("x-adcp-tenant"):
+        return headers["x-adcp-tenant"]
+    host = (headers.get("host") or "").split(":")[0]
+    labels = host.split(".")
+    if len(labels) > 2 and not host.replace(".", "").isdigit():
+        return labels[0]
+    return default
