@@ -19,6 +19,7 @@ from adcp_agent.config import Settings
 from adcp_agent.server import create_app, prepare
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
+from tests.databases import database_settings
 from tests.support import DEMO_TOKEN
 
 SECOND_TOKEN = "adcp_test_second_demo_buyer_token_0123"
@@ -99,7 +100,12 @@ async def _extra_callers(state: AppState) -> None:
 async def chat_app(
     data_dir: Path, *, api_key: str | None = None, model: ChatModel | None = None
 ) -> AsyncIterator[ChatApp]:
-    settings = Settings(data_dir=data_dir, demo_token=DEMO_TOKEN, ANTHROPIC_API_KEY=api_key)
+    settings = Settings(
+        data_dir=data_dir,
+        demo_token=DEMO_TOKEN,
+        ANTHROPIC_API_KEY=api_key,
+        **database_settings(data_dir),
+    )
     state = AppState.from_settings(settings)
     startup = await prepare(state)
     await _extra_callers(state)

@@ -1,5 +1,14 @@
+"""Shared fixtures, and the choice of database each test runs on.
+
+``uv run pytest`` runs every test on SQLite and, in addition, the modules in
+``BOTH_BACKENDS`` on a temporary PostgreSQL cluster (ids ``[sqlite]``/``[postgres]``).
+``--db=postgres`` (or ``ADCP_TEST_DB=postgres``) runs the whole suite on PostgreSQL;
+``--db=sqlite`` skips PostgreSQL. Without PostgreSQL binaries the Postgres twins are
+skipped and the terminal summary says so."""
+
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -7,7 +16,24 @@ import pytest
 from adcp_agent.config import Settings
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
+from tests.databases import BACKENDS, SELECTION, Backend, PostgresUnavailable, database_settings
 from tests.support import DEMO_TOKEN, LiveServer, ServerThread, free_port
+
+# The representative subset that also runs on PostgreSQL in the default run: schema
+# from empty, auth, the media-buy lifecycle with idempotency, accounts, tenant admin.
+BOTH_BACKENDS = frozenset(
+    {
+        "test_migrations",
+        "test_auth",
+        "test_media_buys",
+        "test_media_updates",
+        "test_accounts",
+        "test_tenant_admin_api",
+        "test_tenant_admin_principals",
+        "test_tenant_admin_approvals",
+        "test_tenant_admin_audit",
+    }
+)
 
 OTHER_TOKEN = "adcp_test_other_tenant_token_abcdef0123"
 PRIVATE_TOKEN = "adcp_test_private_tenant_token_abcdef01"
@@ -89,23 +115,111 @@ async def _second_tenants(state: AppState) -> dict[str, str]:
         token=PRIVATE_TOKEN,
     )
     await tenants.create_principal(
-        state.db, tenant_id="demo", name="Riverside ad ops", token=ADMIN_TOKEN,
-        principal_id="demo_admin", role="admin",
+        state.db,
+        tenant_id="demo",
+        name="Riverside ad ops",
+        token=ADMIN_TOKEN,
+        principal_id="demo_admin",
+        role="admin",
     )
     await tenants.create_principal(
-        state.db, tenant_id="demo", name="Second buyer", token=SECOND_TOKEN,
+        state.db,
+        tenant_id="demo",
+        name="Second buyer",
+        token=SECOND_TOKEN,
         principal_id="demo_second",
     )
     return {"other": "harbor", "closed": "closed"}
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server for the session: the demo tenant plus two more publishers."""
-    data_dir = tmp_path_factory.mktemp("live")
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        choices=("both", "sqlite", "postgres"),
+        default=os.environ.get("ADCP_TEST_DB", "both"),
+        help="both (default): SQLite, plus the representative modules on PostgreSQL too; "
+        "sqlite: SQLite only; postgres: every test on PostgreSQL. Env: ADCP_TEST_DB.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    choice = config.getoption("--db")
+    SELECTION.default = "postgres" if choice == "postgres" else "sqlite"
+    if choice == "sqlite":
+        SELECTION.disabled = "not run (--db=sqlite)"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if (
+        metafunc.config.getoption("--db") == "both"
+        and module in BOTH_BACKENDS
+        and "backend" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SELECTION.cluster is not None:
+        SELECTION.cluster.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SELECTION.unavailable is not None:
+        terminalreporter.write_sep(
+            "!", f"PostgreSQL tests SKIPPED: {SELECTION.unavailable}", yellow=True, bold=True
+        )
+    elif SELECTION.cluster is not None:
+        terminalreporter.write_line(
+            f"PostgreSQL: {SELECTION.postgres_tests} tests ran on a temporary cluster "
+            f"(127.0.0.1:{SELECTION.cluster.port})"
+        )
+    elif SELECTION.disabled is not None:
+        terminalreporter.write_line(f"PostgreSQL: {SELECTION.disabled}")
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """The database of this test (see the module docstring)."""
+    name: Backend = getattr(request, "param", SELECTION.default)
+    if name == "postgres":
+        try:
+            SELECTION.postgres()
+        except PostgresUnavailable as exc:
+            pytest.skip(f"PostgreSQL: {exc}")
+        SELECTION.postgres_tests += 1
+    SELECTION.active = name
+    yield name
+    SELECTION.active = None
+
+
+def _live_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
+    data_dir = factory.mktemp(f"live_{backend}")
     port = free_port()
-    settings = Settings(data_dir=data_dir, port=port, demo_token=DEMO_TOKEN)
+    settings = Settings(
+        data_dir=data_dir,
+        port=port,
+        demo_token=DEMO_TOKEN,
+        **database_settings(data_dir, backend),
+    )
     thread = ServerThread(settings, setup=_second_tenants)
     thread.start()
     yield LiveServer(f"http://127.0.0.1:{port}", data_dir, settings)
     thread.stop()
+
+
+@pytest.fixture(scope="session")
+def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from _live_server(tmp_path_factory, "sqlite")
+
+
+@pytest.fixture(scope="session")
+def live_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    yield from _live_server(tmp_path_factory, "postgres")
+
+
+@pytest.fixture
+def live(request: pytest.FixtureRequest, backend: Backend) -> LiveServer:
+    """One server per backend for the session: the demo tenant plus two more
+    publishers."""
+    return request.getfixturevalue(f"live_{backend}")

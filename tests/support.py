@@ -4,6 +4,7 @@ the AdCP 3.1 schema oracle."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -40,6 +41,15 @@ class LiveServer:
     @property
     def mcp_url(self) -> str:
         return f"{self.base_url}/mcp/"
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for an ``adcp-agent`` subprocess working on this server's
+        database (``--data-dir`` finds SQLite; Postgres needs ``DATABASE_URL``)."""
+        env = dict(os.environ)
+        env.pop("DATABASE_URL", None)
+        if self.settings.database_url:
+            env["DATABASE_URL"] = self.settings.database_url
+        return env
 
 
 class ServerThread:

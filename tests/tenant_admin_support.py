@@ -20,6 +20,7 @@ from adcp_agent.adapter_protocol import AdapterRegistry, Forecast, ForecastReque
 from adcp_agent.config import Settings
 from adcp_agent.server import create_app, prepare
 from adcp_agent.state import AppState
+from tests.databases import database_settings
 
 PREFIX = "/api/v1/tenant-management"
 KEY_HEADER = "X-Tenant-Management-API-Key"
@@ -157,9 +158,12 @@ class AdminApi:
 
 @asynccontextmanager
 async def admin_api(tmp_path: Path, **overrides: Any) -> AsyncIterator[AdminApi]:
-    """The real app (its lifespan included, as uvicorn would run it) on a fresh SQLite
-    file, with the fake GAM adapter registered and the rate-limit clock in hand."""
-    settings = Settings(data_dir=tmp_path, seed_demo=False, **overrides)
+    """The real app (its lifespan included, as uvicorn would run it) on a fresh database
+    (an SQLite file or Postgres, per the test's backend), with the fake GAM adapter
+    registered and the rate-limit clock in hand."""
+    settings = Settings(
+        data_dir=tmp_path, seed_demo=False, **database_settings(tmp_path), **overrides
+    )
     state = AppState.from_settings(settings)
     state.registry = ChosenAdapters()
     state.registry.register("mock", MockAdapter)

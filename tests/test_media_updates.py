@@ -187,7 +187,7 @@ async def test_guaranteed_reject_resubmit_and_approve_through_the_cli(live: Live
     def cli(*args: str) -> str:
         out = subprocess.run(
             [sys.executable, "-m", "adcp_agent.cli", *args, "--data-dir", str(live.data_dir)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=live.cli_env(),
         )
         return out.stdout
 

@@ -1,4 +1,5 @@
-"""Migrations: up from empty, idempotent, and in step with the models."""
+"""Migrations: up from empty, idempotent, and in step with the models — on SQLite and on
+PostgreSQL (this module runs on both backends; see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,20 @@ from adcp_agent.db import load_all_models
 from adcp_agent.db.engine import create_database
 from adcp_agent.db.migrate import current_revision, upgrade_to_head
 from adcp_agent.services.bootstrap import ensure_demo
+from tests.databases import Backend, database_settings
 
 load_all_models()
 
 
-async def test_upgrade_from_empty_creates_every_table(tmp_path: Path) -> None:
-    db = create_database(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+def _url(tmp_path: Path, name: str, backend: Backend) -> str:
+    """A new empty database: an SQLite file, or a fresh Postgres database."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+    return database_settings(tmp_path, backend)["DATABASE_URL"]
+
+
+async def test_upgrade_from_empty_creates_every_table(tmp_path: Path, backend: Backend) -> None:
+    db = create_database(_url(tmp_path, "fresh", backend))
     try:
         assert await current_revision(db) is None
         await upgrade_to_head(db)
@@ -31,18 +40,21 @@ async def test_upgrade_from_empty_creates_every_table(tmp_path: Path) -> None:
             diffs = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata)
             )
-            journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
-            sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+            if backend == "sqlite":
+                journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+                sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
     finally:
         await db.dispose()
     assert set(SQLModel.metadata.tables) <= tables
     assert diffs == [], f"models and migrations disagree: {diffs}"
+    if backend != "sqlite":
+        return
     # Durability settings: WAL with FULL sync (2) — a commit is on disk when acknowledged.
     assert journal == "wal" and sync == 2
 
 
-async def test_restart_keeps_existing_data(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'keep.db'}"
+async def test_restart_keeps_existing_data(tmp_path: Path, backend: Backend) -> None:
+    url = _url(tmp_path, "keep", backend)
     registry = AdapterRegistry()
     db = create_database(url)
     await upgrade_to_head(db)
@@ -63,14 +75,16 @@ async def test_restart_keeps_existing_data(tmp_path: Path) -> None:
     assert caller.principal_id == "demo_buyer"
 
 
-async def test_accounts_migration_backfills_default_accounts(tmp_path: Path) -> None:
+async def test_accounts_migration_backfills_default_accounts(
+    tmp_path: Path, backend: Backend
+) -> None:
     """Principals created before accounts existed get a default account on upgrade."""
     from alembic import command
     from sqlalchemy import text
 
     from adcp_agent.db.migrate import alembic_config
 
-    db = create_database(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    db = create_database(_url(tmp_path, "old", backend))
 
     def _to(rev: str):
         def run(connection):  # type: ignore[no-untyped-def]
@@ -86,7 +100,7 @@ async def test_accounts_migration_backfills_default_accounts(tmp_path: Path) -> 
             text(
                 "INSERT INTO tenants (tenant_id, name, subdomain, ad_server, adapter_config, "
                 "features, publisher_domains, public_discovery, created_at, updated_at) VALUES "
-                "('t1', 'T', 't1', 'mock', '{}', '{}', '[]', 1, '2026-01-01', '2026-01-01')"
+                "('t1', 'T', 't1', 'mock', '{}', '{}', '[]', TRUE, '2026-01-01', '2026-01-01')"
             )
         )
         await conn.execute(
@@ -107,4 +121,4 @@ async def test_accounts_migration_backfills_default_accounts(tmp_path: Path) -> 
             )
         ).all()
     await db.dispose()
-    assert rows == [("Old Buyer (default)", 1, "p1")]
+    assert rows == [("Old Buyer (default)", True, "p1")]  # SQLite answers 1: equal

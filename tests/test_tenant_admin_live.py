@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from adcp_agent.config import Settings
+from tests.databases import database_settings
 from tests.support import LiveServer, ServerThread, call, free_port, mcp_client
 
 BASE = "/api/v1/tenant-management"
@@ -18,7 +19,9 @@ BASE = "/api/v1/tenant-management"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("tenant_admin_live")
-    settings = Settings(data_dir=data_dir, port=free_port(), seed_demo=False)
+    settings = Settings(
+        data_dir=data_dir, port=free_port(), seed_demo=False, **database_settings(data_dir)
+    )
     thread = ServerThread(settings)
     thread.start()
     yield LiveServer(f"http://127.0.0.1:{settings.port}", data_dir, settings)

@@ -17,7 +17,7 @@ from adcp_agent.state import AppState
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {}
-    for name in ("host", "port", "data_dir"):
+    for name in ("host", "port", "data_dir", "sim_clock"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -141,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--data-dir", type=Path, help="where SQLite lives (default ./.adcp-agent)")
+    serve.add_argument(
+        "--sim-clock",
+        action="store_true",
+        default=None,
+        help="simulated clock: time moves only via POST /api/v1/tenant-management/clock/advance",
+    )
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.add_argument("--data-dir", type=Path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +54,40 @@ class Settings(BaseSettings):
     chat_max_tokens: int = Field(
         default=4096, ge=256, description="Output token budget of one model turn."
     )
+    sim_clock: bool = Field(
+        default=False,
+        description="Run on a simulated clock that moves only when advanced (POST "
+        "/api/v1/tenant-management/clock/advance): reproducible delivery simulations.",
+    )
+    sim_clock_start: datetime | None = Field(
+        default=None,
+        description="Where a new simulated clock starts (ISO 8601 with zone); default: the "
+        "current hour. A clock already saved under data_dir resumes instead.",
+    )
+    # Notifications: the outbox worker (webhooks, Slack, AdCP push) and email.
+    outbox_worker: bool = Field(
+        default=True, description="Deliver outbox events from this process (off: another does)."
+    )
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, description="Idle poll interval.")
+    outbox_max_attempts: int = Field(default=8, ge=1, description="Attempts before dead letter.")
+    outbox_backoff_seconds: float = Field(
+        default=10.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
+    )
+    outbox_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    outbox_lease_seconds: float = Field(
+        default=120.0, gt=0, description="How long a claimed delivery is a worker's own."
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    campaign_check_seconds: float = Field(
+        default=60.0, gt=0, description="How often ended flights are checked for completion."
+    )
+    smtp_host: str | None = Field(default=None, description="Without it, email is disabled.")
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "adcp-agent@localhost"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -23,6 +23,8 @@ _CODES: dict[str, tuple[Recovery, int]] = {
     "PRODUCT_UNAVAILABLE": ("correctable", 409),
     "BUDGET_TOO_LOW": ("correctable", 422),
     "SIGNAL_NOT_FOUND": ("correctable", 404),
+    "MEDIA_BUY_NOT_FOUND": ("correctable", 404),
+    "PACKAGE_NOT_FOUND": ("correctable", 404),
     "ACCOUNT_NOT_FOUND": ("correctable", 404),
     "ACCOUNT_AMBIGUOUS": ("correctable", 409),
     "ACCOUNT_SUSPENDED": ("terminal", 403),

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from adcp_agent.db.migrate import upgrade_to_head
+from adcp_agent.db.migrate import startup_lock, upgrade_to_head
 from adcp_agent.ratelimit import Clock, RateLimitMiddleware
 from adcp_agent.rest.routes import build_routes
 from adcp_agent.services.bootstrap import DemoInfo, ensure_demo
+from adcp_agent.services.outbox_worker import running as outbox_worker
 from adcp_agent.state import AppState
 
 log = logging.getLogger("adcp_agent")
@@ -26,11 +27,13 @@ class Startup:
 
 
 async def prepare(state: AppState) -> Startup:
-    """Bring the database to the current schema and seed the demo tenant once."""
-    await upgrade_to_head(state.db)
+    """Bring the database to the current schema and seed the demo tenant once (under a
+    lock, so servers starting together on one Postgres do it one after the other)."""
     demo = None
-    if state.settings.seed_demo:
-        demo = await ensure_demo(state.db, state.registry, state.settings.demo_token)
+    async with startup_lock(state.db):
+        await upgrade_to_head(state.db)
+        if state.settings.seed_demo:
+            demo = await ensure_demo(state.db, state.registry, state.settings.demo_token)
     return Startup(demo=demo)
 
 
@@ -49,7 +52,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if startup is None:
             app.state.startup = await prepare(state)
-        async with mcp_app.lifespan(app):
+        async with mcp_app.lifespan(app), outbox_worker(state):
             yield
         await state.db.dispose()
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from adcp_agent.adapter_protocol import AdapterRegistry
+from adcp_agent.clock import Clock, RealClock, build_clock
 from adcp_agent.config import Settings
 from adcp_agent.db.engine import Database, create_database
 from adcp_agent.services.adapters import AdapterPool
@@ -17,6 +18,7 @@ class AppState:
     settings: Settings
     db: Database
     registry: AdapterRegistry = field(default_factory=AdapterRegistry)
+    clock: Clock = field(default_factory=RealClock)  # "now" for delivery and lifecycle
     started_at: float = field(default_factory=time.monotonic)
     _pool: AdapterPool | None = field(default=None, init=False, repr=False)
 
@@ -29,7 +31,11 @@ class AppState:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
-        return cls(settings=settings, db=create_database(settings.resolved_database_url()))
+        return cls(
+            settings=settings,
+            db=create_database(settings.resolved_database_url()),
+            clock=build_clock(settings),
+        )
 
     @property
     def agent_url(self) -> str:

@@ -9,6 +9,7 @@ from adcp_agent.state import AppState
 from adcp_agent_tools import (
     accounts,
     creatives,
+    delivery,
     discovery,
     media,
     media_update,
@@ -40,4 +41,5 @@ def build_mcp(state: AppState) -> FastMCP:
     media_update.register(mcp, state)
     tasks.register(mcp, state)
     creatives.register(mcp, state)
+    delivery.register(mcp, state)
     return mcp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
@@ -11,8 +12,9 @@ from pydantic import Field
 
 from adcp_agent.db.models import Tenant
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import avails, buy_state, idempotency, media_reads
+from adcp_agent.services import avails, delivery_reports, idempotency, media_reads
 from adcp_agent.services import media_buys as buys
+from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
 from adcp_agent_tools import media_wire
 from adcp_agent_tools.caller import current_caller
@@ -76,12 +78,11 @@ def parse_day(value: str, field: str) -> date:
         ) from None
 
 
-def flight_from_dates(start: str, end: str) -> tuple[datetime | None, datetime]:
+def flight_from_dates(start: str, end: str, now: datetime) -> tuple[datetime | None, datetime]:
     """Seed date-only flights run from the start day's first second (or now, when the
     start is today) through the end day's last second, UTC."""
     first = parse_day(start, "flight_start_date")
     last = parse_day(end, "flight_end_date")
-    now = datetime.now(UTC)
     begins = None if first <= now.date() else datetime.combine(first, time(), UTC)
     ends = datetime.combine(last, time(), UTC) + timedelta(days=1) - timedelta(seconds=1)
     return begins, ends
@@ -92,7 +93,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         if booking.task is not None:
             return media_wire.submitted(booking.task)
         return media_wire.create_completed(
-            booking.buy, booking.packages, state.agent_url, booking.notes
+            booking.buy, booking.packages, state.agent_url, booking.notes, state.clock.now()
         )
 
     @mcp.tool(name="create_media_buy", annotations=MUTATES, output_schema=None)
@@ -146,6 +147,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
             dict[str, Any] | None,
             Field(description="Seed form: {formats: [format ids]} to restrict formats."),
         ] = None,
+        push_notification_config: Annotated[
+            PushNotificationConfig | None,
+            Field(
+                description="Webhook for this buy's later status changes (approval, "
+                "rejection, going live, completion): {url, operation_id?, token?, "
+                "authentication?: {schemes: ['Bearer'|'HMAC-SHA256'], credentials}}."
+            ),
+        ] = None,
     ) -> ToolResult:
         """Book a media buy. Non-guaranteed products are booked and activated at once
         (status completed, with media_buy_id and packages). Anything with guaranteed
@@ -157,7 +166,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         bid_price: 4.0, budget: 5000}]}. Seed form: {product_ids, total_budget,
         flight_start_date, flight_end_date, targeting_overlay}."""
         caller = current_caller()
-        raw = {k: v for k, v in locals().items() if k not in ("caller",)}
+        raw = tool_arguments()
         if packages and product_ids:
             raise AdcpError(
                 "INVALID_REQUEST", "Send packages or product_ids, not both.", field="product_ids"
@@ -178,7 +187,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     f"'{missing[0]}' is required with product_ids.",
                     field=missing[0],
                 )
-            start, end = flight_from_dates(flight_start_date, flight_end_date)
+            start, end = flight_from_dates(flight_start_date, flight_end_date, state.clock.now())
             formats = (creative_requirements or {}).get("formats")
             share = round(total_budget / len(product_ids), 2)
             req = buys.CreateRequest(
@@ -198,6 +207,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 po_number=po_number,
                 buyer_ref=buyer_ref,
                 flat_form=True,
+                push_notification_config=push_notification_config,
             )
         else:
             if not packages:
@@ -236,6 +246,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 po_number=po_number,
                 buyer_ref=buyer_ref,
                 total_budget=total_budget,
+                push_notification_config=push_notification_config,
             )
         response, replayed = await idempotency.run_once(
             state.db,
@@ -297,7 +308,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             dump(pagination),
             fingerprint("buys", caller.tenant_id, caller.principal_id, media_buy_ids, statuses),
         )
-        now = datetime.now(UTC)
+        now = state.clock.now()
         payload: dict[str, Any] = {
             "media_buys": [
                 media_wire.media_buy(v.buy, v.packages, state.agent_url, now) for v in page
@@ -329,8 +340,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
         and the budget that can be delivered. With total_budget (split evenly across
         products) you get a warning where it exceeds capacity."""
         caller = current_caller()
-        start, end = flight_from_dates(flight_start_date, flight_end_date)
-        begins = start or datetime.now(UTC)
+        start, end = flight_from_dates(flight_start_date, flight_end_date, state.clock.now())
+        begins = start or state.clock.now()
         async with state.db.session() as session:
             tenant = await session.get(Tenant, caller.tenant_id)
         assert tenant is not None
@@ -381,43 +392,59 @@ def register(mcp: FastMCP, state: AppState) -> None:
     @adcp_errors_as_results
     async def check_media_buy_status(media_buy_id: str) -> ToolResult:
         """Current status and performance of one media buy (seed-003): status, flight
-        progress, budget spent, impressions delivered, CTR and completion rate."""
+        progress, budget spent, impressions delivered, CTR, viewability, completion rate
+        and pacing (get_media_buy_delivery has the full breakdown)."""
         caller = current_caller()
-        views, missing = await media_reads.list_buys(state, caller, media_buy_ids=[media_buy_id])
-        if missing:
+        report = await delivery_reports.report(
+            state, caller, delivery_reports.ReportQuery(media_buy_ids=[media_buy_id])
+        )
+        if not report.buys:
             raise AdcpError(
                 "MEDIA_BUY_NOT_FOUND",
                 f"Media buy '{media_buy_id}' was not found.",
                 field="media_buy_id",
             )
-        buy = views[0].buy
-        now = datetime.now(UTC)
-        rows = await media_reads.delivery(state, buy, buy.start_time.date(), now.date())
-        impressions = sum(r.impressions for r in rows)
-        clicks = sum(r.clicks for r in rows)
-        completions = sum(r.completions for r in rows)
-        span = (buy.end_time - buy.start_time).total_seconds()
-        progress = min(max((now - buy.start_time).total_seconds() / span, 0.0), 1.0)
-        status = buy_state.wire_status(buy, now)
-        if buy.state == "pending_approval":
-            status = "pending_approval"
+        [b] = report.buys
+        totals = delivery_reports.Totals()
+        viewable = 0.0
+        for pr in b.packages:
+            totals.add(pr.lifetime)
+            viewable += pr.lifetime.impressions * float(pr.inventory.get("viewability", 1.0))
+        imps = totals.impressions
+        status = "pending_approval" if b.buy.state == "pending_approval" else b.status
         result = ok(
             {
-                "media_buy_id": buy.media_buy_id,
+                "media_buy_id": b.buy.media_buy_id,
                 "media_buy_status": status,
-                "flight_progress": round(progress, 4),
-                "budget_spent": round(sum(r.spend for r in rows), 2),
-                "total_budget": buy.total_budget,
-                "impressions_delivered": impressions,
+                "flight_progress": round(b.flight_progress, 4),
+                "budget_spent": round(totals.spend, 2),
+                "total_budget": b.buy.total_budget,
+                "impressions_delivered": imps,
                 "performance": {
-                    "ctr": round(clicks / impressions, 5) if impressions else 0.0,
-                    "completion_rate": round(completions / impressions, 5) if impressions else 0.0,
+                    "ctr": round(totals.clicks / imps, 5) if imps else 0.0,
+                    "viewability": round(viewable / imps, 4) if imps else 0.0,
+                    "completion_rate": round(totals.completions / imps, 5) if imps else 0.0,
+                },
+                "pacing": {
+                    "pacing_index": b.pacing_index,
+                    "alerts": [a.message for a in b.alerts if a.day == report.now.date()],
                 },
             }
         )
         assert isinstance(result.structured_content, dict)
         result.structured_content["status"] = status  # the seed's shape: status of the buy
         return result
+
+
+def tool_arguments() -> dict[str, Any]:
+    """The calling tool's own arguments (what the idempotency hash covers). Not
+    ``locals()``: that also holds the closure's free variables (the app state, helper
+    functions) whose reprs differ between processes, so a key retried on another
+    server process, or after a restart, would look like a different request."""
+    frame = sys._getframe(1)
+    code = frame.f_code
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    return {name: frame.f_locals[name] for name in names}
 
 
 def _jsonable(value: Any) -> Any:

@@ -12,7 +12,6 @@ Three request forms map onto one list of service operations:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
@@ -22,10 +21,17 @@ from pydantic import Field
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import approvals, idempotency, media_updates
 from adcp_agent.services.media_updates import Op
+from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
 from adcp_agent_tools import media_wire
 from adcp_agent_tools.caller import current_caller
-from adcp_agent_tools.media import MUTATES, CreativeAssignment, _jsonable, parse_time
+from adcp_agent_tools.media import (
+    MUTATES,
+    CreativeAssignment,
+    _jsonable,
+    parse_time,
+    tool_arguments,
+)
 from adcp_agent_tools.params import AccountRef, IdempotencyKey, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results
 
@@ -243,7 +249,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
     def render(outcome: media_updates.UpdateOutcome) -> dict[str, Any]:
         if outcome.task is not None:
             return media_wire.submitted(outcome.task)
-        now = datetime.now(UTC)
+        now = state.clock.now()
         by_id = {p.package_id: p for p in outcome.packages}
         return {
             "status": "completed",
@@ -259,7 +265,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             "changes_applied": outcome.changes,
         }
 
-    async def run(caller, media_buy_id, ops, account, revision, key, raw) -> ToolResult:  # type: ignore[no-untyped-def]
+    async def run(caller, media_buy_id, ops, account, revision, key, raw, push=None) -> ToolResult:  # type: ignore[no-untyped-def]
         response, replayed = await idempotency.run_once(
             state.db,
             caller,
@@ -275,6 +281,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 revision=revision,
                 completion=completion,
                 render=render,
+                push_notification_config=push,
             ),
         )
         if replayed:
@@ -300,6 +307,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         updates: Annotated[Updates | None, Field(description="Seed-002 operations.")] = None,
         reason: str | None = None,
         idempotency_key: IdempotencyKey = None,
+        push_notification_config: Annotated[
+            PushNotificationConfig | None,
+            Field(description="Webhook for this buy's later status changes (replaces any)."),
+        ] = None,
     ) -> ToolResult:
         """Change a media buy: pause/resume (paused), cancel (canceled: true), move the
         end (end_time), or per package budget, impressions, bid_price, pacing,
@@ -310,9 +321,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         shift_budget, set_status}. Illegal transitions return INVALID_STATE listing the
         allowed actions. Example: {media_buy_id: 'mb_…', paused: true}."""
         caller = current_caller()
-        raw = {
-            k: _jsonable(v) for k, v in locals().items() if k not in ("caller", "idempotency_key")
-        }
+        raw = {k: _jsonable(v) for k, v in tool_arguments().items() if k != "idempotency_key"}
         forms = [
             n
             for n, used in (
@@ -338,7 +347,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 {
                     "status": "completed",
                     "message": f"Order {media_buy_id} approved; it is now booked.",
-                    **media_wire.buy_summary(buy, datetime.now(UTC)),
+                    **media_wire.buy_summary(buy, state.clock.now()),
                     "implementation_date": media_wire.iso(buy.approved_at),
                     "affected_packages": [],
                 }
@@ -349,7 +358,16 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ops = _seed_ops(updates)
         else:
             ops = _patch_ops(paused, canceled, end_time, packages)
-        return await run(caller, media_buy_id, ops, account, revision, idempotency_key, raw)
+        return await run(
+            caller,
+            media_buy_id,
+            ops,
+            account,
+            revision,
+            idempotency_key,
+            raw,
+            push_notification_config,
+        )
 
     for verb in ("pause", "resume"):
 

@@ -63,9 +63,13 @@ def buy_summary(buy: MediaBuy, now: datetime) -> dict[str, Any]:
 
 
 def create_completed(
-    buy: MediaBuy, packages: Sequence[Package], agent_url: str, notes: Sequence[str] = ()
+    buy: MediaBuy,
+    packages: Sequence[Package],
+    agent_url: str,
+    notes: Sequence[str] = (),
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     message = (
         f"Media buy {buy.media_buy_id} booked: {len(packages)} package(s), "
         f"{buy.total_budget:,.2f} {buy.currency}, {iso(buy.start_time)} to {iso(buy.end_time)}."

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adcp_agent.chat.anthropic_model import AnthropicChatModel
 from adcp_agent.chat.loop import ChatEvent, LoopResult, TextEvent, ToolCallEvent
 from adcp_agent.chat.model import DEFAULT_MODEL, ChatModel, ModelName
 from adcp_agent.chat.service import ChatInput, ChatRun, ChatService
@@ -74,6 +73,10 @@ class ChatEndpoints:
         key = state.settings.anthropic_api_key
         self.anthropic: ChatModel | None = None
         if key is not None and key.get_secret_value().strip():
+            # Imported only when chat is configured: the SDK takes over a second to
+            # import, a quarter of a cold start that most servers never use.
+            from adcp_agent.chat.anthropic_model import AnthropicChatModel
+
             self.anthropic = AnthropicChatModel(key)
 
     def routes(self) -> list[BaseRoute]:

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from adcp_agent.rest.admin_approvals import approval_routes
+from adcp_agent.rest.admin_clock import clock_routes
 from adcp_agent.rest.admin_creatives import creative_review_routes
 from adcp_agent.rest.admin_http import admin_route, ok, read_body, read_query, unknown_path_route
 from adcp_agent.rest.admin_system import system_routes
@@ -153,5 +154,6 @@ def tenant_admin_routes(state: AppState) -> list[BaseRoute]:
         *tenant_routes(state),
         *approval_routes(state),
         *creative_review_routes(state),
+        *clock_routes(state),
         unknown_path_route(),
     ]

@@ -19,7 +19,7 @@ from adcp_agent.db.models import Principal, Tenant
 from adcp_agent.db.models_accounts import Account, AccountPrincipal
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit
+from adcp_agent.services import audit, buy_events
 from adcp_agent.services.identity import Caller, new_id
 
 STATUSES = ("active", "pending_approval", "rejected", "payment_required", "suspended", "closed")
@@ -279,6 +279,8 @@ async def sync_accounts(
                         target_id=account.account_id,
                         after={"natural_key": key, "status": account.status},
                     )
+                    if account.status == "pending_approval":
+                        await buy_events.account_awaits_approval(session, account, principal_id)
                 results.append(SyncResult("created", account))
             except AdcpError as exc:
                 results.append(SyncResult("failed", None, [exc]))

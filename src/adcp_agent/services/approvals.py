@@ -16,7 +16,7 @@ from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit
+from adcp_agent.services import audit, buy_events, delivery
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -95,6 +95,8 @@ async def decide(
             f"Media buy '{buy.media_buy_id}' is not awaiting approval.",
             field="task_id",
         )
+    # Hours before the decision did not serve: close them before the buy goes live.
+    await delivery.close_hours(state, buy)
     if approve:
         adapter = state.adapters.get(tenant, buy.ad_server)
         await adapter.order_action(buy.external_order_id or "", "approve")
@@ -141,6 +143,7 @@ async def decide(
             after={"state": stored_buy.state},
             details={"task_id": task_id, "reason": reason},
         )
+        await buy_events.decided(session, stored_buy, stored_task, approve=approve, reason=reason)
     return stored_task, stored_buy
 
 

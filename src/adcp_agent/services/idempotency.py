@@ -24,6 +24,7 @@ from adcp_agent.services.identity import Caller
 # A claim older than this with no answer is from a crashed attempt; it may be retaken.
 STALE_AFTER = timedelta(minutes=2)
 WAIT_FOR_IN_FLIGHT = 10.0  # seconds a concurrent duplicate waits for the first answer
+CLAIM_ATTEMPTS = 5  # a released claim can be retaken; past this, the caller retries
 
 
 def request_hash(payload: dict[str, Any]) -> str:
@@ -37,31 +38,42 @@ async def _claim(
 ) -> IdempotencyRecord | None:
     """Insert the claim. Returns the existing record when the key is taken."""
     assert caller.principal_id is not None
-    try:
-        async with db.transaction() as session:
-            session.add(
-                IdempotencyRecord(
-                    tenant_id=caller.tenant_id,
-                    principal_id=caller.principal_id,
-                    tool=tool,
-                    key=key,
-                    request_hash=digest,
-                    status="in_flight",
-                )
-            )
-        return None
-    except IntegrityError:
-        async with db.session() as session:
-            return (
-                await session.exec(
-                    select(IdempotencyRecord).where(
-                        IdempotencyRecord.tenant_id == caller.tenant_id,
-                        IdempotencyRecord.principal_id == caller.principal_id,
-                        IdempotencyRecord.tool == tool,
-                        IdempotencyRecord.key == key,
+    for _ in range(CLAIM_ATTEMPTS):
+        try:
+            async with db.transaction() as session:
+                session.add(
+                    IdempotencyRecord(
+                        tenant_id=caller.tenant_id,
+                        principal_id=caller.principal_id,
+                        tool=tool,
+                        key=key,
+                        request_hash=digest,
+                        status="in_flight",
                     )
                 )
-            ).one()
+            return None
+        except IntegrityError:
+            async with db.session() as session:
+                existing = (
+                    await session.exec(
+                        select(IdempotencyRecord).where(
+                            IdempotencyRecord.tenant_id == caller.tenant_id,
+                            IdempotencyRecord.principal_id == caller.principal_id,
+                            IdempotencyRecord.tool == tool,
+                            IdempotencyRecord.key == key,
+                        )
+                    )
+                ).first()
+            if existing is not None:
+                return existing
+            # The holder released its claim (its attempt failed) between our insert and
+            # this read — another process can do that at any moment: claim again.
+    raise AdcpError(
+        "IDEMPOTENCY_IN_FLIGHT",
+        "The same request is being retried concurrently; retry shortly with the same key.",
+        field="idempotency_key",
+        recovery="transient",
+    )
 
 
 async def _release(db: Database, record_filter: dict[str, Any]) -> None:

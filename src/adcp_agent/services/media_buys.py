@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import delete, select
@@ -19,7 +19,7 @@ from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, avails
+from adcp_agent.services import accounts, audit, avails, buy_events, push_notifications
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import signals as signal_service
 from adcp_agent.services import targeting as targeting_rules
@@ -58,6 +58,7 @@ class CreateRequest:
     pacing: str = "even"
     total_budget: float | None = None
     flat_form: bool = False  # seed-003 call: auction packages bid the floor
+    push_notification_config: push_notifications.PushNotificationConfig | None = None
 
 
 @dataclass
@@ -141,7 +142,7 @@ async def prepare(
 ) -> tuple[Tenant, Account, Booking]:
     """Validate a create request completely, before anything is written."""
     principal_id = caller.require_principal()
-    now = now or datetime.now(UTC)
+    now = now or state.clock.now()
     tenant = await _tenant(state, caller.tenant_id)
     account = await accounts.resolve(state.db, caller, req.account)
     start = req.start_time or now
@@ -336,6 +337,7 @@ async def create(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     tenant, account, booking = await prepare(state, caller, req, now=now)
+    push_notifications.validate(tenant, req.push_notification_config)
     buy, packages = booking.buy, booking.packages
     for sid in sorted({s for p in packages for s in targeting_rules.signals_of(p.targeting)}):
         # Targeting an owned signal activates it for this buyer (idempotent).
@@ -429,6 +431,9 @@ async def create(
             after=snapshot(stored, packages),
             details={"ad_server": buy.ad_server, "account_id": account.account_id},
         )
+        await buy_events.booked(
+            session, stored, packages, booking.task, req.push_notification_config
+        )
         booking.buy = stored
         response = render(booking)
         await completion.mark(session, response)
@@ -440,6 +445,7 @@ async def create(
 async def _abandon(state: AppState, caller: Caller, buy: MediaBuy, exc: Exception) -> None:
     """The ad server refused: remove the provisional rows, keep the audit trail."""
     async with state.db.transaction() as session:
+        await buy_events.failed(session, buy, exc)
         await session.exec(delete(Package).where(Package.media_buy_id == buy.media_buy_id))
         await session.exec(delete(MediaBuy).where(MediaBuy.media_buy_id == buy.media_buy_id))
         audit.record(

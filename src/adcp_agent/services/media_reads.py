@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import select
 
-from adcp_agent.adapter_protocol import DeliveryRow
-from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.services import accounts, buy_state
 from adcp_agent.services.identity import Caller
@@ -36,7 +34,7 @@ async def list_buys(
     """The caller's buys, newest first, plus requested ids that were not found.
     Buys awaiting approval are unconfirmed: listed only when asked for by id."""
     caller.require_principal()
-    now = now or datetime.now(UTC)
+    now = now or state.clock.now()
     account_id = None
     if account_ref is not None:
         account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
@@ -83,14 +81,3 @@ async def list_buys(
     found = set(ids)
     missing = [i for i in media_buy_ids if i not in found]
     return [BuyView(b, packages[b.media_buy_id], tasks.get(b.media_buy_id)) for b in buys], missing
-
-
-async def delivery(state: AppState, buy: MediaBuy, start: date, end: date) -> list[DeliveryRow]:
-    """Delivery rows from the ad server that booked the buy."""
-    if not buy.external_order_id:
-        return []
-    async with state.db.session() as session:
-        tenant = await session.get(Tenant, buy.tenant_id)
-    assert tenant is not None
-    adapter = state.adapters.get(tenant, buy.ad_server)
-    return await adapter.get_delivery(buy.external_order_id, start, end)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import select
@@ -18,7 +18,15 @@ from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, avails, buy_state
+from adcp_agent.services import (
+    accounts,
+    audit,
+    avails,
+    buy_events,
+    buy_state,
+    delivery,
+    push_notifications,
+)
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.idempotency import Completion
@@ -457,8 +465,9 @@ async def update(
     completion: Completion,
     render: Render,
     now: datetime | None = None,
+    push_notification_config: push_notifications.PushNotificationConfig | None = None,
 ) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
+    now = now or state.clock.now()
     buy, packages = await load_buy(state, caller, media_buy_id, account_ref)
     if revision is not None and revision != buy.revision:
         raise AdcpError(
@@ -470,10 +479,13 @@ async def update(
         )
     if not ops:
         raise AdcpError("INVALID_REQUEST", "The request changes nothing.", field="media_buy_id")
+    # The hours so far ran under the current settings: close them before anything changes.
+    await delivery.close_hours(state, buy, now)
     plan = await plan_ops(state, caller, buy, packages, ops, now)
     async with state.db.session() as session:
         tenant = await session.get(Tenant, buy.tenant_id)
     assert tenant is not None
+    push_notifications.validate(tenant, push_notification_config)
     adapter = state.adapters.get(tenant, buy.ad_server)
     done: list[str] = []
     failure: AdcpError | None = None
@@ -524,6 +536,14 @@ async def update(
             after=snapshot(stored, rows),
             details={"operations": [op.kind for op in ops], "applied": done},
             success=failure is None,
+        )
+        await buy_events.updated(
+            session,
+            stored,
+            rows,
+            state_before=buy.state,
+            task=plan.task,
+            push_config=push_notification_config,
         )
         outcome = UpdateOutcome(stored, rows, plan.affected, done, plan.task)
         response = render(outcome)

@@ -1,0 +1,237 @@
+"""Reading delivery back: per buy and package, totals for a date range, daily and hourly
+buckets, lifetime pacing and the buy's pacing alerts. Every read first materialises
+delivery up to the clock's "now" (``delivery.catch_up``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+
+from adcp_agent.clock import floor_hour
+from adcp_agent.db.models import Product
+from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
+from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import buy_state, delivery, media_reads, pacing
+from adcp_agent.services.identity import Caller
+from adcp_agent.state import AppState
+
+
+@dataclass
+class Totals:
+    impressions: int = 0
+    clicks: int = 0
+    completions: int = 0
+    spend: float = 0.0
+
+    def add(self, row: DeliveryHour | Totals) -> None:
+        self.impressions += row.impressions
+        self.clicks += row.clicks
+        self.completions += row.completions
+        self.spend += row.spend
+
+
+@dataclass
+class PackageReport:
+    package: Package
+    product: Product | None
+    period: Totals = field(default_factory=Totals)
+    lifetime: Totals = field(default_factory=Totals)
+    days: dict[date, Totals] = field(default_factory=dict)
+    hours: dict[datetime, Totals] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+    expected_spend: float = 0.0
+    pacing_index: float | None = None
+    delivery_status: str = "delivering"
+
+    @property
+    def inventory(self) -> dict[str, Any]:
+        return self.product.inventory if self.product else {}
+
+
+@dataclass
+class BuyReport:
+    buy: MediaBuy
+    status: str
+    packages: list[PackageReport]
+    period: Totals
+    days: dict[date, Totals]
+    hours: dict[datetime, Totals]
+    pacing_index: float | None
+    alerts: list[PacingAlert]
+    flight_progress: float
+
+
+@dataclass
+class DeliveryReport:
+    start: datetime  # inclusive
+    end: datetime  # exclusive
+    now: datetime
+    buys: list[BuyReport]
+    missing: list[str]
+    warnings: list[AdcpError]
+
+    @property
+    def currency(self) -> str:
+        return self.buys[0].buy.currency if self.buys else "USD"
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    media_buy_ids: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+    account: dict[str, Any] | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def period_of(
+    query: ReportQuery, buys: Sequence[MediaBuy], now: datetime, first_row: datetime | None
+) -> tuple[datetime, datetime]:
+    """[start, end) of the report: the requested dates (whole UTC days), else lifetime:
+    from the earliest flight start (or earlier row: ad servers report whole days) to
+    the clock's current hour."""
+    lifetime_end = floor_hour(now)
+    first_start = min((floor_hour(b.start_time) for b in buys), default=lifetime_end)
+    if first_row is not None:
+        first_start = min(first_start, first_row)
+    start = _midnight(query.start_date) if query.start_date else first_start
+    if query.end_date:
+        end = _midnight(query.end_date) + timedelta(days=1)
+    else:
+        end = max(lifetime_end, start)
+    return min(start, end), end
+
+
+async def report(state: AppState, caller: Caller, query: ReportQuery) -> DeliveryReport:
+    now = state.clock.now()
+    views, missing = await media_reads.list_buys(
+        state,
+        caller,
+        media_buy_ids=query.media_buy_ids,
+        statuses=query.statuses,
+        account_ref=query.account,
+        now=now,
+    )
+    warnings: list[AdcpError] = []
+    for view in views:
+        try:
+            await delivery.catch_up(state, view.buy, now)
+        except AdcpError as exc:  # the ad server is down: report what is stored, say so
+            warnings.append(
+                AdcpError(
+                    exc.code,
+                    f"Delivery of {view.buy.media_buy_id} could not be refreshed from the ad "
+                    f"server; figures are as of the last refresh. ({exc.message})",
+                    recovery="transient",
+                )
+            )
+    if query.start_date and query.end_date and query.start_date > query.end_date:
+        raise AdcpError("VALIDATION_ERROR", "end_date is before start_date.", field="end_date")
+    ids = [v.buy.media_buy_id for v in views]
+    async with state.db.session() as session:
+        rows = (
+            (
+                await session.exec(
+                    select(DeliveryHour).where(col(DeliveryHour.media_buy_id).in_(ids))
+                )
+            ).all()
+            if ids
+            else []
+        )
+        alerts = (
+            (
+                await session.exec(
+                    select(PacingAlert)
+                    .where(col(PacingAlert.media_buy_id).in_(ids))
+                    .order_by(col(PacingAlert.day), col(PacingAlert.kind))
+                )
+            ).all()
+            if ids
+            else []
+        )
+        wanted = {p.product_id for v in views for p in v.packages}
+        products = {
+            p.product_id: p
+            for p in (
+                await session.exec(
+                    select(Product).where(
+                        Product.tenant_id == caller.tenant_id,
+                        col(Product.product_id).in_(list(wanted)),
+                    )
+                )
+            ).all()
+        }
+    first_row = min((r.hour for r in rows), default=None)
+    start, end = period_of(query, [v.buy for v in views], now, first_row)
+    by_package: dict[str, PackageReport] = {}
+    for view in views:
+        for p in view.packages:
+            by_package[p.package_id] = PackageReport(p, products.get(p.product_id))
+    for row in rows:
+        pr = by_package.get(row.package_id)
+        if pr is None:
+            continue
+        pr.lifetime.add(row)
+        pr.sources.add(row.source)
+        if start <= row.hour < end:
+            pr.period.add(row)
+            pr.days.setdefault(row.hour.date(), Totals()).add(row)
+            pr.hours.setdefault(row.hour, Totals()).add(row)
+    as_of = floor_hour(now)
+    buys = [
+        _buy_report(view, [by_package[p.package_id] for p in view.packages], alerts, now, as_of)
+        for view in views
+    ]
+    first_day, last_day = start.date(), (end - timedelta(microseconds=1)).date()
+    for b in buys:
+        b.alerts = [a for a in b.alerts if first_day <= a.day <= last_day]
+    return DeliveryReport(start, end, now, buys, missing, warnings)
+
+
+def _buy_report(
+    view: media_reads.BuyView,
+    packages: list[PackageReport],
+    alerts: Sequence[PacingAlert],
+    now: datetime,
+    as_of: datetime,
+) -> BuyReport:
+    buy = view.buy
+    expected_total = actual_total = 0.0
+    period, days, hours = Totals(), {}, {}
+    confirmed = buy.state not in ("pending_approval", "rejected", "provisioning")
+    for pr in packages:
+        pr.expected_spend = pacing.expected_spend(pr.package, buy.start_time, buy.end_time, as_of)
+        if confirmed:
+            pr.pacing_index = pacing.index(pr.lifetime.spend, pr.expected_spend)
+        pr.delivery_status = pacing.delivery_status(
+            buy, pr.package, pr.lifetime.spend, pr.lifetime.impressions, now
+        )
+        if not pr.package.paused:
+            expected_total += pr.expected_spend
+            actual_total += pr.lifetime.spend
+        period.add(pr.period)
+        for key, t in pr.days.items():
+            days.setdefault(key, Totals()).add(t)
+        for key, t in pr.hours.items():
+            hours.setdefault(key, Totals()).add(t)
+    status = buy_state.wire_status(buy, now)
+    return BuyReport(
+        buy=buy,
+        status=status,
+        packages=packages,
+        period=period,
+        days=dict(sorted(days.items())),
+        hours=dict(sorted(hours.items())),
+        pacing_index=pacing.index(actual_total, expected_total) if confirmed else None,
+        alerts=[a for a in alerts if a.media_buy_id == buy.media_buy_id],
+        flight_progress=pacing.elapsed_fraction(buy.start_time, buy.end_time, now),
+    )

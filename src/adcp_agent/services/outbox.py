@@ -1,0 +1,234 @@
+"""The transactional outbox: events are rows written by the transaction that makes the
+change, so there is never an event without its change nor a change without its event.
+
+``emit`` also fans the event out, in the same transaction, into one ``EventDelivery``
+per destination (matching tenant webhooks, the tenant's Slack channel, the buyer's AdCP
+push registration for the buy) and an email draft for media-buy events. The delivery
+worker (``services.outbox_worker``) sends them later, with retries.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from adcp_agent.db.models import Tenant
+from adcp_agent.db.models_events import (
+    EventDelivery,
+    NotificationDraft,
+    OutboxEvent,
+    PushNotificationRegistration,
+    WebhookEndpoint,
+)
+from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.types import utcnow
+from adcp_agent.services import buy_state
+from adcp_agent.services.identity import new_id
+
+EVENT_TYPES: tuple[str, ...] = (
+    "media_buy.created",
+    "media_buy.approval_required",
+    "config_approval_required",
+    "media_buy.approved",
+    "media_buy.rejected",
+    "media_buy.failed",
+    "media_buy.activated",
+    "creative.approved",
+    "creative.rejected",
+    "campaign.completed",
+)
+# The buyer already had the synchronous answer for created/approval_required; push
+# notifications report what changed after it (AdCP: "status changes after submission").
+PUSH_EVENTS = frozenset(
+    {
+        "media_buy.approved",
+        "media_buy.rejected",
+        "media_buy.activated",
+        "media_buy.failed",
+        "campaign.completed",
+        "creative.approved",
+        "creative.rejected",
+    }
+)
+DRAFT_EVENTS = frozenset(t for t in EVENT_TYPES if t.startswith(("media_buy.", "campaign.")))
+SLACK_FEATURE = "slack_webhook_url"
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable in an event payload")
+
+
+def new_event_id() -> str:
+    """36 characters of ``[a-z0-9_]``: also valid as an AdCP webhook idempotency_key."""
+    return "evt_" + uuid.uuid4().hex
+
+
+async def emit(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    principal_id: str | None = None,
+    media_buy_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> OutboxEvent:
+    """Record ``event_type`` in the caller's open transaction (call it inside
+    ``async with db.transaction() as session``, next to the change it reports; the
+    event commits or rolls back with it).
+
+    - ``event_type``: one of ``EVENT_TYPES`` (e.g. ``"creative.approved"``).
+    - ``payload``: the event's ``data`` as receivers see it — JSON values; datetimes
+      are converted to ISO 8601 UTC. Never put secrets in it: every matching webhook
+      and the Slack channel receive it. Creative events should carry ``creative_id``,
+      ``principal_id`` and, for rejections, ``reason``.
+    - ``principal_id``: the buyer the event concerns (push registrations and draft
+      access are scoped by it).
+    - ``media_buy_id``: the buy it concerns, if any (push notifications, email draft).
+    - ``dedupe_key``: for events that must exist once (a duplicate raises
+      IntegrityError at commit).
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}; add it to EVENT_TYPES")
+    now = utcnow()
+    event = OutboxEvent(
+        event_id=new_event_id(),
+        tenant_id=tenant_id,
+        event_type=event_type,
+        status="pending",
+        principal_id=principal_id,
+        media_buy_id=media_buy_id,
+        dedupe_key=dedupe_key,
+        payload=json.loads(json.dumps(payload, default=_jsonable)),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(event)
+    deliveries = await _destinations(session, event)
+    if not deliveries:
+        event.status = "delivered"  # nobody to tell: nothing is outstanding
+    session.add_all(deliveries)
+    if media_buy_id and event_type in DRAFT_EVENTS:
+        session.add(
+            NotificationDraft(
+                draft_id=new_id("draft"),
+                tenant_id=tenant_id,
+                principal_id=principal_id,
+                media_buy_id=media_buy_id,
+                event_id=event.event_id,
+                event_type=event_type,
+            )
+        )
+    return event
+
+
+def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None) -> EventDelivery:
+    return EventDelivery(
+        delivery_id=new_id("dlv"),
+        event_id=event.event_id,
+        tenant_id=event.tenant_id,
+        channel=channel,
+        target_id=target_id,
+        url=url,
+        status="pending",
+        next_attempt_at=event.created_at,
+    )
+
+
+async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[EventDelivery]:
+    out: list[EventDelivery] = []
+    endpoints = (
+        await session.exec(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.tenant_id == event.tenant_id,
+                col(WebhookEndpoint.deleted_at).is_(None),
+            )
+        )
+    ).all()
+    for endpoint in endpoints:
+        if not endpoint.events or event.event_type in endpoint.events:
+            out.append(_delivery(event, "webhook", endpoint.url, endpoint.webhook_id))
+    tenant = await session.get(Tenant, event.tenant_id)
+    slack_url = tenant.features.get(SLACK_FEATURE) if tenant is not None else None
+    if isinstance(slack_url, str) and slack_url:
+        out.append(_delivery(event, "slack", slack_url, None))
+    if event.media_buy_id and event.event_type in PUSH_EVENTS:
+        registration = (
+            await session.exec(
+                select(PushNotificationRegistration)
+                .where(
+                    PushNotificationRegistration.media_buy_id == event.media_buy_id,
+                    PushNotificationRegistration.tenant_id == event.tenant_id,
+                )
+                .order_by(col(PushNotificationRegistration.created_at).desc())
+            )
+        ).first()
+        if registration is not None:  # the latest, registered by the buy's own principal
+            out.append(_delivery(event, "push", registration.url, registration.config_id))
+    return out
+
+
+async def media_buy_payload(
+    session: AsyncSession,
+    buy: MediaBuy,
+    packages: Sequence[Package] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``data`` of a media-buy event: what a receiver needs without calling back
+    (budget, flight, principal, products, packages, wire status)."""
+    if packages is None:
+        packages = (
+            await session.exec(
+                select(Package)
+                .where(Package.media_buy_id == buy.media_buy_id)
+                .order_by(col(Package.created_at), col(Package.package_id))
+            )
+        ).all()
+    now = utcnow()
+    confirmed = None
+    if buy.state not in ("pending_approval", "provisioning", "rejected"):
+        confirmed = iso(buy.approved_at or buy.created_at)
+    data: dict[str, Any] = {
+        "media_buy_id": buy.media_buy_id,
+        "principal_id": buy.principal_id,
+        "account_id": buy.account_id,
+        "buyer_ref": buy.buyer_ref,
+        "po_number": buy.po_number,
+        "state": buy.state,
+        "media_buy_status": buy_state.wire_status(buy, now),
+        "guaranteed": buy.guaranteed,
+        "revision": buy.revision,
+        "confirmed_at": confirmed,
+        "total_budget": buy.total_budget,
+        "currency": buy.currency,
+        "start_time": iso(buy.start_time),
+        "end_time": iso(buy.end_time),
+        "product_ids": sorted({p.product_id for p in packages}),
+        "packages": [
+            {
+                "package_id": p.package_id,
+                "product_id": p.product_id,
+                "pricing_option_id": p.pricing_option_id,
+                "budget": p.budget,
+                "pacing": p.pacing,
+                "paused": p.paused,
+            }
+            for p in packages
+        ],
+    }
+    data.update(extra)
+    return data

@@ -1,0 +1,278 @@
+"""The delivery worker: leases due deliveries, sends them, retries with exponential
+backoff and jitter, dead-letters after ``outbox_max_attempts``, and once a while emits
+``campaign.completed`` for buys whose flight has ended.
+
+At-least-once: a delivery is marked delivered only after the receiver answered 2xx, so
+a worker stopped mid-send (or a crashed process) leaves a lease that simply expires and
+another worker sends the same event again — same event id, which receivers dedupe on.
+Time, sleeping, randomness and DNS are injected, so tests drive it without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from adcp_agent.db.models_events import EventDelivery, OutboxEvent
+from adcp_agent.db.models_media import MediaBuy
+from adcp_agent.db.types import utcnow
+from adcp_agent.services import deliveries, outbox, ssrf
+from adcp_agent.services.identity import new_id
+from adcp_agent.state import AppState
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+BATCH = 20
+RUNNING_STATES = ("live", "paused")
+
+
+def backoff(attempt: int, base: float, cap: float, rand: float) -> timedelta:
+    """``base * 2**(attempt-1)`` capped, scaled by a jitter factor in [0.5, 1) so many
+    failed deliveries do not all come back at the same second."""
+    raw = min(cap, base * 2 ** max(attempt - 1, 0))
+    return timedelta(seconds=raw * (0.5 + rand / 2))
+
+
+def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return timedelta(seconds=int(value))
+    try:
+        return max(parsedate_to_datetime(value) - now, timedelta(0))
+    except (TypeError, ValueError):
+        return None
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        state: AppState,
+        *,
+        clock: Clock = utcnow,
+        sleep: Sleep = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+        resolver: ssrf.Resolver = ssrf.system_resolver,
+        worker_id: str | None = None,
+    ) -> None:
+        self.state = state
+        self.settings = state.settings
+        self.clock = clock
+        self.sleep = sleep
+        self.rand = rand
+        self.resolver = resolver
+        self.worker_id = worker_id or new_id("worker")
+        timeout = httpx.Timeout(self.settings.webhook_timeout_seconds, connect=5.0)
+        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        self._task: asyncio.Task[None] | None = None
+        self._next_campaign_check: datetime | None = None
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many deliveries were attempted."""
+        claimed = await deliveries.claim(
+            self.state.db,
+            worker_id=self.worker_id,
+            now=self.clock(),
+            lease=timedelta(seconds=self.settings.outbox_lease_seconds),
+            limit=BATCH,
+        )
+        outcomes = await asyncio.gather(
+            *(self._deliver(d) for d in claimed), return_exceptions=True
+        )
+        for delivery, outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, Exception):  # its lease expires; it is retried then
+                log.error("delivery %s failed unexpectedly", delivery.delivery_id, exc_info=outcome)
+        return len(claimed)
+
+    async def _deliver(self, delivery: EventDelivery) -> None:
+        db, max_attempts = self.state.db, self.settings.outbox_max_attempts
+        if delivery.attempts > max_attempts:
+            await deliveries.finish(
+                db,
+                delivery,
+                status="dead",
+                now=self.clock(),
+                error="gave up: the final attempt was interrupted (worker stopped or crashed)",
+            )
+            return
+        status_code: int | None = None
+        wait: timedelta | None = None
+        try:
+            outgoing = await deliveries.compose(
+                db, delivery, now=self.clock(), base_url=self.settings.base_url()
+            )
+            target = await ssrf.resolve(outgoing.url, outgoing.allowance, self.resolver)
+            status_code, error, wait = await self._post(outgoing, target)
+        except (deliveries.Undeliverable, ssrf.BlockedDestination) as exc:
+            await deliveries.finish(db, delivery, status="dead", now=self.clock(), error=str(exc))
+            return
+        except (httpx.HTTPError, ConnectionError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        now = self.clock()
+        if error is None:
+            await deliveries.finish(
+                db, delivery, status="delivered", now=now, status_code=status_code
+            )
+            return
+        if delivery.attempts >= max_attempts:
+            log.warning(
+                "delivery %s dead after %s attempts: %s",
+                delivery.delivery_id,
+                delivery.attempts,
+                error,
+            )
+            await deliveries.finish(
+                db, delivery, status="dead", now=now, status_code=status_code, error=error
+            )
+            return
+        delay = backoff(
+            delivery.attempts,
+            self.settings.outbox_backoff_seconds,
+            self.settings.outbox_backoff_max_seconds,
+            self.rand(),
+        )
+        if wait is not None:
+            delay = min(
+                max(delay, wait), timedelta(seconds=self.settings.outbox_backoff_max_seconds)
+            )
+        await deliveries.finish(
+            db,
+            delivery,
+            status="pending",
+            now=now,
+            status_code=status_code,
+            error=error,
+            retry_at=now + delay,
+        )
+
+    async def _post(
+        self, outgoing: deliveries.Outgoing, target: ssrf.Destination
+    ) -> tuple[int, str | None, timedelta | None]:
+        """POST to the checked address only (Host header and TLS name keep the real
+        host), without following redirects; reads at most a snippet of the answer."""
+        url = httpx.URL(outgoing.url)
+        headers = {**outgoing.headers, "Host": url.netloc.decode("ascii")}
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        request = self.client.build_request(
+            "POST",
+            url.copy_with(host=target.ip),
+            content=outgoing.body,
+            headers=headers,
+            extensions=extensions,
+        )
+        response = await self.client.send(request, stream=True)
+        try:
+            snippet = b""
+            async for chunk in response.aiter_bytes():
+                snippet += chunk
+                if len(snippet) >= 300:
+                    break
+        finally:
+            await response.aclose()
+        if 200 <= response.status_code < 300:
+            return response.status_code, None, None
+        text = snippet[:300].decode("utf-8", "replace").strip()
+        error = f"HTTP {response.status_code}" + (f": {text}" if text else "")
+        if 300 <= response.status_code < 400:
+            error += " (redirects are not followed; register the final URL)"
+        return response.status_code, error, _retry_after(response, self.clock())
+
+    async def check_campaigns(self) -> int:
+        """Emit ``campaign.completed`` once per buy whose flight has ended."""
+        now = self.clock()
+        db = self.state.db
+        ended = (
+            select(MediaBuy.media_buy_id)
+            .where(
+                col(MediaBuy.state).in_(RUNNING_STATES),
+                col(MediaBuy.end_time) <= now,
+                ~select(OutboxEvent.event_id)
+                .where(
+                    OutboxEvent.media_buy_id == MediaBuy.media_buy_id,
+                    OutboxEvent.event_type == "campaign.completed",
+                )
+                .exists(),
+            )
+            .limit(100)
+        )
+        async with db.session() as session:
+            ids = list((await session.exec(ended)).all())
+        emitted = 0
+        for media_buy_id in ids:
+            try:
+                async with db.transaction() as session:
+                    buy = await session.get(MediaBuy, media_buy_id)
+                    if buy is None or buy.state not in RUNNING_STATES or buy.end_time > now:
+                        continue
+                    await outbox.emit(
+                        session,
+                        tenant_id=buy.tenant_id,
+                        event_type="campaign.completed",
+                        payload=await outbox.media_buy_payload(session, buy),
+                        principal_id=buy.principal_id,
+                        media_buy_id=buy.media_buy_id,
+                        dedupe_key=f"campaign.completed:{buy.media_buy_id}",
+                    )
+                emitted += 1
+            except IntegrityError:
+                continue  # another worker emitted it first
+        return emitted
+
+    async def tick(self) -> int:
+        now = self.clock()
+        if self._next_campaign_check is None or now >= self._next_campaign_check:
+            self._next_campaign_check = now + timedelta(
+                seconds=self.settings.campaign_check_seconds
+            )
+            await self.check_campaigns()
+        return await self.run_once()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                busy = await self.tick()
+            except Exception:  # noqa: BLE001 - one bad poll (e.g. a locked DB) must not stop delivery
+                log.exception("outbox worker poll failed; retrying")
+                busy = 0
+            if not busy:
+                await self.sleep(self.settings.outbox_poll_seconds)
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run(), name=f"outbox-{self.worker_id}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop now. A send in flight is abandoned; its lease expires and the delivery is
+        retried (by this server after a restart, or by another worker)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running(state: AppState) -> AsyncIterator[OutboxWorker | None]:
+    """The worker for the app lifespan, when ``Settings.outbox_worker`` is on."""
+    if not state.settings.outbox_worker:
+        yield None
+        return
+    worker = OutboxWorker(state)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop()

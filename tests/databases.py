@@ -1,0 +1,227 @@
+"""Which database a test runs on: an SQLite file in its data dir, or a fresh database on
+a throwaway PostgreSQL cluster that the test run starts itself.
+
+The cluster lives in a temp dir, listens on 127.0.0.1 (and a unix socket in that dir) on
+a free port, trusts local connections and is deleted when the session ends. initdb
+refuses to run as root, so under root the server runs as the ``postgres`` (or
+``nobody``) user through ``runuser``. Durability is switched off (``fsync=off``): this
+cluster exists for one test run, and the SQLite tests keep the durability guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import asyncpg
+import pytest
+
+Backend = Literal["sqlite", "postgres"]
+BACKENDS: tuple[Backend, ...] = ("sqlite", "postgres")
+SUPERUSER = "adcp"
+
+
+class PostgresUnavailable(RuntimeError):
+    """Why no cluster could be started (shown in the skip reason and the summary)."""
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
+    return candidates[-1] if candidates else None
+
+
+def _run_as() -> tuple[list[str], int | None, int | None]:
+    """The command prefix (and uid/gid) that runs the server as a non-root user."""
+    if os.geteuid() != 0:
+        return [], None, None
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        raise PostgresUnavailable("running as root and runuser is missing (initdb refuses root)")
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return [runuser, "-u", name, "--"], entry.pw_uid, entry.pw_gid
+    raise PostgresUnavailable("running as root and no 'postgres' or 'nobody' user exists")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PostgresCluster:
+    root: Path
+    port: int
+    prefix: list[str]
+    pg_ctl: str
+    _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @classmethod
+    def start(cls) -> PostgresCluster:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if initdb is None or pg_ctl is None:
+            raise PostgresUnavailable("initdb/pg_ctl not found (install PostgreSQL)")
+        prefix, uid, gid = _run_as()
+        root = Path(tempfile.mkdtemp(prefix="adcp-pg-"))
+        if uid is not None and gid is not None:
+            os.chown(root, uid, gid)
+        cluster = cls(root=root, port=_free_port(), prefix=prefix, pg_ctl=pg_ctl)
+        try:
+            cluster._run(
+                [
+                    initdb,
+                    "-D",
+                    str(cluster.data),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "-N",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+            )
+            options = (
+                f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            )
+            cluster._run(
+                [
+                    pg_ctl,
+                    "-D",
+                    str(cluster.data),
+                    "-l",
+                    str(root / "server.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ],
+            )
+        except PostgresUnavailable:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _run(self, argv: list[str]) -> None:
+        try:
+            result = subprocess.run(
+                [*self.prefix, *argv], capture_output=True, text=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise PostgresUnavailable(f"{Path(argv[0]).name} failed: {exc}") from exc
+        if result.returncode != 0:
+            log = self.root / "server.log"
+            detail = (result.stderr or result.stdout).strip()
+            if log.exists():
+                detail += "\n" + log.read_text()[-2000:]
+            raise PostgresUnavailable(f"{Path(argv[0]).name} failed: {detail}")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, prefix: str = "t") -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        name = f"{prefix}{next(self._names)}"
+        self.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def execute(self, sql: str) -> None:
+        """Run one admin statement. From a worker thread, so it works both inside a
+        running event loop (async fixtures) and outside one."""
+
+        async def run() -> None:
+            conn = await asyncpg.connect(
+                host="127.0.0.1", port=self.port, user=SUPERUSER, database="postgres"
+            )
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, run()).result()
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run(
+                [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Selection:
+    """The session's database state: the default backend, the backend of the running
+    test, and the cluster once something asked for Postgres."""
+
+    default: Backend = "sqlite"
+    active: Backend | None = None
+    cluster: PostgresCluster | None = None
+    unavailable: str | None = None
+    disabled: str | None = None  # why Postgres must not be used at all (--db=sqlite)
+    postgres_tests: int = 0
+
+    @property
+    def current(self) -> Backend:
+        return self.active or self.default
+
+    def postgres(self) -> PostgresCluster:
+        """The cluster, started on first use; PostgresUnavailable if it cannot be."""
+        if self.disabled is not None:
+            raise PostgresUnavailable(self.disabled)
+        if self.cluster is None:
+            if self.unavailable is not None:
+                raise PostgresUnavailable(self.unavailable)
+            try:
+                self.cluster = PostgresCluster.start()
+            except PostgresUnavailable as exc:
+                self.unavailable = str(exc)
+                raise
+        return self.cluster
+
+
+SELECTION = Selection()
+
+
+def database_settings(data_dir: Path, backend: Backend | None = None) -> dict[str, str]:
+    """Keyword arguments for ``Settings``: nothing for SQLite (the file goes in
+    ``data_dir``), a fresh Postgres database otherwise."""
+    if (backend or SELECTION.current) == "sqlite":
+        return {}
+    try:
+        cluster = SELECTION.postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL: {exc}")
+    return {"DATABASE_URL": cluster.create_database()}
