@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adcp_agent.services import tenants
+from adcp_agent.services import tenant_admin, tenants
 from tests.tenant_admin_support import (
     KEY_HEADER,
     PREFIX,
@@ -303,3 +303,23 @@ async def test_unknown_paths_and_methods_answer_in_the_envelope(api: AdminApi) -
     assert wrong_method.status_code == 405
     assert wrong_method.headers["allow"] == "GET, POST"
     assert error_of(wrong_method)["code"] == "INVALID_REQUEST"
+
+
+async def test_slack_webhook_urls_are_never_echoed(tmp_path: Path) -> None:
+    async with admin_api(tmp_path) as api:
+        await api.init_key()
+        url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+        created = await api.create_tenant(
+            name="Slacky",
+            subdomain="slacky",
+            ad_server="mock",
+            features={"slack_webhook_url": url, "max_daily_budget": 5},
+        )
+        fetched = await api.request("GET", f"/tenants/{created['tenant_id']}")
+        kept = await api.request(
+            "PUT", f"/tenants/{created['tenant_id']}", json={"features": fetched.json()["features"]}
+        )
+        tenant = await tenant_admin.require_tenant(api.state.db, created["tenant_id"])
+    assert created["features"] == {"slack_webhook_url": "***", "max_daily_budget": 5}
+    assert "XXXXSECRET" not in fetched.text and "XXXXSECRET" not in kept.text
+    assert tenant.features["slack_webhook_url"] == url  # PUT of the redacted view kept it

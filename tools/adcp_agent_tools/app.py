@@ -20,10 +20,11 @@ from adcp_agent_tools.middleware import AdcpMiddleware
 
 INSTRUCTIONS = """\
 AdCP 3.1 sales agent for a publisher. Typical flow: get_adcp_capabilities → get_products
-(with a brief) → get_signals → get_avails → create_media_buy (guaranteed buys return a
-task: poll get_task_status) → get_media_buys / update_media_buy. Authenticate with
-'Authorization: Bearer <token>' (or 'x-adcp-auth'). Errors come back as AdCP `errors`
-with a code, the offending field and a suggestion."""
+(with a brief) → get_signals / activate_signal → get_avails → create_media_buy (guaranteed
+buys return a task: poll get_task_status) → sync_creatives (assign to packages) →
+get_media_buy_delivery → provide_performance_feedback / update_media_buy. Authenticate with
+'Authorization: Bearer <token>' (or 'x-adcp-auth'). Errors come back as AdCP `errors` with
+a code, the offending field and a suggestion."""
 
 
 def build_mcp(state: AppState) -> FastMCP:

@@ -93,7 +93,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         if booking.task is not None:
             return media_wire.submitted(booking.task)
         return media_wire.create_completed(
-            booking.buy, booking.packages, state.agent_url, booking.notes, state.clock.now()
+            booking.buy, booking.packages, state.agent_url, booking.notes, now=state.clock.now()
         )
 
     @mcp.tool(name="create_media_buy", annotations=MUTATES, output_schema=None)

@@ -67,9 +67,9 @@ def create_completed(
     packages: Sequence[Package],
     agent_url: str,
     notes: Sequence[str] = (),
-    now: datetime | None = None,
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
-    now = now or datetime.now(UTC)
     message = (
         f"Media buy {buy.media_buy_id} booked: {len(packages)} package(s), "
         f"{buy.total_budget:,.2f} {buy.currency}, {iso(buy.start_time)} to {iso(buy.end_time)}."

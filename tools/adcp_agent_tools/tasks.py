@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastmcp import FastMCP
@@ -53,7 +52,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         views, _ = await media_reads.list_buys(state, caller, media_buy_ids=[task_media_buy_id])
         if not views:
             return None
-        return media_wire.create_completed(views[0].buy, views[0].packages, state.agent_url)
+        return media_wire.create_completed(
+            views[0].buy, views[0].packages, state.agent_url, now=state.clock.now()
+        )
 
     @mcp.tool(name="get_task_status", annotations=READ_ONLY, output_schema=None)
     @adcp_errors_as_results
@@ -137,6 +138,6 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     for t in page
                 ],
                 "pagination": page_info,
-                "as_of": media_wire.iso(datetime.now(UTC)),
+                "as_of": media_wire.iso(state.clock.now()),
             }
         )

@@ -37,7 +37,7 @@ class TenantView(BaseModel):
             subdomain=tenant.subdomain,
             ad_server=tenant.ad_server,
             adapter_config=redact_secrets(tenant.adapter_config),
-            features=tenant.features,
+            features=redact_secrets(tenant.features),
             publisher_domains=tenant.publisher_domains,
             public_discovery=tenant.public_discovery,
             created_at=tenant.created_at,

@@ -17,7 +17,8 @@ AdServer = Literal["google_ad_manager", "kevel", "triton_digital", "mock"]
 AD_SERVERS: tuple[str, ...] = ("google_ad_manager", "kevel", "triton_digital", "mock")
 
 REDACTED = "***"
-_SECRET_WORDS = ("token", "secret", "password", "key", "credential")
+# "webhook_url": Slack incoming-webhook URLs carry their secret in the path.
+_SECRET_WORDS = ("token", "secret", "password", "key", "credential", "webhook_url")
 _FOLDED_PREFIX = "gam_"
 
 

@@ -18,7 +18,7 @@ from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, creative_rules
+from adcp_agent.services import accounts, audit, creative_rules, delivery
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -302,6 +302,8 @@ async def push_pending(state: AppState, tenant_id: str, principal_id: str | None
                 "push of %s to %s failed: %s", creative.creative_id, package.package_id, exc.message
             )
             continue
+        # Hours before now ran without this creative: settle them before it can serve.
+        await delivery.close_hours(state, buy)
         async with state.db.transaction() as session:
             row = await session.get(CreativeAssignment, assignment.id)
             stored = await session.get(Creative, creative.id)

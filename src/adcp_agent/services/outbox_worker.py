@@ -190,8 +190,10 @@ class OutboxWorker:
         return response.status_code, error, _retry_after(response, self.clock())
 
     async def check_campaigns(self) -> int:
-        """Emit ``campaign.completed`` once per buy whose flight has ended."""
-        now = self.clock()
+        """Emit ``campaign.completed`` once per buy whose flight has ended. Flights are
+        judged on the business clock (the simulated one when the server runs on it);
+        delivery retries keep the worker's own clock."""
+        now = self.state.clock.now()
         db = self.state.db
         ended = (
             select(MediaBuy.media_buy_id)
