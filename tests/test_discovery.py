@@ -16,8 +16,10 @@ async def test_capabilities_claim_only_what_is_served(live: LiveServer) -> None:
     assert caps.data["adcp"]["major_versions"] == [3]
     assert set(caps.data["supported_protocols"]) == {"media_buy", "signals"}
     assert "signal-owned" in caps.data["specialisms"]
-    if "create_media_buy" not in tools:
-        assert "sales-guaranteed" not in caps.data["specialisms"]
+    # Every tool a claimed specialism exercises is served.
+    assert {"create_media_buy", "update_media_buy", "sync_creatives"} <= tools
+    assert {"sales-guaranteed", "sales-non-guaranteed"} <= set(caps.data["specialisms"])
+    assert caps.data["account"]["sandbox"] is True
     portfolio = caps.data["media_buy"]["portfolio"]
     assert "riversidemedia.example" in portfolio["publisher_domains"]
     assert {"ctv", "display", "streaming_audio"} <= set(portfolio["primary_channels"])

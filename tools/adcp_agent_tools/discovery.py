@@ -87,6 +87,12 @@ def register(mcp: FastMCP, state: AppState) -> None:
             "supported_protocols": supported,
             "specialisms": specialisms,
         }
+        if {"list_accounts", "sync_accounts"} <= tools:
+            payload["account"] = {
+                "supported_billing": ["operator", "agent", "advertiser"],
+                "required_for_products": False,
+                "sandbox": True,
+            }
         if "media_buy" in supported:
             payload["media_buy"] = {
                 "supported_pricing_models": models or ["cpm"],
