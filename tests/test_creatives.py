@@ -6,7 +6,10 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+from sqlmodel import select
+
 from adcp_agent import demo_catalog
+from adcp_agent.db.models_events import OutboxEvent
 from adcp_agent.services import catalog_admin
 from tests.creative_helpers import display, sync_args, video
 from tests.media_helpers import non_guaranteed
@@ -233,7 +236,21 @@ async def test_manual_review_holds_creatives_until_an_admin_approves(tmp_path: P
             json={"reason": "Health claim not substantiated"},
         )
         listed = await api.mcp_result("list_creatives", {}, token)
+        async with api.state.db.session() as session:
+            events = (
+                await session.exec(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.tenant_id == tid, OutboxEvent.event_type.like("creative.%"))
+                    .order_by(OutboxEvent.created_at)
+                )
+            ).all()
     assert {i["status"] for i in synced["creatives"]} == {"pending_review"}
+    # Each decision is an event, written with the decision itself.
+    assert [(e.event_type, e.payload["creative_id"]) for e in events] == [
+        ("creative.approved", "cr_a"),
+        ("creative.rejected", "cr_b"),
+    ]
+    assert events[1].payload["reason"] == "Health claim not substantiated"
     [order] = before.values()
     assert all(not line.creatives for line in order.lines.values())  # nothing pushed yet
     assert approved.status_code == 200 and approved.json()["status"] == "approved"

@@ -18,7 +18,7 @@ from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, creative_rules, delivery
+from adcp_agent.services import accounts, audit, creative_rules, delivery, outbox
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -176,6 +176,9 @@ async def sync(
             library[new.creative_id] = creative
             if not dry_run:
                 session.add(creative)
+                if creative.status == "approved":
+                    await session.flush()
+                    await _creative_event(session, creative, reason=None, decided_by="policy:auto")
                 audit.record(
                     session,
                     caller,
@@ -316,6 +319,30 @@ async def push_pending(state: AppState, tenant_id: str, principal_id: str | None
     return pushed
 
 
+async def _creative_event(
+    session: AsyncSession, creative: Creative, *, reason: str | None, decided_by: str
+) -> None:
+    """creative.approved / creative.rejected, in the transaction that decided it."""
+    approved = creative.status == "approved"
+    payload: dict[str, Any] = {
+        "creative_id": creative.creative_id,
+        "name": creative.name,
+        "format_id": creative.format_id,
+        "principal_id": creative.principal_id,
+        "status": creative.status,
+        "decided_by": decided_by,
+    }
+    if not approved:
+        payload["reason"] = reason or "no reason given"
+    await outbox.emit(
+        session,
+        tenant_id=creative.tenant_id,
+        event_type="creative.approved" if approved else "creative.rejected",
+        payload=payload,
+        principal_id=creative.principal_id,
+    )
+
+
 async def list_creatives(
     state: AppState,
     caller: Caller,
@@ -417,6 +444,7 @@ async def decide(
         creative.rejection_reason = None if approve else reason
         creative.updated_at = utcnow()
         session.add(creative)
+        await _creative_event(session, creative, reason=reason, decided_by=actor)
         audit.record(
             session,
             None,
