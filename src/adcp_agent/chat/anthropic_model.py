@@ -2,8 +2,8 @@
 
 Tests must never reach a real model (no network, no spend, no flakiness), so every call
 first checks ``real_model_calls_blocked``: under pytest, or with
-``ADCP_AGENT_BLOCK_MODEL_CALLS=1``, it raises ``RealModelCallBlocked`` before any
-client exists. That error is deliberately not an ``AdcpError``: nothing renders it as a
+``ADCP_AGENT_BLOCK_MODEL_CALLS=1``, it raises ``RealModelCallBlocked`` before it builds a
+client (an injected client — a test's fake transport — is the caller's responsibility). That error is deliberately not an ``AdcpError``: nothing renders it as a
 polite chat failure, so a test that forgot to inject the scripted model fails loudly."""
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class AnthropicChatModel:
         return self._client
 
     async def respond(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
-        if real_model_calls_blocked():
+        # An injected client decides its own transport (tests hand in one whose httpx
+        # transport is a local fake); only a client this class builds can reach the API.
+        if self._client is None and real_model_calls_blocked():
             raise RealModelCallBlocked(
                 f"A real Anthropic call ({request.model}) was attempted while real model "
                 f"calls are blocked (pytest or {BLOCK_ENV}). Inject a ScriptedModel instead."
