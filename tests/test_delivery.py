@@ -136,6 +136,15 @@ async def test_without_a_creative_nothing_serves_and_a_pacing_alert_says_why(
     # Idempotent per buy, day and kind however often pacing is evaluated.
     stored = await _rows(sim, PacingAlert, PacingAlert.media_buy_id == mb)
     assert len({(a.day, a.kind) for a in stored}) == len(stored) == len(alerts)
+    # The publisher sees the same alerts in the tenant-management API.
+    admin = await sim.admin(
+        "GET", "/pacing-alerts", params={"tenant_id": "demo", "severity": "critical"}
+    )
+    assert admin.status_code == 200
+    assert mb in {a["media_buy_id"] for a in admin.json()["alerts"]}
+    assert all(a["severity"] == "critical" for a in admin.json()["alerts"])
+    bad = await sim.admin("GET", "/pacing-alerts", params={"severity": "mild"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "severity"
 
 
 async def test_pause_stops_delivery_and_resume_restarts_it(sim: SimServer) -> None:

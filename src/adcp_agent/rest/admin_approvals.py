@@ -8,13 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Task
 from adcp_agent.rest.admin_http import admin_route, ok, read_body, read_query
-from adcp_agent.services import accounts, approvals, tenant_admin
+from adcp_agent.services import accounts, approvals, delivery, pacing, tenant_admin
 from adcp_agent.state import AppState
 
 
@@ -24,6 +24,11 @@ class _Strict(BaseModel):
 
 class QueueQuery(_Strict):
     tenant_id: str | None = None
+
+
+class AlertQuery(_Strict):
+    tenant_id: str | None = None
+    severity: Literal["warning", "critical"] | None = None
 
 
 class Decision(_Strict):
@@ -173,8 +178,16 @@ def approval_routes(state: AppState) -> list[BaseRoute]:
         await accounts.grant(state.db, tenant_id, account_id, body.principal_id, actor="admin:api")
         return ok(await account_view(tenant_id, account_id))
 
+    async def pacing_alerts(request: Request) -> Response:
+        query = read_query(request, AlertQuery)
+        # Bring every running buy's delivery up to now, so alerts are current.
+        await delivery.catch_up_all(state, state.clock.now())
+        rows = await pacing.alerts(state.db, tenant_id=query.tenant_id, severity=query.severity)
+        return JSONResponse({"alerts": [pacing.alert_view(a) for a in rows]})
+
     account = "/tenants/{tenant_id}/accounts"
     return [
+        admin_route("/pacing-alerts", state, {"GET": pacing_alerts}),
         admin_route("/approvals", state, {"GET": queue}),
         admin_route("/approvals/{task_id}/approve", state, {"POST": approve}),
         admin_route("/approvals/{task_id}/reject", state, {"POST": reject}),

@@ -13,15 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adcp_agent.db.models_delivery import PacingAlert
 from adcp_agent.errors import AdcpError
 from adcp_agent.rest.http_io import app_state, authenticated_caller, endpoint, read_model
-from adcp_agent.services import delivery, media_reads, tracking
+from adcp_agent.services import delivery, media_reads, pacing, tracking
 
 
 class TrackingEventBody(BaseModel):
@@ -96,34 +94,8 @@ async def pacing_alerts(request: Request) -> Response:
         )
     for view in views:
         await delivery.catch_up(state, view.buy)
-    ids = [v.buy.media_buy_id for v in views]
-    async with state.db.session() as session:
-        rows = (
-            await session.exec(
-                select(PacingAlert)
-                .where(col(PacingAlert.media_buy_id).in_(ids))
-                .order_by(col(PacingAlert.day).desc(), col(PacingAlert.media_buy_id))
-            )
-        ).all()
-    return JSONResponse(
-        {
-            "alerts": [
-                {
-                    "media_buy_id": a.media_buy_id,
-                    "day": a.day.isoformat(),
-                    "type": a.kind,
-                    "severity": a.severity,
-                    "pacing_index": a.pacing_index,
-                    "expected_spend": a.expected_spend,
-                    "actual_spend": a.actual_spend,
-                    "message": a.message,
-                    "recommendation": a.recommendation,
-                    "observed_at": _iso(a.observed_at),
-                }
-                for a in rows
-            ]
-        }
-    )
+    rows = await pacing.alerts(state.db, media_buy_ids=[v.buy.media_buy_id for v in views])
+    return JSONResponse({"alerts": [pacing.alert_view(a) for a in rows]})
 
 
 def tracking_routes() -> list[BaseRoute]:

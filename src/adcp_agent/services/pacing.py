@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from adcp_agent.db.engine import Database
 from adcp_agent.db.models_delivery import PacingAlert
 from adcp_agent.db.models_media import MediaBuy, Package
 
@@ -192,3 +194,42 @@ async def record_alert(
             **values,
         )
     )
+
+
+def alert_view(a: PacingAlert) -> dict[str, Any]:
+    """One alert as the buyer and admin APIs show it."""
+    return {
+        "media_buy_id": a.media_buy_id,
+        "tenant_id": a.tenant_id,
+        "principal_id": a.principal_id,
+        "day": a.day.isoformat(),
+        "type": a.kind,
+        "severity": a.severity,
+        "pacing_index": a.pacing_index,
+        "expected_spend": a.expected_spend,
+        "actual_spend": a.actual_spend,
+        "message": a.message,
+        "recommendation": a.recommendation,
+        "observed_at": a.observed_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+async def alerts(
+    db: Database,
+    *,
+    media_buy_ids: Sequence[str] | None = None,
+    tenant_id: str | None = None,
+    severity: str | None = None,
+    limit: int = 200,
+) -> list[PacingAlert]:
+    """Newest first: by buys (buyer view) or by tenant (publisher view)."""
+    async with db.session() as session:
+        stmt = select(PacingAlert)
+        if media_buy_ids is not None:
+            stmt = stmt.where(col(PacingAlert.media_buy_id).in_(list(media_buy_ids)))
+        if tenant_id:
+            stmt = stmt.where(PacingAlert.tenant_id == tenant_id)
+        if severity:
+            stmt = stmt.where(PacingAlert.severity == severity)
+        stmt = stmt.order_by(col(PacingAlert.day).desc(), col(PacingAlert.media_buy_id))
+        return list((await session.exec(stmt.limit(limit))).all())
