@@ -3,8 +3,9 @@
 Tests must never reach a real model (no network, no spend, no flakiness), so every call
 first checks ``real_model_calls_blocked``: under pytest, or with
 ``ADCP_AGENT_BLOCK_MODEL_CALLS=1``, it raises ``RealModelCallBlocked`` before it builds a
-client (an injected client — a test's fake transport — is the caller's responsibility). That error is deliberately not an ``AdcpError``: nothing renders it as a
-polite chat failure, so a test that forgot to inject the scripted model fails loudly."""
+client (an injected client, e.g. a test's fake transport, is the caller's responsibility).
+That error is deliberately not an ``AdcpError``: nothing renders it as a polite chat
+failure, so a test that forgot to inject the scripted model fails loudly."""
 
 from __future__ import annotations
 
