@@ -106,3 +106,48 @@ async def test_admin_manages_accounts_and_suspension_blocks_buying(tmp_path: Pat
     assert stranger.status_code == 404
     names = {a["name"] for a in all_accounts.json()["accounts"]}
     assert {"Agency (default)", "Acme via Northstar"} <= names
+
+
+async def test_sync_orders_follows_changes_made_in_the_ad_server(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    from tests.media_helpers import non_guaranteed
+
+    async with admin_api(tmp_path) as api:
+        tenant_id, buyer = await _publisher(api)
+        token = buyer["access_token"]
+        paused_there = await api.mcp_result("create_media_buy", non_guaranteed(budget=900), token)
+        untouched = await api.mcp_result("create_media_buy", non_guaranteed(budget=800), token)
+        # The publisher pauses one order in the ad server's own UI.
+        path = tmp_path / "adapters" / f"{tenant_id}-mock.state"
+        orders, creatives = pickle.loads(path.read_bytes())
+        for order in orders.values():
+            if order.spec.media_buy_id == paused_there["media_buy_id"]:
+                order.status = "paused"
+        path.write_bytes(pickle.dumps((orders, creatives)))
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+        report = await api.request("POST", f"/tenants/{tenant_id}/sync-orders")
+        again = await api.request("POST", f"/tenants/{tenant_id}/sync-orders")
+        buys = await api.mcp_result(
+            "get_media_buys",
+            {"media_buy_ids": [paused_there["media_buy_id"], untouched["media_buy_id"]]},
+            token,
+        )
+        unknown = await api.request("POST", "/tenants/nope/sync-orders")
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["orders_checked"] == 2 and body["in_sync"] == 1
+    assert body["updated"] == [
+        {
+            "media_buy_id": paused_there["media_buy_id"],
+            "was": "live",
+            "now": "paused",
+            "ad_server_status": "paused",
+        }
+    ]
+    assert again.json()["in_sync"] == 2 and again.json()["updated"] == []
+    status = {b["media_buy_id"]: b["status"] for b in buys["media_buys"]}
+    assert status[paused_there["media_buy_id"]] == "paused"
+    assert status[untouched["media_buy_id"]] == "pending_start"
+    assert unknown.status_code == 404

@@ -1,5 +1,6 @@
-"""Tenant-management endpoints for the publisher's decisions: the approval queue of
-guaranteed orders, and billing accounts (list, create, update/suspend, grant)."""
+"""Tenant-management endpoints for the publisher's side of the lifecycle: the approval
+queue of guaranteed orders, billing accounts (list, create, update/suspend, grant),
+order reconciliation with the ad server, and pacing alerts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ from starlette.routing import BaseRoute
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Task
 from adcp_agent.rest.admin_http import admin_route, ok, read_body, read_query
-from adcp_agent.services import accounts, approvals, delivery, pacing, tenant_admin
+from adcp_agent.services import (
+    accounts,
+    approvals,
+    delivery,
+    order_sync,
+    pacing,
+    tenant_admin,
+)
 from adcp_agent.state import AppState
 
 
@@ -178,6 +186,20 @@ def approval_routes(state: AppState) -> list[BaseRoute]:
         await accounts.grant(state.db, tenant_id, account_id, body.principal_id, actor="admin:api")
         return ok(await account_view(tenant_id, account_id))
 
+    async def sync_orders(request: Request) -> Response:
+        report = await order_sync.sync_orders(
+            state, request.path_params["tenant_id"], actor="admin:api"
+        )
+        return JSONResponse(
+            {
+                "orders_checked": report.orders_checked,
+                "in_sync": report.in_sync,
+                "updated": report.updated,
+                "unmapped": report.unmapped,
+                "missing": report.missing,
+            }
+        )
+
     async def pacing_alerts(request: Request) -> Response:
         query = read_query(request, AlertQuery)
         # Bring every running buy's delivery up to now, so alerts are current.
@@ -188,6 +210,7 @@ def approval_routes(state: AppState) -> list[BaseRoute]:
     account = "/tenants/{tenant_id}/accounts"
     return [
         admin_route("/pacing-alerts", state, {"GET": pacing_alerts}),
+        admin_route("/tenants/{tenant_id}/sync-orders", state, {"POST": sync_orders}),
         admin_route("/approvals", state, {"GET": queue}),
         admin_route("/approvals/{task_id}/approve", state, {"POST": approve}),
         admin_route("/approvals/{task_id}/reject", state, {"POST": reject}),
