@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
+from sqlmodel import select
 
 from adcp_agent.config import Settings
 from adcp_agent.db.engine import create_database

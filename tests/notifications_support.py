@@ -177,7 +177,9 @@ class Publisher:
             return list((await session.exec(stmt)).all())
 
     def worker(self, clock: Clock, **kwargs: Any) -> OutboxWorker:
-        return OutboxWorker(self.api.state, clock=clock, rand=lambda: 0.0, **kwargs)
+        return OutboxWorker(
+            self.api.state, clock=clock, business_clock=clock, rand=lambda: 0.0, **kwargs
+        )
 
 
 @asynccontextmanager

@@ -27,7 +27,7 @@ def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     assert ruff, "ruff is a dev dependency"
     result = subprocess.run(
-        [ruff, "check", "src", "tools", "adapters", "tests"],
+        [ruff, "check", "src", "tools", "adapters", "tests", "simulations"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ from adcp_agent.adapter_protocol import AdapterRegistry
 from adcp_agent.clock import Clock, RealClock, build_clock
 from adcp_agent.config import Settings
 from adcp_agent.db.engine import Database, create_database
-from adcp_agent.services.adapters import AdapterPool
+from adcp_agent.services.adapters import AdapterPool, UpstreamFaults
 
 
 @dataclass
@@ -20,13 +20,17 @@ class AppState:
     registry: AdapterRegistry = field(default_factory=AdapterRegistry)
     clock: Clock = field(default_factory=RealClock)  # "now" for delivery and lifecycle
     started_at: float = field(default_factory=time.monotonic)
+    # Sandbox upstreams forced down by comply_test_controller (scoped per tenant/account).
+    upstream_faults: UpstreamFaults = field(default_factory=UpstreamFaults)
     _pool: AdapterPool | None = field(default=None, init=False, repr=False)
 
     @property
     def adapters(self) -> AdapterPool:
         """Live adapters, built from the current registry (tests swap the registry)."""
         if self._pool is None or self._pool.registry is not self.registry:
-            self._pool = AdapterPool(self.registry, self.settings.data_dir)
+            self._pool = AdapterPool(
+                self.registry, self.settings.data_dir, faults=self.upstream_faults
+            )
         return self._pool
 
     @classmethod

@@ -15,7 +15,9 @@ from adcp_agent_tools import (
     media_update,
     signals,
     tasks,
+    test_controller,
 )
+from adcp_agent_tools.listing import InlinedSchemas
 from adcp_agent_tools.middleware import AdcpMiddleware
 
 INSTRUCTIONS = """\
@@ -32,8 +34,9 @@ def build_mcp(state: AppState) -> FastMCP:
         name="adcp-agent",
         instructions=INSTRUCTIONS,
         version=__version__,
-        middleware=[AdcpMiddleware(state)],
+        middleware=[AdcpMiddleware(state), InlinedSchemas()],
         mask_error_details=True,
+        dereference_schemas=False,  # InlinedSchemas does it once, not per tools/list
     )
     discovery.register(mcp, state)
     signals.register(mcp, state)
@@ -43,4 +46,5 @@ def build_mcp(state: AppState) -> FastMCP:
     tasks.register(mcp, state)
     creatives.register(mcp, state)
     delivery.register(mcp, state)
+    test_controller.register(mcp, state)
     return mcp

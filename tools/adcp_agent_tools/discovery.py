@@ -10,7 +10,7 @@ from pydantic import Field
 
 from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, catalog
+from adcp_agent.services import accounts, catalog, sandbox, sandbox_arms, test_controller
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 from adcp_agent_tools import wire
@@ -25,6 +25,7 @@ from adcp_agent_tools.params import (
     dump,
 )
 from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.test_controller import forced_result
 
 READ_ONLY = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False}
 
@@ -106,6 +107,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     f"{', '.join(channels)} (adcp-agent {__version__}).",
                 },
             }
+        if await sandbox.is_sandbox_caller(state.db, caller):  # it alone sees the controller
+            payload["compliance_testing"] = {"scenarios": list(test_controller.SCENARIOS)}
         if "signals" in supported:
             payload["signals"] = {
                 "data_provider_domains": domains[:1],
@@ -202,7 +205,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
             raise AdcpError(
                 "VALIDATION_ERROR", "end_date is before start_date.", field="filters.end_date"
             )
-        ranked = await catalog.search_products(state.db, caller, query)
+        forced = await sandbox_arms.take(state, caller, "get_products", dump(account))
+        if forced is not None:  # a sandbox's force_get_products_arm
+            return forced_result(forced)
+        ranked = await catalog.search_products(state.db, caller, query, now=state.clock.now())
         page, page_info = paginate(
             ranked,
             dump(pagination),

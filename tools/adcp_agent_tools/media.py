@@ -12,7 +12,7 @@ from pydantic import Field
 
 from adcp_agent.db.models import Tenant
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import avails, delivery_reports, idempotency, media_reads
+from adcp_agent.services import avails, delivery_reports, idempotency, media_reads, sandbox_arms
 from adcp_agent.services import media_buys as buys
 from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
@@ -29,6 +29,7 @@ from adcp_agent_tools.params import (
     dump,
 )
 from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.test_controller import forced_payload
 
 MUTATES = {"readOnlyHint": False, "idempotentHint": False, "openWorldHint": True}
 
@@ -254,8 +255,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
             "create_media_buy",
             idempotency_key,
             {k: _jsonable(v) for k, v in raw.items() if k != "idempotency_key"},
-            lambda completion: buys.create(
-                state, caller, req, completion=completion, render=render_create
+            lambda completion: sandbox_arms.create_media_buy(
+                state,
+                caller,
+                req,
+                completion=completion,
+                render=render_create,
+                render_forced=forced_payload,
             ),
         )
         if replayed:

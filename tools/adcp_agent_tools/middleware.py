@@ -5,12 +5,15 @@
    ``ext``, ``adcp_version``... which must be tolerated, not rejected);
 3. renders failures once, as AdCP errors: ``isError`` with structured content
    ``{"errors": [...], "adcp_error": {...}}`` — never a bare exception text;
-4. echoes the request's ``context`` object back on every response.
+4. echoes the request's ``context`` object back on every response;
+5. lists and admits sandbox-only tools (``comply_test_controller``) for sandbox callers
+   only: to anyone else they are exactly as absent as a tool that does not exist.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import mcp.types as mt
@@ -18,11 +21,11 @@ from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.dependencies import get_http_request
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
-from fastmcp.tools.base import ToolResult
+from fastmcp.tools.base import Tool, ToolResult
 from pydantic import ValidationError
 
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import identity
+from adcp_agent.services import identity, sandbox
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import get_preset_caller, reset_caller, set_caller
 from adcp_agent_tools.results import error_result
@@ -39,6 +42,8 @@ PUBLIC_TOOLS = frozenset(
         "get_signals",
     }
 )
+# Tools only sandbox callers (a test tenant, or a principal with a sandbox account) see.
+SANDBOX_ONLY_TOOLS = frozenset({"comply_test_controller"})
 
 
 def _headers() -> dict[str, str]:
@@ -84,6 +89,24 @@ class AdcpMiddleware(Middleware):
             self.state.db, identity.tenant_hint(headers, self.state.default_tenant)
         )
 
+    async def _sandbox_caller(self, tool_name: str) -> bool:
+        try:
+            caller = await self._resolve(tool_name)
+        except AdcpError:
+            return False
+        return await sandbox.is_sandbox_caller(self.state.db, caller)
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[mt.ListToolsRequest],
+        call_next: CallNext[mt.ListToolsRequest, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        tools = await call_next(context)
+        hidden = {t.name for t in tools} & SANDBOX_ONLY_TOOLS
+        if hidden and not await self._sandbox_caller(next(iter(hidden))):
+            return [t for t in tools if t.name not in hidden]
+        return tools
+
     async def on_call_tool(
         self,
         context: MiddlewareContext[mt.CallToolRequestParams],
@@ -94,7 +117,9 @@ class AdcpMiddleware(Middleware):
         echo = arguments.get("context")
         server = context.fastmcp_context.fastmcp if context.fastmcp_context else None
         tool = await server.get_tool(params.name) if server else None
-        if tool is None:
+        if tool is None or (
+            params.name in SANDBOX_ONLY_TOOLS and not await self._sandbox_caller(params.name)
+        ):
             return _with_context(error_result([_unknown_tool(params.name)]), echo)
         declared = set(tool.parameters.get("properties", {}))
         dropped = sorted(set(arguments) - declared)

@@ -9,7 +9,7 @@ from fastmcp.tools.base import ToolResult
 from pydantic import Field
 
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import catalog
+from adcp_agent.services import catalog, sandbox_arms
 from adcp_agent.services import signals as signal_service
 from adcp_agent.state import AppState
 from adcp_agent_tools import wire
@@ -17,6 +17,7 @@ from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY, resolve_account
 from adcp_agent_tools.params import AccountRef, Destination, Pagination, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.test_controller import forced_result
 
 
 class SignalFilters(_Open):
@@ -60,6 +61,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         await resolve_account(state, caller, account)
         spec = signal_spec or query
         f = filters or SignalFilters()
+        forced = await sandbox_arms.take(state, caller, "get_signals", dump(account))
+        if forced is not None:  # a sandbox's force_get_signals_arm
+            return forced_result(forced)
         matches = await signal_service.search_signals(
             state.db,
             caller,

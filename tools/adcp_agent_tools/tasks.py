@@ -73,6 +73,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
         result = None
         if include_result and task.status == "completed" and task.task_type == "create_media_buy":
             result = await completed_result(task.media_buy_id)
+        if include_result and task.status == "completed" and result is None:
+            result = task.result  # e.g. a sandbox task completed by force_task_completion
         return media_wire.as_result(media_wire.task(task, result=result))
 
     @mcp.tool(name="list_tasks", annotations=READ_ONLY, output_schema=None)

@@ -408,6 +408,7 @@ async def create_account(
     currency: str = "USD",
     sandbox: bool = False,
     actor: str = "admin",
+    account_id: str | None = None,  # caller-chosen id: sandbox fixtures (seed_account)
 ) -> Account:
     """A publisher-defined account (seller namespace), usable by the given principals."""
     if billing not in BILLING:
@@ -421,7 +422,7 @@ async def create_account(
             field="payment_terms",
         )
     account = Account(
-        account_id=new_id("acc"),
+        account_id=account_id or new_id("acc"),
         tenant_id=tenant_id,
         name=name,
         advertiser=advertiser,

@@ -57,7 +57,10 @@ async def reserved(
     end: datetime,
     *,
     exclude_media_buy: str | None = None,
+    sandbox: bool = False,
 ) -> int:
+    """Impressions booked in the flight. Sandbox buys reserve only sandbox inventory (and
+    production buys only production inventory): test bookings never shrink real avails."""
     async with state.db.session() as session:
         stmt = (
             select(Package, MediaBuy)
@@ -68,6 +71,7 @@ async def reserved(
                 MediaBuy.state.in_(RESERVING),  # type: ignore[attr-defined]
                 MediaBuy.start_time < end,
                 MediaBuy.end_time > start,
+                MediaBuy.sandbox == sandbox,
             )
         )
         rows = (await session.exec(stmt)).all()
@@ -125,7 +129,13 @@ async def check(
             )
         data = targeting_rules.validate(overlay, product, set(coverage), "targeting_overlay")
         held = await reserved(
-            state, caller.tenant_id, pid, start, end, exclude_media_buy=exclude_media_buy
+            state,
+            caller.tenant_id,
+            pid,
+            start,
+            end,
+            exclude_media_buy=exclude_media_buy,
+            sandbox=sandbox,
         )
         forecast = await adapter.forecast(
             ForecastRequest(

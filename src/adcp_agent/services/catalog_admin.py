@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product, Signal
@@ -166,6 +167,35 @@ def _parse(model: type[_Strict], raw: dict[str, Any], where: str) -> Any:
         ) from None
 
 
+CatalogRow = CreativeFormat | AuthorizedProperty | Product | Signal
+
+
+async def _put(
+    session: AsyncSession,
+    model: type[CatalogRow],
+    tenant_id: str,
+    key: str,
+    data: dict[str, Any],
+    upsert: bool,
+) -> None:
+    existing = None
+    if upsert:
+        existing = (
+            await session.exec(
+                select(model).where(
+                    model.tenant_id == tenant_id,
+                    getattr(model, key) == data[key],
+                )
+            )
+        ).first()
+    if existing is None:
+        session.add(model(tenant_id=tenant_id, **data))
+        return
+    for name, value in data.items():
+        setattr(existing, name, value)
+    session.add(existing)
+
+
 async def load_catalog(
     db: Database,
     tenant_id: str,
@@ -175,8 +205,10 @@ async def load_catalog(
     products: Sequence[dict[str, Any]] = (),
     signals: Sequence[dict[str, Any]] = (),
     actor: str = "admin",
+    upsert: bool = False,
 ) -> dict[str, int]:
-    """Insert catalog items in one transaction; all or nothing."""
+    """Insert catalog items in one transaction; all or nothing. With ``upsert`` an item
+    whose id exists replaces it in place (sandbox fixtures re-seeded with new values)."""
     fmts = [_parse(FormatIn, f, f"formats[{i}]") for i, f in enumerate(formats)]
     props = [_parse(PropertyIn, p, f"properties[{i}]") for i, p in enumerate(properties)]
     prods = [_parse(ProductIn, p, f"products[{i}]") for i, p in enumerate(products)]
@@ -214,18 +246,20 @@ async def load_catalog(
                         field=f"products[{i}].property_ids",
                     )
         for f in fmts:
-            session.add(CreativeFormat(tenant_id=tenant_id, **f.model_dump()))
+            await _put(session, CreativeFormat, tenant_id, "format_id", f.model_dump(), upsert)
         for p in props:
-            session.add(AuthorizedProperty(tenant_id=tenant_id, **p.model_dump()))
+            await _put(
+                session, AuthorizedProperty, tenant_id, "property_id", p.model_dump(), upsert
+            )
         for prod in prods:
             data = prod.model_dump(mode="json", exclude_none=False)
             data["pricing_options"] = [
                 o.model_dump(mode="json", exclude_none=True) for o in prod.pricing_options
             ]
             data["countries"] = [c.upper() for c in prod.countries]
-            session.add(Product(tenant_id=tenant_id, **data))
+            await _put(session, Product, tenant_id, "product_id", data, upsert)
         for s in sigs:
-            session.add(Signal(tenant_id=tenant_id, **s.model_dump()))
+            await _put(session, Signal, tenant_id, "signal_id", s.model_dump(), upsert)
         counts = {
             "formats": len(fmts),
             "properties": len(props),

@@ -40,6 +40,9 @@ from adcp_agent.state import AppState
 log = logging.getLogger(__name__)
 
 SIMULATOR, TRACKING, ADAPTER = "simulator", "tracking", "adapter"
+# Rows injected by comply_test_controller (services.sandbox_delivery): simulate_delivery
+# adds to SANDBOX, simulate_budget_spend sets SANDBOX_BUDGET to reach a spend level.
+SANDBOX, SANDBOX_BUDGET = "sandbox", "sandbox_budget"
 ADAPTER_REFRESH = timedelta(minutes=15)
 
 

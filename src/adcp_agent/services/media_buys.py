@@ -59,6 +59,7 @@ class CreateRequest:
     total_budget: float | None = None
     flat_form: bool = False  # seed-003 call: auction packages bid the floor
     push_notification_config: push_notifications.PushNotificationConfig | None = None
+    media_buy_id: str | None = None  # caller-chosen id: sandbox fixtures (seed_media_buy)
 
 
 @dataclass
@@ -179,7 +180,7 @@ async def prepare(
                 )
             ).all()
         )
-    buy_id = new_id("mb")
+    buy_id = req.media_buy_id or new_id("mb")
     notes: list[str] = []
     creatives_by_package: dict[str, list[Creative]] = {}
     packages: list[Package] = []
@@ -360,7 +361,9 @@ async def create(
                 )
             ).all()
         }
-    adapter = state.adapters.get(tenant, buy.ad_server)
+    adapter = state.adapters.get(
+        tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
+    )
     spec = OrderSpec(
         media_buy_id=buy.media_buy_id,
         name=f"{account.name} {buy.media_buy_id}",

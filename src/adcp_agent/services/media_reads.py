@@ -32,7 +32,9 @@ async def list_buys(
     now: datetime | None = None,
 ) -> tuple[list[BuyView], list[str]]:
     """The caller's buys, newest first, plus requested ids that were not found.
-    Buys awaiting approval are unconfirmed: listed only when asked for by id."""
+    Buys awaiting approval are unconfirmed: listed only when asked for by id. Sandbox
+    buys are kept apart: a listing that names no account shows production buys only;
+    sandbox buys are listed when their account is named (or asked for by id)."""
     caller.require_principal()
     now = now or state.clock.now()
     account_id = None
@@ -46,6 +48,8 @@ async def list_buys(
         )
         if account_id:
             stmt = stmt.where(MediaBuy.account_id == account_id)
+        elif not media_buy_ids:
+            stmt = stmt.where(MediaBuy.sandbox == False)  # noqa: E712
         if media_buy_ids:
             stmt = stmt.where(MediaBuy.media_buy_id.in_(list(media_buy_ids)))  # type: ignore[attr-defined]
         else:

@@ -486,7 +486,9 @@ async def update(
         tenant = await session.get(Tenant, buy.tenant_id)
     assert tenant is not None
     push_notifications.validate(tenant, push_notification_config)
-    adapter = state.adapters.get(tenant, buy.ad_server)
+    adapter = state.adapters.get(
+        tenant, buy.ad_server, account_id=buy.account_id, tool="update_media_buy"
+    )
     done: list[str] = []
     failure: AdcpError | None = None
     for index, what, call in plan.calls:

@@ -66,8 +66,11 @@ class OutboxWorker:
         rand: Callable[[], float] = random.random,
         resolver: ssrf.Resolver = ssrf.system_resolver,
         worker_id: str | None = None,
+        business_clock: Clock | None = None,
     ) -> None:
         self.state = state
+        # Flights end on the business clock (simulated when the server runs on one).
+        self.business_now: Clock = business_clock or state.clock.now
         self.settings = state.settings
         self.clock = clock
         self.sleep = sleep
@@ -193,7 +196,7 @@ class OutboxWorker:
         """Emit ``campaign.completed`` once per buy whose flight has ended. Flights are
         judged on the business clock (the simulated one when the server runs on it);
         delivery retries keep the worker's own clock."""
-        now = self.state.clock.now()
+        now = self.business_now()
         db = self.state.db
         ended = (
             select(MediaBuy.media_buy_id)
