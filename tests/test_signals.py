@@ -67,3 +67,13 @@ async def test_activate_signal_is_idempotent_and_audited(live: LiveServer) -> No
         await db.dispose()
     assert len(rows) == 1 and rows[0].principal_id == "demo_buyer"
     assert len(audits) == 1 and audits[0].actor == "principal:demo_buyer"
+
+
+async def test_identical_concurrent_activations_agree(live: LiveServer) -> None:
+    import asyncio
+
+    args = {"signal_agent_segment_id": "food_lovers"}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        results = await asyncio.gather(*(call(client, "activate_signal", args) for _ in range(6)))
+    assert [r.is_error for r in results] == [False] * 6, [r.data for r in results]
+    assert len({str(r.data["deployments"]) for r in results}) == 1

@@ -135,7 +135,13 @@ def media_buy(
     return out
 
 
-TASK_DOMAIN = {"create_media_buy": "media-buy", "update_media_buy": "media-buy"}
+TASK_DOMAIN = {
+    "create_media_buy": "media-buy",
+    "update_media_buy": "media-buy",
+    "get_signals": "signals",
+    "activate_signal": "signals",
+    "sync_creatives": "creative",
+}
 
 
 def task(t: Task, *, result: dict[str, Any] | None = None) -> dict[str, Any]:

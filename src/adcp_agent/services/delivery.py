@@ -230,6 +230,15 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
         and p.package_id not in ctx.tracked
         and p.product_id in ctx.products
     }
+    # Noise is seeded from what the buyer asked for, not from generated ids, so the same
+    # journey replays to the same numbers (simulations, benchmarks, bug reports).
+    stable = {
+        p.package_id: (
+            f"{buy.tenant_id}|{buy.buyer_ref or ''}|{buy.start_time:%Y%m%dT%H%M}|"
+            f"{p.product_id}|{p.pricing_option_id}|{p.budget}|{p.rate}|{p.buyer_ref or ''}"
+        )
+        for p in ctx.packages
+    }
     rows: list[DeliveryHour] = []
     hour = begin
     while hour < upto:
@@ -242,7 +251,7 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
                 hour=hour,
                 start=buy.start_time,
                 end=buy.end_time,
-                seed=f"{buy.media_buy_id}|{hour:%Y-%m-%dT%H}|{pid}",
+                seed=f"{stable[pid]}|{hour:%Y-%m-%dT%H}",
                 weight=weight.get(pid, 1.0),
             )
             progress.add(hour, out)

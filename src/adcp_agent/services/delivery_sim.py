@@ -165,9 +165,17 @@ def simulate_hour(
     if model.pacing == "asap":
         wanted = remaining
     else:
-        t = elapsed_fraction(start, end, hi)
-        target = model.budget * min(1.0, expected_share(model.pacing, t) * weight)
-        wanted = (target - progress.spend) * rng.uniform(0.9, 1.1)
+        # Feedback changes the pace from now on (the hour's step of the curve times the
+        # weight); it never rewrites the plan behind, so a re-weighted package neither
+        # spikes to "catch up" nor stalls. A shortfall against the plan (supply ran short)
+        # is made up a quarter per hour, unless feedback is holding the package back.
+        t_lo, t_hi = elapsed_fraction(start, end, lo), elapsed_fraction(start, end, hi)
+        step = model.budget * (
+            expected_share(model.pacing, t_hi) - expected_share(model.pacing, t_lo)
+        )
+        behind = model.budget * expected_share(model.pacing, t_hi) - progress.spend - step
+        catch_up = 0.25 * behind if behind > 0 and weight >= 1.0 else 0.0
+        wanted = (step * weight + catch_up) * rng.uniform(0.9, 1.1)
     if model.day_cap is not None:
         spent_today = progress.day_spend if progress.day == hour.date() else 0.0
         wanted = min(wanted, model.day_cap - spent_today)

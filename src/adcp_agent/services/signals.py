@@ -98,7 +98,17 @@ async def activate(
     db: Database, caller: Caller, signal_id: str, destinations: Sequence[dict[str, Any]]
 ) -> list[Activation]:
     """Record the activation for each destination. Idempotent: activating again returns
-    the existing activation and writes nothing."""
+    the existing activation and writes nothing — also when two identical calls race (the
+    loser's insert hits the unique key, and its retry reads the winner's row)."""
+    try:
+        return await _activate(db, caller, signal_id, destinations)
+    except IntegrityError:
+        return await _activate(db, caller, signal_id, destinations)
+
+
+async def _activate(
+    db: Database, caller: Caller, signal_id: str, destinations: Sequence[dict[str, Any]]
+) -> list[Activation]:
     principal_id = caller.require_principal()
     if not destinations:
         raise AdcpError(
@@ -153,13 +163,5 @@ async def activate(
                 after={"destination": dest},
             )
             out.append(Activation(signal, dest, act.activation_key, True))
-        try:
-            await session.flush()
-        except IntegrityError:
-            # A concurrent identical activation won the race: the result is the same.
-            raise AdcpError(
-                "CONFLICT",
-                "The same activation is being processed concurrently; retry.",
-                recovery="transient",
-            ) from None
+        await session.flush()
     return out
