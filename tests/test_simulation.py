@@ -115,6 +115,9 @@ def test_quick_journey_completes_within_budget_and_is_reproducible(tmp_path: Pat
     assert again["simulation"]["server_started_here"] is False
     assert again["completed"] is True
     assert again["fingerprint"] == result["fingerprint"]
+    # ...and the same delivery, to the impression: the simulator's noise is seeded from
+    # what the buyer asked for, not from the generated ids.
+    assert again["delivery_fingerprint"] == result["delivery_fingerprint"]
     assert again["simulation"]["run_id"] != result["simulation"]["run_id"]
     other_ids = {b["media_buy_id"] for b in again["journeys"][0]["buys"]}
     assert other_ids.isdisjoint(b["media_buy_id"] for b in buys.values())
