@@ -5,7 +5,8 @@ buys in seconds, instead of 100k ``create_media_buy`` calls.
 
 The history looks like a busy publisher's: flights over the last three years (a few
 per cent still running or upcoming), mostly live, some paused, canceled or awaiting
-approval, one package each on a random demo product, all owned by the demo buyer.
+approval, one package each on a random demo product, all owned by the demo buyer, and
+for each ended flight the ``campaign.completed`` event the server sent at the time.
 
     uv run python benchmarks/seed_buys.py --data-dir .adcp-agent --count 100000
     DATABASE_URL=postgresql://... uv run python benchmarks/seed_buys.py --count 100000
@@ -28,6 +29,7 @@ from adcp_agent.config import Settings
 from adcp_agent.db.engine import create_database
 from adcp_agent.db.models import Product
 from adcp_agent.db.models_accounts import Account
+from adcp_agent.db.models_events import OutboxEvent
 from adcp_agent.db.models_media import MediaBuy, Package
 
 BATCH = 5000
@@ -98,6 +100,24 @@ def _rows(
     return buy, package
 
 
+def _completed_event(buy: dict[str, Any]) -> dict[str, Any]:
+    """The ``campaign.completed`` event a running server emitted when the flight ended
+    (long since delivered): without it the server would spend its first minutes
+    emitting a backlog that no real database has."""
+    return {
+        "event_id": f"evt_seed_{buy['media_buy_id']}",
+        "tenant_id": buy["tenant_id"],
+        "event_type": "campaign.completed",
+        "status": "delivered",
+        "principal_id": buy["principal_id"],
+        "media_buy_id": buy["media_buy_id"],
+        "dedupe_key": f"campaign.completed:{buy['media_buy_id']}",
+        "payload": {"media_buy_id": buy["media_buy_id"]},
+        "created_at": buy["end_time"],
+        "updated_at": buy["end_time"],
+    }
+
+
 async def seed(database_url: str, count: int, *, tenant_id: str = "demo", seed: int = 7) -> float:
     """Insert ``count`` buys for the demo buyer; returns the seconds it took."""
     began = time.perf_counter()
@@ -125,9 +145,16 @@ async def seed(database_url: str, count: int, *, tenant_id: str = "demo", seed: 
                 _rows(i, rng, now, products, account_id)
                 for i in range(first, min(first + BATCH, count))
             ]
+            ended = [
+                _completed_event(b)
+                for b, _ in pairs
+                if b["state"] in ("live", "paused") and b["end_time"] <= now
+            ]
             async with db.engine.begin() as conn:
                 await conn.execute(insert(MediaBuy.__table__), [b for b, _ in pairs])  # type: ignore[attr-defined]
                 await conn.execute(insert(Package.__table__), [p for _, p in pairs])  # type: ignore[attr-defined]
+                if ended:
+                    await conn.execute(insert(OutboxEvent.__table__), ended)  # type: ignore[attr-defined]
         if not db.is_sqlite:
             # Postgres's autovacuum would analyze tables this size within a minute; do it
             # now so the planner sees them as a running server soon would. (SQLite keeps

@@ -31,8 +31,12 @@ MCP_HEADERS = dict(HEADERS)
 
 
 async def _mcp(client: httpx.AsyncClient, url: str, tool: str, args: dict[str, Any]) -> dict:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-            "params": {"name": tool, "arguments": args}}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": args},
+    }
     response = await client.post(url, json=body, headers=MCP_HEADERS)
     response.raise_for_status()
     result = response.json()["result"]
@@ -44,13 +48,24 @@ async def _mcp(client: httpx.AsyncClient, url: str, tool: str, args: dict[str, A
 async def _book(server: Server) -> tuple[str, str]:
     start = datetime.now(UTC).replace(microsecond=0)
     async with httpx.AsyncClient(timeout=30) as client:
-        buy = await _mcp(client, server.mcp_url, "create_media_buy", {
-            "brand": {"domain": "bench.example"},
-            "start_time": "asap",
-            "end_time": (start + timedelta(days=30)).isoformat(),
-            "packages": [{"product_id": "display_run_of_site", "pricing_option_id": "ros_auction",
-                          "bid_price": 4.0, "budget": 1_000_000}],
-        })
+        buy = await _mcp(
+            client,
+            server.mcp_url,
+            "create_media_buy",
+            {
+                "brand": {"domain": "bench.example"},
+                "start_time": "asap",
+                "end_time": (start + timedelta(days=30)).isoformat(),
+                "packages": [
+                    {
+                        "product_id": "display_run_of_site",
+                        "pricing_option_id": "ros_auction",
+                        "bid_price": 4.0,
+                        "budget": 1_000_000,
+                    }
+                ],
+            },
+        )
     return buy["media_buy_id"], buy["packages"][0]["package_id"]
 
 
@@ -74,10 +89,15 @@ async def _send(
                     return
                 kind = "click" if i % 100 == 99 else "impression"
                 began = time.perf_counter()
-                response = await http.post(f"/api/v1/tracking/{kind}", json={
-                    "event_id": f"ev-{i}", "media_buy_id": media_buy_id,
-                    "package_id": package_id, "timestamp": now,
-                })
+                response = await http.post(
+                    f"/api/v1/tracking/{kind}",
+                    json={
+                        "event_id": f"ev-{i}",
+                        "media_buy_id": media_buy_id,
+                        "package_id": package_id,
+                        "timestamp": now,
+                    },
+                )
                 latencies.append(time.perf_counter() - began)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
@@ -93,17 +113,31 @@ def _pct(values: list[float], q: float) -> float:
 async def main(events: int, clients: int) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="adcp-track-bench-"))
     port = free_port()
-    env = child_env({"ADCP_AGENT_DEMO_TOKEN": TOKEN, "ADCP_AGENT_LOG_LEVEL": "warning",
-                     "ADCP_AGENT_MCP_RATE_LIMIT_PER_MINUTE": "100000000",
-                     "ADCP_AGENT_OUTBOX_WORKER": "false"})
-    argv = [sys.executable, "-m", "adcp_agent.cli", "serve", "--port", str(port),
-            "--data-dir", str(data_dir)]
+    env = child_env(
+        {
+            "ADCP_AGENT_DEMO_TOKEN": TOKEN,
+            "ADCP_AGENT_LOG_LEVEL": "warning",
+            "ADCP_AGENT_MCP_RATE_LIMIT_PER_MINUTE": "100000000",
+            "ADCP_AGENT_OUTBOX_WORKER": "false",
+        }
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "adcp_agent.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     server = Server("adcp-agent", argv, env, port)
     try:
         media_buy_id, package_id = await _book(server)
         began = time.perf_counter()
-        latencies, statuses = await _send(server.base, media_buy_id, package_id,
-                                          list(range(events)), clients)
+        latencies, statuses = await _send(
+            server.base, media_buy_id, package_id, list(range(events)), clients
+        )
         elapsed = time.perf_counter() - began
         replay = list(range(max(1, events // 100)))
         _, replay_statuses = await _send(server.base, media_buy_id, package_id, replay, clients)
@@ -115,8 +149,10 @@ async def main(events: int, clients: int) -> dict[str, Any]:
         "clients": clients,
         "seconds": round(elapsed, 2),
         "events_per_second": round(events / elapsed, 1),
-        "latency_ms": {"p50": round(statistics.median(latencies) * 1000, 2),
-                       "p99": round(_pct(latencies, 0.99), 2)},
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 2),
+            "p99": round(_pct(latencies, 0.99), 2),
+        },
         "accepted": statuses.get(201, 0),
         "other_statuses": {k: v for k, v in statuses.items() if k != 201},
         "replayed_duplicates_rejected": replay_statuses.get(409, 0),

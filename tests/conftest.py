@@ -9,6 +9,7 @@ skipped and the terminal summary says so."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -143,6 +144,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        # Tests start real `adcp-agent` processes (serve, the CLI); without bytecode each
+        # one recompiles every module (~2 s). Keep the tree free of .pyc files as asked,
+        # but let those processes share a cache in the temp dir.
+        os.environ.setdefault(
+            "PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), "adcp-agent-pycache")
+        )
     choice = config.getoption("--db")
     SELECTION.default = "postgres" if choice == "postgres" else "sqlite"
     if choice == "sqlite":

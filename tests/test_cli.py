@@ -68,7 +68,7 @@ async def test_serve_prints_connection_details_and_survives_kill_9(tmp_path: Pat
     assert health["status"] == "healthy" and health["database"] == "connected"
     assert f"http://127.0.0.1:{port}/mcp/" in banner
     assert TOKEN in banner
-    assert "npx @modelcontextprotocol/inspector" in banner
+    assert "npx -y @modelcontextprotocol/inspector@0.21.2 --cli" in banner
     assert '"mcpServers"' in banner
     assert not activated.is_error
     assert_valid("activate_signal", activated.data)

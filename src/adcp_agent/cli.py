@@ -54,7 +54,7 @@ def _banner(settings: Settings, demo: DemoInfo | None) -> str:
         lines += [
             "",
             "MCP Inspector:",
-            "  npx @modelcontextprotocol/inspector --cli "
+            "  npx -y @modelcontextprotocol/inspector@0.21.2 --cli "
             f"{mcp_url} --transport http --header 'Authorization: Bearer {token}' "
             "--method tools/list",
             "Claude (claude_desktop_config.json / .mcp.json):",

@@ -13,7 +13,12 @@ from adcp_agent.db.types import json_column, ts_column, utcnow
 
 class MediaBuy(SQLModel, table=True):
     __tablename__ = "media_buys"
-    __table_args__ = (Index("ix_media_buys_tenant_principal", "tenant_id", "principal_id"),)
+    __table_args__ = (
+        Index("ix_media_buys_tenant_principal", "tenant_id", "principal_id"),
+        # The reservation sum (services.avails.reserved) looks up each candidate buy's
+        # flight, state and sandbox flag: from this index alone, not the table.
+        Index("ix_media_buys_flight", "media_buy_id", "end_time", "start_time", "state", "sandbox"),
+    )
 
     media_buy_id: str = Field(primary_key=True, max_length=64)
     tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
@@ -46,6 +51,17 @@ class MediaBuy(SQLModel, table=True):
 
 class Package(SQLModel, table=True):
     __tablename__ = "packages"
+    # Covers the reservation sum every booking and avails check runs over a product's
+    # packages (services.avails.reserved): read from the index alone, not the table.
+    __table_args__ = (
+        Index(
+            "ix_packages_tenant_product",
+            "tenant_id",
+            "product_id",
+            "media_buy_id",
+            "impressions_goal",
+        ),
+    )
 
     package_id: str = Field(primary_key=True, max_length=64)
     media_buy_id: str = Field(foreign_key="media_buys.media_buy_id", index=True, max_length=64)

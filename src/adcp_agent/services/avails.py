@@ -61,9 +61,16 @@ async def reserved(
 ) -> int:
     """Impressions booked in the flight. Sandbox buys reserve only sandbox inventory (and
     production buys only production inventory): test bookings never shrink real avails."""
+    # Every booking and avails check runs this over all overlapping buys of the product
+    # (thousands on a busy one): read four columns, not two whole ORM rows per buy.
     async with state.db.session() as session:
         stmt = (
-            select(Package, MediaBuy)
+            select(
+                Package.impressions_goal,
+                MediaBuy.media_buy_id,
+                MediaBuy.start_time,
+                MediaBuy.end_time,
+            )
             .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
             .where(
                 Package.tenant_id == tenant_id,
@@ -76,10 +83,10 @@ async def reserved(
         )
         rows = (await session.exec(stmt)).all()
     total = 0.0
-    for package, buy in rows:
-        if buy.media_buy_id == exclude_media_buy or not package.impressions_goal:
+    for goal, media_buy_id, buy_start, buy_end in rows:
+        if media_buy_id == exclude_media_buy or not goal:
             continue
-        total += package.impressions_goal * overlap_share(start, end, buy.start_time, buy.end_time)
+        total += goal * overlap_share(start, end, buy_start, buy_end)
     return int(total)
 
 

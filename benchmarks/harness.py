@@ -1,0 +1,177 @@
+"""The measuring parts of the benchmark: server processes timed from spawn to /health,
+their memory from /proc, and closed-loop MCP clients over streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+TOKEN = "adcp_benchmark_token_0123456789abcdefgh"
+HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "authorization": f"Bearer {TOKEN}",
+}
+Body = Callable[[int], dict[str, Any]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """Children write bytecode to a cache outside the repo, as an installed package has
+    it; under PYTHONDONTWRITEBYTECODE every start would recompile ~3 s of source."""
+    env = {**os.environ, **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "adcp-agent-bench-pycache")
+    return env
+
+
+def prime_bytecode() -> None:
+    """Compile once, unmeasured, so cold start means an installed server's start."""
+    code = "import adcp_agent.cli, adcp_agent.server, adcp_agent_tools, fastmcp, uvicorn"
+    subprocess.run([sys.executable, "-c", code], env=child_env({}), check=True)
+
+
+class Server:
+    """A server process on 127.0.0.1, timed from spawn to its first /health 200."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.name, self.port = name, port
+        began = time.perf_counter()
+        self.proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        deadline = began + 60
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{self.proc.stderr.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.01)
+        else:
+            self.stop()
+            raise RuntimeError(f"{name} did not answer /health within 60 s")
+        self.cold_start_s = round(time.perf_counter() - began, 2)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base}/mcp/"
+
+    def memory_mib(self) -> tuple[float, float]:
+        """(current RSS, peak RSS) of the server process, from /proc."""
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        rss, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+        return round(rss, 1), round(peak, 1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def call(tool: str, arguments: dict[str, Any]) -> Body:
+    return lambda i: {
+        "jsonrpc": "2.0",
+        "id": i,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments},
+    }
+
+
+def tools_list(i: int) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": i, "method": "tools/list"}
+
+
+def error_of(payload: dict[str, Any]) -> str | None:
+    """The JSON-RPC error or the tool's error result, shortened; None on success."""
+    if "error" in payload:
+        return json.dumps(payload["error"])[:300]
+    result = payload.get("result", {})
+    if result.get("isError"):
+        return json.dumps(result.get("structuredContent") or result)[:300]
+    return None
+
+
+@dataclass
+class Samples:
+    """Every measured request of one operation on one server, over all rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    payload_bytes: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        count = len(ordered)
+        p99 = ordered[min(count - 1, int(count * 0.99))] if count else 0.0
+        return {
+            "requests": count,
+            "errors": len(self.errors),
+            "p50_ms": round(statistics.median(ordered) * 1000, 2) if count else 0.0,
+            "p99_ms": round(p99 * 1000, 2),
+            "rps": round(count / self.seconds, 1) if self.seconds else 0.0,
+            "payload_bytes": self.payload_bytes,
+            "first_error": self.errors[0] if self.errors else None,
+        }
+
+
+async def load(
+    url: str, body: Body, clients: int, seconds: float, warmup: float, into: Samples
+) -> None:
+    """``clients`` closed loops (send, wait for the answer, send again) for ``warmup``
+    unmeasured seconds and then ``seconds`` measured ones; adds to ``into``."""
+    counter = itertools.count()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(headers=HEADERS, limits=limits, timeout=120) as http:
+        measure_from = time.perf_counter() + warmup
+        stop_at = measure_from + seconds
+
+        async def client() -> None:
+            while (sent := time.perf_counter()) < stop_at:
+                response = await http.post(url, json=body(next(counter)))
+                took = time.perf_counter() - sent
+                if sent < measure_from:
+                    continue
+                into.latencies.append(took)
+                into.payload_bytes = max(into.payload_bytes, len(response.content))
+                problem = (
+                    f"HTTP {response.status_code}: {response.text[:200]}"
+                    if response.status_code != 200
+                    else error_of(response.json())
+                )
+                if problem:
+                    into.errors.append(problem)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    into.seconds += seconds
