@@ -20,7 +20,7 @@ from adcp_agent.server import create_app, prepare
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
 from tests.databases import database_settings
-from tests.support import DEMO_TOKEN
+from tests.support import DEMO_TOKEN, HARBOR_CATALOG
 
 SECOND_TOKEN = "adcp_test_second_demo_buyer_token_0123"
 HARBOR_TOKEN = "adcp_test_harbor_chat_buyer_token_0123"
@@ -55,36 +55,7 @@ async def _extra_callers(state: AppState) -> None:
     await catalog_admin.load_catalog(
         state.db,
         "harbor",
-        formats=[
-            {
-                "format_id": "audio_15s",
-                "name": "Audio 15s",
-                "kind": "audio",
-                "durations_s": [15],
-                "mime_types": ["audio/mpeg"],
-            }
-        ],
-        properties=[
-            {
-                "property_id": "harbor_fm",
-                "property_type": "radio",
-                "name": "Harbor FM",
-                "publisher_domain": "harborradio.example",
-                "identifiers": [{"type": "station_id", "value": "WHBR"}],
-            }
-        ],
-        products=[
-            {
-                "product_id": "harbor_drive_time",
-                "name": "Harbor FM Drive Time Sports",
-                "description": "Morning drive-time sports talk audio spots.",
-                "channels": ["radio"],
-                "delivery_type": "non_guaranteed",
-                "format_ids": ["audio_15s"],
-                "property_ids": ["harbor_fm"],
-                "pricing_options": [{"pricing_option_id": "harbor_cpm", "floor_price": 4.0}],
-            }
-        ],
+        **HARBOR_CATALOG,
         signals=[],
     )
     await tenants.create_principal(

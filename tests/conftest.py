@@ -18,7 +18,7 @@ from adcp_agent.config import Settings
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
 from tests.databases import BACKENDS, SELECTION, Backend, PostgresUnavailable, database_settings
-from tests.support import DEMO_TOKEN, LiveServer, ServerThread, free_port
+from tests.support import DEMO_TOKEN, HARBOR_CATALOG, LiveServer, ServerThread, free_port
 
 # The representative subset that also runs on PostgreSQL in the default run: schema
 # from empty, auth, the media-buy lifecycle with idempotency, accounts, tenant admin.
@@ -55,36 +55,7 @@ async def _second_tenants(state: AppState) -> dict[str, str]:
     await catalog_admin.load_catalog(
         state.db,
         other.tenant_id,
-        formats=[
-            {
-                "format_id": "audio_15s",
-                "name": "Audio 15s",
-                "kind": "audio",
-                "durations_s": [15],
-                "mime_types": ["audio/mpeg"],
-            }
-        ],
-        properties=[
-            {
-                "property_id": "harbor_fm",
-                "property_type": "radio",
-                "name": "Harbor FM",
-                "publisher_domain": "harborradio.example",
-                "identifiers": [{"type": "station_id", "value": "WHBR"}],
-            }
-        ],
-        products=[
-            {
-                "product_id": "harbor_drive_time",
-                "name": "Harbor FM Drive Time Sports",
-                "description": "Morning drive-time sports talk audio spots.",
-                "channels": ["radio"],
-                "delivery_type": "non_guaranteed",
-                "format_ids": ["audio_15s"],
-                "property_ids": ["harbor_fm"],
-                "pricing_options": [{"pricing_option_id": "harbor_cpm", "floor_price": 4.0}],
-            }
-        ],
+        **HARBOR_CATALOG,
         signals=[
             {
                 "signal_id": "harbor_commuters",

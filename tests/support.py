@@ -140,3 +140,38 @@ def assert_valid(tool: str, payload: dict[str, Any]) -> None:
 
     outcome = validate_response(tool, payload, version="3.1")
     assert outcome.valid, [(i.pointer, i.message) for i in outcome.issues]
+
+
+# The second publisher used by isolation tests: one radio product, its format and station.
+HARBOR_CATALOG: dict[str, Any] = {
+    "formats": [
+        {
+            "format_id": "audio_15s",
+            "name": "Audio 15s",
+            "kind": "audio",
+            "durations_s": [15],
+            "mime_types": ["audio/mpeg"],
+        }
+    ],
+    "properties": [
+        {
+            "property_id": "harbor_fm",
+            "property_type": "radio",
+            "name": "Harbor FM",
+            "publisher_domain": "harborradio.example",
+            "identifiers": [{"type": "station_id", "value": "WHBR"}],
+        }
+    ],
+    "products": [
+        {
+            "product_id": "harbor_drive_time",
+            "name": "Harbor FM Drive Time Sports",
+            "description": "Morning drive-time sports talk audio spots.",
+            "channels": ["radio"],
+            "delivery_type": "non_guaranteed",
+            "format_ids": ["audio_15s"],
+            "property_ids": ["harbor_fm"],
+            "pricing_options": [{"pricing_option_id": "harbor_cpm", "floor_price": 4.0}],
+        }
+    ],
+}
