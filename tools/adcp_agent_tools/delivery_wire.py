@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adcp_agent.db.models_delivery import PacingAlert
+from adcp_agent.services import pacing
 from adcp_agent.services.delivery_reports import BuyReport, DeliveryReport, PackageReport, Totals
 from adcp_agent_tools.media_wire import iso
 
@@ -76,16 +77,7 @@ def package_row(pr: PackageReport, b: BuyReport, include_daily: bool) -> dict[st
 
 
 def alert(a: PacingAlert) -> dict[str, Any]:
-    return {
-        "day": a.day.isoformat(),
-        "type": a.kind,
-        "severity": a.severity,
-        "pacing_index": a.pacing_index,
-        "expected_spend": a.expected_spend,
-        "actual_spend": a.actual_spend,
-        "message": a.message,
-        "recommendation": a.recommendation,
-    }
+    return pacing.alert_fields(a)
 
 
 def _buckets(

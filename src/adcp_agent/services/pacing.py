@@ -196,12 +196,9 @@ async def record_alert(
     )
 
 
-def alert_view(a: PacingAlert) -> dict[str, Any]:
-    """One alert as the buyer and admin APIs show it."""
+def alert_fields(a: PacingAlert) -> dict[str, Any]:
+    """What an alert says, as every surface shows it (delivery reports, REST)."""
     return {
-        "media_buy_id": a.media_buy_id,
-        "tenant_id": a.tenant_id,
-        "principal_id": a.principal_id,
         "day": a.day.isoformat(),
         "type": a.kind,
         "severity": a.severity,
@@ -210,6 +207,16 @@ def alert_view(a: PacingAlert) -> dict[str, Any]:
         "actual_spend": a.actual_spend,
         "message": a.message,
         "recommendation": a.recommendation,
+    }
+
+
+def alert_view(a: PacingAlert) -> dict[str, Any]:
+    """One alert as the buyer and admin APIs list it: whose, what, and when observed."""
+    return {
+        "media_buy_id": a.media_buy_id,
+        "tenant_id": a.tenant_id,
+        "principal_id": a.principal_id,
+        **alert_fields(a),
         "observed_at": a.observed_at.isoformat().replace("+00:00", "Z"),
     }
 
