@@ -126,7 +126,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             "feedback_type": feedback_type,
             "data": data,
         }
-        response, replayed = await idempotency.run_once(
+        response = await idempotency.run_once(
             state.db,
             caller,
             "provide_performance_feedback",
@@ -136,6 +136,4 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 state, caller, req, completion=completion, render=render
             ),
         )
-        if replayed:
-            response = {**response, "replayed": True}
         return as_result(response)

@@ -249,7 +249,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 total_budget=total_budget,
                 push_notification_config=push_notification_config,
             )
-        response, replayed = await idempotency.run_once(
+        response = await idempotency.run_once(
             state.db,
             caller,
             "create_media_buy",
@@ -264,8 +264,6 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 render_forced=forced_payload,
             ),
         )
-        if replayed:
-            response = {**response, "replayed": True}
         return media_wire.as_result(response)
 
     @mcp.tool(name="get_media_buys", annotations=READ_ONLY, output_schema=None)

@@ -266,7 +266,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         }
 
     async def run(caller, media_buy_id, ops, account, revision, key, raw, push=None) -> ToolResult:  # type: ignore[no-untyped-def]
-        response, replayed = await idempotency.run_once(
+        response = await idempotency.run_once(
             state.db,
             caller,
             "update_media_buy",
@@ -284,8 +284,6 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 push_notification_config=push,
             ),
         )
-        if replayed:
-            response = {**response, "replayed": True}
         return media_wire.as_result(response)
 
     @mcp.tool(name="update_media_buy", annotations=MUTATES, output_schema=None)

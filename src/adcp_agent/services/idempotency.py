@@ -118,14 +118,15 @@ async def run_once(
     key: str | None,
     request: dict[str, Any],
     action: Callable[[Completion], Awaitable[dict[str, Any]]],
-) -> tuple[dict[str, Any], bool]:
-    """Run ``action`` at most once per key. Returns (response, replayed).
+) -> dict[str, Any]:
+    """Run ``action`` at most once per key and return its response; a replay returns the
+    stored response marked ``replayed: true``.
 
     ``action`` must call ``completion.mark(session, response)`` inside the transaction
     that commits its effects. If it fails (or never marks), the claim is released so
     the buyer can retry with the same key."""
     if key is None:
-        return await action(Completion(None)), False
+        return await action(Completion(None))
     digest = request_hash(request)
     ident = {
         "tenant_id": caller.tenant_id,
@@ -146,7 +147,8 @@ async def run_once(
                 suggestion="Use a new key for a different request.",
             )
         if existing.status == "completed" and existing.response is not None:
-            return existing.response, True
+            # AdCP's envelope flag: this answer is the stored one, nothing was done again.
+            return {**existing.response, "replayed": True}
         if utcnow() - existing.updated_at > STALE_AFTER:
             await _release(db, {**ident, "id": existing.id})
             continue
@@ -166,4 +168,4 @@ async def run_once(
         raise
     if not completion.marked:
         await _release(db, ident)
-    return response, False
+    return response
