@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adcp_agent.errors import AdcpError
+from adcp_agent.rest.http_io import validation_error
 from adcp_agent.services import admin_keys
 from adcp_agent.state import AppState
 
@@ -33,26 +34,6 @@ def error_response(exc: AdcpError, headers: Mapping[str, str] | None = None) -> 
 
 def ok(model: BaseModel, status_code: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status_code)
-
-
-def _validation_error(exc: ValidationError, where: str) -> AdcpError:
-    problems = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or where
-        if err["type"] == "missing":
-            message = f"'{field}' is required."
-        elif err["type"] == "extra_forbidden":
-            message = f"'{field}' is not a known field."
-        else:
-            message = f"'{field}': {err['msg']}."
-        problems.append({"field": field, "message": message})
-    first = problems[0]
-    return AdcpError(
-        "VALIDATION_ERROR",
-        first["message"],
-        field=first["field"],
-        details={"errors": problems} if len(problems) > 1 else None,
-    )
 
 
 async def read_body(request: Request, model: type[M]) -> M:
@@ -74,14 +55,14 @@ async def read_body(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error(exc, "body") from None
+        raise validation_error(exc, "body") from None
 
 
 def read_query(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
-        raise _validation_error(exc, "query") from None
+        raise validation_error(exc, "query") from None
 
 
 def admin_route(

@@ -72,10 +72,12 @@ async def read_model(request: Request, model: type[M]) -> M:
         raise validation_error(exc) from None
 
 
-def validation_error(exc: ValidationError) -> AdcpError:
+def validation_error(exc: ValidationError, where: str = "body") -> AdcpError:
+    """Pydantic's complaints as one VALIDATION_ERROR naming the first field, with up to
+    ten problems listed in details (shared by every REST surface)."""
     problems = []
     for err in exc.errors()[:10]:
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        loc = ".".join(str(p) for p in err["loc"]) or where
         if err["type"] == "missing":
             text = f"'{loc}' is required."
         elif err["type"] == "extra_forbidden":
