@@ -13,6 +13,7 @@ from adcp_agent.adapter_protocol import ForecastRequest
 from adcp_agent.db.models import Product, Signal, Tenant
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
+from adcp_agent.services import catalog
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.catalog import min_spend
 from adcp_agent.services.identity import Caller
@@ -107,17 +108,7 @@ async def check(
             "VALIDATION_ERROR", "The flight must end after it starts.", field="flight_end_date"
         )
     async with state.db.session() as session:
-        products = {
-            p.product_id: p
-            for p in (
-                await session.exec(
-                    select(Product).where(
-                        Product.tenant_id == caller.tenant_id,
-                        Product.product_id.in_(list(product_ids)),  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-        }
+        products = await catalog.products_by_id(session, caller.tenant_id, product_ids)
         signals = (
             await session.exec(select(Signal).where(Signal.tenant_id == caller.tenant_id))
         ).all()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product
@@ -193,3 +194,16 @@ async def list_properties(db: Database, caller: Caller) -> list[AuthorizedProper
             .order_by(AuthorizedProperty.property_id)
         )
         return list((await session.exec(stmt)).all())
+
+
+async def products_by_id(
+    session: AsyncSession, tenant_id: str, product_ids: Iterable[str]
+) -> dict[str, Product]:
+    """The tenant's products with these ids, by id (missing ids are simply absent)."""
+    rows = await session.exec(
+        select(Product).where(
+            Product.tenant_id == tenant_id,
+            col(Product.product_id).in_(list(dict.fromkeys(product_ids))),
+        )
+    )
+    return {p.product_id: p for p in rows.all()}

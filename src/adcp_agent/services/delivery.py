@@ -30,7 +30,7 @@ from adcp_agent.db.models import Product, Signal, Tenant
 from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, PerformanceFeedback
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
-from adcp_agent.services import optimisation, pacing
+from adcp_agent.services import catalog, optimisation, pacing
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.adapters import MOCK
 from adcp_agent.services.creative_state import deliverable_package_ids
@@ -125,17 +125,9 @@ async def _packages(session: AsyncSession, media_buy_id: str) -> list[Package]:
 async def _context(session: AsyncSession, buy: MediaBuy, begin: datetime) -> _Context:
     packages = await _packages(session, buy.media_buy_id)
     ids = [p.package_id for p in packages]
-    products = {
-        p.product_id: p
-        for p in (
-            await session.exec(
-                select(Product).where(
-                    Product.tenant_id == buy.tenant_id,
-                    col(Product.product_id).in_([p.product_id for p in packages]),
-                )
-            )
-        ).all()
-    }
+    products = await catalog.products_by_id(
+        session, buy.tenant_id, [p.product_id for p in packages]
+    )
     coverage = {
         s.signal_id: s.coverage_percentage
         for s in (await session.exec(select(Signal).where(Signal.tenant_id == buy.tenant_id)))

@@ -16,7 +16,7 @@ from adcp_agent.db.models import Product
 from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import buy_state, delivery, media_reads, pacing
+from adcp_agent.services import buy_state, catalog, delivery, media_reads, pacing
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -159,17 +159,7 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
             else []
         )
         wanted = {p.product_id for v in views for p in v.packages}
-        products = {
-            p.product_id: p
-            for p in (
-                await session.exec(
-                    select(Product).where(
-                        Product.tenant_id == caller.tenant_id,
-                        col(Product.product_id).in_(list(wanted)),
-                    )
-                )
-            ).all()
-        }
+        products = await catalog.products_by_id(session, caller.tenant_id, wanted)
     first_row = min((r.hour for r in rows), default=None)
     start, end = period_of(query, [v.buy for v in views], now, first_row)
     by_package: dict[str, PackageReport] = {}

@@ -19,7 +19,7 @@ from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, avails, buy_events, push_notifications
+from adcp_agent.services import accounts, audit, avails, buy_events, catalog, push_notifications
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import signals as signal_service
 from adcp_agent.services import targeting as targeting_rules
@@ -162,17 +162,7 @@ async def prepare(
         )
     async with state.db.session() as session:
         wanted = list({p.product_id for p in req.packages})
-        products = {
-            p.product_id: p
-            for p in (
-                await session.exec(
-                    select(Product).where(
-                        Product.tenant_id == caller.tenant_id,
-                        Product.product_id.in_(wanted),  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-        }
+        products = await catalog.products_by_id(session, caller.tenant_id, wanted)
         signal_ids = set(
             (
                 await session.exec(
@@ -350,17 +340,9 @@ async def create(
         await session.flush()
         session.add_all(packages)
         principal = await session.get(Principal, caller.principal_id)
-        products = {
-            p.product_id: p
-            for p in (
-                await session.exec(
-                    select(Product).where(
-                        Product.tenant_id == caller.tenant_id,
-                        Product.product_id.in_([p.product_id for p in packages]),  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-        }
+        products = await catalog.products_by_id(
+            session, caller.tenant_id, [p.product_id for p in packages]
+        )
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
     )

@@ -24,6 +24,7 @@ from adcp_agent.services import (
     avails,
     buy_events,
     buy_state,
+    catalog,
     delivery,
     push_notifications,
 )
@@ -136,17 +137,9 @@ class _Plan:
 async def _context(state: AppState, tenant_id: str, packages: Sequence[Package]):
     async with state.db.session() as session:
         tenant = await session.get(Tenant, tenant_id)
-        products = {
-            p.product_id: p
-            for p in (
-                await session.exec(
-                    select(Product).where(
-                        Product.tenant_id == tenant_id,
-                        Product.product_id.in_([p.product_id for p in packages]),  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-        }
+        products = await catalog.products_by_id(
+            session, tenant_id, [p.product_id for p in packages]
+        )
         signal_ids = set(
             (
                 await session.exec(select(Signal.signal_id).where(Signal.tenant_id == tenant_id))
