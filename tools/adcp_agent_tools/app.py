@@ -17,7 +17,7 @@ from adcp_agent_tools import (
     tasks,
     test_controller,
 )
-from adcp_agent_tools.listing import InlinedSchemas
+from adcp_agent_tools.listing import InlinedSchemas, ListingCache
 from adcp_agent_tools.middleware import AdcpMiddleware
 
 INSTRUCTIONS = """\
@@ -30,11 +30,12 @@ a code, the offending field and a suggestion."""
 
 
 def build_mcp(state: AppState) -> FastMCP:
+    adcp = AdcpMiddleware(state)
     mcp = FastMCP(
         name="adcp-agent",
         instructions=INSTRUCTIONS,
         version=__version__,
-        middleware=[AdcpMiddleware(state), InlinedSchemas()],
+        middleware=[adcp, InlinedSchemas()],
         mask_error_details=True,
         dereference_schemas=False,  # InlinedSchemas does it once, not per tools/list
     )
@@ -47,4 +48,6 @@ def build_mcp(state: AppState) -> FastMCP:
     creatives.register(mcp, state)
     delivery.register(mcp, state)
     test_controller.register(mcp, state)
+    # Innermost in the SDK's chain: after fastmcp binds the request, before serialising.
+    mcp._mcp_server.middleware.append(ListingCache(adcp.sees_sandbox_tools))
     return mcp

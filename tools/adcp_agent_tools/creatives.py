@@ -159,7 +159,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
             unassigned=f.unassigned,
             name_contains=f.name_contains,
             tags_any=f.tags_any or [],
-            format_ids=[x.id for x in f.format_ids or []], account_ref=dump(account),
+            format_ids=[x.id for x in f.format_ids or []],
+            account_ref=dump(account),
         )
         page, page_info = paginate(
             rows,

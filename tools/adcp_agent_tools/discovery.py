@@ -107,7 +107,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     f"{', '.join(channels)} (adcp-agent {__version__}).",
                 },
             }
-        if await sandbox.is_sandbox_caller(state.db, caller):  # it alone sees the controller
+        if sandbox.is_sandbox_caller(caller):  # it alone sees the controller
             payload["compliance_testing"] = {"scenarios": list(test_controller.SCENARIOS)}
         if "signals" in supported:
             payload["signals"] = {

@@ -1,15 +1,20 @@
-"""tools/list with self-contained schemas, computed once.
+"""tools/list with self-contained schemas, computed once and served from a cache.
 
 Some MCP clients cannot follow JSON Schema ``$ref``, so every schema we list has its
 ``$defs`` inlined. fastmcp's own ``DereferenceRefsMiddleware`` does that on every
 tools/list request, which made tools/list cost about fourteen no-op tool calls (our
 schemas are large: AdCP packages, targeting, creatives). Tools do not change after
-start-up, so this middleware inlines each tool once and hands out the same result.
+start-up, so ``InlinedSchemas`` inlines each tool once and hands out the same result.
+
+Even inlined, the listing is ~48 kB of nested schemas that the MCP SDK dumps, validates
+against the protocol version's surface and dumps again on every request: half of a
+tools/list. ``ListingCache`` keeps the finished wire result per protocol version and
+visibility class (whether the caller sees the sandbox-only tools) and answers from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import mcp.types as mt
@@ -57,3 +62,29 @@ class InlinedSchemas(Middleware):
         call_next: CallNext[mt.ListToolsRequest, Sequence[Tool]],
     ) -> Sequence[Tool]:
         return [self._inline(tool) for tool in await call_next(context)]
+
+
+class ListingCache:
+    """An MCP SDK server middleware (innermost: it runs inside fastmcp's request
+    context, before the handler and the SDK's serialisation) that answers tools/list
+    from the finished result of the first identical request.
+
+    ``visibility`` names the caller's class; callers of one class see the same tools.
+    A paginated request (``cursor``) is never cached.
+    """
+
+    def __init__(self, visibility: Callable[[], Awaitable[Any]]) -> None:
+        self._visibility = visibility
+        self._results: dict[tuple[str, Any], dict[str, Any]] = {}
+
+    async def __call__(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        if ctx.method != "tools/list" or ctx.request_id is None or (ctx.params or {}).get("cursor"):
+            return await call_next(ctx)
+        key = (ctx.protocol_version, await self._visibility())
+        cached = self._results.get(key)
+        if cached is None:
+            result = await call_next(ctx)
+            if not isinstance(result, dict) or "tools" not in result:
+                return result  # not the SDK's finished wire dict: do not keep it
+            self._results[key] = cached = result
+        return dict(cached)  # the SDK copies and stamps the top level; nested is shared

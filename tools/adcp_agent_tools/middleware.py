@@ -89,12 +89,14 @@ class AdcpMiddleware(Middleware):
             self.state.db, identity.tenant_hint(headers, self.state.default_tenant)
         )
 
-    async def _sandbox_caller(self, tool_name: str) -> bool:
+    async def sees_sandbox_tools(self) -> bool:
+        """Whether this request's caller is listed (and admitted to) the sandbox-only
+        tools; an unknown or missing token is not."""
         try:
-            caller = await self._resolve(tool_name)
+            caller = await self._resolve(next(iter(SANDBOX_ONLY_TOOLS)))
         except AdcpError:
             return False
-        return await sandbox.is_sandbox_caller(self.state.db, caller)
+        return sandbox.is_sandbox_caller(caller)
 
     async def on_list_tools(
         self,
@@ -103,7 +105,7 @@ class AdcpMiddleware(Middleware):
     ) -> Sequence[Tool]:
         tools = await call_next(context)
         hidden = {t.name for t in tools} & SANDBOX_ONLY_TOOLS
-        if hidden and not await self._sandbox_caller(next(iter(hidden))):
+        if hidden and not await self.sees_sandbox_tools():
             return [t for t in tools if t.name not in hidden]
         return tools
 
@@ -118,7 +120,7 @@ class AdcpMiddleware(Middleware):
         server = context.fastmcp_context.fastmcp if context.fastmcp_context else None
         tool = await server.get_tool(params.name) if server else None
         if tool is None or (
-            params.name in SANDBOX_ONLY_TOOLS and not await self._sandbox_caller(params.name)
+            params.name in SANDBOX_ONLY_TOOLS and not await self.sees_sandbox_tools()
         ):
             return _with_context(error_result([_unknown_tool(params.name)]), echo)
         declared = set(tool.parameters.get("properties", {}))

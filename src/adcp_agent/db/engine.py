@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from adcp_agent.db.sqlite_inline import inline_creator
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -37,6 +39,9 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # In-process caches of data read from this database, by owner (e.g. "catalog").
+    # Each owner keeps its entries valid against a stamp stored in the database.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
@@ -67,14 +72,16 @@ class Database:
 
 def create_database(url: str, *, echo: bool = False) -> Database:
     kwargs: dict[str, Any] = {"echo": echo}
-    if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-    else:
+    path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Statements run on the event loop thread, not one aiosqlite thread hop each
+        # (see sqlite_inline); the PRAGMAs are applied by the creator.
+        kwargs["async_creator"] = inline_creator(path, SQLITE_PRAGMAS)
+    elif not url.startswith("sqlite"):
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     return Database(engine=engine, sessions=sessions)

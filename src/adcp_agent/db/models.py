@@ -25,6 +25,9 @@ class Tenant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     deleted_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    # Bumped by database triggers on every catalog write (migration 0011): the key of
+    # the in-process catalog cache. Never written by the application.
+    catalog_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Principal(SQLModel, table=True):

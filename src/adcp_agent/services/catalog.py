@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -139,31 +140,93 @@ def _explain(matched: dict[str, list[str]], fit: list[str], brief: str | None) -
     return ". ".join(parts) + "." if parts else "Matches the request."
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """One tenant's catalog as read at ``version``: every product (public or not) by
+    id, formats and properties by id, and each product's ranking document. Shared by
+    concurrent requests: read-only."""
+
+    version: int | None
+    products: tuple[Product, ...]
+    formats: dict[str, CreativeFormat]
+    properties: dict[str, AuthorizedProperty]
+    documents: dict[str, Document]
+
+
+_CACHE_KEY = "catalog"
+_CACHE_TENANTS = 256  # catalogs kept per process; the least recently used goes first
+
+
+async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
+    async with db.session() as session:
+        products = tuple(
+            (
+                await session.exec(
+                    select(Product)
+                    .where(Product.tenant_id == tenant_id)
+                    .order_by(col(Product.product_id))
+                )
+            ).all()
+        )
+        formats = (
+            await session.exec(
+                select(CreativeFormat)
+                .where(CreativeFormat.tenant_id == tenant_id)
+                .order_by(col(CreativeFormat.format_id))
+            )
+        ).all()
+        properties = (
+            await session.exec(
+                select(AuthorizedProperty)
+                .where(AuthorizedProperty.tenant_id == tenant_id)
+                .order_by(col(AuthorizedProperty.property_id))
+            )
+        ).all()
+    by_format = {f.format_id: f for f in formats}
+    return Catalog(
+        version=version,
+        products=products,
+        formats=by_format,
+        properties={p.property_id: p for p in properties},
+        documents={p.product_id: _document(p, by_format) for p in products},
+    )
+
+
+async def tenant_catalog(db: Database, caller: Caller) -> Catalog:
+    """The caller's tenant catalog, from the in-process cache while the tenant's
+    ``catalog_version`` (read with the caller's token, kept by database triggers on
+    every catalog write) is the one it was loaded at."""
+    cache: OrderedDict[str, Catalog] = db.cache.setdefault(_CACHE_KEY, OrderedDict())
+    version = caller.catalog_version
+    hit = cache.get(caller.tenant_id)
+    if hit is not None and version is not None and hit.version == version:
+        cache.move_to_end(caller.tenant_id)
+        return hit
+    # Tagged with the version read *before* loading: the rows are at least that new.
+    loaded = await _load(db, caller.tenant_id, version)
+    if version is not None:
+        cache[caller.tenant_id] = loaded
+        cache.move_to_end(caller.tenant_id)
+        while len(cache) > _CACHE_TENANTS:
+            cache.popitem(last=False)
+    return loaded
+
+
 async def search_products(
     db: Database, caller: Caller, q: ProductQuery, *, now: datetime | None = None
 ) -> list[RankedProduct]:
     """Products the caller may see that pass the filters, best match to the brief first.
     Anonymous callers see only products the publisher marked public."""
     today = (now or datetime.now(UTC)).date()
-    async with db.session() as session:
-        stmt = select(Product).where(Product.tenant_id == caller.tenant_id)
-        if not caller.authenticated:
-            stmt = stmt.where(Product.is_public == True)  # noqa: E712
-        products = list((await session.exec(stmt.order_by(Product.product_id))).all())
-        formats = {
-            f.format_id: f
-            for f in (
-                await session.exec(
-                    select(CreativeFormat).where(CreativeFormat.tenant_id == caller.tenant_id)
-                )
-            ).all()
-        }
+    cat = await tenant_catalog(db, caller)
     kept: list[tuple[Product, list[str]]] = []
-    for product in products:
-        fit = _passes(product, q, formats, today)
+    for product in cat.products:
+        if not caller.authenticated and not product.is_public:
+            continue
+        fit = _passes(product, q, cat.formats, today)
         if fit is not None:
             kept.append((product, fit))
-    scores = bm25_rank(q.brief or "", [_document(p, formats) for p, _ in kept])
+    scores = bm25_rank(q.brief or "", [cat.documents[p.product_id] for p, _ in kept])
     ranked = [
         RankedProduct(p, s.score, _explain(s.matched, fit, q.brief), fit)
         for (p, fit), s in zip(kept, scores, strict=True)
@@ -177,23 +240,11 @@ async def search_products(
 
 
 async def list_formats(db: Database, caller: Caller) -> list[CreativeFormat]:
-    async with db.session() as session:
-        stmt = (
-            select(CreativeFormat)
-            .where(CreativeFormat.tenant_id == caller.tenant_id)
-            .order_by(CreativeFormat.format_id)
-        )
-        return list((await session.exec(stmt)).all())
+    return list((await tenant_catalog(db, caller)).formats.values())
 
 
 async def list_properties(db: Database, caller: Caller) -> list[AuthorizedProperty]:
-    async with db.session() as session:
-        stmt = (
-            select(AuthorizedProperty)
-            .where(AuthorizedProperty.tenant_id == caller.tenant_id)
-            .order_by(AuthorizedProperty.property_id)
-        )
-        return list((await session.exec(stmt)).all())
+    return list((await tenant_catalog(db, caller)).properties.values())
 
 
 async def products_by_id(

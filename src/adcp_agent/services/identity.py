@@ -19,6 +19,7 @@ from sqlmodel import col, select
 
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Principal, Tenant
+from adcp_agent.db.models_accounts import Account, AccountPrincipal
 from adcp_agent.errors import AdcpError
 
 TOKEN_PREFIX = "adcp_"
@@ -45,6 +46,12 @@ class Caller:
     principal_id: str | None = None
     principal_name: str | None = None
     role: str = "buyer"
+    # May see and drive comply_test_controller: the tenant is flagged for testing or
+    # the principal may use a sandbox account. Read with the token, in the same query.
+    sandbox: bool = False
+    # The tenant's catalog stamp as this call found it (see services.catalog_cache);
+    # None when unknown, which bypasses the cache.
+    catalog_version: int | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -88,8 +95,22 @@ async def authenticate(db: Database, token: str) -> Caller:
         principal_id=row.principal_id,
         principal_name=row.principal_name,
         role=row.role,
+        sandbox=bool((row.features or {}).get("sandbox")) or bool(row.sandbox_account),
+        catalog_version=row.catalog_version,
     )
 
+
+_SANDBOX_ACCOUNT = (
+    core_select(col(Account.account_id))
+    .join(AccountPrincipal, col(AccountPrincipal.account_id) == col(Account.account_id))
+    .where(
+        col(Account.tenant_id) == col(Principal.tenant_id),
+        col(AccountPrincipal.principal_id) == col(Principal.principal_id),
+        col(Account.sandbox).is_(True),
+    )
+    .correlate(Principal)
+    .exists()
+)
 
 _TOKEN_LOOKUP = (
     core_select(
@@ -101,6 +122,9 @@ _TOKEN_LOOKUP = (
         col(Tenant.tenant_id),
         col(Tenant.name).label("tenant_name"),
         col(Tenant.deleted_at),
+        col(Tenant.features),
+        col(Tenant.catalog_version),
+        _SANDBOX_ACCOUNT.label("sandbox_account"),
     )
     .join(Tenant, col(Tenant.tenant_id) == col(Principal.tenant_id))
     .where(col(Principal.token_hash) == bindparam("digest"))
@@ -130,7 +154,11 @@ async def anonymous(db: Database, tenant_hint: str | None) -> Caller:
             "Authentication is required for this publisher.",
             suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
         )
-    return Caller(tenant_id=tenant.tenant_id, tenant_name=tenant.name)
+    return Caller(
+        tenant_id=tenant.tenant_id,
+        tenant_name=tenant.name,
+        catalog_version=tenant.catalog_version,
+    )
 
 
 def _invalid() -> AdcpError:

@@ -109,8 +109,10 @@ async def register(
 
 
 async def _armed(state: AppState, caller: Caller, tool: str) -> bool:
-    """Cheap pre-check on every matching call: is anything armed for this principal?"""
-    if caller.principal_id is None:
+    """Cheap pre-check on every matching call: is anything armed for this principal?
+    Only sandbox callers can arm (and only their sandbox accounts fire), so anyone
+    else is answered without a query."""
+    if caller.principal_id is None or not caller.sandbox:
         return False
     async with state.db.session() as session:
         hit = (

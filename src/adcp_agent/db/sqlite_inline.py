@@ -1,0 +1,263 @@
+"""SQLite for the async engine without a thread per statement.
+
+aiosqlite runs every cursor call (cursor, execute, fetchall, close, rollback) on a
+worker thread and hops back to the event loop: five hops per statement, each a queue
+put, a thread wake-up, a self-pipe write and a GIL hand-over. Our statements are index
+probes that take microseconds, so the hops *were* the cost of a request (measured in
+benchmarks/RESULTS.md). This module gives SQLAlchemy's aiosqlite dialect a connection
+with the same interface that runs statements inline on the event loop thread.
+
+What the thread used to give us, and how it is kept:
+
+* **Writers never block the loop on a lock.** SQLite allows one writer. Within this
+  process, a write transaction takes an asyncio lock (per database file) at its first
+  writing statement and holds it until commit or rollback; a second writer awaits the
+  lock instead of spinning in SQLite's busy handler on the loop thread. Against other
+  processes (the CLI approving a task while the server runs) SQLite's busy timeout is
+  off and ``SQLITE_BUSY`` is retried with ``asyncio.sleep`` for up to ``busy_timeout``.
+* **fsync stays off the loop.** ``COMMIT`` (with ``synchronous=FULL`` it waits for the
+  WAL to reach the disk) runs on a worker thread: one hop per write transaction.
+* Reads are WAL snapshot reads: they never wait for a writer.
+
+Python's sqlite3 (legacy transaction control, as SQLAlchemy's pysqlite dialect uses it)
+begins a transaction implicitly before the first INSERT/UPDATE/DELETE/REPLACE and runs
+SELECTs in autocommit, so "a write transaction" starts exactly at a writing statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+BUSY_RETRY_SECONDS = 10.0
+_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+def _writes(operation: str) -> bool:
+    return operation.lstrip()[:7].upper().startswith(_WRITE_VERBS)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class InlineCursor:
+    def __init__(self, owner: InlineConnection, cursor: sqlite3.Cursor) -> None:
+        self._owner = owner
+        self._cursor = cursor
+
+    async def __aenter__(self) -> InlineCursor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, operation: str, parameters: Any = ()) -> InlineCursor:
+        await self._owner._run(operation, lambda: self._cursor.execute(operation, parameters))
+        return self
+
+    async def executemany(self, operation: str, seq_of_parameters: Iterable[Any]) -> InlineCursor:
+        rows = list(seq_of_parameters)  # a retry must see the same parameters
+        await self._owner._run(operation, lambda: self._cursor.executemany(operation, rows))
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _CursorFactory:
+    """``connection.cursor()`` in aiosqlite is awaitable and an async context manager."""
+
+    def __init__(self, owner: InlineConnection) -> None:
+        self._owner = owner
+
+    async def __aenter__(self) -> InlineCursor:
+        return InlineCursor(self._owner, self._owner._conn.cursor())
+
+    async def __aexit__(self, *_exc: object) -> None:
+        return None
+
+    def __await__(self) -> Any:
+        return self.__aenter__().__await__()
+
+
+class _ImmediateQueue:
+    """Stands in for aiosqlite's request queue, which SQLAlchemy's dialect reaches into
+    to set ``isolation_level``: run the function now and resolve its future."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            if future is not None:
+                future.set_exception(exc)
+        else:
+            if future is not None:
+                future.set_result(result)
+
+
+class InlineConnection:
+    """The subset of ``aiosqlite.Connection`` SQLAlchemy's aiosqlite dialect uses."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: asyncio.Lock, busy_seconds: float) -> None:
+        self._connection: sqlite3.Connection | None = conn
+        self._lock = lock
+        self._holds_lock = False
+        self._busy_seconds = busy_seconds
+        self._tx = _ImmediateQueue()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise ValueError("no active connection")
+        return self._connection
+
+    async def _run(self, operation: str, step: Callable[[], Any]) -> Any:
+        conn = self._conn
+        if not self._holds_lock and not conn.in_transaction and _writes(operation):
+            try:
+                await asyncio.wait_for(self._lock.acquire(), timeout=self._busy_seconds)
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
+            self._holds_lock = True
+        try:
+            return await self._retry_busy(step)
+        finally:
+            if self._holds_lock and not conn.in_transaction:
+                self._release()  # an autocommit write, or a statement that failed
+
+    async def _retry_busy(self, step: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + self._busy_seconds
+        delay = 0.001
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _release(self) -> None:
+        self._holds_lock = False
+        self._lock.release()
+
+    def cursor(self) -> _CursorFactory:
+        return _CursorFactory(self)
+
+    async def commit(self) -> None:
+        conn = self._conn
+        try:
+            if conn.in_transaction:
+                # The fsync of synchronous=FULL happens here: off the loop thread.
+                await self._retry_busy_async(lambda: asyncio.to_thread(conn.commit))
+        finally:
+            if self._holds_lock and not conn.in_transaction:
+                self._release()
+
+    async def _retry_busy_async(self, step: Callable[[], Any]) -> None:
+        deadline = time.monotonic() + self._busy_seconds
+        while True:
+            try:
+                await step()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.005)
+
+    async def rollback(self) -> None:
+        conn = self._conn
+        try:
+            if conn.in_transaction:
+                conn.rollback()
+        finally:
+            if self._holds_lock:
+                self._release()
+
+    async def close(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            self._connection.close()
+        finally:
+            self._connection = None
+            if self._holds_lock:
+                self._release()
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._holds_lock:
+            self._release()
+
+    async def create_function(self, *args: Any, **kw: Any) -> None:
+        self._conn.create_function(*args, **kw)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._conn.isolation_level = value
+
+    async def execute(self, operation: str, parameters: Sequence[Any] = ()) -> InlineCursor:
+        cursor = InlineCursor(self, self._conn.cursor())
+        return await cursor.execute(operation, parameters)
+
+
+def inline_creator(path: str, pragmas: Sequence[str]) -> Callable[[], Any]:
+    """An ``async_creator`` for ``create_async_engine``: connections to ``path`` that
+    run inline, sharing one write lock (one engine's pool: one lock)."""
+    lock = asyncio.Lock()
+
+    async def connect() -> InlineConnection:
+        # COMMIT runs on a worker thread; it is awaited, so never concurrent with use.
+        conn = sqlite3.connect(path, check_same_thread=False)
+        for pragma in pragmas:
+            conn.execute(pragma)
+        # Busy waits happen in _retry_busy (async), never in SQLite's handler on the loop.
+        conn.execute("PRAGMA busy_timeout=0")
+        return InlineConnection(conn, lock, BUSY_RETRY_SECONDS)
+
+    return connect
