@@ -3,9 +3,9 @@ approval policy, pushing to the ad server, and the seed aliases."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
+from adcp_agent_adapters.mock import load_state
 from sqlmodel import select
 
 from adcp_agent import demo_catalog
@@ -18,8 +18,7 @@ from tests.tenant_admin_support import admin_api
 
 
 def _adserver(data_dir: Path, tenant: str):  # type: ignore[no-untyped-def]
-    orders, creatives = pickle.loads((data_dir / "adapters" / f"{tenant}-mock.state").read_bytes())
-    return orders, creatives
+    return load_state(data_dir / "adapters" / f"{tenant}-mock.state")
 
 
 async def test_sync_assign_push_and_upsert(live: LiveServer) -> None:

@@ -3,9 +3,10 @@ CLI, optimistic concurrency and partial ad-server failures."""
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
+
+from adcp_agent_adapters.mock import load_state
 
 from adcp_agent import demo_catalog
 from adcp_agent.db.engine import create_database
@@ -18,7 +19,7 @@ from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 def _line(live: LiveServer, tenant: str, media_buy_id: str, package_id: str):  # type: ignore[no-untyped-def]
     """What the (mock) ad server holds for a package: the adapter's persisted state."""
     path = live.data_dir / "adapters" / f"{tenant}-mock.state"
-    orders, _ = pickle.loads(path.read_bytes())
+    orders, _ = load_state(path)
     for order in orders.values():
         if order.spec.media_buy_id == media_buy_id:
             for line in order.lines.values():
@@ -29,10 +30,15 @@ def _line(live: LiveServer, tenant: str, media_buy_id: str, package_id: str):  #
 
 def _two_package_buy() -> dict:
     args = non_guaranteed(budget=4000)
-    args["packages"].append({
-        "product_id": "display_sports_section", "pricing_option_id": "sports_display_auction",
-        "bid_price": 7.0, "budget": 3000, "targeting_overlay": {"geo_countries": ["US"]},
-    })
+    args["packages"].append(
+        {
+            "product_id": "display_sports_section",
+            "pricing_option_id": "sports_display_auction",
+            "bid_price": 7.0,
+            "budget": 3000,
+            "targeting_overlay": {"geo_countries": ["US"]},
+        }
+    )
     return args
 
 
@@ -43,8 +49,9 @@ async def test_every_update_form_on_a_non_guaranteed_buy(live: LiveServer) -> No
         p1, p2 = (p["package_id"] for p in created.data["packages"])
 
         async def upd(args: dict) -> dict:
-            result = await call(c, "update_media_buy", {"media_buy_id": mb, **args,
-                                                        "idempotency_key": key("u")})
+            result = await call(
+                c, "update_media_buy", {"media_buy_id": mb, **args, "idempotency_key": key("u")}
+            )
             assert not result.is_error, (args, result.data)
             assert_valid("update_media_buy", result.data)
             return result.data
@@ -61,8 +68,9 @@ async def test_every_update_form_on_a_non_guaranteed_buy(live: LiveServer) -> No
         budget = await upd({"action": "update_package_budget", "package_id": p1, "budget": 6000})
         assert budget["total_budget"] == 9000
         assert budget["affected_packages"][0]["impressions"] == 1_500_000
-        imps = await upd({"action": "update_package_impressions", "package_id": p2,
-                          "impressions": 500_000})
+        imps = await upd(
+            {"action": "update_package_impressions", "package_id": p2, "impressions": 500_000}
+        )
         assert imps["affected_packages"][0]["budget"] == 3500  # 500k at 7.00 CPM
         await upd({"action": "pause_package", "package_id": p1})
         order, line = _line(live, "demo", mb, p1)
@@ -73,14 +81,20 @@ async def test_every_update_form_on_a_non_guaranteed_buy(live: LiveServer) -> No
 
         # Operations apply to every package and are validated before anything changes:
         # the sports section does not serve Canada, so nothing is applied.
-        refused = await call(c, "update_media_buy", {"media_buy_id": mb, "updates": {
-            "add_geo": {"countries": ["CA"]}}})
+        refused = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "updates": {"add_geo": {"countries": ["CA"]}}},
+        )
         assert refused.error_codes == ["VALIDATION_ERROR"]
         assert "display_sports_section" in refused.error["message"]
         geo = await upd({"updates": {"add_geo": {"countries": ["US"]}}})
         assert geo["affected_packages"][0]["targeting_overlay"]["geo_countries"] == ["US"]
-        emptied = await call(c, "update_media_buy", {"media_buy_id": mb, "updates": {
-            "remove_geo": {"countries": ["US"]}}})
+        emptied = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "updates": {"remove_geo": {"countries": ["US"]}}},
+        )
         assert "no country to deliver in" in emptied.error["message"]
         await upd({"updates": {"adjust_bid": {"device": "mobile", "change_percent": -20}}})
         _, line = _line(live, "demo", mb, p1)
@@ -88,16 +102,30 @@ async def test_every_update_form_on_a_non_guaranteed_buy(live: LiveServer) -> No
         await upd({"updates": {"set_daily_cap": {"amount": 900}}})
         _, line = _line(live, "demo", mb, p1)
         assert line.daily_budget == 568.42  # the cap split by budget share: 900 * 6000 / 9500
-        shifted = await upd({"updates": {"shift_budget": {"from_package_id": p1,
-                                                          "to_package_id": p2, "percent": 10}}})
+        shifted = await upd(
+            {
+                "updates": {
+                    "shift_budget": {"from_package_id": p1, "to_package_id": p2, "percent": 10}
+                }
+            }
+        )
         budgets = {p["package_id"]: p["budget"] for p in shifted["affected_packages"]}
         assert budgets == {p1: 5400, p2: 4100}
         await upd({"updates": {"set_status": {"status": "paused"}}})
 
-        patch = await upd({"paused": False, "packages": [
-            {"package_id": p1, "bid_price": 5.5, "pacing": "front_loaded",
-             "targeting_overlay": {"geo_countries": ["GB"], "device_type": ["mobile"]}},
-        ]})
+        patch = await upd(
+            {
+                "paused": False,
+                "packages": [
+                    {
+                        "package_id": p1,
+                        "bid_price": 5.5,
+                        "pacing": "front_loaded",
+                        "targeting_overlay": {"geo_countries": ["GB"], "device_type": ["mobile"]},
+                    },
+                ],
+            }
+        )
         pkg = patch["affected_packages"][0]
         assert pkg["bid_price"] == 5.5 and pkg["pacing"] == "front_loaded"
         assert pkg["targeting_overlay"] == {"geo_countries": ["GB"], "device_type": ["mobile"]}
@@ -124,28 +152,53 @@ async def test_illegal_transitions_and_bad_updates_are_typed(live: LiveServer) -
         mb = created.data["media_buy_id"]
         pkg = created.data["packages"][0]["package_id"]
         resume_live = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": False})
-        archive_live = await call(c, "update_media_buy",
-                                  {"media_buy_id": mb, "action": "archive_order"})
-        stale = await call(c, "update_media_buy", {"media_buy_id": mb, "revision": 99,
-                                                    "paused": True})
-        low = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
-            {"package_id": pkg, "budget": 10}]})
-        under_floor = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
-            {"package_id": pkg, "bid_price": 1.0}]})
-        ghost_pkg = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
-            {"package_id": "pkg_nope", "budget": 3000}]})
-        immutable = await call(c, "update_media_buy", {"media_buy_id": mb, "packages": [
-            {"package_id": pkg, "product_id": "ctv_sports_premium"}]})
-        two_forms = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": True,
-                                                       "action": "pause_media_buy"})
-        audience = await call(c, "update_media_buy", {"media_buy_id": mb, "updates": {
-            "shift_budget": {"from_audience": "a", "to_audience": "b", "percent": 5}}})
-        unknown_buy = await call(c, "update_media_buy", {"media_buy_id": "mb_nope",
-                                                         "paused": True})
-        submit_ng = await call(c, "update_media_buy", {"media_buy_id": mb,
-                                                       "action": "submit_for_approval"})
-        approve = await call(c, "update_media_buy", {"media_buy_id": mb,
-                                                     "action": "approve_order"})
+        archive_live = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "action": "archive_order"}
+        )
+        stale = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "revision": 99, "paused": True}
+        )
+        low = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "packages": [{"package_id": pkg, "budget": 10}]},
+        )
+        under_floor = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "packages": [{"package_id": pkg, "bid_price": 1.0}]},
+        )
+        ghost_pkg = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "packages": [{"package_id": "pkg_nope", "budget": 3000}]},
+        )
+        immutable = await call(
+            c,
+            "update_media_buy",
+            {
+                "media_buy_id": mb,
+                "packages": [{"package_id": pkg, "product_id": "ctv_sports_premium"}],
+            },
+        )
+        two_forms = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "paused": True, "action": "pause_media_buy"}
+        )
+        audience = await call(
+            c,
+            "update_media_buy",
+            {
+                "media_buy_id": mb,
+                "updates": {
+                    "shift_budget": {"from_audience": "a", "to_audience": "b", "percent": 5}
+                },
+            },
+        )
+        unknown_buy = await call(c, "update_media_buy", {"media_buy_id": "mb_nope", "paused": True})
+        submit_ng = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "action": "submit_for_approval"}
+        )
+        approve = await call(c, "update_media_buy", {"media_buy_id": mb, "action": "approve_order"})
     expectations = {
         "INVALID_STATE": [resume_live, archive_live],
         "CONFLICT": [stale],
@@ -163,11 +216,19 @@ async def test_illegal_transitions_and_bad_updates_are_typed(live: LiveServer) -
             assert_valid("update_media_buy", r.data)
     assert "Allowed now: pause, cancel" in resume_live.error["message"]
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
-        two = await call(c, "create_media_buy", non_guaranteed(
-            budget=2000, targeting_overlay={"geo_countries": ["US", "CA"]}))
-        removed = await call(c, "update_media_buy", {
-            "media_buy_id": two.data["media_buy_id"],
-            "updates": {"remove_geo": {"countries": ["CA"]}}})
+        two = await call(
+            c,
+            "create_media_buy",
+            non_guaranteed(budget=2000, targeting_overlay={"geo_countries": ["US", "CA"]}),
+        )
+        removed = await call(
+            c,
+            "update_media_buy",
+            {
+                "media_buy_id": two.data["media_buy_id"],
+                "updates": {"remove_geo": {"countries": ["CA"]}},
+            },
+        )
     assert removed.data["affected_packages"][0]["targeting_overlay"]["geo_countries"] == ["US"]
     assert stale.error["details"]["current_revision"] == 1
     assert low.error["field"] == "packages[0].budget"
@@ -179,15 +240,19 @@ async def test_guaranteed_reject_resubmit_and_approve_through_the_cli(live: Live
         submitted = await call(c, "create_media_buy", guaranteed(budget=15000))
         task_id = submitted.data["task_id"]
         mb = submitted.data["message"].split()[2]
-        activate = await call(c, "update_media_buy", {"media_buy_id": mb,
-                                                      "action": "activate_order"})
+        activate = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "action": "activate_order"}
+        )
     assert activate.error_codes == ["INVALID_STATE"]
     assert "Use submit_for_approval instead" in activate.error["message"]
 
     def cli(*args: str) -> str:
         out = subprocess.run(
             [sys.executable, "-m", "adcp_agent.cli", *args, "--data-dir", str(live.data_dir)],
-            capture_output=True, text=True, check=True, env=live.cli_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            env=live.cli_env(),
         )
         return out.stdout
 
@@ -195,8 +260,9 @@ async def test_guaranteed_reject_resubmit_and_approve_through_the_cli(live: Live
     assert "rejected" in cli("approve", task_id, "--reject", "--reason", "sold out in Dec")
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
         rejected = await call(c, "get_task_status", {"task_id": task_id})
-        resubmitted = await call(c, "update_media_buy", {"media_buy_id": mb,
-                                                         "action": "submit_for_approval"})
+        resubmitted = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "action": "submit_for_approval"}
+        )
     assert rejected.data["status"] == "rejected"
     assert "sold out in Dec" in rejected.data["error"]["message"]
     assert_valid("get_task_status", rejected.data)
@@ -221,11 +287,21 @@ async def test_partial_ad_server_failure_commits_only_what_was_applied(
     registry = AppState.from_settings(live.settings).registry
     token = "adcp_test_halfbroken_token_0000000000"
     try:
-        await tenants.create_tenant(db, registry, name="Half", subdomain="half",
-                                    tenant_id="half", adapter_config={"fail_on": ["update_line"]})
+        await tenants.create_tenant(
+            db,
+            registry,
+            name="Half",
+            subdomain="half",
+            tenant_id="half",
+            adapter_config={"fail_on": ["update_line"]},
+        )
         await catalog_admin.load_catalog(
-            db, "half", formats=demo_catalog.FORMATS, properties=demo_catalog.PROPERTIES,
-            products=demo_catalog.PRODUCTS, signals=demo_catalog.SIGNALS,
+            db,
+            "half",
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
         )
         await tenants.create_principal(db, tenant_id="half", name="H", token=token)
     finally:
@@ -234,9 +310,11 @@ async def test_partial_ad_server_failure_commits_only_what_was_applied(
         created = await call(c, "create_media_buy", non_guaranteed(budget=2000))
         mb = created.data["media_buy_id"]
         pkg = created.data["packages"][0]["package_id"]
-        failed = await call(c, "update_media_buy", {"media_buy_id": mb, "paused": True,
-                                                    "packages": [{"package_id": pkg,
-                                                                  "budget": 2500}]})
+        failed = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "paused": True, "packages": [{"package_id": pkg, "budget": 2500}]},
+        )
         state = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
     assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
     assert failed.error["details"]["applied"] == ["order pause"]

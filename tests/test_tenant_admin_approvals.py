@@ -109,8 +109,7 @@ async def test_admin_manages_accounts_and_suspension_blocks_buying(tmp_path: Pat
 
 
 async def test_sync_orders_follows_changes_made_in_the_ad_server(tmp_path: Path) -> None:
-    import os
-    import pickle
+    from adcp_agent_adapters.mock import load_state, store_order
 
     from tests.media_helpers import non_guaranteed
 
@@ -121,12 +120,11 @@ async def test_sync_orders_follows_changes_made_in_the_ad_server(tmp_path: Path)
         untouched = await api.mcp_result("create_media_buy", non_guaranteed(budget=800), token)
         # The publisher pauses one order in the ad server's own UI.
         path = tmp_path / "adapters" / f"{tenant_id}-mock.state"
-        orders, creatives = pickle.loads(path.read_bytes())
-        for order in orders.values():
+        orders, _ = load_state(path)
+        for order_id, order in orders.items():
             if order.spec.media_buy_id == paused_there["media_buy_id"]:
                 order.status = "paused"
-        path.write_bytes(pickle.dumps((orders, creatives)))
-        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+                store_order(path, order_id, order)
         report = await api.request("POST", f"/tenants/{tenant_id}/sync-orders")
         again = await api.request("POST", f"/tenants/{tenant_id}/sync-orders")
         buys = await api.mcp_result(

@@ -4,14 +4,14 @@ It keeps orders, lines and creatives in memory with the same state rules a real 
 enforces (a paused line does not deliver, an archived order takes no changes), and its
 capacity model reads each product's ``inventory`` block (``daily_impressions`` and
 ``fill_rate``), so forecasts depend on the flight length and on what is already booked.
-Given a state file it persists its "ad server" state there (atomically, after every
-change), so a restarted server still finds the orders it booked.
+Given a state file it persists its "ad server" state next to it, one journal record per
+change (``mock_journal``), so a restarted server, the CLI or a second server process
+finds the orders it booked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +35,7 @@ from adcp_agent.adapter_protocol import (
     OrderSpec,
 )
 from adcp_agent.errors import AdcpError
+from adcp_agent_adapters.mock_journal import Journal
 
 
 class MockConfig(BaseModel):
@@ -99,34 +100,34 @@ class MockAdapter:
         self.state_file = state_file
         self.orders: dict[str, _Order] = {}
         self.creatives: dict[str, CreativeSpec] = {}
-        self._seen: tuple[int, int] | None = None
-        self._refresh()
+        self._journal: Journal | None = None
+        if state_file is not None:
+            self._journal = Journal(state_file.with_suffix(".journal"))
+            _import_snapshot(state_file, self._journal)
+            self._load()
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+    def _load(self) -> None:
+        assert self._journal is not None
+        entries = self._journal.entries
+        self.orders = {key: v for (kind, key), v in entries.items() if kind == "order"}
+        self.creatives = {key: v for (kind, key), v in entries.items() if kind == "creative"}
 
     def _refresh(self) -> None:
-        """Pick up changes another process (the CLI, a second server) saved."""
-        if self.state_file is None or not self.state_file.exists():
-            return
-        stat = self.state_file.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._seen:
-            return
-        # Our own file, written by _save below; never a buyer-supplied input.
-        with self.state_file.open("rb") as fh:
-            self.orders, self.creatives = pickle.load(fh)  # noqa: S301
-        self._seen = stamp
+        """Pick up changes another process (the CLI, a second server) recorded."""
+        if self._journal is not None and self._journal.refresh():
+            self._load()
 
-    def _save(self) -> None:
-        if self.state_file is None:
-            return
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump((self.orders, self.creatives), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_file)
-        stat = self.state_file.stat()
-        self._seen = (stat.st_mtime_ns, stat.st_size)
+    def _save_order(self, order_id: str) -> None:
+        if self._journal is not None:
+            self._journal.put("order", order_id, self.orders[order_id])
+
+    def _save_creative(self, creative_id: str) -> None:
+        if self._journal is not None:
+            self._journal.put("creative", creative_id, self.creatives[creative_id])
 
     def _maybe_fail(self, operation: str) -> None:
         self._refresh()
@@ -180,7 +181,7 @@ class MockAdapter:
             order.lines[line_id] = _Line(line)
             line_ids[line.package_id] = line_id
         self.orders[order_id] = order
-        self._save()
+        self._save_order(order_id)
         return OrderResult(order_id, line_ids)
 
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
@@ -188,7 +189,7 @@ class MockAdapter:
         order = self._order(external_order_id)
         line_id = f"{external_order_id}_l{len(order.lines) + 1}"
         order.lines[line_id] = _Line(line)
-        self._save()
+        self._save_order(external_order_id)
         return line_id
 
     async def update_line(
@@ -218,7 +219,7 @@ class MockAdapter:
             line.daily_budget = change.daily_budget
         if change.device_bid_adjustments is not None:
             line.device_bid_adjustments = dict(change.device_bid_adjustments)
-        self._save()
+        self._save_order(external_order_id)
 
     async def order_action(self, external_order_id: str, action: OrderAction) -> None:
         self._maybe_fail(f"order_{action}")
@@ -231,7 +232,7 @@ class MockAdapter:
                 details={"ad_server": "mock", "status": order.status},
             )
         order.status = target
-        self._save()
+        self._save_order(external_order_id)
 
     async def line_action(
         self, external_order_id: str, external_line_id: str, action: LineAction
@@ -242,13 +243,13 @@ class MockAdapter:
         if line is None:
             raise AdcpError("REFERENCE_NOT_FOUND", f"Line '{external_line_id}' not found.")
         line.status = "paused" if action == "pause" else "ready"
-        self._save()
+        self._save_order(external_order_id)
 
     async def upload_creative(self, spec: CreativeSpec) -> str:
         self._maybe_fail("upload_creative")
         creative_id = "mock_cr_" + hashlib.sha256(spec.creative_id.encode()).hexdigest()[:12]
         self.creatives[creative_id] = spec
-        self._save()
+        self._save_creative(creative_id)
         return creative_id
 
     async def assign_creative(
@@ -260,7 +261,7 @@ class MockAdapter:
         if line is None or external_creative_id not in self.creatives:
             raise AdcpError("REFERENCE_NOT_FOUND", "Line or creative not found on ad server.")
         line.creatives.add(external_creative_id)
-        self._save()
+        self._save_order(external_order_id)
 
     async def get_delivery(
         self, external_order_id: str, start: date, end: date
@@ -295,3 +296,37 @@ class MockAdapter:
             for oid in external_order_ids
             if oid in self.orders
         ]
+
+
+def load_state(state_file: Path) -> tuple[dict[str, _Order], dict[str, CreativeSpec]]:
+    """What the mock ad server behind ``state_file`` holds: (orders, creatives). For
+    tests and operators looking at the "ad server" side."""
+    adapter = MockAdapter(state_file=state_file)
+    try:
+        return adapter.orders, adapter.creatives
+    finally:
+        adapter.close()
+
+
+def store_order(state_file: Path, order_id: str, order: _Order) -> None:
+    """Change an order as the ad server's own UI would (seen by running servers)."""
+    adapter = MockAdapter(state_file=state_file)
+    try:
+        adapter.orders[order_id] = order
+        adapter._save_order(order_id)
+    finally:
+        adapter.close()
+
+
+def _import_snapshot(state_file: Path, journal: Journal) -> None:
+    """Carry a state file of the earlier whole-snapshot format into the journal, once."""
+    if not state_file.exists() or journal.entries:
+        return
+    # Our own file, written by an earlier version of this adapter.
+    with state_file.open("rb") as fh:
+        orders, creatives = pickle.load(fh)  # noqa: S301
+    for order_id, order in orders.items():
+        journal.put("order", order_id, order)
+    for creative_id, spec in creatives.items():
+        journal.put("creative", creative_id, spec)
+    state_file.rename(state_file.with_suffix(".state.imported"))

@@ -19,6 +19,7 @@ from adcp_agent_tools import (
 )
 from adcp_agent_tools.listing import InlinedSchemas, ListingCache
 from adcp_agent_tools.middleware import AdcpMiddleware
+from adcp_agent_tools.state_store import AgentMCP
 
 INSTRUCTIONS = """\
 AdCP 3.1 sales agent for a publisher. Typical flow: get_adcp_capabilities → get_products
@@ -31,7 +32,7 @@ a code, the offending field and a suggestion."""
 
 def build_mcp(state: AppState) -> FastMCP:
     adcp = AdcpMiddleware(state)
-    mcp = FastMCP(
+    mcp = AgentMCP(
         name="adcp-agent",
         instructions=INSTRUCTIONS,
         version=__version__,

@@ -14,7 +14,9 @@ visibility class (whether the caller sees the sandbox-only tools) and answers fr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import sys
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import mcp.types as mt
@@ -31,13 +33,29 @@ def _has_ref(schema: Any) -> bool:
     return False
 
 
+@contextmanager
+def _without_requests() -> Iterator[None]:
+    """fastmcp inlines with jsonref, which imports ``requests`` (and urllib3, idna,
+    charset_normalizer: ~5 MiB) only to fetch remote ``$ref``s, which fastmcp strips
+    before inlining. Without it installed, jsonref resolves local refs the same."""
+    if "requests" in sys.modules:
+        yield
+        return
+    sys.modules["requests"] = None  # type: ignore[assignment]  # import fails: jsonref skips it
+    try:
+        yield
+    finally:
+        del sys.modules["requests"]
+
+
 def inline_refs(tool: Tool) -> Tool:
     """A copy of ``tool`` whose input and output schemas carry no ``$ref``."""
     updates: dict[str, Any] = {}
-    if _has_ref(tool.parameters):
-        updates["parameters"] = dereference_refs(tool.parameters)
-    if tool.output_schema is not None and _has_ref(tool.output_schema):
-        updates["output_schema"] = dereference_refs(tool.output_schema)
+    with _without_requests():
+        if _has_ref(tool.parameters):
+            updates["parameters"] = dereference_refs(tool.parameters)
+        if tool.output_schema is not None and _has_ref(tool.output_schema):
+            updates["output_schema"] = dereference_refs(tool.output_schema)
     return tool.model_copy(update=updates) if updates else tool
 
 

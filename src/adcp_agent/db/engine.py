@@ -78,6 +78,9 @@ def create_database(url: str, *, echo: bool = False) -> Database:
         # Statements run on the event loop thread, not one aiosqlite thread hop each
         # (see sqlite_inline); the PRAGMAs are applied by the creator.
         kwargs["async_creator"] = inline_creator(path, SQLITE_PRAGMAS)
+        # Keep enough connections for a burst of concurrent requests: an overflow
+        # connection is closed on return and its replacement pays the PRAGMAs again.
+        kwargs.update(pool_size=20, max_overflow=40)
     elif not url.startswith("sqlite"):
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)

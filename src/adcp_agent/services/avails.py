@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from adcp_agent.adapter_protocol import ForecastRequest
-from adcp_agent.db.models import Product, Signal, Tenant
+from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog
@@ -107,12 +107,9 @@ async def check(
         raise AdcpError(
             "VALIDATION_ERROR", "The flight must end after it starts.", field="flight_end_date"
         )
-    async with state.db.session() as session:
-        products = await catalog.products_by_id(session, caller.tenant_id, product_ids)
-        signals = (
-            await session.exec(select(Signal).where(Signal.tenant_id == caller.tenant_id))
-        ).all()
-    coverage = {s.signal_id: s.coverage_percentage for s in signals}
+    cat = await catalog.tenant_catalog(state.db, caller)
+    products = cat.products_by_id
+    coverage = {s.signal_id: s.coverage_percentage for s in cat.signals.values()}
     # Sandbox traffic forecasts on the mock engine too: it never reaches a real ad server.
     adapter = state.adapters.get(tenant, state.adapters.choose(tenant, sandbox=sandbox))
     out: list[Avail] = []

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.engine import Database
-from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product
+from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product, Signal
 from adcp_agent.services.identity import Caller
 from adcp_agent.services.ranking import Document, bm25_rank
 
@@ -143,14 +143,19 @@ def _explain(matched: dict[str, list[str]], fit: list[str], brief: str | None) -
 @dataclass(frozen=True)
 class Catalog:
     """One tenant's catalog as read at ``version``: every product (public or not) by
-    id, formats and properties by id, and each product's ranking document. Shared by
-    concurrent requests: read-only."""
+    id, formats, properties and signals by id, and each product's ranking document.
+    Shared by concurrent requests: read-only."""
 
     version: int | None
     products: tuple[Product, ...]
     formats: dict[str, CreativeFormat]
     properties: dict[str, AuthorizedProperty]
+    signals: dict[str, Signal]
     documents: dict[str, Document]
+
+    @property
+    def products_by_id(self) -> dict[str, Product]:
+        return {p.product_id: p for p in self.products}
 
 
 _CACHE_KEY = "catalog"
@@ -182,12 +187,18 @@ async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
                 .order_by(col(AuthorizedProperty.property_id))
             )
         ).all()
+        signals = (
+            await session.exec(
+                select(Signal).where(Signal.tenant_id == tenant_id).order_by(col(Signal.signal_id))
+            )
+        ).all()
     by_format = {f.format_id: f for f in formats}
     return Catalog(
         version=version,
         products=products,
         formats=by_format,
         properties={p.property_id: p for p in properties},
+        signals={s.signal_id: s for s in signals},
         documents={p.product_id: _document(p, by_format) for p in products},
     )
 
@@ -195,7 +206,8 @@ async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
 async def tenant_catalog(db: Database, caller: Caller) -> Catalog:
     """The caller's tenant catalog, from the in-process cache while the tenant's
     ``catalog_version`` (read with the caller's token, kept by database triggers on
-    every catalog write) is the one it was loaded at."""
+    every catalog write) is the one it was loaded at. For reads and validation; a
+    transaction that must see the rows it locks reads them itself."""
     cache: OrderedDict[str, Catalog] = db.cache.setdefault(_CACHE_KEY, OrderedDict())
     version = caller.catalog_version
     hit = cache.get(caller.tenant_id)

@@ -267,6 +267,8 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
 
 async def _simulate(state: AppState, buy: MediaBuy, now: datetime) -> None:
     upto = min(floor_hour(now), ceil_hour(buy.end_time))
+    if floor_hour(buy.start_time) >= upto:
+        return  # not started: nothing to materialise (the watermark is never earlier)
     async with state.db.session() as session:
         mark = await session.get(DeliveryWatermark, buy.media_buy_id)
         begin = mark.materialised_until if mark else floor_hour(buy.start_time)

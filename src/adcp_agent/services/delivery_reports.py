@@ -158,8 +158,7 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
             if ids
             else []
         )
-        wanted = {p.product_id for v in views for p in v.packages}
-        products = await catalog.products_by_id(session, caller.tenant_id, wanted)
+    products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
     first_row = min((r.hour for r in rows), default=None)
     start, end = period_of(query, [v.buy for v in views], now, first_row)
     by_package: dict[str, PackageReport] = {}

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import delete, select
+from sqlmodel import delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.engine import Database
@@ -97,17 +97,13 @@ class Completion:
     async def mark(self, session: AsyncSession, response: dict[str, Any]) -> None:
         if self._ident is None:
             return
-        record = (
-            await session.exec(
-                select(IdempotencyRecord).where(
-                    *(getattr(IdempotencyRecord, k) == v for k, v in self._ident.items())
-                )
-            )
-        ).one()
-        record.status = "completed"
-        record.response = response
-        record.updated_at = utcnow()
-        session.add(record)
+        result = await session.exec(
+            update(IdempotencyRecord)
+            .where(*(getattr(IdempotencyRecord, k) == v for k, v in self._ident.items()))
+            .values(status="completed", response=response, updated_at=utcnow())
+        )
+        if result.rowcount != 1:  # the claim row is ours and uncommitted work needs it
+            raise RuntimeError(f"idempotency claim {self._ident} vanished")
         self.marked = True
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import delete, select
+from sqlmodel import delete
 
 from adcp_agent.adapter_protocol import LineSpec, OrderSpec
-from adcp_agent.db.models import Principal, Product, Signal, Tenant
+from adcp_agent.db.models import Principal, Product, Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
@@ -69,6 +69,7 @@ class Booking:
     task: Task | None = None
     notes: list[str] = field(default_factory=list)
     creatives: dict[str, list[Creative]] = field(default_factory=dict)  # by package_id
+    products: dict[str, Product] = field(default_factory=dict)  # by product_id, as validated
 
 
 Render = Callable[[Booking], dict[str, Any]]
@@ -160,16 +161,9 @@ async def prepare(
         raise AdcpError(
             "INVALID_REQUEST", "A media buy needs at least one package.", field="packages"
         )
-    async with state.db.session() as session:
-        wanted = list({p.product_id for p in req.packages})
-        products = await catalog.products_by_id(session, caller.tenant_id, wanted)
-        signal_ids = set(
-            (
-                await session.exec(
-                    select(Signal.signal_id).where(Signal.tenant_id == caller.tenant_id)
-                )
-            ).all()
-        )
+    cat = await catalog.tenant_catalog(state.db, caller)
+    products = cat.products_by_id
+    signal_ids = set(cat.signals)
     buy_id = req.media_buy_id or new_id("mb")
     notes: list[str] = []
     creatives_by_package: dict[str, list[Creative]] = {}
@@ -295,7 +289,7 @@ async def prepare(
         ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
         sandbox=account.sandbox,
     )
-    return tenant, account, Booking(buy, packages, None, notes, creatives_by_package)
+    return tenant, account, Booking(buy, packages, None, notes, creatives_by_package, products)
 
 
 def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
@@ -340,9 +334,7 @@ async def create(
         await session.flush()
         session.add_all(packages)
         principal = await session.get(Principal, caller.principal_id)
-        products = await catalog.products_by_id(
-            session, caller.tenant_id, [p.product_id for p in packages]
-        )
+    products = booking.products
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
     )

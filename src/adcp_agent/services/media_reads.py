@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from adcp_agent.db.models_media import MediaBuy, Package, Task
+from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.services import accounts, buy_state
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -19,7 +19,6 @@ from adcp_agent.state import AppState
 class BuyView:
     buy: MediaBuy
     packages: list[Package]
-    pending_task: Task | None = None
 
 
 async def list_buys(
@@ -63,7 +62,6 @@ async def list_buys(
             buys = [b for b in buys if buy_state.wire_status(b, now) in statuses]
         ids = [b.media_buy_id for b in buys]
         packages: dict[str, list[Package]] = {i: [] for i in ids}
-        tasks: dict[str, Task] = {}
         if ids:
             for p in (
                 await session.exec(
@@ -73,15 +71,6 @@ async def list_buys(
                 )
             ).all():
                 packages[p.media_buy_id].append(p)
-            for t in (
-                await session.exec(
-                    select(Task).where(
-                        Task.media_buy_id.in_(ids),  # type: ignore[attr-defined]
-                        Task.status == "submitted",
-                    )
-                )
-            ).all():
-                tasks[t.media_buy_id or ""] = t
     found = set(ids)
     missing = [i for i in media_buy_ids if i not in found]
-    return [BuyView(b, packages[b.media_buy_id], tasks.get(b.media_buy_id)) for b in buys], missing
+    return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing

@@ -117,10 +117,11 @@ async def emit(
         created_at=now,
         updated_at=now,
     )
-    session.add(event)
     deliveries = await _destinations(session, event)
     if not deliveries:
         event.status = "delivered"  # nobody to tell: nothing is outstanding
+    session.add(event)  # after the lookups: inserted once, with its final status...
+    await session.flush()  # ...and before the rows that reference it (no ORM relationship)
     session.add_all(deliveries)
     if media_buy_id and event_type in DRAFT_EVENTS:
         session.add(
