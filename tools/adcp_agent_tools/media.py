@@ -28,7 +28,13 @@ from adcp_agent_tools.params import (
     _Open,
     dump,
 )
-from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.results import (
+    adcp_errors_as_results,
+    fingerprint,
+    ok,
+    page_info,
+    page_window,
+)
 from adcp_agent_tools.test_controller import forced_payload
 
 MUTATES = {"readOnlyHint": False, "idempotentHint": False, "openWorldHint": True}
@@ -300,24 +306,23 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 raise AdcpError("VALIDATION_ERROR", f"Unknown status '{s}'.", field="status_filter")
         if not statuses and not media_buy_ids:
             statuses = ["pending_start", "active", "paused", "completed"]
-        views, missing = await media_reads.list_buys(
+        query = fingerprint("buys", caller.tenant_id, caller.principal_id, media_buy_ids, statuses)
+        offset, limit = page_window(dump(pagination), query)
+        page, missing, total = await media_reads.page_buys(
             state,
             caller,
             media_buy_ids=media_buy_ids or [],
             statuses=statuses,
             account_ref=dump(account),
-        )
-        page, page_info = paginate(
-            views,
-            dump(pagination),
-            fingerprint("buys", caller.tenant_id, caller.principal_id, media_buy_ids, statuses),
+            offset=offset,
+            limit=limit,
         )
         now = state.clock.now()
         payload: dict[str, Any] = {
             "media_buys": [
                 media_wire.media_buy(v.buy, v.packages, state.agent_url, now) for v in page
             ],
-            "pagination": page_info,
+            "pagination": page_info(offset, limit, total, query),
         }
         if missing:
             payload["errors"] = [

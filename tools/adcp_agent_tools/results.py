@@ -65,6 +65,15 @@ MAX_PAGE = 100
 def paginate(
     items: Sequence[T], pagination: dict[str, Any] | None, fingerprint: str, default: int = 50
 ) -> tuple[list[T], dict[str, Any]]:
+    """One page of ``items`` (all of them in memory) and its AdCP ``pagination``."""
+    offset, limit = page_window(pagination, fingerprint, default)
+    return list(items[offset : offset + limit]), page_info(offset, limit, len(items), fingerprint)
+
+
+def page_window(
+    pagination: dict[str, Any] | None, fingerprint: str, default: int = 50
+) -> tuple[int, int]:
+    """(offset, limit) a request's ``pagination`` asks for: for listings paged in SQL."""
     pagination = pagination or {}
     limit = pagination.get("max_results") or default
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
@@ -73,16 +82,16 @@ def paginate(
             f"max_results must be an integer from 1 to {MAX_PAGE}.",
             field="pagination.max_results",
         )
-    offset = 0
     cursor = pagination.get("cursor")
-    if cursor:
-        offset = _decode_cursor(cursor, fingerprint)
-    page = list(items[offset : offset + limit])
-    has_more = offset + limit < len(items)
-    out: dict[str, Any] = {"has_more": has_more, "total_count": len(items)}
+    return (_decode_cursor(cursor, fingerprint) if cursor else 0), limit
+
+
+def page_info(offset: int, limit: int, total: int, fingerprint: str) -> dict[str, Any]:
+    has_more = offset + limit < total
+    out: dict[str, Any] = {"has_more": has_more, "total_count": total}
     if has_more:
         out["cursor"] = _encode_cursor(offset + limit, fingerprint)
-    return page, out
+    return out
 
 
 def _encode_cursor(offset: int, fingerprint: str) -> str:

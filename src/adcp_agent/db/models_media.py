@@ -18,6 +18,20 @@ class MediaBuy(SQLModel, table=True):
         # The reservation sum (services.avails.reserved) looks up each candidate buy's
         # flight, state and sandbox flag: from this index alone, not the table.
         Index("ix_media_buys_flight", "media_buy_id", "end_time", "start_time", "state", "sandbox"),
+        # get_media_buys pages (services.media_reads.page_buys): walked in order, and
+        # the status/account/sandbox filters and the count answered from the index.
+        Index(
+            "ix_media_buys_listing",
+            "tenant_id",
+            "principal_id",
+            "created_at",
+            "media_buy_id",
+            "state",
+            "start_time",
+            "end_time",
+            "sandbox",
+            "account_id",
+        ),
     )
 
     media_buy_id: str = Field(primary_key=True, max_length=64)

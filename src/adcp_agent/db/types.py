@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,3 +69,13 @@ def _cache_default_factory_inspection() -> None:
 
 
 _cache_default_factory_inspection()
+
+
+IN_CHUNK = 5000  # well under SQLite's 32766 bound parameters per statement
+
+
+def chunked(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """``values`` in slices small enough for one ``IN (...)`` each: a report over every
+    buy of a large buyer must not exceed the database's parameter limit."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

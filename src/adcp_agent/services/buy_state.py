@@ -8,7 +8,11 @@ live → pending_start / active / completed; paused → paused (completed after 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, false, not_, or_
+from sqlmodel import col
 
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.errors import AdcpError
@@ -41,6 +45,26 @@ def wire_status(buy: MediaBuy, now: datetime) -> str:
     if buy.state == "live":
         return "active" if now >= buy.start_time else "pending_start"
     return "pending_start"  # pending_approval / provisioning: not yet confirmed
+
+
+def status_clause(statuses: Sequence[str], now: datetime) -> ColumnElement[bool]:
+    """SQL for ``wire_status(buy, now) in statuses``: lets listings filter and page in
+    the database instead of loading every buy."""
+    state, start, end = col(MediaBuy.state), col(MediaBuy.start_time), col(MediaBuy.end_time)
+    running = state.in_(("live", "paused"))
+    when = {
+        "canceled": state == "canceled",
+        "rejected": state == "rejected",
+        "completed": and_(running, end <= now),
+        "paused": and_(state == "paused", end > now),
+        "active": and_(state == "live", end > now, start <= now),
+        "pending_start": or_(
+            and_(state == "live", end > now, start > now),
+            not_(state.in_(("canceled", "rejected", "live", "paused"))),
+        ),
+    }
+    parts = [when[s] for s in dict.fromkeys(statuses) if s in when]
+    return or_(*parts) if parts else false()
 
 
 def is_completed(buy: MediaBuy, now: datetime) -> bool:

@@ -29,7 +29,8 @@ from adcp_agent.clock import floor_hour
 from adcp_agent.db.models import Product, Signal, Tenant
 from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, PerformanceFeedback
 from adcp_agent.db.models_media import MediaBuy, Package
-from adcp_agent.db.types import utcnow
+from adcp_agent.db.types import chunked, utcnow
+from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog, optimisation, pacing
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.adapters import MOCK
@@ -64,6 +65,47 @@ async def catch_up(state: AppState, buy: MediaBuy, now: datetime | None = None) 
         await _simulate(state, buy, now)
     else:
         await _sync_adapter(state, buy, now)
+
+
+async def catch_up_many(
+    state: AppState, buys: Sequence[MediaBuy], now: datetime
+) -> list[tuple[MediaBuy, AdcpError]]:
+    """``catch_up`` for many buys (a report over all of a buyer's buys): one query of
+    the watermarks finds the buys already up to date, the rest catch up one by one.
+    Returns the buys whose ad server could not be reached, with the error."""
+    ids = [b.media_buy_id for b in buys if b.state != "provisioning"]
+    marks: dict[str, DeliveryWatermark] = {}
+    async with state.db.session() as session:
+        for part in chunked(ids):
+            for mark in (
+                await session.exec(
+                    select(DeliveryWatermark).where(col(DeliveryWatermark.media_buy_id).in_(part))
+                )
+            ).all():
+                marks[mark.media_buy_id] = mark
+    failed: list[tuple[MediaBuy, AdcpError]] = []
+    for buy in buys:
+        if not _behind(buy, marks.get(buy.media_buy_id), now):
+            continue
+        try:
+            await catch_up(state, buy, now)
+        except AdcpError as exc:
+            failed.append((buy, exc))
+    return failed
+
+
+def _behind(buy: MediaBuy, mark: DeliveryWatermark | None, now: datetime) -> bool:
+    """Whether ``catch_up`` has anything to do for the buy (the same tests it makes)."""
+    if buy.state == "provisioning":
+        return False
+    if buy.ad_server == MOCK:
+        upto = min(floor_hour(now), ceil_hour(buy.end_time))
+        begin = mark.materialised_until if mark else floor_hour(buy.start_time)
+        return begin < upto
+    if not buy.external_order_id or now < buy.start_time:
+        return False
+    synced = mark.adapter_synced_at if mark else None
+    return synced is None or now - synced >= ADAPTER_REFRESH
 
 
 async def close_hours(state: AppState, buy: MediaBuy, now: datetime | None = None) -> None:

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
 from adcp_agent.clock import floor_hour
 from adcp_agent.db.models import Product
 from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
 from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.types import chunked
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import buy_state, catalog, delivery, media_reads, pacing
 from adcp_agent.services.identity import Caller
@@ -28,7 +30,7 @@ class Totals:
     completions: int = 0
     spend: float = 0.0
 
-    def add(self, row: DeliveryHour | Totals) -> None:
+    def add(self, row: Any) -> None:  # a delivery_hours row or Totals
         self.impressions += row.impressions
         self.clicks += row.clicks
         self.completions += row.completions
@@ -111,6 +113,17 @@ def period_of(
     return min(start, end), end
 
 
+_HOURS = core_select(
+    col(DeliveryHour.package_id),
+    col(DeliveryHour.hour),
+    col(DeliveryHour.source),
+    col(DeliveryHour.impressions),
+    col(DeliveryHour.clicks),
+    col(DeliveryHour.completions),
+    col(DeliveryHour.spend),
+)
+
+
 async def report(state: AppState, caller: Caller, query: ReportQuery) -> DeliveryReport:
     now = state.clock.now()
     views, missing = await media_reads.list_buys(
@@ -121,43 +134,32 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
         account_ref=query.account,
         now=now,
     )
-    warnings: list[AdcpError] = []
-    for view in views:
-        try:
-            await delivery.catch_up(state, view.buy, now)
-        except AdcpError as exc:  # the ad server is down: report what is stored, say so
-            warnings.append(
-                AdcpError(
-                    exc.code,
-                    f"Delivery of {view.buy.media_buy_id} could not be refreshed from the ad "
-                    f"server; figures are as of the last refresh. ({exc.message})",
-                    recovery="transient",
-                )
-            )
+    warnings = [
+        AdcpError(
+            exc.code,
+            f"Delivery of {buy.media_buy_id} could not be refreshed from the ad server; "
+            f"figures are as of the last refresh. ({exc.message})",
+            recovery="transient",
+        )
+        # An ad server that is down: report what is stored, and say so.
+        for buy, exc in await delivery.catch_up_many(state, [v.buy for v in views], now)
+    ]
     if query.start_date and query.end_date and query.start_date > query.end_date:
         raise AdcpError("VALIDATION_ERROR", "end_date is before start_date.", field="end_date")
     ids = [v.buy.media_buy_id for v in views]
+    rows: list[Any] = []
+    alerts: list[PacingAlert] = []
     async with state.db.session() as session:
-        rows = (
-            (
+        for part in chunked(ids):
+            # Plain rows, not ORM objects: a lifetime report reads every hour of every buy.
+            of_part = col(DeliveryHour.media_buy_id).in_(part)
+            rows += (await session.exec(_HOURS.where(of_part))).all()
+            alerts += (
                 await session.exec(
-                    select(DeliveryHour).where(col(DeliveryHour.media_buy_id).in_(ids))
+                    select(PacingAlert).where(col(PacingAlert.media_buy_id).in_(part))
                 )
             ).all()
-            if ids
-            else []
-        )
-        alerts = (
-            (
-                await session.exec(
-                    select(PacingAlert)
-                    .where(col(PacingAlert.media_buy_id).in_(ids))
-                    .order_by(col(PacingAlert.day), col(PacingAlert.kind))
-                )
-            ).all()
-            if ids
-            else []
-        )
+    alerts.sort(key=lambda a: (a.day, a.kind))
     products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
     first_row = min((r.hour for r in rows), default=None)
     start, end = period_of(query, [v.buy for v in views], now, first_row)
@@ -176,8 +178,17 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
             pr.days.setdefault(row.hour.date(), Totals()).add(row)
             pr.hours.setdefault(row.hour, Totals()).add(row)
     as_of = floor_hour(now)
+    alerts_of: dict[str, list[PacingAlert]] = {}
+    for alert in alerts:
+        alerts_of.setdefault(alert.media_buy_id, []).append(alert)
     buys = [
-        _buy_report(view, [by_package[p.package_id] for p in view.packages], alerts, now, as_of)
+        _buy_report(
+            view,
+            [by_package[p.package_id] for p in view.packages],
+            alerts_of.get(view.buy.media_buy_id, []),
+            now,
+            as_of,
+        )
         for view in views
     ]
     first_day, last_day = start.date(), (end - timedelta(microseconds=1)).date()
@@ -189,7 +200,7 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
 def _buy_report(
     view: media_reads.BuyView,
     packages: list[PackageReport],
-    alerts: Sequence[PacingAlert],
+    alerts: Sequence[PacingAlert],  # this buy's
     now: datetime,
     as_of: datetime,
 ) -> BuyReport:
@@ -221,6 +232,6 @@ def _buy_report(
         days=dict(sorted(days.items())),
         hours=dict(sorted(hours.items())),
         pacing_index=pacing.index(actual_total, expected_total) if confirmed else None,
-        alerts=[a for a in alerts if a.media_buy_id == buy.media_buy_id],
+        alerts=list(alerts),
         flight_progress=pacing.elapsed_fraction(buy.start_time, buy.end_time, now),
     )

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.types import chunked
 from adcp_agent.services import accounts, buy_state
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -34,43 +36,78 @@ async def list_buys(
     Buys awaiting approval are unconfirmed: listed only when asked for by id. Sandbox
     buys are kept apart: a listing that names no account shows production buys only;
     sandbox buys are listed when their account is named (or asked for by id)."""
+    views, missing, _total = await page_buys(
+        state,
+        caller,
+        media_buy_ids=media_buy_ids,
+        statuses=statuses,
+        account_ref=account_ref,
+        now=now,
+    )
+    return views, missing
+
+
+async def page_buys(
+    state: AppState,
+    caller: Caller,
+    *,
+    media_buy_ids: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    account_ref: dict[str, Any] | None = None,
+    now: datetime | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[BuyView], list[str], int]:
+    """``list_buys`` one page at a time, filtered and paged in the database:
+    (the page's buys, requested ids not found, how many buys match in all)."""
     caller.require_principal()
     now = now or state.clock.now()
     account_id = None
     if account_ref is not None:
         account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
+    where = [
+        col(MediaBuy.tenant_id) == caller.tenant_id,
+        col(MediaBuy.principal_id) == caller.principal_id,
+        col(MediaBuy.state) != "provisioning",
+    ]
+    if account_id:
+        where.append(col(MediaBuy.account_id) == account_id)
+    elif not media_buy_ids:
+        where.append(col(MediaBuy.sandbox).is_(False))
+    if media_buy_ids:
+        where.append(col(MediaBuy.media_buy_id).in_(list(media_buy_ids)))
+    else:
+        where.append(col(MediaBuy.state) != "pending_approval")
+    if statuses:
+        where.append(buy_state.status_clause(statuses, now))
     async with state.db.session() as session:
-        stmt = select(MediaBuy).where(
-            MediaBuy.tenant_id == caller.tenant_id,
-            MediaBuy.principal_id == caller.principal_id,
-            MediaBuy.state != "provisioning",
+        stmt = (
+            select(MediaBuy)
+            .where(*where)
+            .order_by(col(MediaBuy.created_at).desc(), col(MediaBuy.media_buy_id))
         )
-        if account_id:
-            stmt = stmt.where(MediaBuy.account_id == account_id)
-        elif not media_buy_ids:
-            stmt = stmt.where(MediaBuy.sandbox == False)  # noqa: E712
-        if media_buy_ids:
-            stmt = stmt.where(MediaBuy.media_buy_id.in_(list(media_buy_ids)))  # type: ignore[attr-defined]
-        else:
-            stmt = stmt.where(MediaBuy.state != "pending_approval")
-        buys = list(
-            (
-                await session.exec(stmt.order_by(MediaBuy.created_at.desc(), MediaBuy.media_buy_id))
-            ).all()  # type: ignore[attr-defined]
-        )
-        if statuses:
-            buys = [b for b in buys if buy_state.wire_status(b, now) in statuses]
+        if limit is not None:
+            stmt = stmt.offset(offset).limit(limit)
+        buys = list((await session.exec(stmt)).all())
+        total = len(buys)
+        if limit is not None and (offset or len(buys) == limit):
+            total = (
+                await session.exec(select(func.count()).select_from(MediaBuy).where(*where))
+            ).one()
         ids = [b.media_buy_id for b in buys]
         packages: dict[str, list[Package]] = {i: [] for i in ids}
-        if ids:
+        for part in chunked(ids):
             for p in (
                 await session.exec(
                     select(Package)
-                    .where(Package.media_buy_id.in_(ids))  # type: ignore[attr-defined]
-                    .order_by(Package.created_at, Package.package_id)
+                    .where(col(Package.media_buy_id).in_(part))
+                    .order_by(col(Package.created_at), col(Package.package_id))
                 )
             ).all():
                 packages[p.media_buy_id].append(p)
-    found = set(ids)
+        found = set(ids)
+        if media_buy_ids and limit is not None and len(found) < len(set(media_buy_ids)):
+            # Requested ids on other pages are not missing: look at every match.
+            found = set((await session.exec(select(MediaBuy.media_buy_id).where(*where))).all())
     missing = [i for i in media_buy_ids if i not in found]
-    return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing
+    return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total
