@@ -33,6 +33,7 @@ BOTH_BACKENDS = frozenset(
         "test_tenant_admin_principals",
         "test_tenant_admin_approvals",
         "test_tenant_admin_audit",
+        "test_buy_listing",
     }
 )
 

@@ -78,7 +78,7 @@ class AdcpMiddleware(Middleware):
         if preset is not None:
             if not preset.authenticated and tool_name not in PUBLIC_TOOLS:
                 raise _auth_required(tool_name)
-            return preset
+            return await identity.refreshed(self.state.db, preset)
         headers = _headers()
         token = identity.token_from_headers(headers)
         if token is not None:

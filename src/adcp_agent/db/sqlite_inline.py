@@ -10,8 +10,9 @@ with the same interface that runs statements inline on the event loop thread.
 What the thread used to give us, and how it is kept:
 
 * **Writers never block the loop on a lock.** SQLite allows one writer. Within this
-  process, a write transaction takes an asyncio lock (per database file) at its first
-  writing statement and holds it until commit or rollback; a second writer awaits the
+  process, a write transaction takes an asyncio lock (one per engine, i.e. per
+  ``Database``; use a ``Database`` from one event loop) at its first writing statement
+  and holds it until commit or rollback; a second writer awaits the
   lock instead of spinning in SQLite's busy handler on the loop thread. Against other
   processes (the CLI approving a task while the server runs) SQLite's busy timeout is
   off and ``SQLITE_BUSY`` is retried with ``asyncio.sleep`` for up to ``busy_timeout``.
@@ -33,11 +34,23 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 BUSY_RETRY_SECONDS = 10.0
-_WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+# Statements that write, or open a transaction that may (BEGIN/SAVEPOINT: a read taken
+# inside one pins a snapshot, and a later write in it could never succeed by waiting),
+# or may write (WITH ... INSERT). A plain SELECT runs in autocommit and never waits.
+_WRITE_VERBS = (
+    "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER",
+    "BEGIN", "SAVEPOINT", "WITH",
+)  # fmt: skip
 
 
 def _writes(operation: str) -> bool:
-    return operation.lstrip()[:7].upper().startswith(_WRITE_VERBS)
+    text = operation.lstrip()
+    while text.startswith(("--", "/*")):  # leading comments
+        end = text.find("\n") + 1 if text.startswith("--") else text.find("*/") + 2
+        if end <= 1:
+            return False
+        text = text[end:].lstrip()
+    return text[:9].upper().startswith(_WRITE_VERBS)
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
@@ -183,21 +196,33 @@ class InlineConnection:
         conn = self._conn
         try:
             if conn.in_transaction:
-                # The fsync of synchronous=FULL happens here: off the loop thread.
-                await self._retry_busy_async(lambda: asyncio.to_thread(conn.commit))
+                await self._commit_off_loop(conn)
         finally:
             if self._holds_lock and not conn.in_transaction:
                 self._release()
 
-    async def _retry_busy_async(self, step: Callable[[], Any]) -> None:
+    async def _commit_off_loop(self, conn: sqlite3.Connection) -> None:
+        """COMMIT on a worker thread (the fsync of synchronous=FULL happens here).
+        Cancelling the awaiting task does not interrupt it: the connection must not be
+        used again (a rollback, a close) while the thread still commits on it."""
         deadline = time.monotonic() + self._busy_seconds
         while True:
-            try:
-                await step()
+            task = asyncio.ensure_future(asyncio.to_thread(conn.commit))
+            cancelled = False
+            while not task.done():
+                try:
+                    await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    cancelled = True
+            if cancelled:
+                raise asyncio.CancelledError
+            error = task.exception()
+            if error is None:
                 return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
-                    raise
+            if not (isinstance(error, sqlite3.OperationalError) and _is_busy(error)):
+                raise error
+            if time.monotonic() >= deadline:
+                raise error
             await asyncio.sleep(0.005)
 
     async def rollback(self) -> None:

@@ -74,8 +74,9 @@ _cache_default_factory_inspection()
 IN_CHUNK = 5000  # well under SQLite's 32766 bound parameters per statement
 
 
-def chunked(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+def chunked(values: Sequence[Any], size: int | None = None) -> Iterator[Sequence[Any]]:
     """``values`` in slices small enough for one ``IN (...)`` each: a report over every
     buy of a large buyer must not exceed the database's parameter limit."""
+    size = size or IN_CHUNK
     for i in range(0, len(values), size):
         yield values[i : i + size]

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
@@ -128,6 +128,22 @@ _TOKEN_LOOKUP = (
     )
     .join(Tenant, col(Tenant.tenant_id) == col(Principal.tenant_id))
     .where(col(Principal.token_hash) == bindparam("digest"))
+)
+
+
+async def refreshed(db: Database, caller: Caller) -> Caller:
+    """``caller`` with its tenant's current ``catalog_version``: for a caller resolved
+    once and used for many tool calls (a chat run), so a catalog change made meanwhile
+    is seen by the next call."""
+    async with db.engine.connect() as conn:
+        version = (
+            await conn.execute(_CATALOG_VERSION, {"tenant_id": caller.tenant_id})
+        ).scalar_one_or_none()
+    return replace(caller, catalog_version=version)
+
+
+_CATALOG_VERSION = core_select(col(Tenant.catalog_version)).where(
+    col(Tenant.tenant_id) == bindparam("tenant_id")
 )
 
 

@@ -5,7 +5,7 @@ Revises: 0001
 
 get_products and get_adcp_capabilities serve the catalog from an in-process cache. The
 cache is valid while ``tenants.catalog_version`` is unchanged; triggers bump it on any
-insert, update or delete of a product, creative format, authorized property or signal, by any
+insert, update or delete of a product, creative format or authorized property, by any
 writer in any process (the admin API, the CLI, a second server, a hand-written SQL
 fix). The token lookup that authenticates each call reads it at no extra cost.
 """
@@ -20,7 +20,7 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-CATALOG_TABLES = ("products", "creative_formats", "authorized_properties", "signals")
+CATALOG_TABLES = ("products", "creative_formats", "authorized_properties")
 BUMP = "UPDATE tenants SET catalog_version = catalog_version + 1 WHERE tenant_id = {row}.tenant_id"
 
 

@@ -1,0 +1,174 @@
+"""Listing buys in the database: get_media_buys filters by status and pages in SQL, and
+delivery reports over many buys read them in chunks. The SQL status filter must agree
+with the status buyers see (``buy_state.wire_status``) for every state and flight,
+boundaries included, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select, update
+
+from adcp_agent.config import Settings
+from adcp_agent.db import types as db_types
+from adcp_agent.db.models_media import MediaBuy
+from adcp_agent.server import prepare
+from adcp_agent.services import buy_state, delivery_reports, identity, media_reads
+from adcp_agent.state import AppState
+from tests.databases import Backend, database_settings
+from tests.media_helpers import non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from seed_buys import seed  # noqa: E402
+
+STATUSES = ("pending_start", "active", "paused", "completed", "rejected", "canceled")
+
+
+async def _seeded_state(tmp_path: Path, backend: Backend, count: int) -> AppState:
+    settings = Settings(
+        data_dir=tmp_path, demo_token=DEMO_TOKEN, **database_settings(tmp_path, backend)
+    )
+    state = AppState.from_settings(settings)
+    await prepare(state)
+    await seed(settings.resolved_database_url(), count)
+    return state
+
+
+async def test_sql_status_filter_agrees_with_the_wire_status(
+    tmp_path: Path, backend: Backend
+) -> None:
+    state = await _seeded_state(tmp_path, backend, 400)
+    try:
+        now = state.clock.now().replace(microsecond=0)
+        async with state.db.transaction() as session:
+            # Flights that start or end exactly now, and a rejected buy.
+            for buy_id, values in (
+                ("mb_seed00000001", {"state": "live", "start_time": now}),
+                ("mb_seed00000002", {"state": "live", "end_time": now}),
+                ("mb_seed00000003", {"state": "paused", "end_time": now}),
+                ("mb_seed00000004", {"state": "rejected"}),
+                ("mb_seed00000005", {"state": "paused", "end_time": now + timedelta(days=3)}),
+            ):
+                stmt = update(MediaBuy).where(col(MediaBuy.media_buy_id) == buy_id)
+                await session.exec(stmt.values(**values))  # type: ignore[call-overload]
+        async with state.db.session() as session:
+            buys = list((await session.exec(select(MediaBuy))).all())
+        caller = await identity.authenticate(state.db, DEMO_TOKEN)
+        expected_by_status = {
+            s: {b.media_buy_id for b in buys if buy_state.wire_status(b, now) == s}
+            for s in STATUSES
+        }
+        # Every status occurs, so the comparison below means something.
+        assert all(expected_by_status[s] for s in STATUSES), {
+            s: len(v) for s, v in expected_by_status.items()
+        }
+        for status in STATUSES:
+            async with state.db.session() as session:
+                got = set(
+                    (
+                        await session.exec(
+                            select(MediaBuy.media_buy_id).where(
+                                buy_state.status_clause([status], now)
+                            )
+                        )
+                    ).all()
+                )
+            assert got == expected_by_status[status], status
+        listed, missing, total = await media_reads.page_buys(
+            state, caller, statuses=["active", "paused"], now=now
+        )
+        assert not missing
+        assert {v.buy.media_buy_id for v in listed} == (
+            expected_by_status["active"] | expected_by_status["paused"]
+        )
+        assert total == len(listed)
+    finally:
+        await state.db.dispose()
+
+
+async def test_pages_cover_every_buy_once_newest_first(tmp_path: Path, backend: Backend) -> None:
+    state = await _seeded_state(tmp_path, backend, 130)
+    try:
+        caller = await identity.authenticate(state.db, DEMO_TOKEN)
+        now = state.clock.now()
+        everything, _, total = await media_reads.page_buys(
+            state, caller, statuses=["completed", "active"], now=now
+        )
+        pages, offset = [], 0
+        while True:
+            page, _, page_total = await media_reads.page_buys(
+                state, caller, statuses=["completed", "active"], now=now, offset=offset, limit=17
+            )
+            assert page_total == total
+            if not page:
+                break
+            pages.extend(v.buy.media_buy_id for v in page)
+            offset += 17
+        assert pages == [v.buy.media_buy_id for v in everything]
+        assert len(set(pages)) == total > 17 * 3
+        created = [v.buy.created_at for v in everything]
+        assert created == sorted(created, reverse=True)
+        # An id asked for that sits on a later page is not "missing"; a stranger's is.
+        wanted = [pages[-1], "mb_not_mine"]
+        _page, missing, _ = await media_reads.page_buys(
+            state, caller, media_buy_ids=wanted, now=now, offset=0, limit=1
+        )
+        assert missing == ["mb_not_mine"]
+    finally:
+        await state.db.dispose()
+
+
+async def test_delivery_report_over_more_buys_than_one_in_list(
+    tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny IN-list size, a report over many buys is read in several chunks and
+    still reports every buy once, with its packages."""
+    state = await _seeded_state(tmp_path, backend, 40)
+    try:
+        async with state.db.transaction() as session:  # ended buys: nothing to simulate
+            await session.exec(update(MediaBuy).values(state="canceled"))  # type: ignore[call-overload]
+        caller = await identity.authenticate(state.db, DEMO_TOKEN)
+        query = delivery_reports.ReportQuery(
+            media_buy_ids=[], statuses=["canceled"], account=None, start_date=None, end_date=None
+        )
+        whole = await delivery_reports.report(state, caller, query)
+        monkeypatch.setattr(db_types, "IN_CHUNK", 3)
+        chunked = await delivery_reports.report(state, caller, query)
+        assert len(whole.buys) == 40
+        assert [b.buy.media_buy_id for b in chunked.buys] == [
+            b.buy.media_buy_id for b in whole.buys
+        ]
+        assert [len(b.packages) for b in chunked.buys] == [len(b.packages) for b in whole.buys]
+        assert all(b.packages for b in chunked.buys)
+    finally:
+        await state.db.dispose()
+
+
+async def test_get_media_buys_pages_over_mcp(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        for _ in range(3):
+            created = await call(client, "create_media_buy", non_guaranteed())
+            assert not created.is_error, created.data
+        seen: list[str] = []
+        cursor = None
+        while True:
+            args: dict = {"pagination": {"max_results": 2}}
+            if cursor:
+                args["pagination"]["cursor"] = cursor
+            page = await call(client, "get_media_buys", args)
+            assert not page.is_error, page.data
+            seen += [b["media_buy_id"] for b in page.data["media_buys"]]
+            info = page.data["pagination"]
+            assert info["total_count"] >= 3
+            if not info["has_more"]:
+                break
+            cursor = info["cursor"]
+        tampered = await call(
+            client, "get_media_buys", {"status_filter": "active", "pagination": {"cursor": cursor}}
+        )
+    assert len(seen) == len(set(seen)) == info["total_count"]
+    assert tampered.error_codes == ["INVALID_REQUEST"]
