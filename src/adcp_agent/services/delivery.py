@@ -73,10 +73,12 @@ async def catch_up_many(
     """``catch_up`` for many buys (a report over all of a buyer's buys): one query of
     the watermarks finds the buys already up to date, the rest catch up one by one.
     Returns the buys whose ad server could not be reached, with the error."""
-    ids = [b.media_buy_id for b in buys if b.state != "provisioning"]
+    # Buys that could be behind whatever their watermark says (not before their start).
+    ids = [b.media_buy_id for b in buys if _behind(b, None, now)]
+    candidates = set(ids)
     marks: dict[str, DeliveryWatermark] = {}
     async with state.db.session() as session:
-        for part in chunked(ids):
+        for part in chunked(ids):  # no query at all when none could be behind
             for mark in (
                 await session.exec(
                     select(DeliveryWatermark).where(col(DeliveryWatermark.media_buy_id).in_(part))
@@ -85,6 +87,8 @@ async def catch_up_many(
                 marks[mark.media_buy_id] = mark
     failed: list[tuple[MediaBuy, AdcpError]] = []
     for buy in buys:
+        if buy.media_buy_id not in candidates:
+            continue
         if not _behind(buy, marks.get(buy.media_buy_id), now):
             continue
         try:
