@@ -172,3 +172,16 @@ async def test_get_media_buys_pages_over_mcp(live: LiveServer) -> None:
         )
     assert len(seen) == len(set(seen)) == info["total_count"]
     assert tampered.error_codes == ["INVALID_REQUEST"]
+
+
+async def test_too_many_ids_is_a_typed_error_not_a_database_failure(live: LiveServer) -> None:
+    ids = [f"mb_{i:06d}" for i in range(1001)]
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        listed = await call(client, "get_media_buys", {"media_buy_ids": ids})
+        report = await call(client, "get_media_buy_delivery", {"media_buy_ids": ids})
+        fine = await call(client, "get_media_buys", {"media_buy_ids": ids[:1000]})
+    for result in (listed, report):
+        assert result.error_codes == ["VALIDATION_ERROR"], result.data
+        assert result.error["field"] == "media_buy_ids"
+    assert not fine.is_error
+    assert len(fine.data["errors"]) == 1000  # each unknown id is named, none is served

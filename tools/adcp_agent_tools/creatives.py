@@ -42,8 +42,8 @@ class Assignment(_Open):
 class CreativeFilters(_Open):
     statuses: list[str] | None = None
     creative_ids: list[str] | None = Field(default=None, max_length=100)
-    media_buy_ids: list[str] | None = None
-    assigned_to_packages: list[str] | None = None
+    media_buy_ids: list[str] | None = Field(default=None, max_length=1000)
+    assigned_to_packages: list[str] | None = Field(default=None, max_length=1000)
     unassigned: bool | None = None
     name_contains: str | None = None
     tags_any: list[str] | None = None

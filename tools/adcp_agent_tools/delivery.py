@@ -149,7 +149,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
     @shaped
     async def get_media_buy_delivery(
         media_buy_ids: Annotated[
-            list[str] | None, Field(description="Buys to report; default: all of yours.")
+            list[str] | None,
+            Field(
+                description="Buys to report (up to 1000); default: all of yours.", max_length=1000
+            ),
         ] = None,
         status_filter: Annotated[
             str | list[str] | None,

@@ -275,7 +275,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
     @mcp.tool(name="get_media_buys", annotations=READ_ONLY, output_schema=None)
     @adcp_errors_as_results
     async def get_media_buys(
-        media_buy_ids: list[str] | None = None,
+        media_buy_ids: Annotated[
+            list[str] | None, Field(description="Up to 1000 buy ids.", max_length=1000)
+        ] = None,
         status_filter: Annotated[
             str | list[str] | None,
             Field(
