@@ -20,20 +20,35 @@ from adcp_agent.state import AppState
 from tests.databases import BACKENDS, SELECTION, Backend, PostgresUnavailable, database_settings
 from tests.support import DEMO_TOKEN, HARBOR_CATALOG, LiveServer, ServerThread, free_port
 
-# The representative subset that also runs on PostgreSQL in the default run: schema
-# from empty, auth, the media-buy lifecycle with idempotency, accounts, tenant admin.
+# Every module whose behaviour depends on the database also runs on PostgreSQL in the
+# default run: schema, auth, discovery and the catalog cache, the media-buy lifecycle
+# with idempotency, listing, creatives, delivery, notifications and webhooks,
+# accounts, tenant admin, conversations and the REST tool surface.
+# Left to SQLite (``--db=postgres`` runs them on PostgreSQL too): adapters against
+# their fake servers, the chat model plumbing, the CLI and simulation processes, the
+# benchmark harness, the Inspector and the linters, and the modules built on one
+# module-scoped server (delivery feedback, the test controller). test_performance_paths
+# picks its backends per test.
 BOTH_BACKENDS = frozenset(
     {
         "test_migrations",
         "test_auth",
+        "test_discovery",
+        "test_signals",
         "test_media_buys",
         "test_media_updates",
+        "test_buy_listing",
+        "test_creatives",
+        "test_delivery",
+        "test_notifications",
+        "test_webhooks",
         "test_accounts",
         "test_tenant_admin_api",
         "test_tenant_admin_principals",
         "test_tenant_admin_approvals",
         "test_tenant_admin_audit",
-        "test_buy_listing",
+        "test_tools_api",
+        "test_chat_conversations",
     }
 )
 

@@ -11,12 +11,15 @@ finds the orders it booked.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +39,9 @@ from adcp_agent.adapter_protocol import (
 )
 from adcp_agent.errors import AdcpError
 from adcp_agent_adapters.mock_journal import Journal
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class MockConfig(BaseModel):
@@ -90,6 +96,20 @@ _ORDER_TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 
+def _changes(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Run an adapter operation as one journal change (see ``MockAdapter._change``).
+    The operations do not await inside, so the lock is never held across a suspension."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        self = args[0]
+        assert isinstance(self, MockAdapter)
+        with self._change():
+            return await method(*args, **kwargs)
+
+    return wrapper
+
+
 class MockAdapter:
     name: ClassVar[str] = "mock"
     config_model: ClassVar[type[BaseModel]] = MockConfig
@@ -120,6 +140,18 @@ class MockAdapter:
         """Pick up changes another process (the CLI, a second server) recorded."""
         if self._journal is not None and self._journal.refresh():
             self._load()
+
+    @contextmanager
+    def _change(self) -> Iterator[None]:
+        """One change to the ad server's state, made on the current state and recorded
+        before any other process can change it (the journal's lock)."""
+        if self._journal is None:
+            yield
+            return
+        with self._journal.locked() as others_changed:
+            if others_changed:
+                self._load()
+            yield
 
     def _save_order(self, order_id: str) -> None:
         if self._journal is not None:
@@ -170,6 +202,7 @@ class MockAdapter:
         available = max(capacity - request.reserved_impressions, 0)
         return Forecast(available_impressions=available, capacity_impressions=capacity)
 
+    @_changes
     async def create_order(self, spec: OrderSpec) -> OrderResult:
         self._maybe_fail("create_order")
         order_id = "mock_order_" + hashlib.sha256(spec.media_buy_id.encode()).hexdigest()[:12]
@@ -184,6 +217,7 @@ class MockAdapter:
         self._save_order(order_id)
         return OrderResult(order_id, line_ids)
 
+    @_changes
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
         self._maybe_fail("add_line")
         order = self._order(external_order_id)
@@ -192,6 +226,7 @@ class MockAdapter:
         self._save_order(external_order_id)
         return line_id
 
+    @_changes
     async def update_line(
         self, external_order_id: str, external_line_id: str, change: LineChange
     ) -> None:
@@ -221,6 +256,7 @@ class MockAdapter:
             line.device_bid_adjustments = dict(change.device_bid_adjustments)
         self._save_order(external_order_id)
 
+    @_changes
     async def order_action(self, external_order_id: str, action: OrderAction) -> None:
         self._maybe_fail(f"order_{action}")
         order = self._order(external_order_id)
@@ -234,6 +270,7 @@ class MockAdapter:
         order.status = target
         self._save_order(external_order_id)
 
+    @_changes
     async def line_action(
         self, external_order_id: str, external_line_id: str, action: LineAction
     ) -> None:
@@ -245,6 +282,7 @@ class MockAdapter:
         line.status = "paused" if action == "pause" else "ready"
         self._save_order(external_order_id)
 
+    @_changes
     async def upload_creative(self, spec: CreativeSpec) -> str:
         self._maybe_fail("upload_creative")
         creative_id = "mock_cr_" + hashlib.sha256(spec.creative_id.encode()).hexdigest()[:12]
@@ -252,6 +290,7 @@ class MockAdapter:
         self._save_creative(creative_id)
         return creative_id
 
+    @_changes
     async def assign_creative(
         self, external_order_id: str, external_line_id: str, external_creative_id: str
     ) -> None:
@@ -319,14 +358,18 @@ def store_order(state_file: Path, order_id: str, order: _Order) -> None:
 
 
 def _import_snapshot(state_file: Path, journal: Journal) -> None:
-    """Carry a state file of the earlier whole-snapshot format into the journal, once."""
-    if not state_file.exists() or journal.entries:
+    """Carry a state file of the earlier whole-snapshot format into the journal, once
+    (under the journal's lock: a second server starting meanwhile finds it done)."""
+    if not state_file.exists():
         return
-    # Our own file, written by an earlier version of this adapter.
-    with state_file.open("rb") as fh:
-        orders, creatives = pickle.load(fh)  # noqa: S301
-    for order_id, order in orders.items():
-        journal.put("order", order_id, order)
-    for creative_id, spec in creatives.items():
-        journal.put("creative", creative_id, spec)
-    state_file.rename(state_file.with_suffix(".state.imported"))
+    with journal.locked():
+        if not state_file.exists() or journal.entries:
+            return
+        # Our own file, written by an earlier version of this adapter.
+        with state_file.open("rb") as fh:
+            orders, creatives = pickle.load(fh)  # noqa: S301
+        for order_id, order in orders.items():
+            journal.put("order", order_id, order)
+        for creative_id, spec in creatives.items():
+            journal.put("creative", creative_id, spec)
+        state_file.rename(state_file.with_suffix(".state.imported"))

@@ -2,15 +2,21 @@
 
 Rewriting the whole state on every change made each booking cost more than the last
 (every order pickled again) and blocked the event loop on an fsync. Instead each change
-appends one record, ``(kind, key, value)``, length-prefixed, with a single ``write`` to
-a file opened ``O_APPEND`` under an exclusive ``flock`` (two processes sharing the file
-never interleave records). Reading replays records in order; the latest one per key
-wins. Other processes' changes are picked up by replaying from where we last stopped.
+appends one record, ``(kind, key, value)``, length-prefixed. Reading replays records in
+order; the latest one per key wins.
+
+Several processes may share the file (two servers, the CLI). A change is made under an
+exclusive ``flock`` (``Journal.locked``): the holder first replays what others appended,
+so it changes the current state, then appends its records; nobody else appends
+meanwhile. Under the lock any bytes past the last complete record can only be the torn
+tail of a writer that died mid-append: they are cut off before appending, so a torn
+tail never swallows later records.
 
 The journal is compacted (rewritten as one record per live entry) when it is opened and
-has grown to several times its live size. Compaction holds the same lock and replaces
-the file; an appender that finds its file is no longer the one at the path reopens it,
-so no append is lost to a compaction.
+has grown to several times its live size; the compactor holds the same lock and
+replaces the file. Every reader keeps its file open, so a replaced file's inode cannot
+be reused while anyone still reads it, and a reader that finds a different file at the
+path starts over from it.
 
 There is no fsync: this is a stand-in for a remote ad server, and an appended record
 survives the process being killed (the kernel has it); only a power loss could drop the
@@ -24,6 +30,7 @@ import os
 import pickle
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,79 +44,31 @@ class Journal:
         self.path = path
         self.entries: dict[tuple[str, str], Any] = {}
         self._fd: int | None = None
-        self._inode: int | None = None
         self._offset = 0
         self._records = 0
+        self._locked = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self.refresh()
         self._compact_if_large()
 
-    # -- reading ---------------------------------------------------------------------
+    # -- the open file ---------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Replay what was appended since the last look; True if anything changed."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return False
-        if stat.st_ino != self._inode:  # first look, or compacted by another process
-            self.entries, self._offset, self._records = {}, 0, 0
-            self._inode = stat.st_ino
-        if stat.st_size == self._offset:
-            return False
-        with self.path.open("rb") as fh:
-            fh.seek(self._offset)
-            data = fh.read()
-        consumed = 0
-        for end, (kind, key, value) in _records(data):
-            self._apply(kind, key, value)
-            consumed = end
-        self._offset += consumed  # a torn tail (a writer killed mid-write) is skipped
-        return consumed > 0
-
-    def _apply(self, kind: str, key: str, value: Any) -> None:
-        self._records += 1
-        if value is None:
-            self.entries.pop((kind, key), None)
-        else:
-            self.entries[(kind, key)] = value
-
-    # -- writing ---------------------------------------------------------------------
-
-    def put(self, kind: str, key: str, value: Any) -> None:
-        """Record the entry's new value (None deletes it). ``value`` is kept as the
-        live entry: the caller may go on using the object it passed."""
-        blob = pickle.dumps((kind, key, value), protocol=pickle.HIGHEST_PROTOCOL)
-        record = _HEADER.pack(len(blob)) + blob
-        while True:
-            fd = self._append_fd()
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                if self._is_current(fd):
-                    caught_up = os.fstat(fd).st_size == self._offset
-                    os.write(fd, record)
-                    break
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            self._close()  # compacted under us: append to the new file
-        if caught_up:  # nobody else wrote since our last look: no need to read it back
-            self._offset += len(record)
-            self._apply(kind, key, value)
-        else:
-            self.refresh()  # replays the others' records and ours, in file order
-            if value is not None:
-                self.entries[(kind, key)] = value
-
-    def _append_fd(self) -> int:
+    def _file(self) -> int:
+        """Our descriptor on the file now at the path (reopened, and read from the
+        start, when a compaction replaced it)."""
+        if self._fd is not None and not self._is_current(self._fd):
+            self._close()
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            self.entries, self._offset, self._records = {}, 0, 0
         return self._fd
 
     def _is_current(self, fd: int) -> bool:
         try:
-            return os.fstat(fd).st_ino == self.path.stat().st_ino
+            held, there = os.fstat(fd), self.path.stat()
         except FileNotFoundError:
             return False
+        return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
     def _close(self) -> None:
         if self._fd is not None:
@@ -122,28 +81,84 @@ class Journal:
     def __del__(self) -> None:
         self._close()
 
+    # -- reading ---------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Replay what was appended since the last look; True if anything changed."""
+        fd = self._file()
+        size = os.fstat(fd).st_size
+        if size <= self._offset:
+            return False
+        data = os.pread(fd, size - self._offset, self._offset)
+        consumed = 0
+        for end, (kind, key, value) in _records(data):
+            self._apply(kind, key, value)
+            consumed = end
+        self._offset += consumed  # a torn tail (a writer killed mid-append) waits here
+        return consumed > 0
+
+    def _apply(self, kind: str, key: str, value: Any) -> None:
+        self._records += 1
+        if value is None:
+            self.entries.pop((kind, key), None)
+        else:
+            self.entries[(kind, key)] = value
+
+    # -- writing ---------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[bool]:
+        """Hold the file exclusively: others' records are replayed first (yields whether
+        there were any), ``put`` appends, and nobody else writes until the block ends."""
+        if self._locked:
+            yield False
+            return
+        while True:
+            fd = self._file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self._is_current(fd):
+                break
+            fcntl.flock(fd, fcntl.LOCK_UN)  # compacted meanwhile: take the new file
+        try:
+            changed = self.refresh()
+            if os.fstat(fd).st_size > self._offset:
+                os.ftruncate(fd, self._offset)  # a dead writer's torn tail
+            self._locked = True
+            yield changed
+        finally:
+            self._locked = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def put(self, kind: str, key: str, value: Any) -> None:
+        """Record the entry's new value (None deletes it). ``value`` is kept as the
+        live entry: the caller may go on using the object it passed."""
+        if not self._locked:
+            with self.locked():
+                self.put(kind, key, value)
+            return
+        blob = pickle.dumps((kind, key, value), protocol=pickle.HIGHEST_PROTOCOL)
+        record = _HEADER.pack(len(blob)) + blob
+        fd = self._file()
+        written = os.write(fd, record)
+        if written != len(record):  # a full disk: leave no torn record behind
+            os.ftruncate(fd, self._offset)
+            raise OSError(f"short write to {self.path}: {written} of {len(record)} bytes")
+        self._offset += len(record)
+        self._apply(kind, key, value)
+
     def _compact_if_large(self) -> None:
         if self._offset < COMPACT_MIN_BYTES or self._records < COMPACT_FACTOR * max(
             1, len(self.entries)
         ):
             return
-        fd = self._append_fd()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if not self._is_current(fd):
-                return  # someone else compacted first
-            self.refresh()
+        with self.locked():
             tmp = self.path.with_suffix(f".{os.getpid()}.compact")
             with tmp.open("wb") as fh:
                 for (kind, key), value in self.entries.items():
                     blob = pickle.dumps((kind, key, value), protocol=pickle.HIGHEST_PROTOCOL)
                     fh.write(_HEADER.pack(len(blob)) + blob)
             os.replace(tmp, self.path)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            self._close()
-        self._inode = None
-        self.refresh()
+        self.refresh()  # reopens the new file and reads it back
 
 
 def _records(data: bytes) -> Iterator[tuple[int, tuple[str, str, Any]]]:
