@@ -18,6 +18,16 @@ class MediaBuy(SQLModel, table=True):
         # The reservation sum (services.avails.reserved) looks up each candidate buy's
         # flight, state and sandbox flag: from this index alone, not the table.
         Index("ix_media_buys_flight", "media_buy_id", "end_time", "start_time", "state", "sandbox"),
+        # The reservation sum starts from the tenant's buys still running (avails.reserved).
+        Index(
+            "ix_media_buys_tenant_end",
+            "tenant_id",
+            "end_time",
+            "start_time",
+            "state",
+            "sandbox",
+            "media_buy_id",
+        ),
         # get_media_buys pages (services.media_reads.page_buys): walked in order, and
         # the status/account/sandbox filters and the count answered from the index.
         Index(

@@ -74,6 +74,9 @@ async def reserved(
             )
             .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
             .where(
+                # Both tenant predicates: the media_buys one lets the database start
+                # from the buys still running (ix_media_buys_tenant_end).
+                MediaBuy.tenant_id == tenant_id,
                 Package.tenant_id == tenant_id,
                 Package.product_id == product_id,
                 MediaBuy.state.in_(RESERVING),  # type: ignore[attr-defined]
