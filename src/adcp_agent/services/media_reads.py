@@ -81,16 +81,27 @@ async def page_buys(
     if statuses:
         where.append(buy_state.status_clause(statuses, now))
     async with state.db.session() as session:
-        stmt = (
-            select(MediaBuy)
-            .where(*where)
-            .order_by(col(MediaBuy.created_at).desc(), col(MediaBuy.media_buy_id))
-        )
-        if limit is not None:
-            stmt = stmt.offset(offset).limit(limit)
-        buys = list((await session.exec(stmt)).all())
-        total = len(buys)
-        if limit is not None and (offset or len(buys) == limit):
+        if media_buy_ids:
+            # At most 1000 ids (the tools cap them): fetch them by primary key and order
+            # here; an ORDER BY would invite the planner to walk the listing index.
+            matched = sorted(
+                (await session.exec(select(MediaBuy).where(*where))).all(),
+                key=lambda b: (-b.created_at.timestamp(), b.media_buy_id),
+            )
+            found = {b.media_buy_id for b in matched}  # ids on other pages are not missing
+            total = len(matched)
+            buys = matched[offset : offset + limit] if limit is not None else matched
+        else:
+            stmt = (
+                select(MediaBuy)
+                .where(*where)
+                .order_by(col(MediaBuy.created_at).desc(), col(MediaBuy.media_buy_id))
+            )
+            if limit is not None:
+                stmt = stmt.offset(offset).limit(limit)
+            buys = list((await session.exec(stmt)).all())
+            found, total = set(), len(buys)
+        if not media_buy_ids and limit is not None and (offset or len(buys) == limit):
             total = (
                 await session.exec(select(func.count()).select_from(MediaBuy).where(*where))
             ).one()
@@ -105,9 +116,5 @@ async def page_buys(
                 )
             ).all():
                 packages[p.media_buy_id].append(p)
-        found = set(ids)
-        if media_buy_ids and limit is not None and len(found) < len(set(media_buy_ids)):
-            # Requested ids on other pages are not missing: look at every match.
-            found = set((await session.exec(select(MediaBuy.media_buy_id).where(*where))).all())
     missing = [i for i in media_buy_ids if i not in found]
     return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total
