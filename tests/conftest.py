@@ -14,11 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from adcp_agent.config import Settings
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
 from tests.databases import BACKENDS, SELECTION, Backend, PostgresUnavailable, database_settings
-from tests.support import DEMO_TOKEN, HARBOR_CATALOG, LiveServer, ServerThread, free_port
+from tests.support import HARBOR_CATALOG, LiveServer, start_live_server
 
 # Every module whose behaviour depends on the database also runs on PostgreSQL in the
 # default run: schema, auth, discovery and the catalog cache, the media-buy lifecycle
@@ -190,16 +189,10 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 def _live_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
     data_dir = factory.mktemp(f"live_{backend}")
-    port = free_port()
-    settings = Settings(
-        data_dir=data_dir,
-        port=port,
-        demo_token=DEMO_TOKEN,
-        **database_settings(data_dir, backend),
+    thread, server = start_live_server(
+        data_dir, _second_tenants, **database_settings(data_dir, backend)
     )
-    thread = ServerThread(settings, setup=_second_tenants)
-    thread.start()
-    yield LiveServer(f"http://127.0.0.1:{port}", data_dir, settings)
+    yield server
     thread.stop()
 
 

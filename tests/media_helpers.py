@@ -37,8 +37,9 @@ def non_guaranteed(budget: float = 5000, **package: Any) -> dict[str, Any]:
     }
 
 
-def guaranteed(budget: float = 20000, product: str = "ctv_sports_premium",
-               option: str = "ctv_sports_cpm") -> dict[str, Any]:
+def guaranteed(
+    budget: float = 20000, product: str = "ctv_sports_premium", option: str = "ctv_sports_cpm"
+) -> dict[str, Any]:
     start, end = flight()
     return {
         "brand": {"domain": "acme.example"},

@@ -102,6 +102,19 @@ class ServerThread:
         self.thread.join(timeout=10)
 
 
+def start_live_server(
+    data_dir: Path, setup: Callable[[AppState], Any] | None = None, **database: str
+) -> tuple[ServerThread, LiveServer]:
+    """A server of our own on 127.0.0.1 (stop the thread when done): the demo tenant,
+    whatever ``setup`` adds, and ``database`` settings (tests.databases.database_settings;
+    nothing means SQLite in ``data_dir``)."""
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port, demo_token=DEMO_TOKEN, **database)  # type: ignore[arg-type]
+    thread = ServerThread(settings, setup=setup)
+    thread.start()
+    return thread, LiveServer(f"http://127.0.0.1:{port}", data_dir, settings)
+
+
 @dataclass
 class ToolCall:
     is_error: bool

@@ -23,7 +23,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from adcp_agent.config import Settings
 from adcp_agent.db.engine import Database, create_database
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
@@ -32,11 +31,12 @@ from tests.media_helpers import non_guaranteed
 from tests.support import (
     DEMO_TOKEN,
     HARBOR_CATALOG,
+    LiveServer,
     ServerThread,
     assert_valid,
     call,
-    free_port,
     mcp_client,
+    start_live_server,
 )
 
 SECOND_TOKEN = "adcp_test_perf_second_buyer_token_01234"
@@ -72,15 +72,8 @@ async def _setup(state: AppState) -> None:
 
 
 @dataclass
-class PerfServer:
-    base_url: str
-    data_dir: Path
-    settings: Settings
-    backend: Backend
-
-    @property
-    def mcp_url(self) -> str:
-        return f"{self.base_url}/mcp/"
+class PerfServer(LiveServer):
+    backend: Backend = "sqlite"
 
     @property
     def db_path(self) -> Path:
@@ -93,16 +86,8 @@ class PerfServer:
 
 
 def _server(data_dir: Path, backend: Backend) -> tuple[ServerThread, PerfServer]:
-    port = free_port()
-    settings = Settings(
-        data_dir=data_dir,
-        port=port,
-        demo_token=DEMO_TOKEN,
-        **database_settings(data_dir, backend),  # type: ignore[arg-type]
-    )
-    thread = ServerThread(settings, setup=_setup)
-    thread.start()
-    return thread, PerfServer(f"http://127.0.0.1:{port}", data_dir, settings, backend)
+    thread, live = start_live_server(data_dir, _setup, **database_settings(data_dir, backend))
+    return thread, PerfServer(live.base_url, data_dir, live.settings, backend=backend)
 
 
 def _module_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[PerfServer]:
