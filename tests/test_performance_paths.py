@@ -1,8 +1,8 @@
-"""The performance paths keep their promises (196e454):
+"""The performance paths keep their promises, through a live server:
 
 * SQLite statements run inline on the event loop, yet many concurrent writers in one
-  process all land, a write lock held by *another process* neither fails a write nor
-  stalls reads, and a failed or rolled-back transaction gives the write lock back;
+  process all land, and a write lock held by *another process* neither fails a write
+  nor stalls reads (the lock's bookkeeping itself: tests/test_sqlite_inline.py);
 * the per-tenant catalog cache follows every catalog write, whoever makes it (another
   connection, another process, the test controller), for buyers and anonymous callers;
 * the cached tools/list keeps the sandbox-only controller to sandbox callers while
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 
-from adcp_agent.db.engine import Database, create_database
+from adcp_agent.db.engine import create_database
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
 from tests.databases import BACKENDS, Backend, database_settings
@@ -251,140 +250,6 @@ async def test_a_write_lock_held_by_another_process_delays_writes_not_reads(
         m=booked.data["media_buy_id"],
     )
     assert stored == 1
-
-
-# --- 1c. The Database itself: the write lock is given back on every ending --------------
-
-
-@pytest.fixture
-async def items_db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = create_database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
-    async with db.engine.begin() as conn:
-        await conn.execute(
-            text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
-        )
-        await conn.execute(text("INSERT INTO items (name) VALUES ('first')"))
-    yield db
-    await db.dispose()
-
-
-async def _names(db: Database) -> list[str]:
-    async with db.engine.connect() as conn:
-        return list((await conn.execute(text("SELECT name FROM items ORDER BY id"))).scalars())
-
-
-async def _insert(db: Database, *names: str) -> None:
-    async with db.transaction() as session:
-        conn = await session.connection()
-        for name in names:
-            await conn.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": name})
-
-
-async def _insert_elsewhere(db: Database, name: str) -> None:
-    """Insert on another connection while the last one used is checked out (idle), as
-    a server's next request would: had that connection kept the process's write lock,
-    this write would wait for it and fail with 'database is locked'."""
-    async with db.engine.connect():  # checked out, idle
-        await _insert(db, name)
-
-
-async def test_a_failed_first_write_gives_the_lock_back(items_db: Database) -> None:
-    with pytest.raises(IntegrityError):
-        await _insert(items_db, "first")  # the unique name is taken: fails at once
-    await _insert_elsewhere(items_db, "second")
-    assert await _names(items_db) == ["first", "second"]
-
-
-async def test_a_failed_later_write_undoes_the_transaction_and_gives_the_lock_back(
-    items_db: Database,
-) -> None:
-    with pytest.raises(IntegrityError):
-        await _insert(items_db, "kept?", "first")  # the second statement fails
-    await _insert_elsewhere(items_db, "second")
-    assert await _names(items_db) == ["first", "second"]  # "kept?" went with the rollback
-
-
-async def test_a_rolled_back_transaction_leaves_nothing_and_frees_writers(
-    items_db: Database,
-) -> None:
-    class Abandon(Exception):
-        pass
-
-    with pytest.raises(Abandon):
-        async with items_db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(text("INSERT INTO items (name) VALUES ('abandoned')"))
-            raise Abandon
-    # A connection closed with its transaction open rolls back as well.
-    async with items_db.engine.connect() as conn:
-        await conn.execute(text("UPDATE items SET name = 'renamed' WHERE name = 'first'"))
-    await _insert_elsewhere(items_db, "second")
-    assert await _names(items_db) == ["first", "second"]
-
-
-async def test_a_cancelled_writer_gives_the_lock_back(items_db: Database) -> None:
-    """A request cancelled mid-transaction (its client went away) must not keep the
-    process's write lock."""
-    holding = asyncio.Event()
-
-    async def writer() -> None:
-        async with items_db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(text("INSERT INTO items (name) VALUES ('cancelled')"))
-            holding.set()
-            await asyncio.Event().wait()  # until cancelled
-
-    task = asyncio.create_task(writer())
-    await holding.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await _insert_elsewhere(items_db, "second")
-    assert await _names(items_db) == ["first", "second"]
-
-
-async def test_writers_in_one_process_take_turns(items_db: Database) -> None:
-    """A second transaction that writes while the first holds the lock waits for it
-    (no 'database is locked'), and both commit."""
-    first_wrote, let_first_commit = asyncio.Event(), asyncio.Event()
-
-    async def first() -> None:
-        async with items_db.transaction() as session:
-            conn = await session.connection()
-            await conn.execute(text("INSERT INTO items (name) VALUES ('one')"))
-            first_wrote.set()
-            await let_first_commit.wait()
-            await conn.execute(text("INSERT INTO items (name) VALUES ('two')"))
-
-    one = asyncio.create_task(first())
-    await first_wrote.wait()
-    other = asyncio.create_task(_insert(items_db, "three"))
-    # Reads go on while both writers are in flight (WAL snapshot reads).
-    assert await _names(items_db) == ["first"]
-    assert not other.done()
-    let_first_commit.set()
-    await asyncio.gather(one, other)
-    assert await _names(items_db) == ["first", "one", "two", "three"]
-
-
-@pytest.mark.parametrize("ending", ["commit", "rollback"])
-async def test_a_writer_outlasts_another_process_holding_the_lock(
-    items_db: Database, tmp_path: Path, ending: str
-) -> None:
-    holder = sqlite3.connect(tmp_path / "x.db", isolation_level=None, timeout=5)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
-        holder.execute("INSERT INTO items (name) VALUES ('theirs')")
-        mine = asyncio.create_task(_insert(items_db, "mine"))
-        assert await _names(items_db) == ["first"]  # reads answer meanwhile
-        await asyncio.sleep(0.2)
-        assert not mine.done()
-    finally:
-        holder.execute(ending.upper())
-        holder.close()
-    await mine
-    expected = ["first", "theirs", "mine"] if ending == "commit" else ["first", "mine"]
-    assert await _names(items_db) == expected
 
 
 # --- 2. The catalog cache follows every catalog write ----------------------------------
