@@ -152,10 +152,7 @@ class Catalog:
     properties: dict[str, AuthorizedProperty]
     signals: dict[str, Signal]
     documents: dict[str, Document]
-
-    @property
-    def products_by_id(self) -> dict[str, Product]:
-        return {p.product_id: p for p in self.products}
+    products_by_id: dict[str, Product]
 
 
 _CACHE_KEY = "catalog"
@@ -200,6 +197,7 @@ async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
         properties={p.property_id: p for p in properties},
         signals={s.signal_id: s for s in signals},
         documents={p.product_id: _document(p, by_format) for p in products},
+        products_by_id={p.product_id: p for p in products},
     )
 
 

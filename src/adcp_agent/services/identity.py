@@ -49,7 +49,7 @@ class Caller:
     # May see and drive comply_test_controller: the tenant is flagged for testing or
     # the principal may use a sandbox account. Read with the token, in the same query.
     sandbox: bool = False
-    # The tenant's catalog stamp as this call found it (see services.catalog_cache);
+    # The tenant's catalog stamp as this call found it (see catalog.tenant_catalog);
     # None when unknown, which bypasses the cache.
     catalog_version: int | None = None
 
