@@ -21,13 +21,13 @@ from tests.support import HARBOR_CATALOG, LiveServer, start_live_server
 
 # Every module whose behaviour depends on the database also runs on PostgreSQL in the
 # default run: schema, auth, discovery and the catalog cache, the media-buy lifecycle
-# with idempotency, listing, creatives, delivery, notifications and webhooks,
-# accounts, tenant admin, conversations and the REST tool surface.
+# with idempotency, listing, creatives, delivery and feedback, notifications and
+# webhooks, the sandbox test controller, accounts, tenant admin, conversations and the
+# REST tool surface.
 # Left to SQLite (``--db=postgres`` runs them on PostgreSQL too): adapters against
 # their fake servers, the chat model plumbing, the CLI and simulation processes, the
-# benchmark harness, the Inspector and the linters, and the modules built on one
-# module-scoped server (delivery feedback, the test controller). test_performance_paths
-# picks its backends per test.
+# benchmark harness, the Inspector and the linters. Module-scoped servers are kept per
+# backend (``sim``, ``sbx``); test_performance_paths picks its backends per test.
 BOTH_BACKENDS = frozenset(
     {
         "test_migrations",
@@ -39,8 +39,11 @@ BOTH_BACKENDS = frozenset(
         "test_buy_listing",
         "test_creatives",
         "test_delivery",
+        "test_delivery_feedback",
         "test_notifications",
         "test_webhooks",
+        "test_test_controller",
+        "test_test_controller_fixtures",
         "test_accounts",
         "test_tenant_admin_api",
         "test_tenant_admin_principals",

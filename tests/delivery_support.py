@@ -23,7 +23,7 @@ from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
-from tests.databases import database_settings
+from tests.databases import Backend, database_settings
 from tests.support import DEMO_TOKEN, ServerThread, free_port
 
 # Far from the wall clock on purpose: nothing may depend on real time.
@@ -129,12 +129,12 @@ class SimServer:
 
 
 def start_sim_server(
-    data_dir: Path, restart_of: Settings | None = None
+    data_dir: Path, restart_of: Settings | None = None, backend: Backend | None = None
 ) -> tuple[ServerThread, SimServer]:
-    """A new installation (on this run's database backend), or with ``restart_of`` the
-    same data dir and database again, as after a restart."""
+    """A new installation (on ``backend``, by default this test's database), or with
+    ``restart_of`` the same data dir and database again, as after a restart."""
     database = (
-        database_settings(data_dir)
+        database_settings(data_dir, backend)
         if restart_of is None
         else {"DATABASE_URL": restart_of.resolved_database_url()}
     )
@@ -153,14 +153,29 @@ def start_sim_server(
     return thread, SimServer(base, settings, "")
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
-    """One simulated-clock server per test module. The clock is shared: every test
-    builds its buys from the clock's current time and moves it forward only."""
-    thread, server = start_sim_server(tmp_path_factory.mktemp("sim"))
+def _sim(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[SimServer]:
+    thread, server = start_sim_server(factory.mktemp(f"sim_{backend}"), backend=backend)
     init_admin_key(server)
     yield server
     thread.stop()
+
+
+@pytest.fixture(scope="module")
+def sim_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
+    yield from _sim(tmp_path_factory, "sqlite")
+
+
+@pytest.fixture(scope="module")
+def sim_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
+    yield from _sim(tmp_path_factory, "postgres")
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest, backend: Backend) -> SimServer:
+    """One simulated-clock server per test module and backend. The clock is shared:
+    every test builds its buys from the clock's current time and moves it forward only.
+    (A module that uses it imports sim, sim_sqlite and sim_postgres.)"""
+    return request.getfixturevalue(f"sim_{backend}")
 
 
 def init_admin_key(server: SimServer) -> None:

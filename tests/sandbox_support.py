@@ -18,7 +18,7 @@ from adcp_agent import demo_catalog
 from adcp_agent.config import Settings
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
-from tests.databases import database_settings
+from tests.databases import Backend, database_settings
 from tests.media_helpers import key
 from tests.support import DEMO_TOKEN, ServerThread, ToolCall, assert_valid, call, free_port
 
@@ -94,7 +94,7 @@ class SandboxServer:
         return f"{self.base_url}/mcp/"
 
 
-def _start(data_dir: Path) -> tuple[ServerThread, SandboxServer]:
+def _start(data_dir: Path, backend: Backend) -> tuple[ServerThread, SandboxServer]:
     port = free_port()
     settings = Settings(
         data_dir=data_dir,
@@ -102,18 +102,34 @@ def _start(data_dir: Path) -> tuple[ServerThread, SandboxServer]:
         demo_token=DEMO_TOKEN,
         sim_clock=True,
         sim_clock_start=SIM_NOW,
-        **database_settings(data_dir),  # type: ignore[arg-type]
+        **database_settings(data_dir, backend),  # type: ignore[arg-type]
     )
     thread = ServerThread(settings, setup=_setup)
     thread.start()
     return thread, SandboxServer(f"http://127.0.0.1:{port}", settings)
 
 
-@pytest.fixture(scope="module")
-def sbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    thread, server = _start(tmp_path_factory.mktemp("sandbox"))
+def _sbx(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[SandboxServer]:
+    thread, server = _start(factory.mktemp(f"sandbox_{backend}"), backend)
     yield server
     thread.stop()
+
+
+@pytest.fixture(scope="module")
+def sbx_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    yield from _sbx(tmp_path_factory, "sqlite")
+
+
+@pytest.fixture(scope="module")
+def sbx_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    yield from _sbx(tmp_path_factory, "postgres")
+
+
+@pytest.fixture
+def sbx(request: pytest.FixtureRequest, backend: Backend) -> SandboxServer:
+    """One sandbox server per test module and backend (a module that uses it imports
+    sbx, sbx_sqlite and sbx_postgres)."""
+    return request.getfixturevalue(f"sbx_{backend}")
 
 
 async def control(

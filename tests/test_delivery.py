@@ -24,12 +24,14 @@ from tests.delivery_support import (
     key,
     ros,
     sim,
+    sim_postgres,
+    sim_sqlite,
     start_sim_server,
 )
 from tests.support import DEMO_TOKEN, ToolCall, assert_valid, call, mcp_client
 from tests.tenant_admin_support import admin_api
 
-__all__ = ["sim"]  # the module-scoped simulated-clock server fixture
+__all__ = ["sim", "sim_postgres", "sim_sqlite"]  # the module-scoped simulated-clock server fixture
 
 
 async def _rows(server: SimServer, model: Any, *where: Any) -> list[Any]:

@@ -20,10 +20,12 @@ from tests.delivery_support import (
     key,
     ros,
     sim,
+    sim_postgres,
+    sim_sqlite,
 )
 from tests.support import DEMO_TOKEN, ToolCall, assert_valid, call, mcp_client
 
-__all__ = ["sim"]  # the module-scoped simulated-clock server fixture
+__all__ = ["sim", "sim_postgres", "sim_sqlite"]  # the module-scoped simulated-clock server fixture
 
 
 def _iso(value: datetime) -> str:

@@ -16,10 +16,12 @@ from tests.sandbox_support import (
     control,
     ng_buy,
     sbx,
+    sbx_postgres,
+    sbx_sqlite,
 )
 from tests.support import DEMO_TOKEN, assert_valid, call, mcp_client
 
-__all__ = ["sbx"]  # the module-scoped sandbox server fixture
+__all__ = ["sbx", "sbx_postgres", "sbx_sqlite"]  # the module-scoped sandbox server fixture
 
 
 async def _tool_names(url: str, token: str | None) -> set[str]:

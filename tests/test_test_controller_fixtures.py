@@ -17,10 +17,12 @@ from tests.sandbox_support import (
     control,
     ng_buy,
     sbx,
+    sbx_postgres,
+    sbx_sqlite,
 )
 from tests.support import assert_valid, call, mcp_client
 
-__all__ = ["sbx"]  # the module-scoped sandbox server fixture
+__all__ = ["sbx", "sbx_postgres", "sbx_sqlite"]  # the module-scoped sandbox server fixture
 
 ACCOUNT = "acc_sbx_fixture"
 DELIVERY_ACCOUNT = "acc_sbx_delivery"
