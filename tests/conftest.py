@@ -16,7 +16,14 @@ import pytest
 
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
-from tests.databases import BACKENDS, SELECTION, Backend, PostgresUnavailable, database_settings
+from tests.databases import (
+    BACKENDS,
+    SELECTION,
+    Backend,
+    PostgresUnavailable,
+    database_settings,
+    per_backend,
+)
 from tests.support import HARBOR_CATALOG, LiveServer, start_live_server
 
 # Every module whose behaviour depends on the database also runs on PostgreSQL in the
@@ -199,18 +206,5 @@ def _live_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[
     thread.stop()
 
 
-@pytest.fixture(scope="session")
-def live_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from _live_server(tmp_path_factory, "sqlite")
-
-
-@pytest.fixture(scope="session")
-def live_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    yield from _live_server(tmp_path_factory, "postgres")
-
-
-@pytest.fixture
-def live(request: pytest.FixtureRequest, backend: Backend) -> LiveServer:
-    """One server per backend for the session: the demo tenant plus two more
-    publishers."""
-    return request.getfixturevalue(f"live_{backend}")
+# One server per backend for the session: the demo tenant plus two more publishers.
+live, live_sqlite, live_postgres = per_backend("live", _live_server, scope="session")

@@ -18,10 +18,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import pytest
@@ -225,3 +226,25 @@ def database_settings(data_dir: Path, backend: Backend | None = None) -> dict[st
     except PostgresUnavailable as exc:
         pytest.skip(f"PostgreSQL: {exc}")
     return {"DATABASE_URL": cluster.create_database()}
+
+
+def per_backend(
+    name: str,
+    start: Callable[[pytest.TempPathFactory, Backend], Iterator[Any]],
+    scope: Literal["module", "session"] = "module",
+) -> tuple[Any, Any, Any]:
+    """Fixtures for a server kept per database backend: ``{name}_sqlite`` and
+    ``{name}_postgres`` (one server each at ``scope``, made by ``start``, which yields
+    it) and ``{name}`` (the one of the test's backend). Bind all three in the module
+    that uses them: ``x, x_sqlite, x_postgres = per_backend("x", start)``."""
+
+    def at(backend: Backend) -> Any:
+        def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+            yield from start(tmp_path_factory, backend)
+
+        return pytest.fixture(scope=scope, name=f"{name}_{backend}")(server)
+
+    def current(request: pytest.FixtureRequest, backend: Backend) -> Any:
+        return request.getfixturevalue(f"{name}_{backend}")
+
+    return pytest.fixture(name=name)(current), at("sqlite"), at("postgres")

@@ -23,7 +23,7 @@ from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
-from tests.databases import Backend, database_settings
+from tests.databases import Backend, database_settings, per_backend
 from tests.support import DEMO_TOKEN, ServerThread, free_port
 
 # Far from the wall clock on purpose: nothing may depend on real time.
@@ -160,22 +160,9 @@ def _sim(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[SimServe
     thread.stop()
 
 
-@pytest.fixture(scope="module")
-def sim_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
-    yield from _sim(tmp_path_factory, "sqlite")
-
-
-@pytest.fixture(scope="module")
-def sim_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
-    yield from _sim(tmp_path_factory, "postgres")
-
-
-@pytest.fixture
-def sim(request: pytest.FixtureRequest, backend: Backend) -> SimServer:
-    """One simulated-clock server per test module and backend. The clock is shared:
-    every test builds its buys from the clock's current time and moves it forward only.
-    (A module that uses it imports sim, sim_sqlite and sim_postgres.)"""
-    return request.getfixturevalue(f"sim_{backend}")
+# One simulated-clock server per test module and backend. The clock is shared: every
+# test builds its buys from the clock's current time and moves it forward only.
+sim, sim_sqlite, sim_postgres = per_backend("sim", _sim)
 
 
 def init_admin_key(server: SimServer) -> None:

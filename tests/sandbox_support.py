@@ -18,7 +18,7 @@ from adcp_agent import demo_catalog
 from adcp_agent.config import Settings
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
-from tests.databases import Backend, database_settings
+from tests.databases import Backend, database_settings, per_backend
 from tests.media_helpers import key
 from tests.support import DEMO_TOKEN, ServerThread, ToolCall, assert_valid, call, free_port
 
@@ -115,21 +115,8 @@ def _sbx(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[SandboxS
     thread.stop()
 
 
-@pytest.fixture(scope="module")
-def sbx_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    yield from _sbx(tmp_path_factory, "sqlite")
-
-
-@pytest.fixture(scope="module")
-def sbx_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    yield from _sbx(tmp_path_factory, "postgres")
-
-
-@pytest.fixture
-def sbx(request: pytest.FixtureRequest, backend: Backend) -> SandboxServer:
-    """One sandbox server per test module and backend (a module that uses it imports
-    sbx, sbx_sqlite and sbx_postgres)."""
-    return request.getfixturevalue(f"sbx_{backend}")
+# One sandbox server per test module and backend.
+sbx, sbx_sqlite, sbx_postgres = per_backend("sbx", _sbx)
 
 
 async def control(

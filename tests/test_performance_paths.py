@@ -25,7 +25,7 @@ from sqlalchemy import text
 from adcp_agent.db.engine import create_database
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
-from tests.databases import BACKENDS, Backend, database_settings
+from tests.databases import BACKENDS, Backend, database_settings, per_backend
 from tests.media_helpers import non_guaranteed
 from tests.support import (
     DEMO_TOKEN,
@@ -95,20 +95,8 @@ def _module_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterato
     thread.stop()
 
 
-@pytest.fixture(scope="module")
-def perf_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerfServer]:
-    yield from _module_server(tmp_path_factory, "sqlite")
-
-
-@pytest.fixture(scope="module")
-def perf_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerfServer]:
-    yield from _module_server(tmp_path_factory, "postgres")
-
-
-@pytest.fixture
-def perf(request: pytest.FixtureRequest, backend: Backend) -> PerfServer:
-    """This module's private server on the test's backend (shared by its tests)."""
-    return request.getfixturevalue(f"perf_{backend}")
+# This module's private server on the test's backend (shared by its tests).
+perf, perf_sqlite, perf_postgres = per_backend("perf", _module_server)
 
 
 @pytest.fixture
