@@ -45,7 +45,7 @@ async def test_loop_calls_get_products_then_answers_with_real_ids(chat: ChatApp)
     body = r.json()
     assert body["message"] == "The best fit is ctv_sports_premium."
     assert body["stopReason"] == "end_turn"
-    assert body["model"] == "claude-sonnet-4-5-20250929"
+    assert body["model"] == "claude-sonnet-5-5"
     assert body["usage"] == {"inputTokens": 200, "outputTokens": 40}
     [call] = body["toolCalls"]
     assert call["name"] == "get_products" and call["isError"] is False

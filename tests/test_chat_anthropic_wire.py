@@ -29,7 +29,7 @@ def _message_start(mid: str) -> tuple[str, dict[str, Any]]:
                 "id": mid,
                 "type": "message",
                 "role": "assistant",
-                "model": "claude-sonnet-4-5-20250929",
+                "model": "claude-sonnet-5-5",
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,

@@ -65,7 +65,7 @@ async def test_events_follow_the_seed_flow(chat: ChatApp) -> None:
     start, done = events[0].data, events[-1].data
     assert start == {
         "conversationId": done["conversationId"],
-        "model": "claude-sonnet-4-5-20250929",
+        "model": "claude-sonnet-5-5",
     }
     call, result = events[3].data, events[4].data
     assert call == {
@@ -275,3 +275,29 @@ async def test_one_run_at_a_time_per_conversation(chat: ChatApp) -> None:
     assert busy.value.code == "CONFLICT" and busy.value.http_status == 409
     run.release()
     (await service.start(caller, ChatInput("second", run.conversation_id))).release()
+
+
+async def test_a_retired_model_name_is_answered_by_its_successor_and_says_so(
+    chat: ChatApp,
+) -> None:
+    """Seed 002 lists claude-sonnet-4-5-20250929, which reached end-of-life on
+    2026-11-30: the name is still accepted, the successor answers, and the stream names
+    the model that actually answered."""
+    model = ScriptedModel([Turn(text="Hello."), Turn(text="Hi again.")])
+    chat.use_model(model)
+    r = await chat.client.post(
+        "/api/chat/stream",
+        json={"message": "hi", "model": "claude-sonnet-4-5-20250929"},
+        headers=bearer(),
+    )
+    events = parse_sse(r.text)
+    assert events[0].data["model"] == "claude-sonnet-5-5"
+    assert [req.model for req in model.requests] == ["claude-sonnet-5-5"]
+    # A current name is served as asked.
+    r = await chat.client.post(
+        "/api/chat",
+        json={"message": "hi", "model": "claude-haiku-4-5-20251001"},
+        headers=bearer(),
+    )
+    assert r.json()["model"] == "claude-haiku-4-5-20251001"
+    assert model.requests[-1].model == "claude-haiku-4-5-20251001"

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adcp_agent.chat.loop import ChatEvent, LoopResult, TextEvent, ToolCallEvent
-from adcp_agent.chat.model import DEFAULT_MODEL, ChatModel, ModelName
+from adcp_agent.chat.model import DEFAULT_MODEL, ChatModel, ModelName, serving_model
 from adcp_agent.chat.service import ChatInput, ChatRun, ChatService
 from adcp_agent.errors import AdcpError
 from adcp_agent.rest import chat_conversations
@@ -58,7 +58,7 @@ class ChatBody(BaseModel):
         return ChatInput(
             message=self.message,
             conversation_id=self.conversation_id,
-            model=self.model,
+            model=serving_model(self.model),
             tool_subset=self.tool_subset,
             max_iterations=self.max_iterations,
         )

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from adcp_agent.chat import conversations
 from adcp_agent.chat.conversations import ConversationInfo, StoredMessage
 from adcp_agent.chat.messages import Message
-from adcp_agent.chat.model import DEFAULT_MODEL, ModelName
+from adcp_agent.chat.model import DEFAULT_MODEL, ModelName, serving_model
 from adcp_agent.rest.http_io import (
     app_state,
     authenticated_caller,
@@ -87,7 +87,7 @@ async def create_conversation(request: Request) -> Response:
     info = await conversations.create(
         app_state(request).db,
         caller,
-        model=body.model,
+        model=serving_model(body.model),
         title=title,
         conversation_id=body.id,
         messages=messages,
