@@ -34,6 +34,7 @@ def serving_model(name: str) -> str:
     """The model that answers a request for ``name``."""
     return RETIRED_MODELS.get(name, name)
 
+
 TextSink = Callable[[str], Awaitable[None]]
 
 
