@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -86,6 +87,23 @@ class Document:
     doc_id: str
     fields: dict[str, str]  # field name -> text
 
+    # Tokenized once per document: documents live in the per-tenant catalog cache, so
+    # a query only tokenizes itself.
+    @cached_property
+    def field_terms(self) -> dict[str, Counter[str]]:
+        return {name: Counter(tokenize(text)) for name, text in self.fields.items()}
+
+    @cached_property
+    def bag(self) -> Counter[str]:
+        bag: Counter[str] = Counter()
+        for terms in self.field_terms.values():
+            bag.update(terms)
+        return bag
+
+    @cached_property
+    def length(self) -> int:
+        return sum(self.bag.values())
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -104,23 +122,21 @@ def bm25_rank(
     terms = expand_query(query)
     if not terms or not docs:
         return [Scored(d.doc_id, 0.0, {}) for d in docs]
-    tokenized = [{name: tokenize(text) for name, text in doc.fields.items()} for doc in docs]
-    bags = [Counter(t for toks in fields.values() for t in toks) for fields in tokenized]
-    avg_len = sum(sum(b_.values()) for b_ in bags) / len(bags) or 1.0
-    df = Counter(t for bag in bags for t in set(bag))
+    avg_len = sum(d.length for d in docs) / len(docs) or 1.0
+    df = Counter(t for d in docs for t in d.bag)
     n = len(docs)
     out: list[Scored] = []
-    for doc, fields in zip(docs, tokenized, strict=True):
+    for doc in docs:
         score = 0.0
         matched: dict[str, list[str]] = {}
-        doc_len = sum(len(t) for t in fields.values()) or 1
+        doc_len = doc.length or 1
         for term in terms:
             if df[term] == 0:
                 continue
             idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
             weighted_tf = 0.0
-            for name, toks in fields.items():
-                tf = toks.count(term)
+            for name, counts in doc.field_terms.items():
+                tf = counts[term]
                 if tf:
                     weighted_tf += FIELD_WEIGHTS.get(name, 1.0) * tf
                     matched.setdefault(name, []).append(term)
