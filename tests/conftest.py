@@ -58,6 +58,7 @@ BOTH_BACKENDS = frozenset(
         "test_tenant_admin_audit",
         "test_tools_api",
         "test_chat_conversations",
+        "test_reservations",
     }
 )
 

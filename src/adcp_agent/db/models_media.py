@@ -75,8 +75,6 @@ class MediaBuy(SQLModel, table=True):
 
 class Package(SQLModel, table=True):
     __tablename__ = "packages"
-    # Covers the reservation sum every booking and avails check runs over a product's
-    # packages (services.avails.reserved): read from the index alone, not the table.
     __table_args__ = (
         Index(
             "ix_packages_tenant_product",
@@ -84,6 +82,19 @@ class Package(SQLModel, table=True):
             "product_id",
             "media_buy_id",
             "impressions_goal",
+        ),
+        # Covers the reservation sum every booking and avails check runs over a
+        # product's running packages (services.avails.reserved), from the index alone.
+        Index(
+            "ix_packages_reservation",
+            "tenant_id",
+            "product_id",
+            "buy_sandbox",
+            "flight_end",
+            "flight_start",
+            "buy_state",
+            "impressions_goal",
+            "media_buy_id",
         ),
     )
 
@@ -108,6 +119,12 @@ class Package(SQLModel, table=True):
     external_line_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    # Copies of the buy's state, flight and sandbox flag, kept by database triggers
+    # (migration 0015) for the reservation index; the application never writes them.
+    buy_state: str | None = Field(default=None, max_length=20)
+    flight_start: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    flight_end: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    buy_sandbox: bool | None = None
 
 
 class Task(SQLModel, table=True):

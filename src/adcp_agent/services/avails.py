@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from adcp_agent.adapter_protocol import ForecastRequest
 from adcp_agent.db.models import Product, Tenant
-from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.models_media import Package
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog
 from adcp_agent.services import targeting as targeting_rules
@@ -54,30 +54,24 @@ async def reserved(
 ) -> int:
     """Impressions booked in the flight. Sandbox buys reserve only sandbox inventory (and
     production buys only production inventory): test bookings never shrink real avails."""
-    # Every booking and avails check runs this over all overlapping buys of the product
-    # (thousands on a busy one): read four columns, not two whole ORM rows per buy.
+    # Every booking and avails check runs this over the product's running packages
+    # (hundreds on a busy one): each package carries its buy's flight, state and sandbox
+    # flag (copied by triggers, migration 0015), so ix_packages_reservation answers it
+    # without visiting the buys. Epoch seconds, not datetimes: parsing two timestamps
+    # per overlapping package cost more than the query.
     async with state.db.session() as session:
-        stmt = (
-            select(
-                Package.impressions_goal,
-                MediaBuy.media_buy_id,
-                # Epoch seconds, not datetimes: parsing two timestamps per overlapping
-                # buy cost more than the query on a busy product.
-                extract("epoch", col(MediaBuy.start_time)),
-                extract("epoch", col(MediaBuy.end_time)),
-            )
-            .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
-            .where(
-                # Both tenant predicates: the media_buys one lets the database start
-                # from the buys still running (ix_media_buys_tenant_end).
-                MediaBuy.tenant_id == tenant_id,
-                Package.tenant_id == tenant_id,
-                Package.product_id == product_id,
-                MediaBuy.state.in_(RESERVING),  # type: ignore[attr-defined]
-                MediaBuy.start_time < end,
-                MediaBuy.end_time > start,
-                MediaBuy.sandbox == sandbox,
-            )
+        stmt = select(
+            Package.impressions_goal,
+            Package.media_buy_id,
+            extract("epoch", col(Package.flight_start)),
+            extract("epoch", col(Package.flight_end)),
+        ).where(
+            Package.tenant_id == tenant_id,
+            Package.product_id == product_id,
+            Package.buy_sandbox == sandbox,
+            col(Package.flight_end) > start,
+            col(Package.flight_start) < end,
+            col(Package.buy_state).in_(RESERVING),
         )
         rows = (await session.exec(stmt)).all()
     lo, hi = start.timestamp(), end.timestamp()
