@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -93,3 +94,22 @@ async def test_serve_prints_connection_details_and_survives_kill_9(tmp_path: Pat
         proc.communicate(timeout=10)
     assert again.data["deployments"] == activated.data["deployments"]
     assert products.data["pagination"]["total_count"] == 11
+
+
+def test_serve_stops_with_the_migration_error_when_the_schema_cannot_be_upgraded(
+    tmp_path: Path,
+) -> None:
+    """``serve`` migrates in a child process; a failure there stops the server with
+    Alembic's message instead of serving an unknown schema."""
+    (tmp_path / "adcp-agent.db").touch()
+    with sqlite3.connect(tmp_path / "adcp-agent.db") as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+    env = {**os.environ, "ADCP_AGENT_DEMO_TOKEN": TOKEN}
+    env.pop("DATABASE_URL", None)
+    argv = [sys.executable, "-m", "adcp_agent.cli", "serve", "--port", str(free_port())]
+    done = subprocess.run(
+        [*argv, "--data-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "migrations failed" in done.stderr and "9999_from_the_future" in done.stderr

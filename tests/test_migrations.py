@@ -3,6 +3,9 @@ PostgreSQL (this module runs on both backends; see tests/conftest.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -13,7 +16,7 @@ from sqlmodel import SQLModel
 from adcp_agent.adapter_protocol import AdapterRegistry
 from adcp_agent.db import load_all_models
 from adcp_agent.db.engine import create_database
-from adcp_agent.db.migrate import current_revision, upgrade_to_head
+from adcp_agent.db.migrate import current_revision, is_current, upgrade_to_head
 from adcp_agent.services.bootstrap import ensure_demo
 from tests.databases import Backend, database_settings
 
@@ -122,3 +125,55 @@ async def test_accounts_migration_backfills_default_accounts(
         ).all()
     await db.dispose()
     assert rows == [("Old Buyer (default)", True, "p1")]  # SQLite answers 1: equal
+
+
+def test_the_heads_read_without_alembic_are_alembics_heads() -> None:
+    from alembic.script import ScriptDirectory
+
+    from adcp_agent.db.migrate import alembic_config, tree_heads
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert tree_heads() == frozenset(heads) and len(heads) > 1
+
+
+def _python(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_a_current_database_is_started_without_loading_alembic(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """``serve`` migrates in a child process (``python -m adcp_agent.db.migrate``) and
+    the server, on a current database, never imports Alembic (~13 MiB it would keep)."""
+    url = _url(tmp_path, "lean", backend)
+    env = {**os.environ, "ADCP_AGENT_MIGRATE_URL": url}
+    done = _python("-m", "adcp_agent.db.migrate", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    probe = _python(
+        "-c",
+        "import asyncio, os, sys\n"
+        "from adcp_agent.db.engine import create_database\n"
+        "from adcp_agent.db.migrate import is_current, upgrade_to_head\n"
+        "async def main():\n"
+        "    db = create_database(os.environ['ADCP_AGENT_MIGRATE_URL'])\n"
+        "    print(await is_current(db))\n"
+        "    await upgrade_to_head(db)\n"
+        "    await db.dispose()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n",
+        env=env,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == ["True", "False"]
+    db = create_database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_unknown' "
+                                       "WHERE version_num = '0015_package_flight'")  # fmt: skip
+        assert not await is_current(db)
+    finally:
+        await db.dispose()
+    failed = _python("-m", "adcp_agent.db.migrate", env=env)
+    assert failed.returncode != 0 and "9999_unknown" in failed.stderr

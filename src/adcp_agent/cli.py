@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -64,13 +65,25 @@ def _banner(settings: Settings, demo: DemoInfo | None) -> str:
 
 
 async def _serve(settings: Settings) -> None:
+    from adcp_agent.db.migrate import is_current
+
+    state = AppState.from_settings(settings)
+    # Migrations run in a child process while this one imports the MCP stack: the
+    # server never holds Alembic (~13 MiB for the rest of its life). A current database
+    # (every restart) needs no child at all; a first start takes ~0.1 s longer.
+    migrating = None if await is_current(state.db) else await _spawn_migrate(settings)
+    import adcp_agent_tools  # noqa: F401  # the MCP stack (fastmcp, mcp): imported meanwhile
     import uvicorn
 
     from adcp_agent.server import create_app, prepare
 
-    state = AppState.from_settings(settings)
+    if migrating is not None:
+        output, _ = await migrating.communicate()
+        if migrating.returncode != 0:
+            raise SystemExit(f"migrations failed:\n{output.decode(errors='replace')}")
     startup = await prepare(state)
     app = create_app(state, startup=startup)
+    release_startup_memory()
     print(_banner(settings, startup.demo), flush=True)
     config = uvicorn.Config(
         app,
@@ -80,6 +93,29 @@ async def _serve(settings: Settings) -> None:
         lifespan="on",
     )
     await uvicorn.Server(config).serve()
+
+
+async def _spawn_migrate(settings: Settings) -> asyncio.subprocess.Process:
+    env = {**os.environ, "ADCP_AGENT_MIGRATE_URL": settings.resolved_database_url()}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "adcp_agent.db.migrate",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+
+
+def release_startup_memory() -> None:
+    """Give the heap that start-up used and freed (schema building, seeding) back to
+    the operating system; glibc keeps it otherwise. About 3.5 MiB of RSS, in 0.4 ms
+    (a gc.collect() first would cost 0.1 s and free nothing more)."""
+    import ctypes
+
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+    if trim is not None:
+        trim(0)
 
 
 async def _migrate(settings: Settings) -> None:

@@ -1,17 +1,26 @@
-"""Apply Alembic migrations programmatically (``serve`` does this on every start)."""
+"""Apply Alembic migrations programmatically (``serve`` does this on every start).
+
+Alembic (with Mako and Pygments, ~13 MiB) is imported only when there is something to
+apply: whether the database is current is read from ``alembic_version`` and the
+version files themselves, so a server restarting on a current database never loads it.
+"""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from adcp_agent.db.engine import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -23,6 +32,8 @@ STARTUP_LOCK = 0x6164_6370_0002
 
 
 def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url:
@@ -30,11 +41,52 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+@cache
+def tree_heads() -> frozenset[str]:
+    """The heads of the migration tree, read from the version files' ``revision`` and
+    ``down_revision`` assignments (the same values Alembic reads, without Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if not isinstance(node, ast.AnnAssign | ast.Assign) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            value = ast.literal_eval(node.value) if names & {"revision", "down_revision"} else None
+            if "revision" in names:
+                revisions.add(value)
+            elif "down_revision" in names and value:
+                parents.update([value] if isinstance(value, str) else value)
+    return frozenset(revisions - parents)
+
+
+async def applied_heads(db: Database) -> frozenset[str]:
+    """The revisions recorded in the database (none for a new one)."""
+
+    def _read(connection: Connection) -> frozenset[str]:
+        if not inspect(connection).has_table("alembic_version"):
+            return frozenset()
+        rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+        return frozenset(row[0] for row in rows)
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_read)
+
+
+async def is_current(db: Database) -> bool:
+    return await applied_heads(db) == tree_heads()
+
+
 async def upgrade_to_head(db: Database) -> None:
     """Upgrade to every head: features add their tables on their own migration branch
     (each revises ``0001``), so they can land in any order."""
+    if await is_current(db):
+        return
 
     def _upgrade(connection: Connection) -> None:
+        from alembic import command
+
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
@@ -72,3 +124,26 @@ async def current_revision(db: Database) -> str | None:
 
     async with db.engine.connect() as conn:
         return await conn.run_sync(_current)
+
+
+def _main() -> None:
+    """``python -m adcp_agent.db.migrate``: upgrade the database that
+    ``ADCP_AGENT_MIGRATE_URL`` names (in the environment, so a password never shows in
+    the process list). ``serve`` runs this in a child process."""
+    import asyncio
+    import os
+
+    from adcp_agent.db.engine import create_database
+
+    async def run() -> None:
+        db = create_database(os.environ["ADCP_AGENT_MIGRATE_URL"])
+        try:
+            await upgrade_to_head(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    _main()
