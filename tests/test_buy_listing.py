@@ -138,12 +138,47 @@ async def test_delivery_report_over_more_buys_than_one_in_list(
         whole = await delivery_reports.report(state, caller, query)
         monkeypatch.setattr(db_types, "IN_CHUNK", 3)
         chunked = await delivery_reports.report(state, caller, query)
-        assert len(whole.buys) == 40
+        assert len(whole.buys) == 40 and whole.warnings == []  # under the cap: all of them
         assert [b.buy.media_buy_id for b in chunked.buys] == [
             b.buy.media_buy_id for b in whole.buys
         ]
         assert [len(b.packages) for b in chunked.buys] == [len(b.packages) for b in whole.buys]
         assert all(b.packages for b in chunked.buys)
+    finally:
+        await state.db.dispose()
+
+
+async def test_a_report_naming_no_buys_covers_the_newest_and_says_how_many_match(
+    tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A buyer with years of history asking for delivery without ids gets the newest
+    buys (bounded work), and a warning with how many matched and how to choose."""
+    monkeypatch.setattr(delivery_reports, "UNLISTED_LIMIT", 25)
+    state = await _seeded_state(tmp_path, backend, 60)
+    try:
+        async with state.db.transaction() as session:  # ended buys: nothing to simulate
+            await session.exec(update(MediaBuy).values(state="canceled"))  # type: ignore[call-overload]
+        async with state.db.session() as session:
+            newest = (
+                await session.exec(
+                    select(MediaBuy.media_buy_id)
+                    .order_by(col(MediaBuy.created_at).desc(), col(MediaBuy.media_buy_id))
+                    .limit(25)
+                )
+            ).all()
+        caller = await identity.authenticate(state.db, DEMO_TOKEN)
+        query = delivery_reports.ReportQuery(media_buy_ids=[], statuses=["canceled"])
+        capped = await delivery_reports.report(state, caller, query)
+        assert [b.buy.media_buy_id for b in capped.buys] == list(newest)
+        [warning] = capped.warnings
+        assert warning.code == "RESULTS_TRUNCATED" and warning.field == "media_buy_ids"
+        assert warning.details == {"matching": 60, "included": 25}
+        # Naming buys is not capped (the tools allow up to 1000 ids).
+        older = delivery_reports.ReportQuery(
+            media_buy_ids=[f"mb_seed{i:08d}" for i in range(60)], statuses=[]
+        )
+        named = await delivery_reports.report(state, caller, older)
+        assert len(named.buys) == 60 and named.warnings == []
     finally:
         await state.db.dispose()
 

@@ -151,7 +151,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         media_buy_ids: Annotated[
             list[str] | None,
             Field(
-                description="Buys to report (up to 1000); default: all of yours.", max_length=1000
+                description="Buys to report (up to 1000); default: your 100 newest (a "
+                "RESULTS_TRUNCATED warning says when more match).",
+                max_length=1000,
             ),
         ] = None,
         status_filter: Annotated[

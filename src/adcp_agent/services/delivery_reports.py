@@ -124,17 +124,25 @@ _HOURS = core_select(
 )
 
 
+# A report that names no buys covers the newest this many of the caller's matching buys
+# (a buyer with years of history would otherwise ask for every hour of every buy in one
+# call); a warning says how many matched and how to choose others.
+UNLISTED_LIMIT = 100
+
+
 async def report(state: AppState, caller: Caller, query: ReportQuery) -> DeliveryReport:
     now = state.clock.now()
-    views, missing = await media_reads.list_buys(
+    views, missing, matching = await media_reads.page_buys(
         state,
         caller,
         media_buy_ids=query.media_buy_ids,
         statuses=query.statuses,
         account_ref=query.account,
         now=now,
+        limit=None if query.media_buy_ids else UNLISTED_LIMIT,
     )
-    warnings = [
+    warnings = [] if matching <= len(views) else [_truncated(matching, len(views))]
+    warnings += [
         AdcpError(
             exc.code,
             f"Delivery of {buy.media_buy_id} could not be refreshed from the ad server; "
@@ -195,6 +203,19 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     for b in buys:
         b.alerts = [a for a in b.alerts if first_day <= a.day <= last_day]
     return DeliveryReport(start, end, now, buys, missing, warnings)
+
+
+def _truncated(matching: int, included: int) -> AdcpError:
+    return AdcpError(
+        "RESULTS_TRUNCATED",
+        f"{matching:,} of your media buys match; without media_buy_ids a report covers "
+        f"the {included} newest.",
+        field="media_buy_ids",
+        recovery="correctable",
+        suggestion="Pass media_buy_ids (up to 1000; get_media_buys lists them page by page) "
+        "or a narrower status_filter.",
+        details={"matching": matching, "included": included},
+    )
 
 
 def _buy_report(
