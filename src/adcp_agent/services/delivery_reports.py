@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 
@@ -113,7 +114,9 @@ def period_of(
     return min(start, end), end
 
 
-_HOURS = core_select(
+# Built once (building and cache-keying a statement per call costs more than running
+# it); "ids" is one chunk of buy ids.
+_HOURS_OF = core_select(
     col(DeliveryHour.package_id),
     col(DeliveryHour.hour),
     col(DeliveryHour.source),
@@ -121,6 +124,9 @@ _HOURS = core_select(
     col(DeliveryHour.clicks),
     col(DeliveryHour.completions),
     col(DeliveryHour.spend),
+).where(col(DeliveryHour.media_buy_id).in_(bindparam("ids", expanding=True)))
+_ALERTS_OF = select(PacingAlert).where(
+    col(PacingAlert.media_buy_id).in_(bindparam("ids", expanding=True))
 )
 
 
@@ -160,13 +166,8 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     async with state.db.session() as session:
         for part in chunked(ids):
             # Plain rows, not ORM objects: a lifetime report reads every hour of every buy.
-            of_part = col(DeliveryHour.media_buy_id).in_(part)
-            rows += (await session.exec(_HOURS.where(of_part))).all()
-            alerts += (
-                await session.exec(
-                    select(PacingAlert).where(col(PacingAlert.media_buy_id).in_(part))
-                )
-            ).all()
+            rows += (await session.exec(_HOURS_OF, params={"ids": part})).all()
+            alerts += (await session.exec(_ALERTS_OF, params={"ids": part})).all()
     alerts.sort(key=lambda a: (a.day, a.kind))
     products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
     first_row = min((r.hour for r in rows), default=None)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import col, select
 
 from adcp_agent.db.models_media import MediaBuy, Package
@@ -15,6 +15,22 @@ from adcp_agent.db.types import chunked
 from adcp_agent.services import accounts, buy_state
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
+
+# Built once: a statement built per call costs more to build and to key for the
+# compiled-statement cache than to run (~0.3 ms of a delivery report).
+_OWNED = (
+    col(MediaBuy.tenant_id) == bindparam("tenant"),
+    col(MediaBuy.principal_id) == bindparam("principal"),
+    col(MediaBuy.state) != "provisioning",
+)
+_BUYS_BY_ID = select(MediaBuy).where(
+    *_OWNED, col(MediaBuy.media_buy_id).in_(bindparam("ids", expanding=True))
+)
+_PACKAGES_OF = (
+    select(Package)
+    .where(col(Package.media_buy_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Package.created_at), col(Package.package_id))
+)
 
 
 @dataclass
@@ -65,27 +81,25 @@ async def page_buys(
     account_id = None
     if account_ref is not None:
         account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
-    where = [
-        col(MediaBuy.tenant_id) == caller.tenant_id,
-        col(MediaBuy.principal_id) == caller.principal_id,
-        col(MediaBuy.state) != "provisioning",
-    ]
+    owner = {"tenant": caller.tenant_id, "principal": caller.principal_id}
+    filters = []  # beyond ownership
     if account_id:
-        where.append(col(MediaBuy.account_id) == account_id)
+        filters.append(col(MediaBuy.account_id) == account_id)
     elif not media_buy_ids:
-        where.append(col(MediaBuy.sandbox).is_(False))
-    if media_buy_ids:
-        where.append(col(MediaBuy.media_buy_id).in_(list(media_buy_ids)))
-    else:
-        where.append(col(MediaBuy.state) != "pending_approval")
+        filters.append(col(MediaBuy.sandbox).is_(False))
+    if not media_buy_ids:
+        filters.append(col(MediaBuy.state) != "pending_approval")
     if statuses:
-        where.append(buy_state.status_clause(statuses, now))
+        filters.append(buy_state.status_clause(statuses, now))
+    where = [*_OWNED, *filters]
     async with state.db.session() as session:
         if media_buy_ids:
             # At most 1000 ids (the tools cap them): fetch them by primary key and order
             # here; an ORDER BY would invite the planner to walk the listing index.
+            stmt = _BUYS_BY_ID.where(*filters) if filters else _BUYS_BY_ID
+            params = {**owner, "ids": list(media_buy_ids)}
             matched = sorted(
-                (await session.exec(select(MediaBuy).where(*where))).all(),
+                (await session.exec(stmt, params=params)).all(),
                 key=lambda b: (-b.created_at.timestamp(), b.media_buy_id),
             )
             found = {b.media_buy_id for b in matched}  # ids on other pages are not missing
@@ -99,22 +113,15 @@ async def page_buys(
             )
             if limit is not None:
                 stmt = stmt.offset(offset).limit(limit)
-            buys = list((await session.exec(stmt)).all())
+            buys = list((await session.exec(stmt, params=owner)).all())
             found, total = set(), len(buys)
         if not media_buy_ids and limit is not None and (offset or len(buys) == limit):
-            total = (
-                await session.exec(select(func.count()).select_from(MediaBuy).where(*where))
-            ).one()
+            count = select(func.count()).select_from(MediaBuy).where(*where)
+            total = (await session.exec(count, params=owner)).one()
         ids = [b.media_buy_id for b in buys]
         packages: dict[str, list[Package]] = {i: [] for i in ids}
         for part in chunked(ids):
-            for p in (
-                await session.exec(
-                    select(Package)
-                    .where(col(Package.media_buy_id).in_(part))
-                    .order_by(col(Package.created_at), col(Package.package_id))
-                )
-            ).all():
+            for p in (await session.exec(_PACKAGES_OF, params={"ids": part})).all():
                 packages[p.media_buy_id].append(p)
     missing = [i for i in media_buy_ids if i not in found]
     return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total
