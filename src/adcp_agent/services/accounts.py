@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,17 +50,22 @@ def new_default_account(tenant_id: str, principal: Principal) -> tuple[Account, 
     return account, link
 
 
-async def _linked(session: AsyncSession, caller: Caller) -> list[Account]:
-    stmt = (
-        select(Account)
-        .join(AccountPrincipal, AccountPrincipal.account_id == Account.account_id)
-        .where(
-            Account.tenant_id == caller.tenant_id,
-            AccountPrincipal.principal_id == caller.principal_id,
-        )
-        .order_by(Account.created_at, Account.account_id)
+# Every account-taking tool runs this: built once (building and cache-keying it per
+# call cost more than running it).
+_LINKED = (
+    select(Account)
+    .join(AccountPrincipal, AccountPrincipal.account_id == Account.account_id)
+    .where(
+        Account.tenant_id == bindparam("tenant"),
+        AccountPrincipal.principal_id == bindparam("principal"),
     )
-    return list((await session.exec(stmt)).all())
+    .order_by(Account.created_at, Account.account_id)
+)
+
+
+async def _linked(session: AsyncSession, caller: Caller) -> list[Account]:
+    params = {"tenant": caller.tenant_id, "principal": caller.principal_id}
+    return list((await session.exec(_LINKED, params=params)).all())
 
 
 async def list_accounts(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import extract
+from sqlalchemy import bindparam, extract
 from sqlmodel import col, select
 
 from adcp_agent.adapter_protocol import ForecastRequest
@@ -42,6 +42,27 @@ def rate_of(option: dict) -> tuple[float, bool]:
     return float(option["floor_price"]), False
 
 
+# Every booking and avails check runs this over the product's running packages
+# (hundreds on a busy one): each package carries its buy's flight, state and sandbox
+# flag (copied by triggers, migration 0015), so ix_packages_reservation answers it
+# without visiting the buys. Epoch seconds, not datetimes: parsing two timestamps per
+# overlapping package cost more than the query. Built once: building and cache-keying
+# the statement per call cost more than running it.
+_RESERVING = select(
+    Package.impressions_goal,
+    Package.media_buy_id,
+    extract("epoch", col(Package.flight_start)),
+    extract("epoch", col(Package.flight_end)),
+).where(
+    Package.tenant_id == bindparam("tenant"),
+    Package.product_id == bindparam("product"),
+    Package.buy_sandbox == bindparam("sandbox"),
+    col(Package.flight_end) > bindparam("start"),
+    col(Package.flight_start) < bindparam("end"),
+    col(Package.buy_state).in_(RESERVING),
+)
+
+
 async def reserved(
     state: AppState,
     tenant_id: str,
@@ -54,26 +75,9 @@ async def reserved(
 ) -> int:
     """Impressions booked in the flight. Sandbox buys reserve only sandbox inventory (and
     production buys only production inventory): test bookings never shrink real avails."""
-    # Every booking and avails check runs this over the product's running packages
-    # (hundreds on a busy one): each package carries its buy's flight, state and sandbox
-    # flag (copied by triggers, migration 0015), so ix_packages_reservation answers it
-    # without visiting the buys. Epoch seconds, not datetimes: parsing two timestamps
-    # per overlapping package cost more than the query.
+    params = {"tenant": tenant_id, "product": product_id, "sandbox": sandbox}
     async with state.db.session() as session:
-        stmt = select(
-            Package.impressions_goal,
-            Package.media_buy_id,
-            extract("epoch", col(Package.flight_start)),
-            extract("epoch", col(Package.flight_end)),
-        ).where(
-            Package.tenant_id == tenant_id,
-            Package.product_id == product_id,
-            Package.buy_sandbox == sandbox,
-            col(Package.flight_end) > start,
-            col(Package.flight_start) < end,
-            col(Package.buy_state).in_(RESERVING),
-        )
-        rows = (await session.exec(stmt)).all()
+        rows = (await session.exec(_RESERVING, params={**params, "start": start, "end": end})).all()
     lo, hi = start.timestamp(), end.timestamp()
     total = 0.0
     for goal, media_buy_id, buy_start, buy_end in rows:

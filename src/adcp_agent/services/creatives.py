@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import CreativeSpec
@@ -478,8 +478,17 @@ async def assignable(
     field_name: str,
 ) -> list[Creative]:
     """The caller's creatives with these ids, each in one of the package's formats."""
+    if not creative_ids:
+        return []
     async with state.db.session() as session:
-        library = await _library(session, caller)
+        rows = await session.exec(
+            select(Creative).where(
+                Creative.tenant_id == caller.tenant_id,
+                Creative.principal_id == caller.principal_id,
+                col(Creative.creative_id).in_(list(creative_ids)),
+            )
+        )
+        library = {c.creative_id: c for c in rows.all()}
     out = []
     for cid in creative_ids:
         creative = library.get(cid)

@@ -376,13 +376,10 @@ async def create(
             row = await session.get(Package, package.package_id)
             assert row is not None
             row.external_line_id = result.external_line_ids.get(package.package_id)
-            await creative_library.replace_assignments(
-                session,
-                caller.tenant_id,
-                row,
-                booking.creatives.get(package.package_id, []),
-                "packages",
-            )
+            if assigned := booking.creatives.get(package.package_id):  # a new package: no others
+                await creative_library.replace_assignments(
+                    session, caller.tenant_id, row, assigned, "packages"
+                )
             session.add(row)
             package.external_line_id = row.external_line_id
         if buy.guaranteed:

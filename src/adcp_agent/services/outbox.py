@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -150,16 +151,24 @@ def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None)
     )
 
 
+# Every event looks these up: built once (building and cache-keying them per call cost
+# more than running them).
+_ENDPOINTS = select(WebhookEndpoint).where(
+    WebhookEndpoint.tenant_id == bindparam("tenant"), col(WebhookEndpoint.deleted_at).is_(None)
+)
+_REGISTRATION = (
+    select(PushNotificationRegistration)
+    .where(
+        PushNotificationRegistration.media_buy_id == bindparam("media_buy"),
+        PushNotificationRegistration.tenant_id == bindparam("tenant"),
+    )
+    .order_by(col(PushNotificationRegistration.created_at).desc())
+)
+
+
 async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[EventDelivery]:
     out: list[EventDelivery] = []
-    endpoints = (
-        await session.exec(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.tenant_id == event.tenant_id,
-                col(WebhookEndpoint.deleted_at).is_(None),
-            )
-        )
-    ).all()
+    endpoints = (await session.exec(_ENDPOINTS, params={"tenant": event.tenant_id})).all()
     for endpoint in endpoints:
         if not endpoint.events or event.event_type in endpoint.events:
             out.append(_delivery(event, "webhook", endpoint.url, endpoint.webhook_id))
@@ -168,16 +177,8 @@ async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[Event
     if isinstance(slack_url, str) and slack_url:
         out.append(_delivery(event, "slack", slack_url, None))
     if event.media_buy_id and event.event_type in PUSH_EVENTS:
-        registration = (
-            await session.exec(
-                select(PushNotificationRegistration)
-                .where(
-                    PushNotificationRegistration.media_buy_id == event.media_buy_id,
-                    PushNotificationRegistration.tenant_id == event.tenant_id,
-                )
-                .order_by(col(PushNotificationRegistration.created_at).desc())
-            )
-        ).first()
+        params = {"media_buy": event.media_buy_id, "tenant": event.tenant_id}
+        registration = (await session.exec(_REGISTRATION, params=params)).first()
         if registration is not None:  # the latest, registered by the buy's own principal
             out.append(_delivery(event, "push", registration.url, registration.config_id))
     return out
