@@ -75,9 +75,9 @@ async def reserved(
 ) -> int:
     """Impressions booked in the flight. Sandbox buys reserve only sandbox inventory (and
     production buys only production inventory): test bookings never shrink real avails."""
-    params = {"tenant": tenant_id, "product": product_id, "sandbox": sandbox}
+    params = dict(tenant=tenant_id, product=product_id, sandbox=sandbox, start=start, end=end)
     async with state.db.session() as session:
-        rows = (await session.exec(_RESERVING, params={**params, "start": start, "end": end})).all()
+        rows = (await session.exec(_RESERVING, params=params)).all()
     lo, hi = start.timestamp(), end.timestamp()
     total = 0.0
     for goal, media_buy_id, buy_start, buy_end in rows:
