@@ -58,13 +58,16 @@ def _policy(tenant: Tenant) -> str:
     return "manual" if tenant.features.get("creative_approval") == "manual" else "auto"
 
 
-async def _library(session: AsyncSession, caller: Caller) -> dict[str, Creative]:
-    rows = await session.exec(
-        select(Creative).where(
-            Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
-        )
+async def _library(
+    session: AsyncSession, caller: Caller, creative_ids: Sequence[str] | None = None
+) -> dict[str, Creative]:
+    """The caller's creatives by id: all of them, or just ``creative_ids``."""
+    stmt = select(Creative).where(
+        Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
     )
-    return {c.creative_id: c for c in rows.all()}
+    if creative_ids is not None:
+        stmt = stmt.where(col(Creative.creative_id).in_(list(creative_ids)))
+    return {c.creative_id: c for c in (await session.exec(stmt)).all()}
 
 
 async def _open_packages(session: AsyncSession, caller: Caller) -> dict[str, Package]:
@@ -481,14 +484,7 @@ async def assignable(
     if not creative_ids:
         return []
     async with state.db.session() as session:
-        rows = await session.exec(
-            select(Creative).where(
-                Creative.tenant_id == caller.tenant_id,
-                Creative.principal_id == caller.principal_id,
-                col(Creative.creative_id).in_(list(creative_ids)),
-            )
-        )
-        library = {c.creative_id: c for c in rows.all()}
+        library = await _library(session, caller, creative_ids)
     out = []
     for cid in creative_ids:
         creative = library.get(cid)

@@ -376,7 +376,8 @@ async def create(
             row = await session.get(Package, package.package_id)
             assert row is not None
             row.external_line_id = result.external_line_ids.get(package.package_id)
-            if assigned := booking.creatives.get(package.package_id):  # a new package: no others
+            # A package created just now has no assignments to diff: only add named ones.
+            if assigned := booking.creatives.get(package.package_id):
                 await creative_library.replace_assignments(
                     session, caller.tenant_id, row, assigned, "packages"
                 )
