@@ -145,17 +145,18 @@ async def test_reservations_follow_every_change_to_a_buy(tmp_path: Path, backend
                     impressions_goal=500_000,
                 )
             )
+        copy = Package.__table__.c  # type: ignore[attr-defined]  # the trigger-kept copies
         async with state.db.session() as session:
             stale = (
                 await session.exec(
                     select(Package.package_id)
                     .join(MediaBuy, col(MediaBuy.media_buy_id) == col(Package.media_buy_id))
                     .where(
-                        (col(Package.buy_state) != col(MediaBuy.state))
-                        | (col(Package.flight_start) != col(MediaBuy.start_time))
-                        | (col(Package.flight_end) != col(MediaBuy.end_time))
-                        | (col(Package.buy_sandbox) != col(MediaBuy.sandbox))
-                        | col(Package.buy_state).is_(None)
+                        (copy.buy_state != col(MediaBuy.state))
+                        | (copy.flight_start != col(MediaBuy.start_time))
+                        | (copy.flight_end != col(MediaBuy.end_time))
+                        | (copy.buy_sandbox != col(MediaBuy.sandbox))
+                        | copy.buy_state.is_(None)
                     )
                 )
             ).all()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Boolean, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from adcp_agent.db.types import json_column, ts_column, utcnow
+from adcp_agent.db.types import UTCDateTime, json_column, ts_column, utcnow
 
 
 class MediaBuy(SQLModel, table=True):
@@ -73,6 +73,9 @@ class MediaBuy(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 
+FLIGHT_COPIES = ("buy_state", "flight_start", "flight_end", "buy_sandbox")
+
+
 class Package(SQLModel, table=True):
     __tablename__ = "packages"
     __table_args__ = (
@@ -83,6 +86,14 @@ class Package(SQLModel, table=True):
             "media_buy_id",
             "impressions_goal",
         ),
+        # Copies of the buy's state, flight and sandbox flag, kept by database triggers
+        # (migration 0015) for the reservation sum: columns of the table, but not of
+        # the model (excluded from the mapper below), so the application never loads
+        # or writes them; services.avails reads them through Package.__table__.
+        Column("buy_state", String(20), nullable=True),
+        Column("flight_start", UTCDateTime(), nullable=True),
+        Column("flight_end", UTCDateTime(), nullable=True),
+        Column("buy_sandbox", Boolean(), nullable=True),
         # Covers the reservation sum every booking and avails check runs over a
         # product's running packages (services.avails.reserved), from the index alone.
         Index(
@@ -97,6 +108,7 @@ class Package(SQLModel, table=True):
             "media_buy_id",
         ),
     )
+    __mapper_args__ = {"exclude_properties": list(FLIGHT_COPIES)}
 
     package_id: str = Field(primary_key=True, max_length=64)
     media_buy_id: str = Field(foreign_key="media_buys.media_buy_id", index=True, max_length=64)
@@ -119,12 +131,6 @@ class Package(SQLModel, table=True):
     external_line_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
-    # Copies of the buy's state, flight and sandbox flag, kept by database triggers
-    # (migration 0015) for the reservation index; the application never writes them.
-    buy_state: str | None = Field(default=None, max_length=20)
-    flight_start: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
-    flight_end: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
-    buy_sandbox: bool | None = None
 
 
 class Task(SQLModel, table=True):

@@ -48,8 +48,9 @@ def rate_of(option: dict) -> tuple[float, bool]:
 # without visiting the buys, and the database adds up each package's share of its goal
 # (the part of its flight inside ours) instead of handing every row to Python. Built
 # once: building and cache-keying the statement per call cost more than running it.
-_FLIGHT_START = cast(extract("epoch", col(Package.flight_start)), Float)
-_FLIGHT_END = cast(extract("epoch", col(Package.flight_end)), Float)
+_COPY = Package.__table__.c  # type: ignore[attr-defined]  # the trigger-kept flight copies
+_FLIGHT_START = cast(extract("epoch", _COPY.flight_start), Float)
+_FLIGHT_END = cast(extract("epoch", _COPY.flight_end), Float)
 _LO, _HI = bindparam("lo", type_=Float), bindparam("hi", type_=Float)
 _INSIDE = case((_FLIGHT_END < _HI, _FLIGHT_END), else_=_HI) - case(
     (_FLIGHT_START > _LO, _FLIGHT_START), else_=_LO
@@ -64,11 +65,11 @@ _RESERVED = select(
 ).where(
     Package.tenant_id == bindparam("tenant"),
     Package.product_id == bindparam("product"),
-    Package.buy_sandbox == bindparam("sandbox"),
-    col(Package.flight_end) > bindparam("start"),
-    col(Package.flight_start) < bindparam("end"),
-    col(Package.buy_state).in_(RESERVING),
-    col(Package.flight_end) > col(Package.flight_start),
+    _COPY.buy_sandbox == bindparam("sandbox"),
+    _COPY.flight_end > bindparam("start"),
+    _COPY.flight_start < bindparam("end"),
+    _COPY.buy_state.in_(RESERVING),
+    _COPY.flight_end > _COPY.flight_start,
     col(Package.impressions_goal) > 0,
     Package.media_buy_id != bindparam("exclude"),
 )
