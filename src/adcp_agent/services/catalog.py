@@ -150,9 +150,10 @@ class Catalog:
     products: tuple[Product, ...]
     formats: dict[str, CreativeFormat]
     properties: dict[str, AuthorizedProperty]
-    signals: dict[str, Signal]
+    signals: dict[str, Signal]  # by id, in id order
     documents: dict[str, Document]
     products_by_id: dict[str, Product]
+    signal_documents: dict[str, Document]
 
 
 _CACHE_KEY = "catalog"
@@ -198,6 +199,18 @@ async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
         signals={s.signal_id: s for s in signals},
         documents={p.product_id: _document(p, by_format) for p in products},
         products_by_id={p.product_id: p for p in products},
+        signal_documents={s.signal_id: signal_document(s) for s in signals},
+    )
+
+
+def signal_document(signal: Signal) -> Document:
+    return Document(
+        signal.signal_id,
+        {
+            "name": signal.name,
+            "keywords": " ".join(signal.keywords) + " " + signal.signal_type,
+            "description": signal.description,
+        },
     )
 
 

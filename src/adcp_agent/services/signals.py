@@ -14,9 +14,9 @@ from sqlmodel import select
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Signal, SignalActivation
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit
+from adcp_agent.services import audit, catalog
 from adcp_agent.services.identity import Caller
-from adcp_agent.services.ranking import Document, bm25_rank
+from adcp_agent.services.ranking import bm25_rank
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,19 @@ async def search_signals(
     signal_ids: Sequence[str] = (),
     max_cpm: float | None = None,
 ) -> list[SignalMatch]:
-    async with db.session() as session:
-        stmt = select(Signal).where(Signal.tenant_id == caller.tenant_id)
-        if signal_types:
-            stmt = stmt.where(Signal.signal_type.in_(list(signal_types)))  # type: ignore[attr-defined]
-        if signal_ids:
-            stmt = stmt.where(Signal.signal_id.in_(list(signal_ids)))  # type: ignore[attr-defined]
-        rows = list((await session.exec(stmt.order_by(Signal.signal_id))).all())
-        activations: dict[str, list[dict[str, Any]]] = {}
-        if caller.principal_id:
+    # The tenant's signals and their ranking documents come from the catalog cache
+    # (tokenized once per catalog version); the caller's activations from the database.
+    cat = await catalog.tenant_catalog(db, caller)
+    rows = [
+        s
+        for s in cat.signals.values()
+        if (not signal_types or s.signal_type in signal_types)
+        and (not signal_ids or s.signal_id in signal_ids)
+        and (max_cpm is None or s.cpm <= max_cpm)
+    ]
+    activations: dict[str, list[dict[str, Any]]] = {}
+    if caller.principal_id:
+        async with db.session() as session:
             acts = await session.exec(
                 select(SignalActivation).where(
                     SignalActivation.tenant_id == caller.tenant_id,
@@ -52,19 +56,7 @@ async def search_signals(
             )
             for act in acts.all():
                 activations.setdefault(act.signal_id, []).append(act.destination)
-    if max_cpm is not None:
-        rows = [r for r in rows if r.cpm <= max_cpm]
-    docs = [
-        Document(
-            r.signal_id,
-            {
-                "name": r.name,
-                "keywords": " ".join(r.keywords) + " " + r.signal_type,
-                "description": r.description,
-            },
-        )
-        for r in rows
-    ]
+    docs = [cat.signal_documents[r.signal_id] for r in rows]
     scores = bm25_rank(query or "", docs)
     matches = [
         SignalMatch(r, s.score, activations.get(r.signal_id, []))
