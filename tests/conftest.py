@@ -59,6 +59,7 @@ BOTH_BACKENDS = frozenset(
         "test_tools_api",
         "test_chat_conversations",
         "test_reservations",
+        "test_group_commit",
     }
 )
 

@@ -3,6 +3,7 @@ simulation, over streamable HTTP and REST on a simulated clock."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastmcp import Client
 from sqlmodel import select
 
 from adcp_agent.db.engine import create_database
-from adcp_agent.db.models_delivery import PerformanceFeedback
+from adcp_agent.db.models_delivery import DeliveryHour, PerformanceFeedback
 from tests.delivery_support import (
     SECOND_BUYER_TOKEN,
     SimServer,
@@ -238,3 +239,59 @@ async def test_tracking_events_count_once_and_replace_the_simulation(sim: SimSer
     assert (d["totals"]["impressions"], d["totals"]["clicks"]) == (1, 1)
     assert d["totals"]["spend"] == 0.0  # 0.004 rounds to zero cents on the wire
     assert d["ext"]["delivery_sources"] == ["tracking"]
+
+
+async def test_a_burst_of_tracking_events_commits_each_once_and_caps_at_the_budget(
+    sim: SimServer,
+) -> None:
+    """Events arriving together share commits (group commit, one savepoint each): every
+    unique event is counted once, every replay in the burst is refused alone, and the
+    budget cap holds across events of one batch."""
+    async with mcp_client(sim.mcp_url, DEMO_TOKEN) as c:
+        created = await _buy(c, sim, [ros(1000)])
+    mb, pkg = created["media_buy_id"], created["packages"][0]["package_id"]
+    await sim.advance(2)
+    when = _iso(await sim.now() - timedelta(minutes=30))
+    owner = {"authorization": f"Bearer {DEMO_TOKEN}"}
+    ids = [f"burst-{i}" for i in range(30)] + [f"burst-{i}" for i in range(0, 30, 6)]
+    async with httpx.AsyncClient(timeout=60) as http:
+        answers = await asyncio.gather(
+            *(
+                http.post(
+                    f"{sim.base_url}/api/v1/tracking/impression",
+                    json={
+                        "event_id": i,
+                        "media_buy_id": mb,
+                        "package_id": pkg,
+                        "timestamp": when,
+                        "cost": 60,
+                    },  # fmt: skip
+                    headers=owner,
+                )
+                for i in ids
+            )
+        )
+    by_id: dict[str, list[int]] = {}
+    billed: list[float] = []
+    for event_id, answer in zip(ids, answers, strict=True):
+        by_id.setdefault(event_id, []).append(answer.status_code)
+        if answer.status_code == 201:
+            billed.append(answer.json()["billed"])
+        else:
+            assert answer.json()["error"]["code"] == "CONFLICT", answer.text
+    assert all(sorted(codes) in ([201], [201, 409]) for codes in by_id.values()), by_id
+    assert sum(len(codes) == 2 for codes in by_id.values()) == 5
+    # 30 events of 60 against a budget of 1,000: 16 full, one partial 40, the rest 0.
+    assert sorted(billed, reverse=True)[:18] == [60.0] * 16 + [40.0, 0.0]
+    assert sum(billed) == 1000.0
+    db = create_database(sim.settings.resolved_database_url())
+    try:
+        async with db.session() as session:
+            hours = (
+                await session.exec(select(DeliveryHour).where(DeliveryHour.package_id == pkg))
+            ).all()
+    finally:
+        await db.dispose()
+    tracked = [h for h in hours if h.source == "tracking"]
+    assert sum(h.impressions for h in tracked) == 30
+    assert round(sum(h.spend for h in tracked), 6) == 1000.0

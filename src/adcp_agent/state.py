@@ -3,6 +3,7 @@ Built once at start-up and handed to the tool layer and REST routes explicitly."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ from adcp_agent.adapter_protocol import AdapterRegistry
 from adcp_agent.clock import Clock, RealClock, build_clock
 from adcp_agent.config import Settings
 from adcp_agent.db.engine import Database, create_database
+from adcp_agent.db.group_commit import GroupCommit
 from adcp_agent.services.adapters import AdapterPool, UpstreamFaults
 
 
@@ -23,6 +25,7 @@ class AppState:
     # Sandbox upstreams forced down by comply_test_controller (scoped per tenant/account).
     upstream_faults: UpstreamFaults = field(default_factory=UpstreamFaults)
     _pool: AdapterPool | None = field(default=None, init=False, repr=False)
+    _group_commit: GroupCommit | None = field(default=None, init=False, repr=False)
 
     @property
     def adapters(self) -> AdapterPool:
@@ -32,6 +35,15 @@ class AppState:
                 self.registry, self.settings.data_dir, faults=self.upstream_faults
             )
         return self._pool
+
+    @property
+    def group_commit(self) -> GroupCommit:
+        """Shared transactions for small, frequent writes (tracking events); one per
+        database and event loop."""
+        gc = self._group_commit
+        if gc is None or gc.db is not self.db or gc.loop is not asyncio.get_running_loop():
+            gc = self._group_commit = GroupCommit(self.db)
+        return gc
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:

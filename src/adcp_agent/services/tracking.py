@@ -126,21 +126,27 @@ async def record(state: AppState, caller: Caller, event: EventIn) -> Recorded:
         cost=0.0,
         event_metadata=event.metadata,
     )
-    try:
-        async with state.db.transaction() as session:
-            session.add(row)
-            await session.flush()
-            spent = (
-                await session.exec(
-                    select(func.coalesce(func.sum(DeliveryHour.spend), 0.0)).where(
-                        DeliveryHour.package_id == package.package_id
-                    )
+
+    async def store(session: AsyncSession) -> float:
+        session.add(row)
+        await session.flush()  # a duplicate event id fails here, before anything counts
+        spent = (
+            await session.exec(
+                select(func.coalesce(func.sum(DeliveryHour.spend), 0.0)).where(
+                    DeliveryHour.package_id == package.package_id
                 )
-            ).one()
-            billed = round(max(0.0, min(cost, package.budget - float(spent))), 6)
-            row.cost = billed
-            session.add(row)
-            await _count(session, buy.tenant_id, package, hour, event.kind, billed)
+            )
+        ).one()
+        billed = round(max(0.0, min(cost, package.budget - float(spent))), 6)
+        row.cost = billed
+        session.add(row)
+        await _count(session, buy.tenant_id, package, hour, event.kind, billed)
+        return billed
+
+    try:
+        # Events arriving together share one durable commit, each in its own savepoint;
+        # the answer comes only once its batch is committed.
+        billed = await state.group_commit.run(store)
     except IntegrityError:
         raise AdcpError(
             "CONFLICT",
