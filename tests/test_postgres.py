@@ -11,19 +11,27 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import select
 
+from adcp_agent.config import Settings
 from adcp_agent.db.engine import create_database
-from adcp_agent.db.models_media import IdempotencyRecord, MediaBuy
+from adcp_agent.db.models_delivery import DeliveryHour
+from adcp_agent.db.models_media import IdempotencyRecord, MediaBuy, Package
+from adcp_agent.server import prepare
+from adcp_agent.services import tracking
+from adcp_agent.state import AppState
 from tests.databases import SELECTION, PostgresUnavailable
 from tests.media_helpers import non_guaranteed
 from tests.support import call, free_port, mcp_client
 
 TOKEN = "adcp_two_process_token_0123456789abcdef"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 
 @pytest.fixture
@@ -123,3 +131,35 @@ async def test_two_processes_serve_one_tenant_and_create_a_keyed_buy_once(
         await db.dispose()
     assert [b.media_buy_id for b in buys] == [media_buy_id]
     assert [(c.key, c.status) for c in claims] == [(args["idempotency_key"], "completed")]
+
+
+async def test_racing_first_events_of_an_hour_both_count(postgres_url: str) -> None:
+    """Two transactions (two processes, in production) counting the first events of a
+    package's hour at once: the second waits for the first and adds to its row. With an
+    update-then-insert, the second found no row, then collided with the first's insert
+    and answered 409 for an event never seen."""
+    from seed_buys import seed
+
+    settings = Settings(data_dir=Path("/nonexistent"), demo_token=TOKEN, DATABASE_URL=postgres_url)
+    state = AppState.from_settings(settings)
+    await prepare(state)
+    await seed(settings.resolved_database_url(), 1)
+    hour = datetime(2030, 1, 1, 10, tzinfo=UTC)
+    try:
+        async with state.db.session() as session:
+            package = (await session.exec(select(Package))).one()
+        async with state.db.transaction() as first:
+            await tracking._count(first, "demo", package, hour, "impression", 0.004)
+
+            async def second() -> None:
+                async with state.db.transaction() as session:
+                    await tracking._count(session, "demo", package, hour, "click", 0.5)
+
+            racing = asyncio.create_task(second())
+            await asyncio.sleep(0.3)  # the second reaches the hour's row (and waits)
+        await racing  # the first committed as its block ended; the second then follows
+        async with state.db.session() as session:
+            hours = (await session.exec(select(DeliveryHour))).all()
+    finally:
+        await state.db.dispose()
+    assert [(h.impressions, h.clicks, round(h.spend, 3)) for h in hours] == [(1, 1, 0.504)]

@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, update
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.clock import floor_hour
 from adcp_agent.db.models import Product
 from adcp_agent.db.models_delivery import DeliveryHour, TrackingEvent
 from adcp_agent.db.models_media import Package
+from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import delivery, media_updates
 from adcp_agent.services.identity import Caller
@@ -166,26 +169,32 @@ async def _count(
     kind: Kind,
     billed: float,
 ) -> None:
+    """Add one event to the package's tracked hour: one upsert, so two processes
+    counting the hour's first events at once both add to one row (an update-then-insert
+    let the second insert collide and answer 409 for an event never seen)."""
     counter = _COUNTER[kind]
-    column = getattr(DeliveryHour, counter)
-    result = await session.exec(
-        update(DeliveryHour)
-        .where(
-            col(DeliveryHour.package_id) == package.package_id,
-            col(DeliveryHour.hour) == hour,
-            col(DeliveryHour.source) == delivery.TRACKING,
-        )
-        .values({counter: column + 1, "spend": DeliveryHour.spend + billed})
+    table = DeliveryHour.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgres_insert
+    now = utcnow()
+    row = {"impressions": 0, "clicks": 0, "completions": 0, counter: 1}
+    stmt = insert(table).values(
+        tenant_id=tenant_id,
+        media_buy_id=package.media_buy_id,
+        package_id=package.package_id,
+        hour=hour,
+        source=delivery.TRACKING,
+        spend=billed,
+        updated_at=now,
+        **row,
     )
-    if not result.rowcount:
-        session.add(
-            DeliveryHour(
-                tenant_id=tenant_id,
-                media_buy_id=package.media_buy_id,
-                package_id=package.package_id,
-                hour=hour,
-                source=delivery.TRACKING,
-                spend=billed,
-                **{counter: 1},
-            )
+    await session.exec(
+        stmt.on_conflict_do_update(  # type: ignore[call-overload]
+            index_elements=["package_id", "hour", "source"],
+            set_={
+                counter: table.c[counter] + 1,
+                "spend": table.c.spend + billed,
+                "updated_at": now,
+            },
         )
+    )
