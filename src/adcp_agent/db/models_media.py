@@ -15,19 +15,6 @@ class MediaBuy(SQLModel, table=True):
     __tablename__ = "media_buys"
     __table_args__ = (
         Index("ix_media_buys_tenant_principal", "tenant_id", "principal_id"),
-        # The reservation sum (services.avails.reserved) looks up each candidate buy's
-        # flight, state and sandbox flag: from this index alone, not the table.
-        Index("ix_media_buys_flight", "media_buy_id", "end_time", "start_time", "state", "sandbox"),
-        # The reservation sum starts from the tenant's buys still running (avails.reserved).
-        Index(
-            "ix_media_buys_tenant_end",
-            "tenant_id",
-            "end_time",
-            "start_time",
-            "state",
-            "sandbox",
-            "media_buy_id",
-        ),
         # get_media_buys pages (services.media_reads.page_buys): walked in order, and
         # the status/account/sandbox filters and the count answered from the index.
         Index(
@@ -73,27 +60,22 @@ class MediaBuy(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 
-FLIGHT_COPIES = ("buy_state", "flight_start", "flight_end", "buy_sandbox")
+# Copies of the buy's state, flight and sandbox flag, kept by database triggers
+# (migration 0015) for the reservation sum: columns of the packages table but not of the
+# model (excluded from its mapper), so the application never loads or writes them;
+# services.avails reads them through Package.__table__.
+_FLIGHT_COPIES = (
+    Column("buy_state", String(20), nullable=True),
+    Column("flight_start", UTCDateTime(), nullable=True),
+    Column("flight_end", UTCDateTime(), nullable=True),
+    Column("buy_sandbox", Boolean(), nullable=True),
+)
 
 
 class Package(SQLModel, table=True):
     __tablename__ = "packages"
     __table_args__ = (
-        Index(
-            "ix_packages_tenant_product",
-            "tenant_id",
-            "product_id",
-            "media_buy_id",
-            "impressions_goal",
-        ),
-        # Copies of the buy's state, flight and sandbox flag, kept by database triggers
-        # (migration 0015) for the reservation sum: columns of the table, but not of
-        # the model (excluded from the mapper below), so the application never loads
-        # or writes them; services.avails reads them through Package.__table__.
-        Column("buy_state", String(20), nullable=True),
-        Column("flight_start", UTCDateTime(), nullable=True),
-        Column("flight_end", UTCDateTime(), nullable=True),
-        Column("buy_sandbox", Boolean(), nullable=True),
+        *_FLIGHT_COPIES,
         # Covers the reservation sum every booking and avails check runs over a
         # product's running packages (services.avails.reserved), from the index alone.
         Index(
@@ -108,7 +90,7 @@ class Package(SQLModel, table=True):
             "media_buy_id",
         ),
     )
-    __mapper_args__ = {"exclude_properties": list(FLIGHT_COPIES)}
+    __mapper_args__ = {"exclude_properties": [c.name for c in _FLIGHT_COPIES]}
 
     package_id: str = Field(primary_key=True, max_length=64)
     media_buy_id: str = Field(foreign_key="media_buys.media_buy_id", index=True, max_length=64)

@@ -9,6 +9,10 @@ each one for the product: +5 ms per booking at 100k buys. With the buy's flight,
 state and sandbox flag copied onto its packages, one index on (tenant, product,
 sandbox, flight end) reaches only the product's running packages.
 
+The indexes that served the old plan (ix_media_buys_flight from 0009,
+ix_media_buys_tenant_end from 0014, ix_packages_tenant_product from 0009) serve no other
+query: they are dropped, so buy and package writes stop maintaining them.
+
 The copies are kept by the database, not the application: a trigger fills them when a
 package is inserted and another follows every change of a buy's state, flight or
 sandbox flag, whoever makes it (any process, the CLI, the test controller, SQL by hand).
@@ -41,6 +45,17 @@ INDEX_COLUMNS = [
 ]
 
 
+# Replaced by ix_packages_reservation: (name, table, columns), for the downgrade.
+SUPERSEDED = (
+    ("ix_media_buys_flight", "media_buys",
+     ["media_buy_id", "end_time", "start_time", "state", "sandbox"]),
+    ("ix_media_buys_tenant_end", "media_buys",
+     ["tenant_id", "end_time", "start_time", "state", "sandbox", "media_buy_id"]),
+    ("ix_packages_tenant_product", "packages",
+     ["tenant_id", "product_id", "media_buy_id", "impressions_goal"]),
+)  # fmt: skip
+
+
 def _from_buy(target: str) -> str:
     """SET list copying the buy's columns, from a correlated subquery per column."""
     return ", ".join(
@@ -56,6 +71,8 @@ def upgrade() -> None:
     op.add_column("packages", sa.Column("buy_sandbox", sa.Boolean(), nullable=True))
     op.execute(f"UPDATE packages SET {_from_buy('packages.media_buy_id')}")
     op.create_index(INDEX, "packages", INDEX_COLUMNS, unique=False)
+    for name, table, _ in SUPERSEDED:
+        op.drop_index(name, table_name=table)
     changed = " OR ".join(f"NEW.{theirs} IS DISTINCT FROM OLD.{theirs}" for _, theirs in COPIES)
     follow = ", ".join(f"{mine} = NEW.{theirs}" for mine, theirs in COPIES)
     if op.get_bind().dialect.name == "postgresql":
@@ -110,6 +127,8 @@ def downgrade() -> None:
     else:
         for name in ("media_buys_flight_follow", "packages_flight_fill", "packages_flight_move"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for name, table, columns in SUPERSEDED:
+        op.create_index(name, table, columns, unique=False)
     op.drop_index(INDEX, table_name="packages")
     for mine, _ in COPIES:
         op.drop_column("packages", mine)
