@@ -199,11 +199,11 @@ async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
         signals={s.signal_id: s for s in signals},
         documents={p.product_id: _document(p, by_format) for p in products},
         products_by_id={p.product_id: p for p in products},
-        signal_documents={s.signal_id: signal_document(s) for s in signals},
+        signal_documents={s.signal_id: _signal_document(s) for s in signals},
     )
 
 
-def signal_document(signal: Signal) -> Document:
+def _signal_document(signal: Signal) -> Document:
     return Document(
         signal.signal_id,
         {
