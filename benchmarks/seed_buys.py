@@ -72,6 +72,8 @@ def _rows(
         "rejection_reason": None,
         "approved_by": None,
         "approved_at": None,
+        # Announced when the flight ended (see _completed_event).
+        "completion_announced_at": (end if state in ("live", "paused") and end <= now else None),
         "created_at": start - timedelta(days=3),
         "updated_at": start - timedelta(days=3),
     }

@@ -21,6 +21,7 @@ from adcp_agent.services.bootstrap import ensure_demo
 from tests.databases import Backend, database_settings
 
 load_all_models()
+BENCHMARKS = str(Path(__file__).resolve().parent.parent / "benchmarks")
 
 
 def _url(tmp_path: Path, name: str, backend: Backend) -> str:
@@ -171,9 +172,57 @@ async def test_a_current_database_is_started_without_loading_alembic(
     try:
         async with db.engine.begin() as conn:
             await conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_unknown' "
-                                       "WHERE version_num = '0015_package_flight'")  # fmt: skip
+                                       "WHERE version_num = '0016_completion_due'")  # fmt: skip
         assert not await is_current(db)
     finally:
         await db.dispose()
     failed = _python("-m", "adcp_agent.db.migrate", env=env)
     assert failed.returncode != 0 and "9999_unknown" in failed.stderr
+
+
+async def test_buys_already_announced_as_completed_are_marked_on_upgrade(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """0016 backfills ``completion_announced_at`` from the campaign.completed events that
+    exist, so the outbox worker's flight-end scan starts with only the unannounced."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from adcp_agent.db.migrate import alembic_config
+
+    sys.path.insert(0, BENCHMARKS)
+    from seed_buys import seed
+
+    url = _url(tmp_path, "announced", backend)
+    db = create_database(url)
+    try:
+        await upgrade_to_head(db)
+        await ensure_demo(db, AdapterRegistry(), None)
+        await seed(url, 300)
+
+        def _down(connection):  # type: ignore[no-untyped-def]
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.downgrade(cfg, "0015_package_flight")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_down)
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("media_buys"))
+        assert "completion_announced_at" not in {c["name"] for c in columns}
+        await upgrade_to_head(db)
+        async with db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT b.completion_announced_at, e.created_at, b.state FROM media_buys b "
+                        "LEFT JOIN outbox_events e ON e.media_buy_id = b.media_buy_id "
+                        "AND e.event_type = 'campaign.completed'"
+                    )
+                )
+            ).all()
+    finally:
+        await db.dispose()
+    announced = [r for r in rows if r[1] is not None]
+    assert len(rows) == 300 and 150 < len(announced) < 300
+    assert all(str(marked)[:19] == str(event)[:19] for marked, event, _ in announced)
+    assert all(marked is None for marked, event, _ in rows if event is None)

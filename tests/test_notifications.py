@@ -207,6 +207,46 @@ async def test_campaign_completed_is_emitted_once_per_buy(tmp_path: Path) -> Non
     assert event.dedupe_key == f"campaign.completed:{media_buy_id}"
 
 
+async def test_a_completion_announced_elsewhere_is_recorded_not_repeated(
+    tmp_path: Path,
+) -> None:
+    """A campaign.completed event written without the buy's marker (by a server from
+    before migration 0016, during a rolling upgrade) is not emitted twice, and the buy
+    is marked so the flight-end scan stops returning it; later buys are announced."""
+    async with publisher(tmp_path) as pub:
+        db = pub.api.state.db
+        old_id = (await pub.mcp("create_media_buy", non_guaranteed()))["media_buy_id"]
+        new_id = (await pub.mcp("create_media_buy", non_guaranteed()))["media_buy_id"]
+        async with db.transaction() as session:
+            buy = await session.get(MediaBuy, old_id)
+            assert buy is not None
+            await outbox.emit(
+                session,
+                tenant_id=buy.tenant_id,
+                event_type="campaign.completed",
+                payload={"media_buy_id": old_id},
+                principal_id=buy.principal_id,
+                media_buy_id=old_id,
+                dedupe_key=f"campaign.completed:{old_id}",
+            )
+        after_end = Clock(buy.end_time)
+        after_end.advance(1)
+        worker = pub.worker(after_end)
+        try:
+            counts = [await worker.check_campaigns(), await worker.check_campaigns()]
+        finally:
+            await worker.stop()
+        completed = await pub.events(event_type="campaign.completed")
+        async with db.session() as session:
+            marked = {
+                b.media_buy_id: b.completion_announced_at
+                for b in (await session.exec(select(MediaBuy))).all()
+            }
+    assert counts == [1, 0]
+    assert sorted(e.media_buy_id for e in completed) == sorted([old_id, new_id])
+    assert marked[old_id] is not None and marked[new_id] is not None
+
+
 async def test_the_lifespan_worker_delivers_on_its_own(tmp_path: Path) -> None:
     async with (
         Receiver() as receiver,

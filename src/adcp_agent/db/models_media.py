@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from adcp_agent.db.types import UTCDateTime, json_column, ts_column, utcnow
+
+# Running buys whose campaign.completed event is not out yet: the rows of the partial
+# index the outbox worker's flight-end scan reads (few, however long the history).
+COMPLETION_DUE = "completion_announced_at IS NULL AND state IN ('live', 'paused')"
 
 
 class MediaBuy(SQLModel, table=True):
@@ -28,6 +32,14 @@ class MediaBuy(SQLModel, table=True):
             "end_time",
             "sandbox",
             "account_id",
+        ),
+        # The outbox worker's flight-end scan (services.outbox_worker.check_campaigns):
+        # only running buys not yet announced as completed, in flight-end order.
+        Index(
+            "ix_media_buys_completion_due",
+            "end_time",
+            sqlite_where=text(COMPLETION_DUE),
+            postgresql_where=text(COMPLETION_DUE),
         ),
     )
 
@@ -56,6 +68,10 @@ class MediaBuy(SQLModel, table=True):
     rejection_reason: str | None = None
     approved_by: str | None = Field(default=None, max_length=100)
     approved_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    # When campaign.completed was emitted for this buy (once per buy, ever).
+    completion_announced_at: datetime | None = Field(
+        default=None, sa_column=ts_column(nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

@@ -19,12 +19,13 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, update
 
-from adcp_agent.db.models_events import EventDelivery, OutboxEvent
-from adcp_agent.db.models_media import MediaBuy
-from adcp_agent.db.types import utcnow
+from adcp_agent.db.models_events import EventDelivery
+from adcp_agent.db.models_media import COMPLETION_DUE, MediaBuy
+from adcp_agent.db.types import UTCDateTime, utcnow
 from adcp_agent.services import deliveries, outbox, ssrf
 from adcp_agent.services.identity import new_id
 from adcp_agent.state import AppState
@@ -35,6 +36,22 @@ Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 BATCH = 20
 RUNNING_STATES = ("live", "paused")
+# Running buys whose flight has ended and whose completion is not announced yet, read
+# from the partial index ix_media_buys_completion_due: its condition is spelled the
+# same, so the database can tell the index covers the query. SQLite keeps no statistics
+# here and would rather walk ix_media_buys_state (every running buy of the history), so
+# it is told which index to use (INDEXED BY fails loudly if the index cannot serve).
+_COMPLETION_DUE = """
+    SELECT media_buy_id FROM media_buys{hint}
+    WHERE {due} AND end_time <= :now ORDER BY end_time LIMIT 100
+"""
+
+
+def _completion_due(sqlite: bool) -> TextClause:
+    hint = " INDEXED BY ix_media_buys_completion_due" if sqlite else ""
+    return text(_COMPLETION_DUE.format(hint=hint, due=COMPLETION_DUE)).bindparams(
+        bindparam("now", type_=UTCDateTime())
+    )
 
 
 def backoff(attempt: int, base: float, cap: float, rand: float) -> timedelta:
@@ -81,6 +98,7 @@ class OutboxWorker:
         self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
         self._task: asyncio.Task[None] | None = None
         self._next_campaign_check: datetime | None = None
+        self._completion_due = _completion_due(state.db.is_sqlite)
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many deliveries were attempted."""
@@ -198,28 +216,20 @@ class OutboxWorker:
         delivery retries keep the worker's own clock."""
         now = self.business_now()
         db = self.state.db
-        ended = (
-            select(MediaBuy.media_buy_id)
-            .where(
-                col(MediaBuy.state).in_(RUNNING_STATES),
-                col(MediaBuy.end_time) <= now,
-                ~select(OutboxEvent.event_id)
-                .where(
-                    OutboxEvent.media_buy_id == MediaBuy.media_buy_id,
-                    OutboxEvent.event_type == "campaign.completed",
-                )
-                .exists(),
-            )
-            .limit(100)
-        )
         async with db.session() as session:
-            ids = list((await session.exec(ended)).all())
+            rows = await session.exec(self._completion_due, params={"now": now})  # type: ignore[call-overload]
+            ids = [media_buy_id for (media_buy_id,) in rows]
         emitted = 0
         for media_buy_id in ids:
             try:
                 async with db.transaction() as session:
                     buy = await session.get(MediaBuy, media_buy_id)
-                    if buy is None or buy.state not in RUNNING_STATES or buy.end_time > now:
+                    if (
+                        buy is None
+                        or buy.state not in RUNNING_STATES
+                        or buy.end_time > now
+                        or buy.completion_announced_at is not None
+                    ):
                         continue
                     await outbox.emit(
                         session,
@@ -230,9 +240,21 @@ class OutboxWorker:
                         media_buy_id=buy.media_buy_id,
                         dedupe_key=f"campaign.completed:{buy.media_buy_id}",
                     )
+                    buy.completion_announced_at = utcnow()
+                    session.add(buy)
                 emitted += 1
             except IntegrityError:
-                continue  # another worker emitted it first
+                # The event exists (another worker, or a server from before migration
+                # 0016, emitted it): record that, so the scan stops returning this buy.
+                async with db.transaction() as session:
+                    await session.exec(
+                        update(MediaBuy)
+                        .where(
+                            col(MediaBuy.media_buy_id) == media_buy_id,
+                            col(MediaBuy.completion_announced_at).is_(None),
+                        )
+                        .values(completion_announced_at=utcnow())
+                    )
         return emitted
 
     async def tick(self) -> int:
