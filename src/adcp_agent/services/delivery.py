@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,6 +46,12 @@ SIMULATOR, TRACKING, ADAPTER = "simulator", "tracking", "adapter"
 # adds to SANDBOX, simulate_budget_spend sets SANDBOX_BUDGET to reach a spend level.
 SANDBOX, SANDBOX_BUDGET = "sandbox", "sandbox_budget"
 ADAPTER_REFRESH = timedelta(minutes=15)
+
+
+_MARKS = DeliveryWatermark.__table__  # type: ignore[attr-defined]
+_WATERMARKS_OF = core_select(_MARKS).where(
+    _MARKS.c.media_buy_id.in_(bindparam("ids", expanding=True))
+)
 
 
 class _Raced(Exception):
@@ -76,15 +83,12 @@ async def catch_up_many(
     # Buys that could be behind whatever their watermark says (not before their start).
     ids = [b.media_buy_id for b in buys if _behind(b, None, now)]
     candidates = set(ids)
-    marks: dict[str, DeliveryWatermark] = {}
-    async with state.db.session() as session:
-        for part in chunked(ids):  # no query at all when none could be behind
-            for mark in (
-                await session.exec(
-                    select(DeliveryWatermark).where(col(DeliveryWatermark.media_buy_id).in_(part))
-                )
-            ).all():
-                marks[mark.media_buy_id] = mark
+    marks: dict[str, DeliveryWatermark] = {}  # read-only rows
+    if ids:  # no query at all when none could be behind
+        async with state.db.engine.connect() as conn:
+            for part in chunked(ids):
+                for mark in await conn.execute(_WATERMARKS_OF, {"ids": part}):
+                    marks[mark.media_buy_id] = mark  # type: ignore[assignment]
     failed: list[tuple[MediaBuy, AdcpError]] = []
     for buy in buys:
         if buy.media_buy_id not in candidates:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
-from sqlmodel import col, select
+from sqlmodel import col
 
 from adcp_agent.clock import floor_hour
 from adcp_agent.db.models import Product
@@ -125,8 +125,9 @@ _HOURS_OF = core_select(
     col(DeliveryHour.completions),
     col(DeliveryHour.spend),
 ).where(col(DeliveryHour.media_buy_id).in_(bindparam("ids", expanding=True)))
-_ALERTS_OF = select(PacingAlert).where(
-    col(PacingAlert.media_buy_id).in_(bindparam("ids", expanding=True))
+_ALERTS = PacingAlert.__table__  # type: ignore[attr-defined]
+_ALERTS_OF = core_select(_ALERTS).where(
+    _ALERTS.c.media_buy_id.in_(bindparam("ids", expanding=True))
 )
 
 
@@ -163,11 +164,12 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     ids = [v.buy.media_buy_id for v in views]
     rows: list[Any] = []
     alerts: list[PacingAlert] = []
-    async with state.db.session() as session:
+    async with state.db.engine.connect() as conn:
         for part in chunked(ids):
-            # Plain rows, not ORM objects: a lifetime report reads every hour of every buy.
-            rows += (await session.exec(_HOURS_OF, params={"ids": part})).all()
-            alerts += (await session.exec(_ALERTS_OF, params={"ids": part})).all()
+            # Plain rows, not ORM objects (see media_reads): a lifetime report reads
+            # every hour of every buy.
+            rows += (await conn.execute(_HOURS_OF, {"ids": part})).all()
+            alerts += (await conn.execute(_ALERTS_OF, {"ids": part})).all()
     alerts.sort(key=lambda a: (a.day, a.kind))
     products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
     first_row = min((r.hour for r in rows), default=None)

@@ -1,4 +1,10 @@
-"""Reading media buys back, scoped to the caller (and optionally one account)."""
+"""Reading media buys back, scoped to the caller (and optionally one account).
+
+Read as plain rows over one connection, not ORM objects in a session: a row has the
+model's column attributes (typed by the column types, JSON decoded, timestamps in UTC)
+and no identity map, unit of work or lazy loading, which a read-only view never needs
+and which cost more than the statements (~0.3 ms of a two-statement read). The rows
+are read-only: code that changes a buy loads it in a session of its own."""
 
 from __future__ import annotations
 
@@ -7,8 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func
-from sqlmodel import col, select
+from sqlalchemy import bindparam, func, select
 
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import chunked
@@ -16,27 +21,28 @@ from adcp_agent.services import accounts, buy_state
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
+_BUYS, _PACKAGES = MediaBuy.__table__, Package.__table__  # type: ignore[attr-defined]
 # Built once: a statement built per call costs more to build and to key for the
 # compiled-statement cache than to run (~0.3 ms of a delivery report).
 _OWNED = (
-    col(MediaBuy.tenant_id) == bindparam("tenant"),
-    col(MediaBuy.principal_id) == bindparam("principal"),
-    col(MediaBuy.state) != "provisioning",
+    _BUYS.c.tenant_id == bindparam("tenant"),
+    _BUYS.c.principal_id == bindparam("principal"),
+    _BUYS.c.state != "provisioning",
 )
-_BUYS_BY_ID = select(MediaBuy).where(
-    *_OWNED, col(MediaBuy.media_buy_id).in_(bindparam("ids", expanding=True))
+_BUYS_BY_ID = select(_BUYS).where(
+    *_OWNED, _BUYS.c.media_buy_id.in_(bindparam("ids", expanding=True))
 )
 _PACKAGES_OF = (
-    select(Package)
-    .where(col(Package.media_buy_id).in_(bindparam("ids", expanding=True)))
-    .order_by(col(Package.created_at), col(Package.package_id))
+    select(_PACKAGES)
+    .where(_PACKAGES.c.media_buy_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_PACKAGES.c.created_at, _PACKAGES.c.package_id)
 )
 
 
 @dataclass
 class BuyView:
-    buy: MediaBuy
-    packages: list[Package]
+    buy: MediaBuy  # a read-only row with MediaBuy's columns
+    packages: list[Package]  # rows with Package's columns
 
 
 async def list_buys(
@@ -84,22 +90,22 @@ async def page_buys(
     owner = {"tenant": caller.tenant_id, "principal": caller.principal_id}
     filters = []  # beyond ownership
     if account_id:
-        filters.append(col(MediaBuy.account_id) == account_id)
+        filters.append(_BUYS.c.account_id == account_id)
     elif not media_buy_ids:
-        filters.append(col(MediaBuy.sandbox).is_(False))
+        filters.append(_BUYS.c.sandbox.is_(False))
     if not media_buy_ids:
-        filters.append(col(MediaBuy.state) != "pending_approval")
+        filters.append(_BUYS.c.state != "pending_approval")
     if statuses:
         filters.append(buy_state.status_clause(statuses, now))
     where = [*_OWNED, *filters]
-    async with state.db.session() as session:
+    async with state.db.engine.connect() as conn:
         if media_buy_ids:
             # At most 1000 ids (the tools cap them): fetch them by primary key and order
             # here; an ORDER BY would invite the planner to walk the listing index.
             stmt = _BUYS_BY_ID.where(*filters) if filters else _BUYS_BY_ID
             params = {**owner, "ids": list(media_buy_ids)}
             matched = sorted(
-                (await session.exec(stmt, params=params)).all(),
+                (await conn.execute(stmt, params)).all(),
                 key=lambda b: (-b.created_at.timestamp(), b.media_buy_id),
             )
             found = {b.media_buy_id for b in matched}  # ids on other pages are not missing
@@ -107,21 +113,21 @@ async def page_buys(
             buys = matched[offset : offset + limit] if limit is not None else matched
         else:
             stmt = (
-                select(MediaBuy)
+                select(_BUYS)
                 .where(*where)
-                .order_by(col(MediaBuy.created_at).desc(), col(MediaBuy.media_buy_id))
+                .order_by(_BUYS.c.created_at.desc(), _BUYS.c.media_buy_id)
             )
             if limit is not None:
                 stmt = stmt.offset(offset).limit(limit)
-            buys = list((await session.exec(stmt, params=owner)).all())
+            buys = list((await conn.execute(stmt, owner)).all())
             found, total = set(), len(buys)
         if not media_buy_ids and limit is not None and (offset or len(buys) == limit):
             count = select(func.count()).select_from(MediaBuy).where(*where)
-            total = (await session.exec(count, params=owner)).one()
+            total = (await conn.execute(count, owner)).scalar_one()
         ids = [b.media_buy_id for b in buys]
         packages: dict[str, list[Package]] = {i: [] for i in ids}
         for part in chunked(ids):
-            for p in (await session.exec(_PACKAGES_OF, params={"ids": part})).all():
+            for p in (await conn.execute(_PACKAGES_OF, {"ids": part})).all():
                 packages[p.media_buy_id].append(p)
     missing = [i for i in media_buy_ids if i not in found]
-    return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total
+    return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total  # type: ignore[arg-type]
