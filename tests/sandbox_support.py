@@ -15,6 +15,7 @@ import pytest
 from adcp_agent_adapters.mock import MockAdapter
 
 from adcp_agent import demo_catalog
+from adcp_agent.adapter_protocol import OrderResult, OrderSpec
 from adcp_agent.config import Settings
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
@@ -27,6 +28,7 @@ SBX_TOKEN = "adcp_test_sandbox_buyer_token_0123456789"
 SBX_OTHER_TOKEN = "adcp_test_sandbox_other_token_012345678"
 PROD_SBX_TOKEN = "adcp_test_demo_buyer_with_sandbox_01234"
 REC_TOKEN = "adcp_test_recording_pub_buyer_012345678"
+REC_MAPPINGS = {"gam_advertiser_id": "5551", "kevel_advertiser_id": 9}
 SANDBOX = {"sandbox": True}
 CONTROLLER = "comply_test_controller"
 
@@ -36,6 +38,11 @@ class RecordingAdapter(MockAdapter):
 
     name: ClassVar[str] = "recording"
     calls: ClassVar[list[str]] = []
+    orders: ClassVar[list[OrderSpec]] = []  # what create_order was asked to book
+
+    async def create_order(self, spec: OrderSpec) -> OrderResult:
+        RecordingAdapter.orders.append(spec)
+        return await super().create_order(spec)
 
     def __getattribute__(self, attr: str) -> Any:
         value = super().__getattribute__(attr)
@@ -80,7 +87,12 @@ async def _setup(state: AppState) -> None:
     )
     await catalog_admin.load_catalog(state.db, "rec", **catalog)
     await tenants.create_principal(
-        state.db, tenant_id="rec", name="Rec buyer", token=REC_TOKEN, principal_id="rec_buyer"
+        state.db,
+        tenant_id="rec",
+        name="Rec buyer",
+        token=REC_TOKEN,
+        principal_id="rec_buyer",
+        platform_mappings=REC_MAPPINGS,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from tests.creative_helpers import display
 from tests.media_helpers import key
 from tests.sandbox_support import (
+    REC_MAPPINGS,
     REC_TOKEN,
     SBX_OTHER_TOKEN,
     SBX_TOKEN,
@@ -255,3 +256,20 @@ async def test_sandbox_traffic_never_reaches_the_real_ad_server(sbx: SandboxServ
     )
     assert media_buy_id not in {b["media_buy_id"] for b in unnamed.data["media_buys"]}
     assert [b["media_buy_id"] for b in named.data["media_buys"]] == [media_buy_id]
+
+
+async def test_a_booking_hands_the_buyers_advertiser_mapping_to_the_ad_server(
+    sbx: SandboxServer,
+) -> None:
+    """The order an ad server is asked to book names the buyer's advertiser there (the
+    principal's platform mappings) and one line per package."""
+    RecordingAdapter.orders.clear()
+    async with mcp_client(sbx.mcp_url, REC_TOKEN) as client:
+        buy = await call(client, "create_media_buy", ng_buy(budget=2000))
+    assert not buy.is_error, buy.data
+    [order] = RecordingAdapter.orders
+    assert order.media_buy_id == buy.data["media_buy_id"]
+    assert order.advertiser_mapping == REC_MAPPINGS
+    assert [line.package_id for line in order.lines] == [
+        p["package_id"] for p in buy.data["packages"]
+    ]

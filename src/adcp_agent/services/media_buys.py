@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import delete
+from sqlalchemy import bindparam
+from sqlmodel import delete, select
 
 from adcp_agent.adapter_protocol import LineSpec, OrderSpec
 from adcp_agent.db.models import Principal, Product, Tenant
@@ -29,6 +30,11 @@ from adcp_agent.services.identity import Caller, new_id
 from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
+
+# The buyer's ad-server advertiser mappings, for the order (one column, not the row).
+_PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
+    Principal.principal_id == bindparam("principal")
+)
 START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
 
 
@@ -333,7 +339,9 @@ async def create(
         session.add(buy)
         await session.flush()
         session.add_all(packages)
-        principal = await session.get(Principal, caller.principal_id)
+        mappings = (
+            await session.exec(_PLATFORM_MAPPINGS, params={"principal": caller.principal_id})
+        ).first()
     products = booking.products
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
@@ -342,7 +350,7 @@ async def create(
         media_buy_id=buy.media_buy_id,
         name=f"{account.name} {buy.media_buy_id}",
         advertiser_name=account.advertiser or account.name,
-        advertiser_mapping=dict(principal.platform_mappings if principal else {}),
+        advertiser_mapping=dict(mappings or {}),
         start=buy.start_time,
         end=buy.end_time,
         total_budget=buy.total_budget,
@@ -366,23 +374,21 @@ async def create(
             details={"ad_server": buy.ad_server},
         ) from exc
     async with state.db.transaction() as session:
-        stored = await session.get(MediaBuy, buy.media_buy_id)
-        assert stored is not None
+        # The provisional rows as committed above: nothing else can have changed them
+        # (a provisioning buy is invisible to every reader and writer but this one).
+        stored = buy
+        session.add(stored)
         stored.external_order_id = result.external_order_id
         stored.state = "pending_approval" if buy.guaranteed else "live"
         stored.updated_at = utcnow()
-        session.add(stored)
         for package in packages:
-            row = await session.get(Package, package.package_id)
-            assert row is not None
-            row.external_line_id = result.external_line_ids.get(package.package_id)
+            session.add(package)
+            package.external_line_id = result.external_line_ids.get(package.package_id)
             # A package created just now has no assignments to diff: only add named ones.
             if assigned := booking.creatives.get(package.package_id):
                 await creative_library.replace_assignments(
-                    session, caller.tenant_id, row, assigned, "packages"
+                    session, caller.tenant_id, package, assigned, "packages"
                 )
-            session.add(row)
-            package.external_line_id = row.external_line_id
         if buy.guaranteed:
             booking.task = Task(
                 task_id=new_id("task"),

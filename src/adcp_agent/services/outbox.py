@@ -165,6 +165,8 @@ _REGISTRATION = (
     .order_by(col(PushNotificationRegistration.created_at).desc())
 )
 
+_FEATURES = select(Tenant.features).where(Tenant.tenant_id == bindparam("tenant"))
+
 
 async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[EventDelivery]:
     out: list[EventDelivery] = []
@@ -172,8 +174,8 @@ async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[Event
     for endpoint in endpoints:
         if not endpoint.events or event.event_type in endpoint.events:
             out.append(_delivery(event, "webhook", endpoint.url, endpoint.webhook_id))
-    tenant = await session.get(Tenant, event.tenant_id)
-    slack_url = tenant.features.get(SLACK_FEATURE) if tenant is not None else None
+    features = (await session.exec(_FEATURES, params={"tenant": event.tenant_id})).first()
+    slack_url = (features or {}).get(SLACK_FEATURE)
     if isinstance(slack_url, str) and slack_url:
         out.append(_delivery(event, "slack", slack_url, None))
     if event.media_buy_id and event.event_type in PUSH_EVENTS:
