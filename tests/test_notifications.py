@@ -5,6 +5,7 @@ email over a local SMTP server)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -191,7 +192,8 @@ async def test_campaign_completed_is_emitted_once_per_buy(tmp_path: Path) -> Non
         async with pub.api.state.db.session() as session:
             buy = await session.get(MediaBuy, media_buy_id)
         assert buy is not None
-        before_end, after_end = Clock(buy.end_time.replace(second=0)), Clock(buy.end_time)
+        # (A minute before the end: the flight may end on a whole minute.)
+        before_end, after_end = Clock(buy.end_time - timedelta(minutes=1)), Clock(buy.end_time)
         after_end.advance(1)
         first, second = pub.worker(after_end), pub.worker(after_end)
         try:
