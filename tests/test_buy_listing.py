@@ -14,6 +14,7 @@ from sqlmodel import col, select, update
 
 from adcp_agent.config import Settings
 from adcp_agent.db import types as db_types
+from adcp_agent.db.models_delivery import DeliveryHour
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.server import prepare
 from adcp_agent.services import buy_state, delivery_reports, identity, media_reads
@@ -144,6 +145,41 @@ async def test_delivery_report_over_more_buys_than_one_in_list(
         ]
         assert [len(b.packages) for b in chunked.buys] == [len(b.packages) for b in whole.buys]
         assert all(b.packages for b in chunked.buys)
+    finally:
+        await state.db.dispose()
+
+
+async def test_reports_naming_one_to_six_buys_cover_exactly_those(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """Lists of up to four ids run statements prebuilt for their length, longer ones an
+    expanding IN (db/id_lists.py): every length reports exactly the named buys, each
+    with its own package and delivery, and lists unknown ids as missing."""
+    state = await _seeded_state(tmp_path, backend, 8)
+    try:
+        hour = state.clock.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+        async with state.db.transaction() as session:  # ended buys: nothing to simulate
+            await session.exec(update(MediaBuy).values(state="canceled"))  # type: ignore[call-overload]
+            for i in range(8):
+                session.add(
+                    DeliveryHour(
+                        tenant_id="demo", media_buy_id=f"mb_seed{i:08d}",
+                        package_id=f"pkg_seed{i:08d}", hour=hour, source="tracking",
+                        impressions=1000 + i, spend=float(i),
+                    )
+                )  # fmt: skip
+        caller = await identity.authenticate(state.db, DEMO_TOKEN)
+        for n in range(1, 7):
+            wanted = [f"mb_seed{i:08d}" for i in range(7, 7 - n, -1)][: n - 1] + ["mb_nope"]
+            query = delivery_reports.ReportQuery(media_buy_ids=wanted, statuses=[])
+            got = await delivery_reports.report(state, caller, query)
+            assert sorted(b.buy.media_buy_id for b in got.buys) == sorted(wanted[:-1]), n
+            assert got.missing == ["mb_nope"]
+            for b in got.buys:
+                i = int(b.buy.media_buy_id[-8:])
+                [package] = b.packages
+                assert package.package.package_id == f"pkg_seed{i:08d}"
+                assert package.lifetime.impressions == 1000 + i
     finally:
         await state.db.dispose()
 

@@ -20,13 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import func, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.clock import floor_hour
+from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models import Product, Signal, Tenant
 from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, PerformanceFeedback
 from adcp_agent.db.models_media import MediaBuy, Package
@@ -49,9 +50,7 @@ ADAPTER_REFRESH = timedelta(minutes=15)
 
 
 _MARKS = DeliveryWatermark.__table__  # type: ignore[attr-defined]
-_WATERMARKS_OF = core_select(_MARKS).where(
-    _MARKS.c.media_buy_id.in_(bindparam("ids", expanding=True))
-)
+_WATERMARKS_OF = ByIds(lambda in_ids: core_select(_MARKS).where(in_ids(_MARKS.c.media_buy_id)))
 
 
 class _Raced(Exception):
@@ -87,7 +86,7 @@ async def catch_up_many(
     if ids:  # no query at all when none could be behind
         async with state.db.engine.connect() as conn:
             for part in chunked(ids):
-                for mark in await conn.execute(_WATERMARKS_OF, {"ids": part}):
+                for mark in await conn.execute(*_WATERMARKS_OF.bind(part)):
                     marks[mark.media_buy_id] = mark  # type: ignore[assignment]
     failed: list[tuple[MediaBuy, AdcpError]] = []
     for buy in buys:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import col
 
 from adcp_agent.clock import floor_hour
+from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models import Product
 from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
 from adcp_agent.db.models_media import MediaBuy, Package
@@ -116,19 +116,19 @@ def period_of(
 
 # Built once (building and cache-keying a statement per call costs more than running
 # it); "ids" is one chunk of buy ids.
-_HOURS_OF = core_select(
-    col(DeliveryHour.package_id),
-    col(DeliveryHour.hour),
-    col(DeliveryHour.source),
-    col(DeliveryHour.impressions),
-    col(DeliveryHour.clicks),
-    col(DeliveryHour.completions),
-    col(DeliveryHour.spend),
-).where(col(DeliveryHour.media_buy_id).in_(bindparam("ids", expanding=True)))
-_ALERTS = PacingAlert.__table__  # type: ignore[attr-defined]
-_ALERTS_OF = core_select(_ALERTS).where(
-    _ALERTS.c.media_buy_id.in_(bindparam("ids", expanding=True))
+_HOURS_OF = ByIds(
+    lambda in_ids: core_select(
+        col(DeliveryHour.package_id),
+        col(DeliveryHour.hour),
+        col(DeliveryHour.source),
+        col(DeliveryHour.impressions),
+        col(DeliveryHour.clicks),
+        col(DeliveryHour.completions),
+        col(DeliveryHour.spend),
+    ).where(in_ids(col(DeliveryHour.media_buy_id)))
 )
+_ALERTS = PacingAlert.__table__  # type: ignore[attr-defined]
+_ALERTS_OF = ByIds(lambda in_ids: core_select(_ALERTS).where(in_ids(_ALERTS.c.media_buy_id)))
 
 
 # A report that names no buys covers the newest this many of the caller's matching buys
@@ -168,8 +168,8 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
         for part in chunked(ids):
             # Plain rows, not ORM objects (see media_reads): a lifetime report reads
             # every hour of every buy.
-            rows += (await conn.execute(_HOURS_OF, {"ids": part})).all()
-            alerts += (await conn.execute(_ALERTS_OF, {"ids": part})).all()
+            rows += (await conn.execute(*_HOURS_OF.bind(part))).all()
+            alerts += (await conn.execute(*_ALERTS_OF.bind(part))).all()
     alerts.sort(key=lambda a: (a.day, a.kind))
     products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
     first_row = min((r.hour for r in rows), default=None)

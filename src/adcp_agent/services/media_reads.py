@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
+from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import chunked
 from adcp_agent.services import accounts, buy_state
@@ -29,13 +30,13 @@ _OWNED = (
     _BUYS.c.principal_id == bindparam("principal"),
     _BUYS.c.state != "provisioning",
 )
-_BUYS_BY_ID = select(_BUYS).where(
-    *_OWNED, _BUYS.c.media_buy_id.in_(bindparam("ids", expanding=True))
-)
-_PACKAGES_OF = (
-    select(_PACKAGES)
-    .where(_PACKAGES.c.media_buy_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_PACKAGES.c.created_at, _PACKAGES.c.package_id)
+_BUYS_BY_ID = ByIds(lambda in_ids: select(_BUYS).where(*_OWNED, in_ids(_BUYS.c.media_buy_id)))
+_PACKAGES_OF = ByIds(
+    lambda in_ids: (
+        select(_PACKAGES)
+        .where(in_ids(_PACKAGES.c.media_buy_id))
+        .order_by(_PACKAGES.c.created_at, _PACKAGES.c.package_id)
+    )
 )
 
 
@@ -102,8 +103,9 @@ async def page_buys(
         if media_buy_ids:
             # At most 1000 ids (the tools cap them): fetch them by primary key and order
             # here; an ORDER BY would invite the planner to walk the listing index.
-            stmt = _BUYS_BY_ID.where(*filters) if filters else _BUYS_BY_ID
-            params = {**owner, "ids": list(media_buy_ids)}
+            stmt, params = _BUYS_BY_ID.bind(media_buy_ids, **owner)
+            if filters:
+                stmt = stmt.where(*filters)
             matched = sorted(
                 (await conn.execute(stmt, params)).all(),
                 key=lambda b: (-b.created_at.timestamp(), b.media_buy_id),
@@ -127,7 +129,7 @@ async def page_buys(
         ids = [b.media_buy_id for b in buys]
         packages: dict[str, list[Package]] = {i: [] for i in ids}
         for part in chunked(ids):
-            for p in (await conn.execute(_PACKAGES_OF, {"ids": part})).all():
+            for p in (await conn.execute(*_PACKAGES_OF.bind(part))).all():
                 packages[p.media_buy_id].append(p)
     missing = [i for i in media_buy_ids if i not in found]
     return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total  # type: ignore[arg-type]
