@@ -26,7 +26,6 @@ class ByIds:
     those ids and its parameters."""
 
     def __init__(self, build: Callable[[InClause], Executable]) -> None:
-        self._build = build
         self._any = build(lambda column: column.in_(bindparam("ids", expanding=True)))
         self._short = {
             n: build(lambda column, n=n: column.in_([bindparam(f"id_{i}") for i in range(n)]))

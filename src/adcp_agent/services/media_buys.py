@@ -31,11 +31,12 @@ from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
 
+START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
+
 # The buyer's ad-server advertiser mappings, for the order (one column, not the row).
 _PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
     Principal.principal_id == bindparam("principal")
 )
-START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
 
 
 @dataclass(frozen=True)
