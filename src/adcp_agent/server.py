@@ -57,7 +57,9 @@ def create_app(
         await state.db.dispose()
 
     app = Starlette(
-        routes=[*build_routes(state, executor), Mount("/mcp", app=mcp_app)],
+        # MCP first: Starlette tries routes in order, and every MCP request would
+        # otherwise be matched against each REST route's pattern before its own.
+        routes=[Mount("/mcp", app=mcp_app), *build_routes(state, executor)],
         lifespan=lifespan,
     )
     app.add_middleware(RateLimitMiddleware, settings=state.settings, clock=clock)
