@@ -5,11 +5,15 @@ boundaries included, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from adcp_agent_tools import delivery_wire
 from sqlmodel import col, select, update
 
 from adcp_agent.config import Settings
@@ -180,6 +184,82 @@ async def test_reports_naming_one_to_six_buys_cover_exactly_those(
                 [package] = b.packages
                 assert package.package.package_id == f"pkg_seed{i:08d}"
                 assert package.lifetime.impressions == 1000 + i
+    finally:
+        await state.db.dispose()
+
+
+def _figures(report: delivery_reports.DeliveryReport) -> dict[str, Any]:
+    return {
+        "period": (report.start, report.end),
+        "buys": {
+            b.buy.media_buy_id: (
+                b.period, b.days, b.pacing_index,
+                {pr.package.package_id: (pr.lifetime, pr.period, pr.days, pr.sources,
+                                         pr.pacing_index, pr.delivery_status)
+                 for pr in b.packages},
+                {g: delivery_wire.windows(b, report.start, report.end, g)
+                 for g in ("daily", "monthly")},
+            )
+            for b in report.buys
+        },
+    }  # fmt: skip
+
+
+async def test_daily_sums_from_the_database_equal_the_hourly_rows_added_up(
+    tmp_path: Path, backend: Backend
+) -> None:
+    """Reports without hours sum each day in SQL (~a 24th of the rows): every figure —
+    lifetime, period, days, sources, pacing, daily and monthly windows — equals the one
+    added up from the hourly rows, for lifetime and dated periods, with several sources,
+    day rows before the flight and rows in the current (unfinished) hour."""
+    state = await _seeded_state(tmp_path, backend, 6)
+    rng = random.Random(3)
+    now = state.clock.now()
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    try:
+        async with state.db.transaction() as session:
+            for i in range(6):
+                start = this_hour - timedelta(days=40 - 5 * i, hours=7 * i)
+                await session.exec(
+                    update(MediaBuy)  # type: ignore[call-overload]
+                    .where(col(MediaBuy.media_buy_id) == f"mb_seed{i:08d}")
+                    .values(state="canceled" if i == 5 else "live", start_time=start,
+                            end_time=this_hour + timedelta(days=3))
+                )  # fmt: skip
+                hours = [start - timedelta(hours=start.hour + 24)]  # an ad server's day row
+                hours += [start + timedelta(hours=h) for h in range(0, (40 - 5 * i) * 24, 5)]
+                hours.append(this_hour)  # counted in the lifetime, not in the period
+                for hour in hours:
+                    for source in rng.sample(["simulator", "tracking", "adapter"], 2):
+                        session.add(
+                            DeliveryHour(
+                                tenant_id="demo", media_buy_id=f"mb_seed{i:08d}",
+                                package_id=f"pkg_seed{i:08d}", hour=hour, source=source,
+                                impressions=rng.randint(0, 900), clicks=rng.randint(0, 9),
+                                completions=rng.randint(0, 50), spend=rng.randint(0, 80) / 4,
+                            )
+                        )  # fmt: skip
+        caller = await identity.authenticate(state.db, DEMO_TOKEN)
+        today = this_hour.date()
+        ids = [f"mb_seed{i:08d}" for i in range(6)]
+        periods = [
+            (None, None),
+            (today - timedelta(days=20), None),
+            (None, today - timedelta(days=9)),
+            (today - timedelta(days=33), today - timedelta(days=2)),
+            (today, today),
+            (today + timedelta(days=2), None),  # starts in the future: an empty period
+            (today - timedelta(days=90), today - timedelta(days=80)),  # before every flight
+        ]
+        compared = 0
+        for first, last in periods:
+            query = delivery_reports.ReportQuery(media_buy_ids=ids, start_date=first, end_date=last)
+            daily = await delivery_reports.report(state, caller, query)
+            hourly = await delivery_reports.report(state, caller, replace(query, hourly=True))
+            assert not any(b.hours for b in daily.buys)
+            assert _figures(daily) == _figures(hourly), (first, last)
+            compared += sum(len(b.days) for b in daily.buys)
+        assert compared > 500  # the periods hold days to compare
     finally:
         await state.db.dispose()
 

@@ -197,6 +197,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 account=dump(account),
                 start_date=_day(start_date, "start_date"),
                 end_date=_day(end_date, "end_date"),
+                hourly=include_window_breakdown and time_granularity == "hourly",
             ),
         )
         ids = media_buy_ids or []
@@ -264,6 +265,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 media_buy_ids=[media_buy_id],
                 start_date=_day(start_date, "start_date"),
                 end_date=_day(end_date, "end_date"),
+                hourly="hour" in dims,
             ),
         )
         if not report.buys:

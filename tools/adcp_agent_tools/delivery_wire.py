@@ -4,7 +4,7 @@ report rows built from the same figures)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from adcp_agent.db.models_delivery import PacingAlert
@@ -100,12 +100,20 @@ def _buckets(
 def windows(b: BuyReport, start: datetime, end: datetime, granularity: str) -> list[dict[str, Any]]:
     """Contiguous slices partitioning [start, end) at the requested granularity."""
     completions = any(playable(pr) for pr in b.packages)
-    hours = list(b.hours.items())
+    # Hourly slices add up hours (a report made with ReportQuery.hourly); daily and
+    # monthly ones whole days: a day's figures start at its midnight or at the period's
+    # start, and end before the next midnight or the period's end.
+    if granularity == "hourly":
+        figures = list(b.hours.items())
+    else:
+        figures = [(datetime.combine(d, time(), UTC), t) for d, t in b.days.items()]
     out: list[dict[str, Any]] = []
     for lo, hi in _buckets(start, end, granularity):
         total = Totals()
-        for hour, t in hours:
-            if lo <= hour < hi:
+        # A day's midnight may precede the period's start, in the first daily slice.
+        begins = lo if granularity == "hourly" else datetime.combine(lo.date(), time(), UTC)
+        for when, t in figures:
+            if begins <= when < hi:
                 total.add(t)
         out.append(
             {

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, case, func
 from sqlalchemy import select as core_select
 from sqlmodel import col
 
@@ -17,7 +18,7 @@ from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models import Product
 from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
 from adcp_agent.db.models_media import MediaBuy, Package
-from adcp_agent.db.types import chunked
+from adcp_agent.db.types import UTCDateTime, UtcDay, chunked
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import buy_state, catalog, delivery, media_reads, pacing
 from adcp_agent.services.identity import Caller
@@ -90,6 +91,9 @@ class ReportQuery:
     account: dict[str, Any] | None = None
     start_date: date | None = None
     end_date: date | None = None
+    # Fill PackageReport.hours and BuyReport.hours (hourly windows, an "hour" report
+    # dimension). Without it the database sums each day, and hours stay empty.
+    hourly: bool = False
 
 
 def _midnight(day: date) -> datetime:
@@ -127,6 +131,28 @@ _HOURS_OF = ByIds(
         col(DeliveryHour.spend),
     ).where(in_ids(col(DeliveryHour.media_buy_id)))
 )
+_DAY = case(
+    (col(DeliveryHour.hour) >= bindparam("cut", type_=UTCDateTime()), ""),
+    else_=UtcDay(col(DeliveryHour.hour)),
+)
+# Each package's delivery summed per source and UTC day (rows from the hour "cut" on —
+# past the period's end — in a bucket of their own, ""): about a 24th of the rows.
+_DAYS_OF = ByIds(
+    lambda in_ids: (
+        core_select(
+            col(DeliveryHour.package_id),
+            col(DeliveryHour.source),
+            _DAY.label("day"),
+            func.min(col(DeliveryHour.hour)).label("first_hour"),
+            func.sum(col(DeliveryHour.impressions)).label("impressions"),
+            func.sum(col(DeliveryHour.clicks)).label("clicks"),
+            func.sum(col(DeliveryHour.completions)).label("completions"),
+            func.sum(col(DeliveryHour.spend)).label("spend"),
+        )
+        .where(in_ids(col(DeliveryHour.media_buy_id)))
+        .group_by(col(DeliveryHour.package_id), col(DeliveryHour.source), _DAY)
+    )
+)
 _ALERTS = PacingAlert.__table__  # type: ignore[attr-defined]
 _ALERTS_OF = ByIds(lambda in_ids: core_select(_ALERTS).where(in_ids(_ALERTS.c.media_buy_id)))
 
@@ -162,32 +188,28 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     if query.start_date and query.end_date and query.start_date > query.end_date:
         raise AdcpError("VALIDATION_ERROR", "end_date is before start_date.", field="end_date")
     ids = [v.buy.media_buy_id for v in views]
+    # Where the period ends, unless it ends before its own start (no rows then).
+    cut = _midnight(query.end_date) + timedelta(days=1) if query.end_date else floor_hour(now)
     rows: list[Any] = []
     alerts: list[PacingAlert] = []
     async with state.db.engine.connect() as conn:
         for part in chunked(ids):
             # Plain rows, not ORM objects (see media_reads): a lifetime report reads
-            # every hour of every buy.
-            rows += (await conn.execute(*_HOURS_OF.bind(part))).all()
+            # every hour (or day) of every buy.
+            if query.hourly:
+                rows += (await conn.execute(*_HOURS_OF.bind(part))).all()
+            else:
+                rows += (await conn.execute(*_DAYS_OF.bind(part, cut=cut))).all()
             alerts += (await conn.execute(*_ALERTS_OF.bind(part))).all()
     alerts.sort(key=lambda a: (a.day, a.kind))
     products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
-    first_row = min((r.hour for r in rows), default=None)
+    first_row = min((r.hour if query.hourly else r.first_hour for r in rows), default=None)
     start, end = period_of(query, [v.buy for v in views], now, first_row)
     by_package: dict[str, PackageReport] = {}
     for view in views:
         for p in view.packages:
             by_package[p.package_id] = PackageReport(p, products.get(p.product_id))
-    for row in rows:
-        pr = by_package.get(row.package_id)
-        if pr is None:
-            continue
-        pr.lifetime.add(row)
-        pr.sources.add(row.source)
-        if start <= row.hour < end:
-            pr.period.add(row)
-            pr.days.setdefault(row.hour.date(), Totals()).add(row)
-            pr.hours.setdefault(row.hour, Totals()).add(row)
+    (_add_hours if query.hourly else _add_days)(by_package, rows, start, end)
     as_of = floor_hour(now)
     alerts_of: dict[str, list[PacingAlert]] = {}
     for alert in alerts:
@@ -206,6 +228,41 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     for b in buys:
         b.alerts = [a for a in b.alerts if first_day <= a.day <= last_day]
     return DeliveryReport(start, end, now, buys, missing, warnings)
+
+
+def _add_hours(
+    by_package: dict[str, PackageReport], rows: Sequence[Any], start: datetime, end: datetime
+) -> None:
+    for row in rows:
+        pr = by_package.get(row.package_id)
+        if pr is None:
+            continue
+        pr.lifetime.add(row)
+        pr.sources.add(row.source)
+        if start <= row.hour < end:
+            pr.period.add(row)
+            pr.days.setdefault(row.hour.date(), Totals()).add(row)
+            pr.hours.setdefault(row.hour, Totals()).add(row)
+
+
+def _add_days(
+    by_package: dict[str, PackageReport], rows: Sequence[Any], start: datetime, end: datetime
+) -> None:
+    """The same figures as ``_add_hours`` from per-day sums. A day is wholly inside the
+    period or wholly outside: the period starts at a midnight or at the earliest row,
+    and the rows from its end on were summed apart (the "" bucket of ``_DAYS_OF``)."""
+    first_day = start.date()
+    for row in rows:
+        pr = by_package.get(row.package_id)
+        if pr is None:
+            continue
+        pr.lifetime.add(row)
+        pr.sources.add(row.source)
+        if row.day and start < end:
+            day = date.fromisoformat(row.day)
+            if day >= first_day:
+                pr.period.add(row)
+                pr.days.setdefault(day, Totals()).add(row)
 
 
 def _truncated(matching: int, included: int) -> AdcpError:
