@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from adcp_agent_tools import delivery_wire
+from adcp_agent_tools.media_wire import iso
 from sqlmodel import col, select, update
 
 from adcp_agent.config import Settings
@@ -188,7 +189,29 @@ async def test_reports_naming_one_to_six_buys_cover_exactly_those(
         await state.db.dispose()
 
 
-def _figures(report: delivery_reports.DeliveryReport) -> dict[str, Any]:
+def _windows(b: Any, start: Any, end: Any, granularity: str, hourly: bool) -> list[Any]:
+    """The windows served for a report without hours; for an hourly report, the
+    reference: its hours added up per window."""
+    if not hourly:
+        return delivery_wire.windows(b, start, end, granularity)
+    completions = any(delivery_wire.playable(pr) for pr in b.packages)
+    out = []
+    for lo, hi in delivery_wire._buckets(start, end, granularity):
+        total = delivery_reports.Totals()
+        for hour, t in b.hours.items():
+            if lo <= hour < hi:
+                total.add(t)
+        out.append(
+            {
+                "window_start": iso(lo),
+                "window_end": iso(hi),
+                "totals": delivery_wire.metrics(total, completions=completions),
+            }
+        )
+    return out
+
+
+def _figures(report: delivery_reports.DeliveryReport, hourly: bool) -> dict[str, Any]:
     return {
         "period": (report.start, report.end),
         "buys": {
@@ -197,7 +220,7 @@ def _figures(report: delivery_reports.DeliveryReport) -> dict[str, Any]:
                 {pr.package.package_id: (pr.lifetime, pr.period, pr.days, pr.sources,
                                          pr.pacing_index, pr.delivery_status)
                  for pr in b.packages},
-                {g: delivery_wire.windows(b, report.start, report.end, g)
+                {g: _windows(b, report.start, report.end, g, hourly)
                  for g in ("daily", "monthly")},
             )
             for b in report.buys
@@ -226,8 +249,9 @@ async def test_daily_sums_from_the_database_equal_the_hourly_rows_added_up(
                     .values(state="canceled" if i == 5 else "live", start_time=start,
                             end_time=this_hour + timedelta(days=3))
                 )  # fmt: skip
-                hours = [start - timedelta(hours=start.hour + 24)]  # an ad server's day row
-                hours += [start + timedelta(hours=h) for h in range(0, (40 - 5 * i) * 24, 5)]
+                hours = [start + timedelta(hours=h) for h in range(0, (40 - 5 * i) * 24, 5)]
+                if i % 2 == 0:  # an ad server's day row, before the flight
+                    hours.append(start - timedelta(hours=start.hour + 24))
                 hours.append(this_hour)  # counted in the lifetime, not in the period
                 for hour in hours:
                     for source in rng.sample(["simulator", "tracking", "adapter"], 2):
@@ -252,12 +276,18 @@ async def test_daily_sums_from_the_database_equal_the_hourly_rows_added_up(
             (today - timedelta(days=90), today - timedelta(days=80)),  # before every flight
         ]
         compared = 0
-        for first, last in periods:
-            query = delivery_reports.ReportQuery(media_buy_ids=ids, start_date=first, end_date=last)
+        # The buys without a row before their flight, alone: a lifetime period that
+        # starts at the first flight's (mid-day) hour.
+        for buys, first, last in [(ids, *p) for p in periods] + [(ids[1::2], None, None)]:
+            query = delivery_reports.ReportQuery(
+                media_buy_ids=buys, start_date=first, end_date=last
+            )
+            if buys != ids:
+                assert (await delivery_reports.report(state, caller, query)).start.hour != 0
             daily = await delivery_reports.report(state, caller, query)
             hourly = await delivery_reports.report(state, caller, replace(query, hourly=True))
             assert not any(b.hours for b in daily.buys)
-            assert _figures(daily) == _figures(hourly), (first, last)
+            assert _figures(daily, False) == _figures(hourly, True), (first, last)
             compared += sum(len(b.days) for b in daily.buys)
         assert compared > 500  # the periods hold days to compare
     finally:
