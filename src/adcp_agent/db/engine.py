@@ -8,16 +8,18 @@ wait instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Select, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from adcp_agent.db.fast_reads import FastReads
 from adcp_agent.db.sqlite_inline import inline_creator
 
 SQLITE_PRAGMAS = (
@@ -45,6 +47,22 @@ class Database:
     # In-process caches of data read from this database, by owner (e.g. "catalog").
     # Each owner keeps its entries valid against a stamp stored in the database.
     cache: dict[str, Any] = field(default_factory=dict)
+    fast: FastReads | None = None  # SQLite files: see db.fast_reads
+
+    async def read(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
+        """The rows of a read-only statement built once (columns as attributes), as
+        committed now: through ``FastReads`` where it can serve, else over a pooled
+        connection. Not for reads that must see a transaction's own uncommitted writes."""
+        fast = self.fast
+        if fast is not None:
+            plan = fast.plan(statement)
+            if plan is not None:
+                try:
+                    return fast.run(plan, params)
+                except sqlite3.Error:
+                    pass  # busy, or anything unusual: the engine retries or reports it
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement, params)).all()
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,6 +88,8 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self.fast is not None:
+            self.fast.close()
         await self.engine.dispose()
 
 
@@ -90,4 +110,7 @@ def create_database(url: str, *, echo: bool = False) -> Database:
     if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessions=sessions)
+    db = Database(engine=engine, sessions=sessions)
+    if "async_creator" in kwargs:
+        db.fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect)
+    return db

@@ -83,11 +83,9 @@ async def catch_up_many(
     ids = [b.media_buy_id for b in buys if _behind(b, None, now)]
     candidates = set(ids)
     marks: dict[str, DeliveryWatermark] = {}  # read-only rows
-    if ids:  # no query at all when none could be behind
-        async with state.db.engine.connect() as conn:
-            for part in chunked(ids):
-                for mark in await conn.execute(*_WATERMARKS_OF.bind(part)):
-                    marks[mark.media_buy_id] = mark  # type: ignore[assignment]
+    for part in chunked(ids):  # no query at all when none could be behind
+        for mark in await state.db.read(*_WATERMARKS_OF.bind(part)):
+            marks[mark.media_buy_id] = mark
     failed: list[tuple[MediaBuy, AdcpError]] = []
     for buy in buys:
         if buy.media_buy_id not in candidates:

@@ -192,15 +192,14 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     cut = _midnight(query.end_date) + timedelta(days=1) if query.end_date else floor_hour(now)
     rows: list[Any] = []
     alerts: list[PacingAlert] = []
-    async with state.db.engine.connect() as conn:
-        for part in chunked(ids):
-            # Plain rows, not ORM objects (see media_reads): a lifetime report reads
-            # every hour (or day) of every buy.
-            if query.hourly:
-                rows += (await conn.execute(*_HOURS_OF.bind(part))).all()
-            else:
-                rows += (await conn.execute(*_DAYS_OF.bind(part, cut=cut))).all()
-            alerts += (await conn.execute(*_ALERTS_OF.bind(part))).all()
+    for part in chunked(ids):
+        # Plain rows, not ORM objects (see media_reads): a lifetime report reads every
+        # hour (or day) of every buy.
+        if query.hourly:
+            rows += await state.db.read(*_HOURS_OF.bind(part))
+        else:
+            rows += await state.db.read(*_DAYS_OF.bind(part, cut=cut))
+        alerts += await state.db.read(*_ALERTS_OF.bind(part))
     alerts.sort(key=lambda a: (a.day, a.kind))
     products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
     first_row = min((r.hour if query.hourly else r.first_hour for r in rows), default=None)

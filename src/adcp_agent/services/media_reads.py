@@ -99,37 +99,34 @@ async def page_buys(
     if statuses:
         filters.append(buy_state.status_clause(statuses, now))
     where = [*_OWNED, *filters]
-    async with state.db.engine.connect() as conn:
-        if media_buy_ids:
-            # At most 1000 ids (the tools cap them): fetch them by primary key and order
-            # here; an ORDER BY would invite the planner to walk the listing index.
-            stmt, params = _BUYS_BY_ID.bind(media_buy_ids, **owner)
-            if filters:
-                stmt = stmt.where(*filters)
-            matched = sorted(
-                (await conn.execute(stmt, params)).all(),
-                key=lambda b: (-b.created_at.timestamp(), b.media_buy_id),
-            )
-            found = {b.media_buy_id for b in matched}  # ids on other pages are not missing
-            total = len(matched)
-            buys = matched[offset : offset + limit] if limit is not None else matched
+    db = state.db
+    if media_buy_ids:
+        # At most 1000 ids (the tools cap them): fetch them by primary key and order
+        # here; an ORDER BY would invite the planner to walk the listing index.
+        stmt, params = _BUYS_BY_ID.bind(media_buy_ids, **owner)
+        if filters:
+            async with db.engine.connect() as conn:  # a statement of this call's own
+                rows = (await conn.execute(stmt.where(*filters), params)).all()
         else:
-            stmt = (
-                select(_BUYS)
-                .where(*where)
-                .order_by(_BUYS.c.created_at.desc(), _BUYS.c.media_buy_id)
-            )
-            if limit is not None:
-                stmt = stmt.offset(offset).limit(limit)
+            rows = await db.read(stmt, params)
+        matched = sorted(rows, key=lambda b: (-b.created_at.timestamp(), b.media_buy_id))
+        found = {b.media_buy_id for b in matched}  # ids on other pages are not missing
+        total = len(matched)
+        buys = matched[offset : offset + limit] if limit is not None else matched
+    else:
+        stmt = select(_BUYS).where(*where).order_by(_BUYS.c.created_at.desc(), _BUYS.c.media_buy_id)
+        if limit is not None:
+            stmt = stmt.offset(offset).limit(limit)
+        async with db.engine.connect() as conn:
             buys = list((await conn.execute(stmt, owner)).all())
             found, total = set(), len(buys)
-        if not media_buy_ids and limit is not None and (offset or len(buys) == limit):
-            count = select(func.count()).select_from(MediaBuy).where(*where)
-            total = (await conn.execute(count, owner)).scalar_one()
-        ids = [b.media_buy_id for b in buys]
-        packages: dict[str, list[Package]] = {i: [] for i in ids}
-        for part in chunked(ids):
-            for p in (await conn.execute(*_PACKAGES_OF.bind(part))).all():
-                packages[p.media_buy_id].append(p)
+            if limit is not None and (offset or len(buys) == limit):
+                count = select(func.count()).select_from(MediaBuy).where(*where)
+                total = (await conn.execute(count, owner)).scalar_one()
+    ids = [b.media_buy_id for b in buys]
+    packages: dict[str, list[Package]] = {i: [] for i in ids}
+    for part in chunked(ids):
+        for p in await db.read(*_PACKAGES_OF.bind(part)):
+            packages[p.media_buy_id].append(p)
     missing = [i for i in media_buy_ids if i not in found]
     return [BuyView(b, packages[b.media_buy_id]) for b in buys], missing, total  # type: ignore[arg-type]
