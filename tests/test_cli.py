@@ -113,3 +113,18 @@ def test_serve_stops_with_the_migration_error_when_the_schema_cannot_be_upgraded
     )
     assert done.returncode != 0
     assert "migrations failed" in done.stderr and "9999_from_the_future" in done.stderr
+
+
+def test_what_start_up_built_is_kept_out_of_the_collectors_walks() -> None:
+    """Before serving, start-up's objects are frozen (gc.freeze): a full collection
+    under load then walks what serving allocated, not the whole MCP stack."""
+    import gc
+
+    from adcp_agent.cli import release_startup_memory
+
+    before = gc.get_freeze_count()
+    try:
+        release_startup_memory()
+        assert gc.get_freeze_count() > before + 1000
+    finally:
+        gc.unfreeze()

@@ -112,10 +112,15 @@ def release_startup_memory() -> None:
     the operating system; glibc keeps it otherwise. About 3.5 MiB of RSS, in 0.4 ms
     (a gc.collect() first would cost 0.1 s and free nothing more)."""
     import ctypes
+    import gc
 
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
     if trim is not None:
         trim(0)
+    # What start-up built (the MCP stack, schemas, models: ~200k objects) lives as long
+    # as the process. Frozen, it is out of the collector's sight: a full collection
+    # under load took 110-210 ms with the event loop stopped, and now ~3-25 ms.
+    gc.freeze()
 
 
 async def _migrate(settings: Settings) -> None:
