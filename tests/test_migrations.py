@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -22,6 +23,19 @@ from tests.databases import Backend, database_settings
 
 load_all_models()
 BENCHMARKS = str(Path(__file__).resolve().parent.parent / "benchmarks")
+
+
+def _alembic(action: Any, revision: str) -> Any:
+    """``action`` (alembic.command.upgrade/downgrade) to ``revision``, for run_sync."""
+
+    def run(connection: Any) -> None:
+        from adcp_agent.db.migrate import alembic_config
+
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        action(cfg, revision)
+
+    return run
 
 
 def _url(tmp_path: Path, name: str, backend: Backend) -> str:
@@ -86,20 +100,9 @@ async def test_accounts_migration_backfills_default_accounts(
     from alembic import command
     from sqlalchemy import text
 
-    from adcp_agent.db.migrate import alembic_config
-
     db = create_database(_url(tmp_path, "old", backend))
-
-    def _to(rev: str):
-        def run(connection):  # type: ignore[no-untyped-def]
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, rev)
-
-        return run
-
     async with db.engine.begin() as conn:
-        await conn.run_sync(_to("0001"))
+        await conn.run_sync(_alembic(command.upgrade, "0001"))
         await conn.execute(
             text(
                 "INSERT INTO tenants (tenant_id, name, subdomain, ad_server, adapter_config, "
@@ -188,8 +191,6 @@ async def test_buys_already_announced_as_completed_are_marked_on_upgrade(
     from alembic import command
     from sqlalchemy import text
 
-    from adcp_agent.db.migrate import alembic_config
-
     sys.path.insert(0, BENCHMARKS)
     from seed_buys import seed
 
@@ -200,13 +201,8 @@ async def test_buys_already_announced_as_completed_are_marked_on_upgrade(
         await ensure_demo(db, AdapterRegistry(), None)
         await seed(url, 300)
 
-        def _down(connection):  # type: ignore[no-untyped-def]
-            cfg = alembic_config()
-            cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0015_package_flight")
-
         async with db.engine.begin() as conn:
-            await conn.run_sync(_down)
+            await conn.run_sync(_alembic(command.downgrade, "0015_package_flight"))
             columns = await conn.run_sync(lambda c: inspect(c).get_columns("media_buys"))
         assert "completion_announced_at" not in {c["name"] for c in columns}
         await upgrade_to_head(db)

@@ -4,7 +4,7 @@ delivery up to the clock's "now" (``delivery.catch_up``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -208,7 +208,7 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     for view in views:
         for p in view.packages:
             by_package[p.package_id] = PackageReport(p, products.get(p.product_id))
-    (_add_hours if query.hourly else _add_days)(by_package, rows, start, end)
+    _add(by_package, rows, (_hour_slot if query.hourly else _day_slot)(start, end))
     as_of = floor_hour(now)
     alerts_of: dict[str, list[PacingAlert]] = {}
     for alert in alerts:
@@ -229,39 +229,45 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
     return DeliveryReport(start, end, now, buys, missing, warnings)
 
 
-def _add_hours(
-    by_package: dict[str, PackageReport], rows: Sequence[Any], start: datetime, end: datetime
+def _add(
+    by_package: dict[str, PackageReport],
+    rows: Sequence[Any],
+    slot: Callable[[Any], tuple[date, datetime | None] | None],
 ) -> None:
+    """Add each row to its package's lifetime and, when ``slot`` places it in the
+    period (its day, and its hour for hourly rows), to the period, day and hour."""
     for row in rows:
         pr = by_package.get(row.package_id)
         if pr is None:
             continue
         pr.lifetime.add(row)
         pr.sources.add(row.source)
-        if start <= row.hour < end:
+        where = slot(row)
+        if where is not None:
+            day, hour = where
             pr.period.add(row)
-            pr.days.setdefault(row.hour.date(), Totals()).add(row)
-            pr.hours.setdefault(row.hour, Totals()).add(row)
+            pr.days.setdefault(day, Totals()).add(row)
+            if hour is not None:
+                pr.hours.setdefault(hour, Totals()).add(row)
 
 
-def _add_days(
-    by_package: dict[str, PackageReport], rows: Sequence[Any], start: datetime, end: datetime
-) -> None:
-    """The same figures as ``_add_hours`` from per-day sums. A day is wholly inside the
-    period or wholly outside: the period starts at a midnight or at the earliest row,
-    and the rows from its end on were summed apart (the "" bucket of ``_DAYS_OF``)."""
+def _hour_slot(start: datetime, end: datetime) -> Callable[[Any], tuple[date, datetime] | None]:
+    return lambda row: (row.hour.date(), row.hour) if start <= row.hour < end else None
+
+
+def _day_slot(start: datetime, end: datetime) -> Callable[[Any], tuple[date, None] | None]:
+    """For per-day sums. A day is wholly inside the period or wholly outside: the
+    period starts at a midnight or at the earliest row, and the rows from its end on
+    were summed apart (the "" bucket of ``_DAYS_OF``)."""
     first_day = start.date()
-    for row in rows:
-        pr = by_package.get(row.package_id)
-        if pr is None:
-            continue
-        pr.lifetime.add(row)
-        pr.sources.add(row.source)
-        if row.day and start < end:
-            day = date.fromisoformat(row.day)
-            if day >= first_day:
-                pr.period.add(row)
-                pr.days.setdefault(day, Totals()).add(row)
+
+    def slot(row: Any) -> tuple[date, None] | None:
+        if not row.day or start >= end:
+            return None
+        day = date.fromisoformat(row.day)
+        return (day, None) if day >= first_day else None
+
+    return slot
 
 
 def _truncated(matching: int, included: int) -> AdcpError:
