@@ -38,6 +38,15 @@ def _alembic(action: Any, revision: str) -> Any:
     return run
 
 
+async def _upgraded_rows(db: Any, sql: str) -> list[Any]:
+    """``upgrade_to_head`` and then the rows of ``sql``: what a migration left behind."""
+    from sqlalchemy import text
+
+    await upgrade_to_head(db)
+    async with db.engine.connect() as conn:
+        return list((await conn.execute(text(sql))).all())
+
+
 def _url(tmp_path: Path, name: str, backend: Backend) -> str:
     """A new empty database: an SQLite file, or a fresh Postgres database."""
     if backend == "sqlite":
@@ -117,16 +126,11 @@ async def test_accounts_migration_backfills_default_accounts(
                 "'adcp_', 'buyer', '{}', '2026-01-01')"
             )
         )
-    await upgrade_to_head(db)
-    async with db.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT a.name, a.is_default, l.principal_id FROM accounts a "
-                    "JOIN account_principals l ON l.account_id = a.account_id"
-                )
-            )
-        ).all()
+    rows = await _upgraded_rows(
+        db,
+        "SELECT a.name, a.is_default, l.principal_id FROM accounts a "
+        "JOIN account_principals l ON l.account_id = a.account_id",
+    )
     await db.dispose()
     assert rows == [("Old Buyer (default)", True, "p1")]  # SQLite answers 1: equal
 
@@ -189,7 +193,6 @@ async def test_buys_already_announced_as_completed_are_marked_on_upgrade(
     """0016 backfills ``completion_announced_at`` from the campaign.completed events that
     exist, so the outbox worker's flight-end scan starts with only the unannounced."""
     from alembic import command
-    from sqlalchemy import text
 
     sys.path.insert(0, BENCHMARKS)
     from seed_buys import seed
@@ -205,17 +208,12 @@ async def test_buys_already_announced_as_completed_are_marked_on_upgrade(
             await conn.run_sync(_alembic(command.downgrade, "0015_package_flight"))
             columns = await conn.run_sync(lambda c: inspect(c).get_columns("media_buys"))
         assert "completion_announced_at" not in {c["name"] for c in columns}
-        await upgrade_to_head(db)
-        async with db.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    text(
-                        "SELECT b.completion_announced_at, e.created_at, b.state FROM media_buys b "
-                        "LEFT JOIN outbox_events e ON e.media_buy_id = b.media_buy_id "
-                        "AND e.event_type = 'campaign.completed'"
-                    )
-                )
-            ).all()
+        rows = await _upgraded_rows(
+            db,
+            "SELECT b.completion_announced_at, e.created_at, b.state FROM media_buys b "
+            "LEFT JOIN outbox_events e ON e.media_buy_id = b.media_buy_id "
+            "AND e.event_type = 'campaign.completed'",
+        )
     finally:
         await db.dispose()
     announced = [r for r in rows if r[1] is not None]

@@ -1,10 +1,11 @@
 """Reading media buys back, scoped to the caller (and optionally one account).
 
-Read as plain rows over one connection, not ORM objects in a session: a row has the
-model's column attributes (typed by the column types, JSON decoded, timestamps in UTC)
-and no identity map, unit of work or lazy loading, which a read-only view never needs
-and which cost more than the statements (~0.3 ms of a two-statement read). The rows
-are read-only: code that changes a buy loads it in a session of its own."""
+Read as plain rows (``Database.read`` for the prebuilt statements), not ORM objects in
+a session: a row has the model's column attributes (typed by the column types, JSON
+decoded, timestamps in UTC) and no identity map, unit of work or lazy loading, which a
+read-only view never needs and which cost more than the statements (~0.3 ms of a
+two-statement read). The rows are read-only: code that changes a buy loads it in a
+session of its own."""
 
 from __future__ import annotations
 
