@@ -163,3 +163,53 @@ async def test_racing_first_events_of_an_hour_both_count(postgres_url: str) -> N
     finally:
         await state.db.dispose()
     assert [(h.impressions, h.clicks, round(h.spend, 3)) for h in hours] == [(1, 1, 0.504)]
+
+
+async def _terminate_other_backends(url: str) -> int:
+    """What a PostgreSQL restart (or an idle-session timeout) does to pooled connections."""
+    from sqlalchemy import text
+
+    admin = create_database(url)
+    try:
+        async with admin.engine.connect() as conn:
+            killed = await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            return len(killed.all())
+    finally:
+        await admin.dispose()
+
+
+async def test_a_pooled_connection_that_died_while_idle_is_replaced_unnoticed(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections are pinged only after sitting idle (``IDLE_PING_SECONDS``),
+    not at every use: a connection the server dropped meanwhile is replaced before a
+    request sees it. Without the ping its statement fails, and the pool then retires
+    every connection of before the failure, so the next statement succeeds."""
+    from sqlalchemy import text
+
+    from adcp_agent.db import engine as engine_module
+
+    db = create_database(postgres_url)
+    try:
+
+        async def one() -> int:
+            async with db.engine.connect() as conn:
+                return (await conn.execute(text("SELECT 1"))).scalar_one()
+
+        assert await one() == 1  # a pooled, now idle, connection
+        monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+        assert await _terminate_other_backends(postgres_url) >= 1
+        assert await one() == 1  # pinged, found dead, replaced
+
+        monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 3600.0)
+        assert await _terminate_other_backends(postgres_url) >= 1
+        with pytest.raises(Exception, match="closed|terminat|connection"):
+            await one()  # not pinged: the dead connection fails its statement
+        assert await one() == 1  # and the pool has moved on
+    finally:
+        await db.dispose()

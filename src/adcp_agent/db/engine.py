@@ -9,6 +9,7 @@ wait instead of failing.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -93,6 +95,33 @@ class Database:
         await self.engine.dispose()
 
 
+# A pooled server connection unused for this long is pinged before it is handed out.
+IDLE_PING_SECONDS = 30.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it sat idle: one that served a
+    request within the last ``IDLE_PING_SECONDS`` is handed out as it is. Pinging on
+    every checkout (``pool_pre_ping``) cost a round trip per connection use — two or
+    three per tool call. A dead connection found by the ping is replaced (the pool
+    retries the checkout); one that died while in use fails its statement, and
+    SQLAlchemy then retires every connection opened before that failure."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError("idle connection failed its ping") from exc
+
+
 def create_database(url: str, *, echo: bool = False) -> Database:
     kwargs: dict[str, Any] = {"echo": echo}
     path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
@@ -105,8 +134,10 @@ def create_database(url: str, *, echo: bool = False) -> Database:
         # connection is closed on return and its replacement pays the PRAGMAs again.
         kwargs.update(pool_size=20, max_overflow=40)
     elif not url.startswith("sqlite"):
-        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+        kwargs.update(pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name != "sqlite":
+        _ping_when_idle(engine)
     if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
