@@ -119,7 +119,7 @@ def period_of(
 
 
 # Built once (building and cache-keying a statement per call costs more than running
-# it); "ids" is one chunk of buy ids.
+# it), for each chunk of buy ids (db.id_lists.ByIds).
 _HOURS_OF = ByIds(
     lambda in_ids: core_select(
         col(DeliveryHour.package_id),

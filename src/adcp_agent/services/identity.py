@@ -135,11 +135,8 @@ async def refreshed(db: Database, caller: Caller) -> Caller:
     """``caller`` with its tenant's current ``catalog_version``: for a caller resolved
     once and used for many tool calls (a chat run), so a catalog change made meanwhile
     is seen by the next call."""
-    async with db.engine.connect() as conn:
-        version = (
-            await conn.execute(_CATALOG_VERSION, {"tenant_id": caller.tenant_id})
-        ).scalar_one_or_none()
-    return replace(caller, catalog_version=version)
+    rows = await db.read(_CATALOG_VERSION, {"tenant_id": caller.tenant_id})
+    return replace(caller, catalog_version=rows[0].catalog_version if rows else None)
 
 
 _CATALOG_VERSION = core_select(col(Tenant.catalog_version)).where(
