@@ -166,19 +166,35 @@ async def test_racing_first_events_of_an_hour_both_count(postgres_url: str) -> N
 
 
 async def _terminate_other_backends(url: str) -> int:
-    """What a PostgreSQL restart (or an idle-session timeout) does to pooled connections."""
+    """What a PostgreSQL restart (or an idle-session timeout) does to pooled connections.
+    Termination is a signal: wait until those backends have exited."""
     from sqlalchemy import text
 
     admin = create_database(url)
     try:
         async with admin.engine.connect() as conn:
-            killed = await conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            pids = [
+                pid
+                for (pid,) in await conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
                 )
-            )
-            return len(killed.all())
+            ]
+            for pid in pids:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await conn.commit()
+            for _ in range(500):
+                alive = await conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": pids},
+                )
+                await conn.commit()  # a fresh snapshot of pg_stat_activity each time
+                if alive.scalar_one() == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return len(pids)
     finally:
         await admin.dispose()
 
