@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -47,3 +48,22 @@ def test_harness_measures_every_operation_against_the_floor(
     for line in ("| get_products |", "cold start", "RSS after the load", "tools/list payload"):
         assert line in report
     assert "With 50 media buys bulk-loaded" in report
+
+
+def test_answers_are_checked_without_decoding_successful_ones() -> None:
+    """The load generator's shortcut agrees with decoding the answer: a success passes,
+    a tool error, a JSON-RPC error, an HTTP error and JSON it cannot vouch for without
+    decoding (spaces in the envelope) are each judged by their content."""
+    harness = sys.modules[_harness().load.__module__]  # benchmarks/harness.py
+    ok = b'{"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":false}}'
+    tool_error = (
+        b'{"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":true,'
+        b'"structuredContent":{"errors":[{"code":"INVALID_REQUEST"}]}}}'
+    )
+    rpc_error = b'{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"bad"}}'
+    spaced_error = b'{"jsonrpc": "2.0", "id": 3, "result": {"content": [], "isError": true}}'
+    assert harness.problem_of(200, ok) is None
+    assert "INVALID_REQUEST" in harness.problem_of(200, tool_error)
+    assert "-32602" in harness.problem_of(200, rpc_error)
+    assert harness.problem_of(200, spaced_error) is not None
+    assert harness.problem_of(401, b'{"error":"unauthorized"}').startswith("HTTP 401")
