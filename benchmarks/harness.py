@@ -122,9 +122,9 @@ def problem_of(status: int, body: bytes) -> str | None:
     if status != 200:
         return f"HTTP {status}: {body[:200].decode(errors='replace')}"
     head = body[:80]
-    if head.startswith(b'{"jsonrpc":"2.0","id":') and b',"result":{' in head:
-        if b'"isError":true' not in body:
-            return None
+    compact_result = head.startswith(b'{"jsonrpc":"2.0","id":') and b',"result":{' in head
+    if compact_result and b'"isError":true' not in body:
+        return None
     return error_of(json.loads(body))
 
 
