@@ -60,6 +60,7 @@ BOTH_BACKENDS = frozenset(
         "test_chat_conversations",
         "test_reservations",
         "test_group_commit",
+        "test_statements",
     }
 )
 

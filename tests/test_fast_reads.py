@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, event, select, update
 
 from adcp_agent.config import Settings
-from adcp_agent.db import fast_reads
-from adcp_agent.db.models import Principal
+from adcp_agent.db import fast_reads, statements
+from adcp_agent.db.models import AuditLog, Principal
 from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, PacingAlert
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.db.types import utcnow
@@ -133,3 +133,24 @@ async def test_what_it_cannot_serve_goes_through_the_engine(
     statement, params = media_reads._BUYS_BY_ID.bind(ids[:2], tenant="demo", principal="demo_buyer")
     monkeypatch.setattr(db.fast, "run", busy)
     assert sorted(b.media_buy_id for b in await db.read(statement, params)) == ids[:2]
+
+
+async def test_statements_in_a_transaction_bypass_the_engine(state: AppState) -> None:
+    """db.statements runs its plans on the transaction's own sqlite3 connection."""
+    seen: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, sql: str, *_rest: Any) -> None:
+        seen.append(sql)
+
+    insert_audit = statements.insert_of(AuditLog)
+    by_actor = select(AuditLog.action).where(AuditLog.actor == bindparam("who"))
+    event.listen(state.db.engine.sync_engine, "before_cursor_execute", before)
+    try:
+        async with state.db.transaction() as session:
+            row = AuditLog(tenant_id="demo", actor="fast", action="written")
+            await statements.execute(session, insert_audit, statements.values_of(row))
+            rows = await statements.fetch(session, by_actor, {"who": "fast"})
+    finally:
+        event.remove(state.db.engine.sync_engine, "before_cursor_execute", before)
+    assert [r.action for r in rows] == ["written"]
+    assert seen == []  # neither statement went through the engine

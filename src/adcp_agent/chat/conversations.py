@@ -98,7 +98,7 @@ async def create(
         assert row.id is not None
         for seq, message in enumerate(messages):
             session.add(_record(row.id, seq, message))
-        audit.record(
+        await audit.record(
             session,
             caller,
             "chat.conversation.create",
@@ -221,7 +221,7 @@ async def delete_conversation(db: Database, caller: Caller, conversation_id: str
             delete(ChatMessageRecord).where(col(ChatMessageRecord.conversation_pk) == row.id)
         )
         await session.delete(row)
-        audit.record(
+        await audit.record(
             session,
             caller,
             "chat.conversation.delete",

@@ -14,15 +14,19 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.fast_reads import FastReads
 from adcp_agent.db.sqlite_inline import inline_creator
+from adcp_agent.db.statements import PLANS
+
+M = TypeVar("M", bound=SQLModel)
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -65,6 +69,14 @@ class Database:
                     pass  # busy, or anything unusual: the engine retries or reports it
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, params)).all()
+
+    async def read_models(
+        self, model: type[M], statement: Select[Any], params: dict[str, Any]
+    ) -> list[M]:
+        """``read`` for a statement selecting ``model``'s table: the rows as detached
+        instances of it (built without validation: the values come from the database)."""
+        rows = await self.read(statement, params)
+        return [model.model_construct(**row._asdict()) for row in rows]
 
     @property
     def is_sqlite(self) -> bool:
@@ -140,8 +152,8 @@ def create_database(url: str, *, echo: bool = False) -> Database:
         _ping_when_idle(engine)
     if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
-    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    db = Database(engine=engine, sessions=sessions)
-    if "async_creator" in kwargs:
-        db.fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect)
-    return db
+    fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect) if "async_creator" in kwargs else None
+    # Sessions carry the plans, for statements run in their transactions (db.statements).
+    info = {PLANS: fast} if fast is not None else {}
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info)
+    return Database(engine=engine, sessions=sessions, fast=fast)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Executable
 
 Processor = Callable[[Any], Any] | None
 MAX_PLANS = 256  # far more than the prebuilt statements that use this
@@ -45,7 +45,7 @@ class _Plan:
     row: type
 
 
-def _plan(statement: Select[Any], dialect: Dialect) -> _Plan | None:
+def _plan(statement: Executable, dialect: Dialect) -> _Plan | None:
     compiled = statement.compile(dialect=dialect)
     positions = compiled.positiontup
     if positions is None or any(b.expanding for b in compiled.binds.values()):
@@ -70,9 +70,9 @@ class FastReads:
         self._pragmas = pragmas
         self._dialect = dialect
         self._conn: sqlite3.Connection | None = None
-        self._plans: dict[int, tuple[Select[Any], _Plan | None]] = {}
+        self._plans: dict[int, tuple[Executable, _Plan | None]] = {}
 
-    def plan(self, statement: Select[Any]) -> _Plan | None:
+    def plan(self, statement: Executable) -> _Plan | None:
         """The compiled form of a statement built once (a module constant): planning
         costs more than the engine's own path, so statements built per call are left
         to the engine once ``MAX_PLANS`` are known."""
@@ -96,12 +96,21 @@ class FastReads:
         return self._conn
 
     def run(self, plan: _Plan, params: dict[str, Any]) -> list[Any]:
+        raw = self._connection().execute(plan.sql, self.args(plan, params)).fetchall()
+        return self.rows(plan, raw)
+
+    @staticmethod
+    def args(plan: _Plan, params: dict[str, Any]) -> list[Any]:
+        """The positional parameters of ``plan``'s SQL, processed as the engine would."""
         values = {**plan.defaults, **params}
-        args = [
+        return [
             value if process is None else process(value)
             for value, process in zip((values[n] for n in plan.names), plan.binds, strict=True)
         ]
-        raw = self._connection().execute(plan.sql, args).fetchall()
+
+    @staticmethod
+    def rows(plan: _Plan, raw: list[Any]) -> list[Any]:
+        """sqlite3's rows for ``plan`` as the engine would return them."""
         make, results = plan.row._make, plan.results  # type: ignore[attr-defined]
         if not any(results):
             return [make(r) for r in raw]

@@ -185,6 +185,26 @@ class InlineConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    async def run(self, operation: str, parameter_sets: list[Sequence[Any]]) -> int:
+        """A writing statement, once per parameter set; the rows it changed."""
+        cursor = self._conn.cursor()
+        try:
+            if len(parameter_sets) == 1:
+                await self._run(operation, lambda: cursor.execute(operation, parameter_sets[0]))
+            else:
+                await self._run(operation, lambda: cursor.executemany(operation, parameter_sets))
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    async def fetch(self, operation: str, parameters: Sequence[Any]) -> list[Any]:
+        cursor = self._conn.cursor()
+        try:
+            await self._run(operation, lambda: cursor.execute(operation, parameters))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
     def _release(self) -> None:
         self._holds_lock = False
         self._lock.release()

@@ -53,7 +53,7 @@ def clock_routes(state: AppState) -> list[Route]:
         now = clock.advance(timedelta(hours=body.hours))
         caught_up = await delivery.catch_up_all(state, now)
         async with state.db.transaction() as session:
-            audit.record(
+            await audit.record(
                 session,
                 None,
                 "clock.advance",

@@ -68,12 +68,17 @@ async def _linked(session: AsyncSession, caller: Caller) -> list[Account]:
     return list((await session.exec(_LINKED, params=params)).all())
 
 
+async def _read_linked(db: Database, caller: Caller) -> list[Account]:
+    """``_linked`` as committed now, outside any transaction."""
+    params = {"tenant": caller.tenant_id, "principal": caller.principal_id}
+    return await db.read_models(Account, _LINKED, params)
+
+
 async def list_accounts(
     db: Database, caller: Caller, *, status: str | None = None, sandbox: bool | None = None
 ) -> list[Account]:
     caller.require_principal()
-    async with db.session() as session:
-        accounts = await _linked(session, caller)
+    accounts = await _read_linked(db, caller)
     return [
         a
         for a in accounts
@@ -159,8 +164,7 @@ async def resolve(
     """The usable account for a buying call: the one referenced, or the principal's
     default when none is named (seed-003 flat calls)."""
     caller.require_principal()
-    async with db.session() as session:
-        accounts = await _linked(session, caller)
+    accounts = await _read_linked(db, caller)
     if ref is None:
         defaults = [a for a in accounts if a.is_default]
         if not defaults:
@@ -206,7 +210,7 @@ async def sync_accounts(
                     if changed and not dry_run:
                         account.updated_at = utcnow()
                         session.add(account)
-                        audit.record(
+                        await audit.record(
                             session,
                             caller,
                             "account.update",
@@ -277,7 +281,7 @@ async def sync_accounts(
                             tenant_id=caller.tenant_id,
                         )
                     )
-                    audit.record(
+                    await audit.record(
                         session,
                         caller,
                         "account.create",
@@ -333,7 +337,7 @@ async def set_status(
         if status == "active":
             account.setup_message = None
         session.add(account)
-        audit.record(
+        await audit.record(
             session,
             None,
             "account.status",
@@ -364,7 +368,7 @@ async def grant(
                     account_id=account_id, principal_id=principal_id, tenant_id=tenant_id
                 )
             )
-            audit.record(
+            await audit.record(
                 session,
                 None,
                 "account.grant",
@@ -457,7 +461,7 @@ async def create_account(
                     account_id=account.account_id, principal_id=pid, tenant_id=tenant_id
                 )
             )
-        audit.record(
+        await audit.record(
             session,
             None,
             "account.create",
@@ -495,7 +499,7 @@ async def update_account(
         if editable:
             account.updated_at = utcnow()
             session.add(account)
-            audit.record(
+            await audit.record(
                 session,
                 None,
                 "account.update",

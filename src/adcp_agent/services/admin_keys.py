@@ -43,7 +43,7 @@ async def init_api_key(db: Database) -> str:
             session.add(
                 AdminApiKey(key_id=ADMIN_KEY_ID, key_hash=hash_token(key), key_hint=_hint(key))
             )
-            audit.record(
+            await audit.record(
                 session,
                 None,
                 "admin_api_key.init",
@@ -94,7 +94,7 @@ async def rotate_api_key(db: Database, presented: str) -> str:
                 "The tenant management API key was rotated by another request.",
                 suggestion="Use the key returned by that rotation.",
             )
-        audit.record(
+        await audit.record(
             session,
             None,
             "admin_api_key.rotate",

@@ -131,7 +131,7 @@ async def decide(
             }
         session.add(stored_buy)
         session.add(stored_task)
-        audit.record(
+        await audit.record(
             session,
             None,
             "media_buy.approve" if approve else "media_buy.reject",

@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from adcp_agent.db import statements
 from adcp_agent.db.models import AuditLog
 from adcp_agent.services.identity import Caller
 
 
-def record(
+async def record(
     session: AsyncSession,
     caller: Caller | None,
     action: str,
@@ -36,5 +37,8 @@ def record(
         details=details or {},
         success=success,
     )
-    session.add(row)
+    await statements.execute(session, _INSERT, statements.values_of(row))
     return row
+
+
+_INSERT = statements.insert_of(AuditLog)

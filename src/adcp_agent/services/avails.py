@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, bindparam, case, cast, extract, func
+from sqlalchemy import Float, bindparam, case, cast, extract, func, literal
 from sqlmodel import col, select
 
 from adcp_agent.adapter_protocol import ForecastRequest
@@ -68,7 +68,8 @@ _RESERVED = select(
     _COPY.buy_sandbox == bindparam("sandbox"),
     _COPY.flight_end > bindparam("start"),
     _COPY.flight_start < bindparam("end"),
-    _COPY.buy_state.in_(RESERVING),
+    # One bound value each, not an expanding list: Database.read serves it fast.
+    _COPY.buy_state.in_([literal(s) for s in RESERVING]),
     _COPY.flight_end > _COPY.flight_start,
     col(Package.impressions_goal) > 0,
     Package.media_buy_id != bindparam("exclude"),
@@ -97,8 +98,7 @@ async def reserved(
         "hi": end.timestamp(),
         "exclude": exclude_media_buy or "",  # no buy has an empty id
     }
-    async with state.db.session() as session:
-        total = (await session.exec(_RESERVED, params=params)).one()
+    [(total,)] = await state.db.read(_RESERVED, params)
     return int(total)
 
 

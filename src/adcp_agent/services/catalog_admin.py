@@ -266,7 +266,7 @@ async def load_catalog(
             "products": len(prods),
             "signals": len(sigs),
         }
-        audit.record(
+        await audit.record(
             session,
             None,
             "catalog.load",

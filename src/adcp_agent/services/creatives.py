@@ -182,7 +182,7 @@ async def sync(
                 if creative.status == "approved":
                     await session.flush()
                     await _creative_event(session, creative, reason=None, decided_by="policy:auto")
-                audit.record(
+                await audit.record(
                     session,
                     caller,
                     f"creative.{item.action}",
@@ -448,7 +448,7 @@ async def decide(
         creative.updated_at = utcnow()
         session.add(creative)
         await _creative_event(session, creative, reason=reason, decided_by=actor)
-        audit.record(
+        await audit.record(
             session,
             None,
             "creative.approve" if approve else "creative.reject",

@@ -107,7 +107,7 @@ async def retry_event(
         event.status = "pending"
         event.updated_at = now
         session.add(event)
-        audit.record(
+        await audit.record(
             session,
             None,
             "event.retry",

@@ -280,7 +280,7 @@ async def provide(
         )
         session.add(row)
         weights = optimisation.weights(packages, [*earlier, row], now)
-        audit.record(
+        await audit.record(
             session,
             caller,
             "media_buy.performance_feedback",

@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from adcp_agent.db import statements
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models_media import IdempotencyRecord
 from adcp_agent.db.types import utcnow
@@ -33,6 +35,20 @@ def request_hash(payload: dict[str, Any]) -> str:
     ).hexdigest()
 
 
+_CLAIM = statements.insert_of(IdempotencyRecord)
+_RECORDS = IdempotencyRecord.__table__.c  # type: ignore[attr-defined]
+_COMPLETE = (
+    update(IdempotencyRecord.__table__)  # type: ignore[arg-type]  # Core: no ORM sync
+    .where(
+        _RECORDS.tenant_id == bindparam("of_tenant"),
+        _RECORDS.principal_id == bindparam("of_principal"),
+        _RECORDS.tool == bindparam("of_tool"),
+        _RECORDS.key == bindparam("of_key"),
+    )
+    .values(status="completed", response=bindparam("answer"), updated_at=bindparam("now"))
+)
+
+
 async def _claim(
     db: Database, caller: Caller, tool: str, key: str, digest: str
 ) -> IdempotencyRecord | None:
@@ -40,17 +56,16 @@ async def _claim(
     assert caller.principal_id is not None
     for _ in range(CLAIM_ATTEMPTS):
         try:
+            claim = IdempotencyRecord(
+                tenant_id=caller.tenant_id,
+                principal_id=caller.principal_id,
+                tool=tool,
+                key=key,
+                request_hash=digest,
+                status="in_flight",
+            )
             async with db.transaction() as session:
-                session.add(
-                    IdempotencyRecord(
-                        tenant_id=caller.tenant_id,
-                        principal_id=caller.principal_id,
-                        tool=tool,
-                        key=key,
-                        request_hash=digest,
-                        status="in_flight",
-                    )
-                )
+                await statements.execute(session, _CLAIM, statements.values_of(claim))
             return None
         except IntegrityError:
             async with db.session() as session:
@@ -97,12 +112,18 @@ class Completion:
     async def mark(self, session: AsyncSession, response: dict[str, Any]) -> None:
         if self._ident is None:
             return
-        result = await session.exec(
-            update(IdempotencyRecord)
-            .where(*(getattr(IdempotencyRecord, k) == v for k, v in self._ident.items()))
-            .values(status="completed", response=response, updated_at=utcnow())
-        )
-        if result.rowcount != 1:  # the claim row is ours and uncommitted work needs it
+        ident = self._ident
+        params = {
+            "of_tenant": ident["tenant_id"],
+            "of_principal": ident["principal_id"],
+            "of_tool": ident["tool"],
+            "of_key": ident["key"],
+            "answer": response,
+            "now": utcnow(),
+        }
+        if (
+            await statements.execute(session, _COMPLETE, params) != 1
+        ):  # the claim row is ours and uncommitted work needs it
             raise RuntimeError(f"idempotency claim {self._ident} vanished")
         self.marked = True
 

@@ -84,7 +84,7 @@ async def sync_inventory(db: Database, registry: AdapterRegistry, tenant_id: str
                 row.synced_at = now
                 session.add(row)
             by_kind = dict(sorted(Counter(item.kind for item in items.values()).items()))
-            audit.record(
+            await audit.record(
                 session,
                 None,
                 "tenant.sync_inventory",
@@ -114,7 +114,7 @@ async def sync_inventory(db: Database, registry: AdapterRegistry, tenant_id: str
 
 async def _record_failure(db: Database, tenant_id: str, ad_server: str, reason: str) -> None:
     async with db.transaction() as session:
-        audit.record(
+        await audit.record(
             session,
             None,
             "tenant.sync_inventory",

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlmodel import delete, select
+from sqlmodel import delete, select, update
 
 from adcp_agent.adapter_protocol import LineSpec, OrderSpec
+from adcp_agent.db import statements
 from adcp_agent.db.models import Principal, Product, Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_creatives import Creative
@@ -36,6 +37,22 @@ START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
 # The buyer's ad-server advertiser mappings, for the order (one column, not the row).
 _PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
     Principal.principal_id == bindparam("principal")
+)
+_INSERT_BUY = statements.insert_of(MediaBuy)
+_INSERT_PACKAGE = statements.insert_of(Package)
+_BUYS = MediaBuy.__table__.c  # type: ignore[attr-defined]
+_BOOKED = (
+    update(MediaBuy.__table__)  # type: ignore[arg-type]  # Core: no ORM synchronisation
+    .where(_BUYS.media_buy_id == bindparam("buy"))
+    .values(
+        external_order_id=bindparam("order"), state=bindparam("state"), updated_at=bindparam("now")
+    )
+)
+_PACKAGES = Package.__table__.c  # type: ignore[attr-defined]
+_LINED = (
+    update(Package.__table__)  # type: ignore[arg-type]
+    .where(_PACKAGES.package_id == bindparam("package"))
+    .values(external_line_id=bindparam("line"))
 )
 
 
@@ -86,9 +103,12 @@ def _field(i: int, name: str) -> str:
     return f"packages[{i}].{name}"
 
 
+_TENANT = select(Tenant).where(Tenant.tenant_id == bindparam("tenant"))
+
+
 async def _tenant(state: AppState, tenant_id: str) -> Tenant:
-    async with state.db.session() as session:
-        tenant = await session.get(Tenant, tenant_id)
+    found = await state.db.read_models(Tenant, _TENANT, {"tenant": tenant_id})
+    tenant = found[0] if found else None
     if tenant is None:
         raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
     return tenant
@@ -336,13 +356,15 @@ async def create(
         await signal_service.activate(
             state.db, caller, sid, [{"type": "agent", "agent_url": state.agent_url}]
         )
+    found = await state.db.read(_PLATFORM_MAPPINGS, {"principal": caller.principal_id})
+    mappings = found[0].platform_mappings if found else None
+    # Provisional rows, committed before the ad server is called: a crash in between
+    # leaves a "provisioning" buy to reconcile, never an order nobody knows about.
     async with state.db.transaction() as session:
-        session.add(buy)
-        await session.flush()
-        session.add_all(packages)
-        mappings = (
-            await session.exec(_PLATFORM_MAPPINGS, params={"principal": caller.principal_id})
-        ).first()
+        await statements.execute(session, _INSERT_BUY, statements.values_of(buy))
+        await statements.execute(
+            session, _INSERT_PACKAGE, [statements.values_of(p) for p in packages]
+        )
     products = booking.products
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
@@ -376,15 +398,24 @@ async def create(
         ) from exc
     async with state.db.transaction() as session:
         # The provisional rows as committed above: nothing else can have changed them
-        # (a provisioning buy is invisible to every reader and writer but this one).
+        # (a provisioning buy is invisible to every reader and writer but this one), so
+        # they are updated as they are, and so are the objects that describe them.
         stored = buy
-        session.add(stored)
         stored.external_order_id = result.external_order_id
         stored.state = "pending_approval" if buy.guaranteed else "live"
         stored.updated_at = utcnow()
+        booked = {
+            "buy": buy.media_buy_id,
+            "order": stored.external_order_id,
+            "state": stored.state,
+            "now": stored.updated_at,
+        }
+        await statements.execute(session, _BOOKED, booked)
         for package in packages:
-            session.add(package)
             package.external_line_id = result.external_line_ids.get(package.package_id)
+        lines = [{"package": p.package_id, "line": p.external_line_id} for p in packages]
+        await statements.execute(session, _LINED, lines)
+        for package in packages:
             # A package created just now has no assignments to diff: only add named ones.
             if assigned := booking.creatives.get(package.package_id):
                 await creative_library.replace_assignments(
@@ -404,7 +435,7 @@ async def create(
                 ),
             )
             session.add(booking.task)
-        audit.record(
+        await audit.record(
             session,
             caller,
             "media_buy.create",
@@ -430,7 +461,7 @@ async def _abandon(state: AppState, caller: Caller, buy: MediaBuy, exc: Exceptio
         await buy_events.failed(session, buy, exc)
         await session.exec(delete(Package).where(Package.media_buy_id == buy.media_buy_id))
         await session.exec(delete(MediaBuy).where(MediaBuy.media_buy_id == buy.media_buy_id))
-        audit.record(
+        await audit.record(
             session,
             caller,
             "media_buy.create_failed",

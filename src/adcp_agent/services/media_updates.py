@@ -521,7 +521,7 @@ async def update(
             rows.append(row)
         if plan.task is not None:
             session.add(plan.task)
-        audit.record(
+        await audit.record(
             session,
             caller,
             "media_buy.update",

@@ -197,7 +197,7 @@ async def send_email(state: AppState, viewer: Viewer, draft_id: str) -> Rendered
         row.status, row.email_id, row.sent_to = "sent", email_id, rendered.recipients
         row.sent_at = row.updated_at = utcnow()
         session.add(row)
-        audit.record(
+        await audit.record(
             session,
             None,
             "notification.email_sent",

@@ -116,7 +116,7 @@ async def _follow(state: AppState, buy: MediaBuy, theirs: str, word: str, actor:
         stored.revision += 1
         stored.updated_at = utcnow()
         session.add(stored)
-        audit.record(
+        await audit.record(
             session,
             None,
             "media_buy.sync",

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_events import (
     EventDelivery,
@@ -101,7 +102,7 @@ async def emit(
       access are scoped by it).
     - ``media_buy_id``: the buy it concerns, if any (push notifications, email draft).
     - ``dedupe_key``: for events that must exist once (a duplicate raises
-      IntegrityError at commit).
+      IntegrityError).
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}; add it to EVENT_TYPES")
@@ -121,21 +122,28 @@ async def emit(
     deliveries = await _destinations(session, event)
     if not deliveries:
         event.status = "delivered"  # nobody to tell: nothing is outstanding
-    session.add(event)  # after the lookups: inserted once, with its final status...
-    await session.flush()  # ...and before the rows that reference it (no ORM relationship)
-    session.add_all(deliveries)
+    # After the lookups, inserted once with its final status; before the rows that
+    # reference it.
+    await statements.execute(session, _INSERT_EVENT, statements.values_of(event))
+    if deliveries:
+        rows = [statements.values_of(d) for d in deliveries]
+        await statements.execute(session, _INSERT_DELIVERY, rows)
     if media_buy_id and event_type in DRAFT_EVENTS:
-        session.add(
-            NotificationDraft(
-                draft_id=new_id("draft"),
-                tenant_id=tenant_id,
-                principal_id=principal_id,
-                media_buy_id=media_buy_id,
-                event_id=event.event_id,
-                event_type=event_type,
-            )
+        draft = NotificationDraft(
+            draft_id=new_id("draft"),
+            tenant_id=tenant_id,
+            principal_id=principal_id,
+            media_buy_id=media_buy_id,
+            event_id=event.event_id,
+            event_type=event_type,
         )
+        await statements.execute(session, _INSERT_DRAFT, statements.values_of(draft))
     return event
+
+
+_INSERT_EVENT = statements.insert_of(OutboxEvent)
+_INSERT_DELIVERY = statements.insert_of(EventDelivery)
+_INSERT_DRAFT = statements.insert_of(NotificationDraft)
 
 
 def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None) -> EventDelivery:
@@ -163,6 +171,7 @@ _REGISTRATION = (
         PushNotificationRegistration.tenant_id == bindparam("tenant"),
     )
     .order_by(col(PushNotificationRegistration.created_at).desc())
+    .limit(1)
 )
 
 _FEATURES = select(Tenant.features).where(Tenant.tenant_id == bindparam("tenant"))
@@ -170,19 +179,20 @@ _FEATURES = select(Tenant.features).where(Tenant.tenant_id == bindparam("tenant"
 
 async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[EventDelivery]:
     out: list[EventDelivery] = []
-    endpoints = (await session.exec(_ENDPOINTS, params={"tenant": event.tenant_id})).all()
+    endpoints = await statements.fetch(session, _ENDPOINTS, {"tenant": event.tenant_id})
     for endpoint in endpoints:
         if not endpoint.events or event.event_type in endpoint.events:
             out.append(_delivery(event, "webhook", endpoint.url, endpoint.webhook_id))
-    features = (await session.exec(_FEATURES, params={"tenant": event.tenant_id})).first()
-    slack_url = (features or {}).get(SLACK_FEATURE)
+    tenant = await statements.fetch(session, _FEATURES, {"tenant": event.tenant_id})
+    slack_url = (tenant[0].features if tenant else {}).get(SLACK_FEATURE)
     if isinstance(slack_url, str) and slack_url:
         out.append(_delivery(event, "slack", slack_url, None))
     if event.media_buy_id and event.event_type in PUSH_EVENTS:
         params = {"media_buy": event.media_buy_id, "tenant": event.tenant_id}
-        registration = (await session.exec(_REGISTRATION, params=params)).first()
-        if registration is not None:  # the latest, registered by the buy's own principal
-            out.append(_delivery(event, "push", registration.url, registration.config_id))
+        registrations = await statements.fetch(session, _REGISTRATION, params)
+        if registrations:  # the latest, registered by the buy's own principal
+            latest = registrations[0]
+            out.append(_delivery(event, "push", latest.url, latest.config_id))
     return out
 
 

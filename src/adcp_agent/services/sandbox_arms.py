@@ -96,7 +96,7 @@ async def register(
             message=message,
         )
         session.add(directive)
-        audit.record(
+        await audit.record(
             session,
             scope.caller,
             "sandbox.arm",
@@ -193,7 +193,7 @@ async def _fire(
             response = render(forced)
             if completion is not None:
                 await completion.mark(session, response)
-        audit.record(
+        await audit.record(
             session,
             caller,
             "sandbox.arm_fired",

@@ -199,7 +199,7 @@ async def simulate_delivery(
             sum(m.clicks for m in added),
             round(sum(m.spend for m in added), 2),
         )
-        audit.record(
+        await audit.record(
             session,
             scope.caller,
             "delivery.simulate",
@@ -241,7 +241,7 @@ async def _spend_buy_to(scope: Scope, media_buy_id: str, percentage: float) -> t
                 spend=top_up,
             )
             await _add_row(session, buy, package.package_id, hour, delivery.SANDBOX_BUDGET, m)
-        audit.record(
+        await audit.record(
             session,
             scope.caller,
             "delivery.simulate_budget_spend",

@@ -98,7 +98,7 @@ async def _move_flight(scope: Scope, media_buy_id: str, edge: str) -> None:
         stored.revision += 1
         stored.updated_at = utcnow()
         session.add(stored)
-        audit.record(
+        await audit.record(
             session,
             scope.caller,
             "media_buy.force_flight",
@@ -238,7 +238,7 @@ async def set_creative_status(
         stored.rejection_reason = reason if target == "rejected" else None
         stored.updated_at = utcnow()
         session.add(stored)
-        audit.record(
+        await audit.record(
             session,
             scope.caller,
             "creative.force_status",
@@ -335,7 +335,7 @@ async def force_task_completion(scope: Scope, task_id: str, result: dict[str, An
         stored_task.decided_by = stored_task.decided_by or scope.actor
         stored_task.updated_at = utcnow()
         session.add(stored_task)
-        audit.record(
+        await audit.record(
             session,
             scope.caller,
             "task.force_completion",

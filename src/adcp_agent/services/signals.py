@@ -146,7 +146,7 @@ async def _activate(
                 activation_key=activation_key_for(signal_id, principal_id),
             )
             session.add(act)
-            audit.record(
+            await audit.record(
                 session,
                 caller,
                 "signal.activate",

@@ -151,7 +151,7 @@ async def update_tenant(
             return tenant
         tenant.updated_at = utcnow()
         session.add(tenant)
-        audit.record(
+        await audit.record(
             session,
             None,
             "tenant.update",
@@ -174,7 +174,7 @@ async def delete_tenant(db: Database, tenant_id: str) -> Tenant:
             raise _tenant_not_found(tenant_id)
         tenant.deleted_at = tenant.updated_at = utcnow()
         session.add(tenant)
-        audit.record(
+        await audit.record(
             session,
             None,
             "tenant.delete",
@@ -252,7 +252,7 @@ async def update_principal(
         if not given:
             return principal
         session.add(principal)
-        audit.record(
+        await audit.record(
             session,
             None,
             "principal.update",
@@ -275,7 +275,7 @@ async def revoke_principal(db: Database, tenant_id: str, principal_id: str) -> P
             return principal
         principal.revoked_at = utcnow()
         session.add(principal)
-        audit.record(
+        await audit.record(
             session,
             None,
             "principal.revoke",

@@ -70,7 +70,7 @@ async def create_tenant(
                 "CONFLICT", f"Tenant subdomain '{subdomain}' is taken.", field="subdomain"
             )
         session.add(tenant)
-        audit.record(
+        await audit.record(
             session,
             None,
             "tenant.create",
@@ -131,7 +131,7 @@ async def create_principal(
         session.add(account)
         await session.flush()
         session.add(link)
-        audit.record(
+        await audit.record(
             session,
             None,
             "principal.create",
@@ -165,7 +165,7 @@ async def set_principal_token(
         principal.token_hint = token[: len(TOKEN_PREFIX) + 4]
         principal.revoked_at = None
         session.add(principal)
-        audit.record(
+        await audit.record(
             session,
             None,
             "principal.rotate_token",

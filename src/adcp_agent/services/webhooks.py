@@ -93,7 +93,7 @@ async def create_webhook(db: Database, tenant_id: str, body: WebhookCreate) -> C
     )
     async with db.transaction() as session:
         session.add(endpoint)
-        audit.record(
+        await audit.record(
             session,
             None,
             "webhook.create",
@@ -117,7 +117,7 @@ async def delete_webhook(db: Database, tenant_id: str, webhook_id: str) -> Webho
             )
         endpoint.deleted_at = utcnow()
         session.add(endpoint)
-        audit.record(
+        await audit.record(
             session,
             None,
             "webhook.delete",

@@ -1,0 +1,114 @@
+"""Prebuilt statements inside a session's transaction, without the ORM's unit of work.
+
+A row written through the ORM (an instance added, flushed at commit) or a Core
+statement through ``session.exec`` costs ~200–300 µs on SQLite, of which SQLite's own
+work is ~10 µs: the unit of work, an execution context, a cursor wrapper, result
+metadata. ``execute`` and ``fetch`` run a statement built once (a module constant) on
+the transaction's own connection: on SQLite through the plan ``FastReads`` compiled for
+it (the same SQL text, bind and result processors as the engine's) straight on the
+sqlite3 connection, under the same write lock and busy retries as every other
+statement (``sqlite_inline``); elsewhere through the session as usual.
+
+Pending ORM changes are flushed first, as autoflush would, so statements and ORM
+writes in one transaction land in the order they were made.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from adcp_agent.db.fast_reads import FastReads
+from adcp_agent.db.sqlite_inline import InlineConnection
+
+PLANS = "fast_reads"  # the session's info key holding the engine's FastReads, if any
+
+Params = dict[str, Any]
+
+
+@cache
+def _columns(model: type[SQLModel]) -> list[Any]:
+    """The mapped columns (not those only the database writes, e.g. trigger-kept
+    copies) but a database-assigned key."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    auto = table.autoincrement_column
+    mapped = [prop.columns[0] for prop in sa_inspect(model).column_attrs]
+    return [c for c in mapped if c is not auto]
+
+
+def insert_of(model: type[SQLModel]) -> Insert:
+    """An INSERT of ``model``'s every column (but a database-assigned key), each bound by
+    its own name: build it once and run it with ``values_of`` an instance."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return insert(table).values({c.key: bindparam(c.key, type_=c.type) for c in _columns(model)})
+
+
+def values_of(row: SQLModel) -> Params:
+    """The parameters of ``insert_of(type(row))`` for ``row``."""
+    return {c.key: getattr(row, c.key) for c in _columns(type(row))}
+
+
+def _wrapped(sql: str, args: Any, error: sqlite3.Error) -> DBAPIError:
+    """The exception the engine would have raised (IntegrityError for a duplicate key,
+    OperationalError for a lock), so callers catch the same types on every path."""
+    return DBAPIError.instance(sql, args, error, sqlite3.Error)
+
+
+async def _fast(
+    session: AsyncSession, statement: Executable
+) -> tuple[FastReads, Any, InlineConnection] | None:
+    """After flushing the session's pending ORM changes (as autoflush would): the plan
+    and the transaction's sqlite3 connection to run ``statement`` on, if it can."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    plans: FastReads | None = session.info.get(PLANS)
+    plan = plans.plan(statement) if plans is not None else None
+    if plans is None or plan is None:
+        return None
+    conn = await session.connection()
+    driver = (await conn.get_raw_connection()).driver_connection
+    return (plans, plan, driver) if isinstance(driver, InlineConnection) else None
+
+
+async def execute(
+    session: AsyncSession, statement: Executable, params: Params | Sequence[Params]
+) -> int:
+    """Run an INSERT, UPDATE or DELETE built once (one parameter set, or several for
+    one statement each) in ``session``'s transaction; the number of rows it changed
+    (with several sets, -1 where the driver does not count them: asyncpg)."""
+    sets = [params] if isinstance(params, dict) else list(params)
+    fast = await _fast(session, statement)
+    if fast is None:
+        conn = await session.connection()
+        result = await conn.execute(statement, sets[0] if isinstance(params, dict) else sets)
+        return result.rowcount
+    plans, plan, inline = fast
+    args = [plans.args(plan, p) for p in sets]
+    try:
+        return await inline.run(plan.sql, args)
+    except sqlite3.Error as exc:
+        raise _wrapped(plan.sql, args, exc) from exc
+
+
+async def fetch(session: AsyncSession, statement: Executable, params: Params) -> list[Any]:
+    """The rows of a SELECT built once, as ``session``'s transaction sees them (its own
+    writes included); columns as attributes."""
+    fast = await _fast(session, statement)
+    if fast is None:
+        conn = await session.connection()
+        return list((await conn.execute(statement, params)).all())
+    plans, plan, inline = fast
+    args = plans.args(plan, params)
+    try:
+        return plans.rows(plan, await inline.fetch(plan.sql, args))
+    except sqlite3.Error as exc:
+        raise _wrapped(plan.sql, args, exc) from exc

@@ -1,0 +1,124 @@
+"""``db/statements.py``: prebuilt statements run in a session's transaction write and
+read what the ORM would, commit and roll back with it, keep their order with the ORM
+writes around them, and raise the engine's exception types. (That on SQLite they bypass
+the engine's execution machinery is tested in test_fast_reads.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from adcp_agent.config import Settings
+from adcp_agent.db import statements
+from adcp_agent.db.models import AuditLog
+from adcp_agent.db.models_events import NotificationDraft, OutboxEvent
+from adcp_agent.server import prepare
+from adcp_agent.state import AppState
+from tests.databases import Backend, database_settings
+from tests.support import DEMO_TOKEN
+
+_INSERT_AUDIT = statements.insert_of(AuditLog)
+_INSERT_EVENT = statements.insert_of(OutboxEvent)
+_INSERT_DRAFT = statements.insert_of(NotificationDraft)
+_AUDITS = AuditLog.__table__.c  # type: ignore[attr-defined]
+_RENAME = (
+    update(AuditLog.__table__)  # type: ignore[arg-type]
+    .where(_AUDITS.actor == bindparam("who"))
+    .values(action=bindparam("to"))
+)
+_BY_ACTOR = select(AuditLog).where(AuditLog.actor == bindparam("who")).order_by(AuditLog.id)
+
+
+@pytest.fixture
+async def state(tmp_path: Path, backend: Backend) -> AsyncIterator[AppState]:
+    settings = Settings(
+        data_dir=tmp_path, demo_token=DEMO_TOKEN, **database_settings(tmp_path, backend)
+    )
+    app_state = AppState.from_settings(settings)
+    await prepare(app_state)
+    yield app_state
+    await app_state.db.dispose()
+
+
+def _audit(action: str, actor: str = "test", **extra: Any) -> dict[str, Any]:
+    return statements.values_of(AuditLog(tenant_id="demo", actor=actor, action=action, **extra))
+
+
+async def _stored(state: AppState, actor: str = "test") -> list[Any]:
+    async with state.db.session() as session:
+        return list((await session.exec(_BY_ACTOR, params={"who": actor})).all())
+
+
+async def test_rows_are_written_with_their_types_and_commit_with_the_transaction(
+    state: AppState,
+) -> None:
+    async with state.db.transaction() as session:
+        one = _audit("one", details={"nested": [1, "x"]}, before={"a": None}, success=False)
+        assert await statements.execute(session, _INSERT_AUDIT, one) == 1
+        await statements.execute(session, _INSERT_AUDIT, [_audit("two"), _audit("3")])
+        # The transaction sees its own rows (and the database-assigned keys).
+        mine = await statements.fetch(session, _BY_ACTOR, {"who": "test"})
+        assert [r.action for r in mine] == ["one", "two", "3"] and mine[0].id is not None
+        assert await statements.execute(session, _RENAME, {"who": "test", "to": "renamed"}) == 3
+    stored = await _stored(state)
+    assert [r.action for r in stored] == ["renamed"] * 3
+    first = stored[0]
+    assert first.details == {"nested": [1, "x"]} and first.before == {"a": None}
+    assert first.success is False and first.after is None
+    assert first.created_at == one["created_at"] and first.created_at.tzinfo is not None
+
+
+async def test_a_failed_transaction_keeps_none_of_its_statements(state: AppState) -> None:
+    with pytest.raises(RuntimeError):
+        async with state.db.transaction() as session:
+            await statements.execute(session, _INSERT_AUDIT, _audit("lost"))
+            raise RuntimeError("the caller fails after writing")
+    assert await _stored(state) == []
+    # The connection went back to the pool usable, and the write lock with it.
+    async with state.db.transaction() as session:
+        await statements.execute(session, _INSERT_AUDIT, _audit("kept"))
+    assert [r.action for r in await _stored(state)] == ["kept"]
+
+
+async def test_a_duplicate_key_raises_the_engines_integrity_error(state: AppState) -> None:
+    event = OutboxEvent(event_id="evt_dup", tenant_id="demo", event_type="x", status="pending",
+                        dedupe_key="once")  # fmt: skip
+    async with state.db.transaction() as session:
+        await statements.execute(session, _INSERT_EVENT, statements.values_of(event))
+    again = statements.values_of(event) | {"event_id": "evt_other"}
+    with pytest.raises(IntegrityError):
+        async with state.db.transaction() as session:
+            await statements.execute(session, _INSERT_EVENT, again)
+
+
+async def test_pending_orm_writes_are_flushed_before_a_statement(state: AppState) -> None:
+    """A draft references its event: the event added through the ORM just before must be
+    in the database when the draft's INSERT runs (foreign keys are checked at once)."""
+    async with state.db.transaction() as session:
+        session.add(OutboxEvent(event_id="evt_orm", tenant_id="demo", event_type="x",
+                                status="pending"))  # fmt: skip
+        draft = NotificationDraft(draft_id="draft_1", tenant_id="demo", event_id="evt_orm",
+                                  event_type="x")  # fmt: skip
+        await statements.execute(session, _INSERT_DRAFT, statements.values_of(draft))
+    async with state.db.session() as session:
+        stored = (await session.exec(select(NotificationDraft.event_id))).all()
+    assert stored == ["evt_orm"]
+
+
+async def test_concurrent_writers_each_commit_everything(state: AppState) -> None:
+    async def writer(n: int) -> None:
+        async with state.db.transaction() as session:
+            await statements.execute(session, _INSERT_AUDIT, _audit(f"{n}-a", actor="w"))
+            await asyncio.sleep(0.01)  # the other writers run meanwhile
+            await statements.execute(session, _INSERT_AUDIT, _audit(f"{n}-b", actor="w"))
+
+    await asyncio.gather(*(writer(n) for n in range(5)))
+    actions = sorted(r.action for r in await _stored(state, "w"))
+    assert actions == sorted(f"{n}-{x}" for n in range(5) for x in "ab")
