@@ -68,7 +68,7 @@ async def _assert_sums_agree(state: AppState, products: list[str], now: datetime
             for sandbox in (False, True):
                 got = await avails.reserved(state, "demo", product_id, start, end, sandbox=sandbox)
                 want = await _reference(state, product_id, start, end, sandbox)
-                # SQLite's epoch seconds are whole seconds: a few impressions of
+                # Epoch seconds from text on SQLite (julianday): a few impressions of
                 # rounding on sums of millions.
                 assert abs(got - want) <= max(2, want // 100_000), (
                     product_id, start, end, sandbox, got, want

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, bindparam, case, cast, extract, func, literal
+from sqlalchemy import Float, bindparam, cast, func, literal
 from sqlmodel import col, select
 
 from adcp_agent.adapter_protocol import ForecastRequest
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_media import Package
+from adcp_agent.db.types import EpochSeconds, Greatest, Least
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog
 from adcp_agent.services import targeting as targeting_rules
@@ -49,11 +50,10 @@ def rate_of(option: dict) -> tuple[float, bool]:
 # (the part of its flight inside ours) instead of handing every row to Python. Built
 # once: building and cache-keying the statement per call cost more than running it.
 _COPY = Package.__table__.c  # type: ignore[attr-defined]  # the trigger-kept flight copies
-_FLIGHT_START = cast(extract("epoch", _COPY.flight_start), Float)
-_FLIGHT_END = cast(extract("epoch", _COPY.flight_end), Float)
-_LO, _HI = bindparam("lo", type_=Float), bindparam("hi", type_=Float)
-_INSIDE = case((_FLIGHT_END < _HI, _FLIGHT_END), else_=_HI) - case(
-    (_FLIGHT_START > _LO, _FLIGHT_START), else_=_LO
+_FLIGHT_START = EpochSeconds(_COPY.flight_start)
+_FLIGHT_END = EpochSeconds(_COPY.flight_end)
+_INSIDE = Least(_FLIGHT_END, bindparam("hi", type_=Float)) - Greatest(
+    _FLIGHT_START, bindparam("lo", type_=Float)
 )
 _RESERVED = select(
     func.coalesce(
