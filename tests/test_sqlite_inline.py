@@ -1,13 +1,15 @@
 """The inline SQLite driver (``db/sqlite_inline.py``) at the ``Database`` level: the
 in-process write lock is given back on every way a transaction ends (commit, failure,
 rollback, cancellation), writers in one process take turns while reads go on, and a
-writer outlasts another process holding SQLite's lock. (Through a live server:
+writer outlasts another process holding SQLite's lock; commits run inline or on a
+worker thread by how long recent ones took. (Through a live server:
 tests/test_performance_paths.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from adcp_agent.db.engine import Database, create_database
+from adcp_agent.db.sqlite_inline import CommitTimer
 
 
 @pytest.fixture
@@ -147,3 +150,29 @@ async def test_a_writer_outlasts_another_process_holding_the_lock(
     await mine
     expected = ["first", "theirs", "mine"] if ending == "commit" else ["first", "mine"]
     assert await _names(items_db) == expected
+
+
+async def test_commits_run_inline_while_fast_and_on_a_thread_once_slow(
+    items_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with items_db.engine.connect() as conn:
+        inline = (await conn.get_raw_connection()).driver_connection
+    timer: CommitTimer = inline._commits  # one per engine: every pooled connection's
+    threads: list[int] = []
+    real = CommitTimer.timed_commit
+
+    def watched(self: CommitTimer, conn: sqlite3.Connection) -> None:
+        threads.append(threading.get_ident())
+        real(self, conn)
+
+    monkeypatch.setattr(CommitTimer, "timed_commit", watched)
+    timer.average = 0.0
+    await _insert(items_db, "fast disk")
+    timer.average = 1.0  # as after commits that took a second
+    await _insert(items_db, "slow disk")
+    assert threads[0] == threading.get_ident()  # the event loop's own thread
+    assert threads[1] != threading.get_ident()  # a worker thread
+    # Every commit is timed wherever it ran: faster ones bring the average down (and
+    # the commits back inline once it is under INLINE_COMMIT_SECONDS).
+    assert 0 < timer.average < 1.0
+    assert await _names(items_db) == ["first", "fast disk", "slow disk"]
