@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from adcp_agent.db import statements
 from adcp_agent.db.engine import Database, create_database
 from adcp_agent.db.sqlite_inline import CommitTimer
 
@@ -176,3 +177,41 @@ async def test_commits_run_inline_while_fast_and_on_a_thread_once_slow(
     # the commits back inline once it is under INLINE_COMMIT_SECONDS).
     assert 0 < timer.average < 1.0
     assert await _names(items_db) == ["first", "fast disk", "slow disk"]
+
+
+async def test_a_write_transaction_waits_for_another_process_and_survives_cancellation(
+    tmp_path: Path,
+) -> None:
+    """``Database.write`` on SQLite (statements.Writer): BEGIN IMMEDIATE is retried while
+    another process holds the lock; a writer cancelled mid-transaction leaves nothing
+    and hands the lock on."""
+    db = create_database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    insert = text("INSERT INTO items (name) VALUES (:n)")
+    async with db.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)"))
+    try:
+        assert db.writer is not None
+        holder = sqlite3.connect(tmp_path / "w.db", isolation_level=None, timeout=5)
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO items (name) VALUES ('theirs')")
+
+        async def write(name: str, pause: float = 0.0) -> None:
+            async with db.write() as tx:
+                await statements.execute(tx, insert, {"n": name})
+                await asyncio.sleep(pause)
+
+        mine = asyncio.create_task(write("mine"))
+        await asyncio.sleep(0.2)
+        assert not mine.done()  # waiting for the other process
+        holder.execute("COMMIT")
+        holder.close()
+        await mine
+        cancelled = asyncio.create_task(write("cancelled", pause=10))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await asyncio.wait_for(write("after"), timeout=5)  # the lock was handed on
+        assert await _names(db) == ["theirs", "mine", "after"]
+    finally:
+        await db.dispose()

@@ -122,3 +122,48 @@ async def test_concurrent_writers_each_commit_everything(state: AppState) -> Non
     await asyncio.gather(*(writer(n) for n in range(5)))
     actions = sorted(r.action for r in await _stored(state, "w"))
     assert actions == sorted(f"{n}-{x}" for n in range(5) for x in "ab")
+
+
+async def test_write_transactions_commit_whole_or_not_at_all(state: AppState) -> None:
+    async with state.db.write() as tx:
+        await statements.execute(tx, _INSERT_AUDIT, [_audit("w1"), _audit("w2")])
+        assert [r.action for r in await statements.fetch(tx, _BY_ACTOR, {"who": "test"})] == [
+            "w1",
+            "w2",
+        ]
+    with pytest.raises(RuntimeError):
+        async with state.db.write() as tx:
+            await statements.execute(tx, _INSERT_AUDIT, _audit("lost"))
+            raise RuntimeError("the caller fails after writing")
+    event = OutboxEvent(event_id="evt_w", tenant_id="demo", event_type="x", status="pending")
+    async with state.db.write() as tx:
+        await statements.execute(tx, _INSERT_EVENT, statements.values_of(event))
+    with pytest.raises(IntegrityError):
+        async with state.db.write() as tx:
+            await statements.execute(tx, _INSERT_AUDIT, _audit("before the duplicate"))
+            await statements.execute(tx, _INSERT_EVENT, statements.values_of(event))
+    assert [r.action for r in await _stored(state)] == ["w1", "w2"]
+
+
+async def test_write_transactions_and_sessions_take_turns(state: AppState) -> None:
+    """Write transactions and ORM sessions writing at the same time (on SQLite they share
+    the process's write lock) all commit, none blocks another for good."""
+
+    async def raw(n: int) -> None:
+        async with state.db.write() as tx:
+            await statements.execute(tx, _INSERT_AUDIT, _audit(f"raw{n}", actor="t"))
+            await asyncio.sleep(0.005)
+            await statements.execute(tx, _INSERT_AUDIT, _audit(f"raw{n}b", actor="t"))
+
+    async def orm(n: int) -> None:
+        async with state.db.transaction() as session:
+            session.add(AuditLog(tenant_id="demo", actor="t", action=f"orm{n}"))
+            await session.flush()
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(
+        asyncio.gather(*(raw(n) for n in range(4)), *(orm(n) for n in range(4))), timeout=30
+    )
+    actions = sorted(r.action for r in await _stored(state, "t"))
+    expected = [f"raw{n}" for n in range(4)] + [f"raw{n}b" for n in range(4)]
+    assert actions == sorted(expected + [f"orm{n}" for n in range(4)])

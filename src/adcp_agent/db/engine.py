@@ -23,8 +23,8 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.fast_reads import FastReads
-from adcp_agent.db.sqlite_inline import inline_creator
-from adcp_agent.db.statements import PLANS
+from adcp_agent.db.sqlite_inline import SqliteFile
+from adcp_agent.db.statements import PLANS, Tx, Writer
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -54,6 +54,7 @@ class Database:
     # Each owner keeps its entries valid against a stamp stored in the database.
     cache: dict[str, Any] = field(default_factory=dict)
     fast: FastReads | None = None  # SQLite files: see db.fast_reads
+    writer: Writer | None = None  # SQLite files: see db.statements
 
     async def read(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
         """The rows of a read-only statement built once (columns as attributes), as
@@ -88,6 +89,18 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def write(self) -> AsyncIterator[Tx]:
+        """A transaction for work that writes and reads only through ``db.statements``
+        (no ORM): committed on success, rolled back on any error. On SQLite it runs
+        without a session (``statements.Writer``)."""
+        if self.writer is None:
+            async with self.transaction() as session:
+                yield session
+        else:
+            async with self.writer.transaction() as tx:
+                yield tx
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose work commits on success and rolls back on any error."""
         async with self.sessions() as session, session.begin():
@@ -104,6 +117,8 @@ class Database:
     async def dispose(self) -> None:
         if self.fast is not None:
             self.fast.close()
+        if self.writer is not None:
+            self.writer.close()
         await self.engine.dispose()
 
 
@@ -141,7 +156,8 @@ def create_database(url: str, *, echo: bool = False) -> Database:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # Statements run on the event loop thread, not one aiosqlite thread hop each
         # (see sqlite_inline); the PRAGMAs are applied by the creator.
-        kwargs["async_creator"] = inline_creator(path, SQLITE_PRAGMAS)
+        sqlite_file = SqliteFile(path, SQLITE_PRAGMAS)
+        kwargs["async_creator"] = sqlite_file.creator()
         # Keep enough connections for a burst of concurrent requests: an overflow
         # connection is closed on return and its replacement pays the PRAGMAs again.
         kwargs.update(pool_size=20, max_overflow=40)
@@ -152,8 +168,11 @@ def create_database(url: str, *, echo: bool = False) -> Database:
         _ping_when_idle(engine)
     if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
-    fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect) if "async_creator" in kwargs else None
+    fast = writer = None
+    if "async_creator" in kwargs:
+        fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect)
+        writer = Writer(sqlite_file, fast)
     # Sessions carry the plans, for statements run in their transactions (db.statements).
     info = {PLANS: fast} if fast is not None else {}
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info)
-    return Database(engine=engine, sessions=sessions, fast=fast)
+    return Database(engine=engine, sessions=sessions, fast=fast, writer=writer)

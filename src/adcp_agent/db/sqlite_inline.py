@@ -240,6 +240,21 @@ class InlineConnection:
         finally:
             cursor.close()
 
+    async def begin_immediate(self) -> None:
+        """Take the process's write lock, then SQLite's (``BEGIN IMMEDIATE``, retried
+        while another process holds it): a transaction that will write, begun up front."""
+        try:
+            await asyncio.wait_for(self._lock.acquire(), timeout=self._busy_seconds)
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        self._holds_lock = True
+        try:
+            conn = self._conn
+            await self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
+        except BaseException:
+            self._release()
+            raise
+
     def _release(self) -> None:
         self._holds_lock = False
         self._lock.release()
@@ -337,19 +352,30 @@ class InlineConnection:
         return await cursor.execute(operation, parameters)
 
 
-def inline_creator(path: str, pragmas: Sequence[str]) -> Callable[[], Any]:
-    """An ``async_creator`` for ``create_async_engine``: connections to ``path`` that
-    run inline, sharing one write lock (one engine's pool: one lock)."""
-    lock = asyncio.Lock()
-    commits = CommitTimer()
+class SqliteFile:
+    """One database file's in-process coordination, shared by every connection to it
+    from this process: the engine's pooled connections and the writer of
+    ``db.writes`` (one write lock, one commit timer)."""
 
-    async def connect() -> InlineConnection:
-        # COMMIT runs on a worker thread; it is awaited, so never concurrent with use.
-        conn = sqlite3.connect(path, check_same_thread=False)
-        for pragma in pragmas:
+    def __init__(self, path: str, pragmas: Sequence[str]) -> None:
+        self.path = path
+        self.pragmas = pragmas
+        self.lock = asyncio.Lock()
+        self.commits = CommitTimer()
+
+    def connect(self) -> InlineConnection:
+        # COMMIT may run on a worker thread; it is awaited, so never concurrent with use.
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        for pragma in self.pragmas:
             conn.execute(pragma)
         # Busy waits happen in _retry_busy (async), never in SQLite's handler on the loop.
         conn.execute("PRAGMA busy_timeout=0")
-        return InlineConnection(conn, lock, BUSY_RETRY_SECONDS, commits)
+        return InlineConnection(conn, self.lock, BUSY_RETRY_SECONDS, self.commits)
 
-    return connect
+    def creator(self) -> Callable[[], Any]:
+        """An ``async_creator`` for ``create_async_engine``."""
+
+        async def connect() -> InlineConnection:
+            return self.connect()
+
+        return connect

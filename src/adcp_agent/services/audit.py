@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from adcp_agent.db import statements
 from adcp_agent.db.models import AuditLog
+from adcp_agent.db.statements import Tx
 from adcp_agent.services.identity import Caller
 
 
 async def record(
-    session: AsyncSession,
+    session: Tx,
     caller: Caller | None,
     action: str,
     *,

@@ -7,18 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package, Task
+from adcp_agent.db.statements import Tx
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import outbox, push_notifications
 from adcp_agent.services.push_notifications import PushNotificationConfig
 
 
-async def _emit(
-    session: AsyncSession, buy: MediaBuy, event_type: str, data: dict[str, Any]
-) -> None:
+async def _emit(session: Tx, buy: MediaBuy, event_type: str, data: dict[str, Any]) -> None:
     await outbox.emit(
         session,
         tenant_id=buy.tenant_id,
@@ -30,7 +27,7 @@ async def _emit(
 
 
 async def _register(
-    session: AsyncSession,
+    session: Tx,
     buy: MediaBuy,
     task_type: str,
     task: Task | None,
@@ -49,7 +46,7 @@ async def _register(
 
 
 async def booked(
-    session: AsyncSession,
+    session: Tx,
     buy: MediaBuy,
     packages: Sequence[Package],
     task: Task | None,
@@ -66,7 +63,7 @@ async def booked(
     await _emit(session, buy, kind, data)
 
 
-async def failed(session: AsyncSession, buy: MediaBuy, exc: Exception) -> None:
+async def failed(session: Tx, buy: MediaBuy, exc: Exception) -> None:
     """The ad server refused the booking (call before the provisional rows are deleted:
     the payload lists the packages)."""
     error = (
@@ -83,7 +80,7 @@ async def failed(session: AsyncSession, buy: MediaBuy, exc: Exception) -> None:
 
 
 async def decided(
-    session: AsyncSession, buy: MediaBuy, task: Task, *, approve: bool, reason: str | None
+    session: Tx, buy: MediaBuy, task: Task, *, approve: bool, reason: str | None
 ) -> None:
     """The publisher approved or rejected a buy awaiting approval."""
     data = await outbox.media_buy_payload(
@@ -95,7 +92,7 @@ async def decided(
 
 
 async def updated(
-    session: AsyncSession,
+    session: Tx,
     buy: MediaBuy,
     packages: Sequence[Package],
     *,
@@ -119,9 +116,7 @@ async def updated(
         await _emit(session, buy, "media_buy.approval_required", data)
 
 
-async def account_awaits_approval(
-    session: AsyncSession, account: Account, principal_id: str
-) -> None:
+async def account_awaits_approval(session: Tx, account: Account, principal_id: str) -> None:
     """``config_approval_required``: the tenant's configuration (``features.account_approval:
     manual``), not the request, holds a new billing account for the publisher's review."""
     await outbox.emit(

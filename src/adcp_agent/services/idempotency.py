@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import delete, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db import statements
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models_media import IdempotencyRecord
+from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services.identity import Caller
@@ -64,8 +64,8 @@ async def _claim(
                 request_hash=digest,
                 status="in_flight",
             )
-            async with db.transaction() as session:
-                await statements.execute(session, _CLAIM, statements.values_of(claim))
+            async with db.write() as tx:
+                await statements.execute(tx, _CLAIM, statements.values_of(claim))
             return None
         except IntegrityError:
             async with db.session() as session:
@@ -109,7 +109,7 @@ class Completion:
         self._ident = ident
         self.marked = False
 
-    async def mark(self, session: AsyncSession, response: dict[str, Any]) -> None:
+    async def mark(self, session: Tx, response: dict[str, Any]) -> None:
         if self._ident is None:
             return
         ident = self._ident

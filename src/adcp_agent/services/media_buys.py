@@ -17,7 +17,7 @@ from adcp_agent.adapter_protocol import LineSpec, OrderSpec
 from adcp_agent.db import statements
 from adcp_agent.db.models import Principal, Product, Tenant
 from adcp_agent.db.models_accounts import Account
-from adcp_agent.db.models_creatives import Creative
+from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
@@ -40,6 +40,8 @@ _PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
 )
 _INSERT_BUY = statements.insert_of(MediaBuy)
 _INSERT_PACKAGE = statements.insert_of(Package)
+_INSERT_ASSIGNMENT = statements.insert_of(CreativeAssignment)
+_INSERT_TASK = statements.insert_of(Task)
 _BUYS = MediaBuy.__table__.c  # type: ignore[attr-defined]
 _BOOKED = (
     update(MediaBuy.__table__)  # type: ignore[arg-type]  # Core: no ORM synchronisation
@@ -360,11 +362,9 @@ async def create(
     mappings = found[0].platform_mappings if found else None
     # Provisional rows, committed before the ad server is called: a crash in between
     # leaves a "provisioning" buy to reconcile, never an order nobody knows about.
-    async with state.db.transaction() as session:
-        await statements.execute(session, _INSERT_BUY, statements.values_of(buy))
-        await statements.execute(
-            session, _INSERT_PACKAGE, [statements.values_of(p) for p in packages]
-        )
+    async with state.db.write() as tx:
+        await statements.execute(tx, _INSERT_BUY, statements.values_of(buy))
+        await statements.execute(tx, _INSERT_PACKAGE, [statements.values_of(p) for p in packages])
     products = booking.products
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
@@ -396,7 +396,7 @@ async def create(
             recovery="transient",
             details={"ad_server": buy.ad_server},
         ) from exc
-    async with state.db.transaction() as session:
+    async with state.db.write() as tx:
         # The provisional rows as committed above: nothing else can have changed them
         # (a provisioning buy is invisible to every reader and writer but this one), so
         # they are updated as they are, and so are the objects that describe them.
@@ -410,17 +410,23 @@ async def create(
             "state": stored.state,
             "now": stored.updated_at,
         }
-        await statements.execute(session, _BOOKED, booked)
+        await statements.execute(tx, _BOOKED, booked)
         for package in packages:
             package.external_line_id = result.external_line_ids.get(package.package_id)
         lines = [{"package": p.package_id, "line": p.external_line_id} for p in packages]
-        await statements.execute(session, _LINED, lines)
-        for package in packages:
-            # A package created just now has no assignments to diff: only add named ones.
-            if assigned := booking.creatives.get(package.package_id):
-                await creative_library.replace_assignments(
-                    session, caller.tenant_id, package, assigned, "packages"
+        await statements.execute(tx, _LINED, lines)
+        # A package created just now has no assignments to replace: only add named ones.
+        links = [
+            statements.values_of(
+                CreativeAssignment(
+                    tenant_id=caller.tenant_id, creative_pk=c.id or 0, package_id=package_id
                 )
+            )
+            for package_id, assigned in booking.creatives.items()
+            for c in assigned
+        ]
+        if links:
+            await statements.execute(tx, _INSERT_ASSIGNMENT, links)
         if buy.guaranteed:
             booking.task = Task(
                 task_id=new_id("task"),
@@ -434,9 +440,9 @@ async def create(
                     "publisher's approval (IO sign-off). Poll get_task_status."
                 ),
             )
-            session.add(booking.task)
+            await statements.execute(tx, _INSERT_TASK, statements.values_of(booking.task))
         await audit.record(
-            session,
+            tx,
             caller,
             "media_buy.create",
             target_type="media_buy",
@@ -444,12 +450,10 @@ async def create(
             after=snapshot(stored, packages),
             details={"ad_server": buy.ad_server, "account_id": account.account_id},
         )
-        await buy_events.booked(
-            session, stored, packages, booking.task, req.push_notification_config
-        )
+        await buy_events.booked(tx, stored, packages, booking.task, req.push_notification_config)
         booking.buy = stored
         response = render(booking)
-        await completion.mark(session, response)
+        await completion.mark(tx, response)
     if any(booking.creatives.values()):
         await creative_library.push_pending(state, caller.tenant_id, caller.principal_id)
     return response

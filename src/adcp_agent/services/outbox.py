@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
@@ -29,6 +28,7 @@ from adcp_agent.db.models_events import (
     WebhookEndpoint,
 )
 from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import utcnow
 from adcp_agent.services import buy_state
 from adcp_agent.services.identity import new_id
@@ -80,7 +80,7 @@ def new_event_id() -> str:
 
 
 async def emit(
-    session: AsyncSession,
+    session: Tx,
     *,
     tenant_id: str,
     event_type: str,
@@ -177,7 +177,7 @@ _REGISTRATION = (
 _FEATURES = select(Tenant.features).where(Tenant.tenant_id == bindparam("tenant"))
 
 
-async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[EventDelivery]:
+async def _destinations(session: Tx, event: OutboxEvent) -> list[EventDelivery]:
     out: list[EventDelivery] = []
     endpoints = await statements.fetch(session, _ENDPOINTS, {"tenant": event.tenant_id})
     for endpoint in endpoints:
@@ -196,22 +196,24 @@ async def _destinations(session: AsyncSession, event: OutboxEvent) -> list[Event
     return out
 
 
+_PACKAGES_OF_BUY = (
+    select(Package)
+    .where(Package.media_buy_id == bindparam("buy"))
+    .order_by(col(Package.created_at), col(Package.package_id))
+)
+
+
 async def media_buy_payload(
-    session: AsyncSession,
+    session: Tx,
     buy: MediaBuy,
-    packages: Sequence[Package] | None = None,
+    packages: Sequence[Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The ``data`` of a media-buy event: what a receiver needs without calling back
-    (budget, flight, principal, products, packages, wire status)."""
+    (budget, flight, principal, products, packages, wire status). ``packages``: the
+    buy's packages (or rows with their columns), read in ``session`` when not given."""
     if packages is None:
-        packages = (
-            await session.exec(
-                select(Package)
-                .where(Package.media_buy_id == buy.media_buy_id)
-                .order_by(col(Package.created_at), col(Package.package_id))
-            )
-        ).all()
+        packages = await statements.fetch(session, _PACKAGES_OF_BUY, {"buy": buy.media_buy_id})
     now = utcnow()
     confirmed = None
     if buy.state not in ("pending_approval", "provisioning", "rejected"):

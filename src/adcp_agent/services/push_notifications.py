@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_events import OutboxEvent, PushNotificationRegistration
+from adcp_agent.db.statements import Tx
 from adcp_agent.services import ssrf
 from adcp_agent.services.identity import new_id
 from adcp_agent.services.notification_text import TITLES
@@ -60,7 +61,7 @@ def validate(tenant: Tenant, config: PushNotificationConfig | None) -> None:
 
 
 async def save(
-    session: AsyncSession,
+    session: Tx,
     *,
     tenant_id: str,
     principal_id: str,
@@ -85,8 +86,11 @@ async def save(
         auth_scheme=auth.schemes[0] if auth else None,
         auth_credentials=auth.credentials if auth else None,
     )
-    session.add(row)
+    await statements.execute(session, _INSERT, statements.values_of(row))
     return row
+
+
+_INSERT = statements.insert_of(PushNotificationRegistration)
 
 
 _STATUS = {
