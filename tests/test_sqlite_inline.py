@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adcp_agent.db import statements
 from adcp_agent.db.engine import Database, create_database
-from adcp_agent.db.sqlite_inline import CommitTimer
+from adcp_agent.db.sqlite_inline import CHECKPOINT_EVERY, CommitTimer
 
 
 @pytest.fixture
@@ -213,5 +213,29 @@ async def test_a_write_transaction_waits_for_another_process_and_survives_cancel
             await cancelled
         await asyncio.wait_for(write("after"), timeout=5)  # the lock was handed on
         assert await _names(db) == ["theirs", "mine", "after"]
+    finally:
+        await db.dispose()
+
+
+async def test_the_wal_is_checkpointed_off_the_commits(tmp_path: Path) -> None:
+    """Automatic checkpoints are off on our connections (they ran inside a commit, on the
+    event loop's thread when commits run inline); the Checkpointer copies the WAL back
+    every CHECKPOINT_EVERY commits on a worker thread, so it does not grow without bound."""
+    path = tmp_path / "c.db"
+    db = create_database(f"sqlite+aiosqlite:///{path}")
+    insert = text("INSERT INTO blobs (data) VALUES (:d)")
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)"))
+            mode = (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
+        assert mode == 0
+        for n in range(3 * CHECKPOINT_EVERY):  # ~12 MB through the WAL
+            async with db.write() as tx:
+                await statements.execute(tx, insert, {"d": bytes([n % 256]) * 40_000})
+            await asyncio.sleep(0)  # let a finished checkpoint's task end
+        assert db.sqlite_file is not None
+        await db.sqlite_file.checkpoints.close()  # the last one, if still running
+        wal = path.with_name("c.db-wal").stat().st_size
+        assert wal < 8_000_000, wal  # without checkpoints: ~12 MB
     finally:
         await db.dispose()

@@ -55,6 +55,7 @@ class Database:
     cache: dict[str, Any] = field(default_factory=dict)
     fast: FastReads | None = None  # SQLite files: see db.fast_reads
     writer: Writer | None = None  # SQLite files: see db.statements
+    sqlite_file: SqliteFile | None = None  # SQLite files: see db.sqlite_inline
 
     async def read(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
         """The rows of a read-only statement built once (columns as attributes), as
@@ -119,6 +120,8 @@ class Database:
             self.fast.close()
         if self.writer is not None:
             self.writer.close()
+        if self.sqlite_file is not None:
+            await self.sqlite_file.checkpoints.close()
         await self.engine.dispose()
 
 
@@ -151,6 +154,7 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
 def create_database(url: str, *, echo: bool = False) -> Database:
     kwargs: dict[str, Any] = {"echo": echo}
+    sqlite_file: SqliteFile | None = None
     path = url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -169,10 +173,12 @@ def create_database(url: str, *, echo: bool = False) -> Database:
     if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     fast = writer = None
-    if "async_creator" in kwargs:
+    if sqlite_file is not None:
         fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect)
         writer = Writer(sqlite_file, fast)
     # Sessions carry the plans, for statements run in their transactions (db.statements).
     info = {PLANS: fast} if fast is not None else {}
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info)
-    return Database(engine=engine, sessions=sessions, fast=fast, writer=writer)
+    return Database(
+        engine=engine, sessions=sessions, fast=fast, writer=writer, sqlite_file=sqlite_file
+    )

@@ -30,10 +30,13 @@ SELECTs in autocommit, so "a write transaction" starts exactly at a writing stat
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 BUSY_RETRY_SECONDS = 10.0
 # Statements that write, or open a transaction that may (BEGIN/SAVEPOINT: a read taken
@@ -180,9 +183,11 @@ class InlineConnection:
         lock: asyncio.Lock,
         busy_seconds: float,
         commits: CommitTimer | None = None,
+        committed: Callable[[], None] | None = None,
     ) -> None:
         self._connection: sqlite3.Connection | None = conn
         self._commits = commits or CommitTimer()
+        self._committed = committed
         self._lock = lock
         self._holds_lock = False
         self._busy_seconds = busy_seconds
@@ -267,6 +272,8 @@ class InlineConnection:
         try:
             if conn.in_transaction:
                 await self._commit(conn)
+                if self._committed is not None:
+                    self._committed()
         finally:
             if self._holds_lock and not conn.in_transaction:
                 self._release()
@@ -352,16 +359,70 @@ class InlineConnection:
         return await cursor.execute(operation, parameters)
 
 
+CHECKPOINT_EVERY = 100  # commits between two WAL checkpoints
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file on a worker thread every
+    ``CHECKPOINT_EVERY`` commits. SQLite's own automatic checkpoint is turned off on our
+    connections: it runs inside whichever commit takes the WAL past 1000 pages, and
+    with commits inline that stopped the event loop for up to ~100 ms. The checkpoint
+    holds the process's write lock, as the automatic one did (writers wait, readers and
+    the event loop go on): a checkpoint racing writes never catches up, and the WAL is
+    only reused from its start once everything in it was copied. What it cannot copy
+    yet (another process's reader still needs it) waits for the next one."""
+
+    def __init__(self, path: str, pragmas: Sequence[str], lock: asyncio.Lock) -> None:
+        self._lock = lock
+        self._path = path
+        self._pragmas = pragmas
+        self._since = 0
+        self._task: asyncio.Task[None] | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def committed(self) -> None:
+        self._since += 1
+        if self._since >= CHECKPOINT_EVERY and self._task is None:
+            self._since = 0
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            async with self._lock:
+                await asyncio.to_thread(self._checkpoint)
+        except sqlite3.Error as exc:  # a busy or closing database: the next one will do
+            log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            self._task = None
+
+    def _checkpoint(self) -> None:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self._path, check_same_thread=False)
+            for pragma in self._pragmas:
+                self._conn.execute(pragma)
+            self._conn.execute("PRAGMA busy_timeout=0")
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def close(self) -> None:
+        task = self._task
+        if task is not None:
+            await asyncio.shield(task)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class SqliteFile:
     """One database file's in-process coordination, shared by every connection to it
-    from this process: the engine's pooled connections and the writer of
-    ``db.writes`` (one write lock, one commit timer)."""
+    from this process — the engine's pooled connections and ``statements.Writer``'s:
+    one write lock, one commit timer, one checkpointer."""
 
     def __init__(self, path: str, pragmas: Sequence[str]) -> None:
         self.path = path
         self.pragmas = pragmas
         self.lock = asyncio.Lock()
         self.commits = CommitTimer()
+        self.checkpoints = Checkpointer(path, pragmas, self.lock)
 
     def connect(self) -> InlineConnection:
         # COMMIT may run on a worker thread; it is awaited, so never concurrent with use.
@@ -370,7 +431,10 @@ class SqliteFile:
             conn.execute(pragma)
         # Busy waits happen in _retry_busy (async), never in SQLite's handler on the loop.
         conn.execute("PRAGMA busy_timeout=0")
-        return InlineConnection(conn, self.lock, BUSY_RETRY_SECONDS, self.commits)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+        return InlineConnection(
+            conn, self.lock, BUSY_RETRY_SECONDS, self.commits, self.checkpoints.committed
+        )
 
     def creator(self) -> Callable[[], Any]:
         """An ``async_creator`` for ``create_async_engine``."""
