@@ -167,3 +167,19 @@ async def test_write_transactions_and_sessions_take_turns(state: AppState) -> No
     actions = sorted(r.action for r in await _stored(state, "t"))
     expected = [f"raw{n}" for n in range(4)] + [f"raw{n}b" for n in range(4)]
     assert actions == sorted(expected + [f"orm{n}" for n in range(4)])
+
+
+def test_build_makes_the_instance_the_constructor_makes() -> None:
+    built = statements.build(AuditLog, actor="a", action="b", details={"k": 1})
+    made = AuditLog(actor="a", action="b", details={"k": 1})
+    mine = statements.values_of(built)
+    theirs = statements.values_of(made)
+    assert mine.pop("created_at") <= theirs.pop("created_at")  # default_factory: utcnow
+    assert mine == theirs
+    assert built.success is True and built.target_type == ""  # plain defaults
+    built.action = "changed"  # an ORM instance like any other: attributes can be set
+    assert built.action == "changed" and statements.values_of(built)["action"] == "changed"
+    with pytest.raises(TypeError, match="needs actor"):
+        statements.build(AuditLog, action="b")
+    with pytest.raises(TypeError, match="has no"):
+        statements.build(AuditLog, actor="a", action="b", colour="red")

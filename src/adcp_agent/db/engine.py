@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.fast_reads import FastReads
 from adcp_agent.db.sqlite_inline import SqliteFile
-from adcp_agent.db.statements import PLANS, Tx, Writer
+from adcp_agent.db.statements import PLANS, Tx, Writer, build
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -76,9 +76,8 @@ class Database:
         self, model: type[M], statement: Select[Any], params: dict[str, Any]
     ) -> list[M]:
         """``read`` for a statement selecting ``model``'s table: the rows as detached
-        instances of it (built without validation: the values come from the database)."""
-        rows = await self.read(statement, params)
-        return [model.model_construct(**row._asdict()) for row in rows]
+        instances of it (``statements.build``: as the ORM builds loaded rows)."""
+        return [build(model, **row._asdict()) for row in await self.read(statement, params)]
 
     @property
     def is_sqlite(self) -> bool:

@@ -21,14 +21,16 @@ either (``Tx``).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import Insert, Table, bindparam, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.instrumentation import manager_of_class
 from sqlalchemy.sql import Executable
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -39,6 +41,7 @@ from adcp_agent.db.sqlite_inline import InlineConnection, SqliteFile
 PLANS = "fast_reads"  # the session's info key holding the engine's FastReads, if any
 
 Params = dict[str, Any]
+M = TypeVar("M", bound=SQLModel)
 
 
 @cache
@@ -49,6 +52,35 @@ def _columns(model: type[SQLModel]) -> list[Any]:
     auto = table.autoincrement_column
     mapped = [prop.columns[0] for prop in sa_inspect(model).column_attrs]
     return [c for c in mapped if c is not auto]
+
+
+@cache
+def _fields(model: type[SQLModel]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
+    return tuple(
+        (name, field.default, field.default_factory)  # type: ignore[misc]
+        for name, field in model.model_fields.items()
+    )
+
+
+def build(model: type[M], **values: Any) -> M:
+    """An instance of table model ``model`` built the way the ORM builds the rows it
+    loads, without pydantic's ``__init__`` (table models do not validate; it cost ~30 µs
+    an object, ~2 µs this way): ``values`` plus the model's defaults for the rest."""
+    data: dict[str, Any] = {}
+    for name, default, factory in _fields(model):
+        if name in values:
+            data[name] = values[name]
+        elif factory is not None:
+            data[name] = factory()
+        elif default is not PydanticUndefined:
+            data[name] = default
+        else:
+            raise TypeError(f"{model.__name__} needs {name}")
+    if unknown := values.keys() - data.keys():
+        raise TypeError(f"{model.__name__} has no {sorted(unknown)}")
+    instance = manager_of_class(model).new_instance()
+    instance.__dict__.update(data)
+    return instance  # type: ignore[no-any-return]
 
 
 def insert_of(model: type[SQLModel]) -> Insert:

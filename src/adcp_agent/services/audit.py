@@ -24,7 +24,8 @@ async def record(
     actor: str | None = None,
     tenant_id: str | None = None,
 ) -> AuditLog:
-    row = AuditLog(
+    row = statements.build(
+        AuditLog,
         tenant_id=tenant_id or (caller.tenant_id if caller else None),
         principal_id=caller.principal_id if caller else None,
         actor=actor or (caller.actor if caller else "system"),

@@ -56,7 +56,8 @@ async def _claim(
     assert caller.principal_id is not None
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            claim = IdempotencyRecord(
+            claim = statements.build(
+                IdempotencyRecord,
                 tenant_id=caller.tenant_id,
                 principal_id=caller.principal_id,
                 tool=tool,

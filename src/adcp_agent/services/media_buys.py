@@ -248,7 +248,8 @@ async def prepare(
                 field=_field(i, "impressions"),
             )
         packages.append(
-            Package(
+            statements.build(
+                Package,
                 package_id=new_id("pkg"),
                 media_buy_id=buy_id,
                 tenant_id=caller.tenant_id,
@@ -301,7 +302,8 @@ async def prepare(
                 f"packages[{i}] may under-deliver: about {avail.available_impressions:,} "
                 "impressions are available in this flight."
             )
-    buy = MediaBuy(
+    buy = statements.build(
+        MediaBuy,
         media_buy_id=buy_id,
         tenant_id=caller.tenant_id,
         principal_id=principal_id,
@@ -418,8 +420,11 @@ async def create(
         # A package created just now has no assignments to replace: only add named ones.
         links = [
             statements.values_of(
-                CreativeAssignment(
-                    tenant_id=caller.tenant_id, creative_pk=c.id or 0, package_id=package_id
+                statements.build(
+                    CreativeAssignment,
+                    tenant_id=caller.tenant_id,
+                    creative_pk=c.id or 0,
+                    package_id=package_id,
                 )
             )
             for package_id, assigned in booking.creatives.items()
@@ -428,7 +433,8 @@ async def create(
         if links:
             await statements.execute(tx, _INSERT_ASSIGNMENT, links)
         if buy.guaranteed:
-            booking.task = Task(
+            booking.task = statements.build(
+                Task,
                 task_id=new_id("task"),
                 tenant_id=caller.tenant_id,
                 principal_id=caller.principal_id or "",

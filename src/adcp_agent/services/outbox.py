@@ -107,7 +107,8 @@ async def emit(
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}; add it to EVENT_TYPES")
     now = utcnow()
-    event = OutboxEvent(
+    event = statements.build(
+        OutboxEvent,
         event_id=new_event_id(),
         tenant_id=tenant_id,
         event_type=event_type,
@@ -129,7 +130,8 @@ async def emit(
         rows = [statements.values_of(d) for d in deliveries]
         await statements.execute(session, _INSERT_DELIVERY, rows)
     if media_buy_id and event_type in DRAFT_EVENTS:
-        draft = NotificationDraft(
+        draft = statements.build(
+            NotificationDraft,
             draft_id=new_id("draft"),
             tenant_id=tenant_id,
             principal_id=principal_id,
@@ -147,7 +149,8 @@ _INSERT_DRAFT = statements.insert_of(NotificationDraft)
 
 
 def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None) -> EventDelivery:
-    return EventDelivery(
+    return statements.build(
+        EventDelivery,
         delivery_id=new_id("dlv"),
         event_id=event.event_id,
         tenant_id=event.tenant_id,

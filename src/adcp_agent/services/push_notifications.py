@@ -73,7 +73,8 @@ async def save(
     """Register the config in the caller's transaction; it supersedes earlier ones for
     the buy's future events."""
     auth = config.authentication
-    row = PushNotificationRegistration(
+    row = statements.build(
+        PushNotificationRegistration,
         config_id=new_id("push"),
         tenant_id=tenant_id,
         principal_id=principal_id,
