@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -183,3 +183,31 @@ def test_build_makes_the_instance_the_constructor_makes() -> None:
         statements.build(AuditLog, action="b")
     with pytest.raises(TypeError, match="has no"):
         statements.build(AuditLog, actor="a", action="b", colour="red")
+
+
+async def test_a_non_durable_write_skips_only_its_own_wait_for_the_disk(
+    state: AppState, backend: Backend
+) -> None:
+    """``write(durable=False)`` (the idempotency claim): SQLite commits it without an
+    fsync (synchronous=NORMAL), PostgreSQL with synchronous_commit off — and the next
+    transaction is durable again."""
+
+    async def level(tx: Any) -> str:
+        if backend == "sqlite":  # the writer's own connection: 1 = NORMAL, 2 = FULL
+            return {1: "off", 2: "on"}[tx._inline._conn.execute("PRAGMA synchronous").fetchone()[0]]
+        conn = await tx.connection()
+        return str((await conn.execute(text("SHOW synchronous_commit"))).scalar())
+
+    if backend == "postgres":  # the test cluster runs with synchronous_commit=off
+        name = state.db.engine.url.database
+        async with state.db.engine.connect() as conn:
+            await conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit TO on'))
+            await conn.commit()
+        await state.db.engine.dispose()  # new connections take the database's setting
+    async with state.db.write(durable=False) as tx:
+        await statements.execute(tx, _INSERT_AUDIT, _audit("claim"))
+        assert await level(tx) == "off"
+    async with state.db.write() as tx:
+        await statements.execute(tx, _INSERT_AUDIT, _audit("booking"))
+        assert await level(tx) == "on"
+    assert [r.action for r in await _stored(state)] == ["claim", "booking"]

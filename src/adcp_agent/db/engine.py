@@ -89,15 +89,24 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[Tx]:
+    async def write(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         """A transaction for work that writes and reads only through ``db.statements``
         (no ORM): committed on success, rolled back on any error. On SQLite it runs
-        without a session (``statements.Writer``)."""
+        without a session (``statements.Writer``).
+
+        ``durable=False`` only for rows whose loss in a power failure is harmless (a
+        claim nobody was told about): the commit does not wait for the disk (SQLite:
+        no fsync, the WAL still survives the process being killed; PostgreSQL:
+        ``synchronous_commit`` off for this transaction). A later durable commit makes
+        it durable too."""
         if self.writer is None:
             async with self.transaction() as session:
+                if not durable and not self.is_sqlite:
+                    conn = await session.connection()
+                    await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 yield session
         else:
-            async with self.writer.transaction() as tx:
+            async with self.writer.transaction(durable=durable) as tx:
                 yield tx
 
     @asynccontextmanager

@@ -188,6 +188,7 @@ class InlineConnection:
         self._connection: sqlite3.Connection | None = conn
         self._commits = commits or CommitTimer()
         self._committed = committed
+        self._durable = True  # synchronous=FULL, as SqliteFile's PRAGMAs set it
         self._lock = lock
         self._holds_lock = False
         self._busy_seconds = busy_seconds
@@ -202,11 +203,7 @@ class InlineConnection:
     async def _run(self, operation: str, step: Callable[[], Any]) -> Any:
         conn = self._conn
         if not self._holds_lock and not conn.in_transaction and _writes(operation):
-            try:
-                await asyncio.wait_for(self._lock.acquire(), timeout=self._busy_seconds)
-            except TimeoutError:
-                raise sqlite3.OperationalError("database is locked") from None
-            self._holds_lock = True
+            await self._take_lock()
         try:
             return await self._retry_busy(step)
         finally:
@@ -245,16 +242,28 @@ class InlineConnection:
         finally:
             cursor.close()
 
-    async def begin_immediate(self) -> None:
-        """Take the process's write lock, then SQLite's (``BEGIN IMMEDIATE``, retried
-        while another process holds it): a transaction that will write, begun up front."""
-        try:
-            await asyncio.wait_for(self._lock.acquire(), timeout=self._busy_seconds)
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
+    async def _take_lock(self) -> None:
+        if self._lock.locked():  # wait_for runs the wait as a task of its own: only then
+            try:
+                await asyncio.wait_for(self._lock.acquire(), timeout=self._busy_seconds)
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
+        else:
+            await self._lock.acquire()  # free: taken without yielding
         self._holds_lock = True
+
+    async def begin_immediate(self, *, durable: bool = True) -> None:
+        """Take the process's write lock, then SQLite's (``BEGIN IMMEDIATE``, retried
+        while another process holds it): a transaction that will write, begun up front.
+        ``durable=False``: its COMMIT is not fsynced (``synchronous=NORMAL``; the WAL
+        still survives the process being killed, and the next durable commit on any
+        connection flushes it too): for rows whose loss in a power failure is harmless."""
+        await self._take_lock()
         try:
             conn = self._conn
+            if durable != self._durable:  # not settable inside a transaction
+                conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             await self._retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"))
         except BaseException:
             self._release()

@@ -149,11 +149,11 @@ class Writer:
         self._inline: InlineConnection | None = None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Writes]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Writes]:
         if self._inline is None:
             self._inline = self._file.connect()
         inline = self._inline
-        await inline.begin_immediate()
+        await inline.begin_immediate(durable=durable)
         try:
             yield Writes(self._plans, inline)
             await inline.commit()

@@ -65,7 +65,10 @@ async def _claim(
                 request_hash=digest,
                 status="in_flight",
             )
-            async with db.write() as tx:
+            # Not fsynced: a claim only keeps concurrent duplicates apart, and losing it
+            # to a power failure is the same as failing before claiming (the answer,
+            # recorded by Completion.mark with the buy, is durable).
+            async with db.write(durable=False) as tx:
                 await statements.execute(tx, _CLAIM, statements.values_of(claim))
             return None
         except IntegrityError:
