@@ -229,3 +229,30 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced_unnoticed(
         assert await one() == 1  # and the pool has moved on
     finally:
         await db.dispose()
+
+
+async def test_reads_run_outside_a_transaction(postgres_url: str) -> None:
+    """``Database.read`` (the token lookup of every call, a report's reads) runs its one
+    SELECT in autocommit: no BEGIN before it and no ROLLBACK when the pool takes the
+    connection back, a round trip each. Work in a session still runs in a transaction."""
+    from sqlalchemy import event, literal, text
+
+    db = create_database(postgres_url)
+    in_transaction: list[bool] = []
+
+    def after(_conn: Any, cursor: Any, *_rest: Any) -> None:
+        in_transaction.append(cursor._adapt_connection._connection.is_in_transaction())
+
+    event.listen(db.engine.sync_engine, "after_cursor_execute", after)
+    try:
+        statement = select(literal(1).label("one"))
+        assert [r.one for r in await db.read(statement, {})] == [1]
+        assert in_transaction == [False]
+        async with db.session() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        assert in_transaction == [False, True]
+        assert [r.one for r in await db.read(statement, {})] == [1]  # pooled: still autocommit
+        assert in_transaction == [False, True, False]
+    finally:
+        event.remove(db.engine.sync_engine, "after_cursor_execute", after)
+        await db.dispose()

@@ -56,6 +56,17 @@ class Database:
     fast: FastReads | None = None  # SQLite files: see db.fast_reads
     writer: Writer | None = None  # SQLite files: see db.statements
     sqlite_file: SqliteFile | None = None  # SQLite files: see db.sqlite_inline
+    # The engine for ``read``: autocommit on PostgreSQL, where a transaction around one
+    # SELECT cost two more round trips (BEGIN, and ROLLBACK when the pool takes the
+    # connection back); a single statement reads committed data either way.
+    reads: AsyncEngine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     async def read(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
         """The rows of a read-only statement built once (columns as attributes), as
@@ -69,7 +80,7 @@ class Database:
                     return fast.run(plan, params)
                 except sqlite3.Error:
                     pass  # busy, or anything unusual: the engine retries or reports it
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return (await conn.execute(statement, params)).all()
 
     async def read_models(
