@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from adcp_agent.config import Settings
+from adcp_agent.server import prepare
 from adcp_agent.services import catalog_admin, tenants
 from adcp_agent.state import AppState
 from tests.databases import (
@@ -24,7 +27,7 @@ from tests.databases import (
     database_settings,
     per_backend,
 )
-from tests.support import HARBOR_CATALOG, LiveServer, start_live_server
+from tests.support import DEMO_TOKEN, HARBOR_CATALOG, LiveServer, start_live_server
 
 # Every module whose behaviour depends on the database also runs on PostgreSQL in the
 # default run: schema, auth, discovery and the catalog cache, the media-buy lifecycle
@@ -211,3 +214,16 @@ def _live_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[
 
 # One server per backend for the session: the demo tenant plus two more publishers.
 live, live_sqlite, live_postgres = per_backend("live", _live_server, scope="session")
+
+
+@pytest.fixture
+async def prepared_state(tmp_path: Path, backend: Backend) -> AsyncIterator[AppState]:
+    """An app state on a fresh database of this test's backend, prepared as ``serve``
+    would (migrated, demo tenant and token), without a server."""
+    settings = Settings(
+        data_dir=tmp_path, demo_token=DEMO_TOKEN, **database_settings(tmp_path, backend)
+    )
+    app_state = AppState.from_settings(settings)
+    await prepare(app_state)
+    yield app_state
+    await app_state.db.dispose()

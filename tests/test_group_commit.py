@@ -7,30 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from adcp_agent.config import Settings
 from adcp_agent.db.group_commit import GroupCommit
 from adcp_agent.db.models import AuditLog
-from adcp_agent.server import prepare
 from adcp_agent.state import AppState
-from tests.databases import Backend, database_settings
-from tests.support import DEMO_TOKEN
 
 
 @pytest.fixture
-async def state(tmp_path: Path, backend: Backend) -> AsyncIterator[AppState]:
-    settings = Settings(
-        data_dir=tmp_path, demo_token=DEMO_TOKEN, **database_settings(tmp_path, backend)
-    )
-    app_state = AppState.from_settings(settings)
-    await prepare(app_state)
-    yield app_state
-    await app_state.db.dispose()
+def state(prepared_state: AppState) -> AppState:
+    return prepared_state
 
 
 def _write(action: str, *, fail: bool = False):  # type: ignore[no-untyped-def]

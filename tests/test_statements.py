@@ -6,8 +6,6 @@ the engine's execution machinery is tested in test_fast_reads.)"""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,14 +13,11 @@ from sqlalchemy import bindparam, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from adcp_agent.config import Settings
 from adcp_agent.db import statements
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_events import NotificationDraft, OutboxEvent
-from adcp_agent.server import prepare
 from adcp_agent.state import AppState
-from tests.databases import Backend, database_settings
-from tests.support import DEMO_TOKEN
+from tests.databases import Backend
 
 _INSERT_AUDIT = statements.insert_of(AuditLog)
 _INSERT_EVENT = statements.insert_of(OutboxEvent)
@@ -37,14 +32,8 @@ _BY_ACTOR = select(AuditLog).where(AuditLog.actor == bindparam("who")).order_by(
 
 
 @pytest.fixture
-async def state(tmp_path: Path, backend: Backend) -> AsyncIterator[AppState]:
-    settings = Settings(
-        data_dir=tmp_path, demo_token=DEMO_TOKEN, **database_settings(tmp_path, backend)
-    )
-    app_state = AppState.from_settings(settings)
-    await prepare(app_state)
-    yield app_state
-    await app_state.db.dispose()
+def state(prepared_state: AppState) -> AppState:
+    return prepared_state
 
 
 def _audit(action: str, actor: str = "test", **extra: Any) -> dict[str, Any]:

@@ -33,78 +33,53 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class UtcDay(FunctionElement[str]):
-    """The UTC day of a ``UTCDateTime`` column as ``YYYY-MM-DD`` text, in SQL."""
-
-    type = String()
-    inherit_cache = True
+def _per_dialect(element: Any, compiler: SQLCompiler, **kw: Any) -> str:
+    template = element.templates[compiler.dialect.name]
+    return str(template.format(args=compiler.process(element.clauses, **kw)))
 
 
-@compiles(UtcDay, "sqlite")
-def _utc_day_sqlite(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> str:
+def _expression(name: str, doc: str, type_: Any, **templates: str) -> Any:
+    """A SQL expression written per dialect: each template is the dialect's SQL, with
+    ``{args}`` standing for the compiled arguments."""
+    cls = type(name, (FunctionElement,), {"__doc__": doc, "type": type_, "inherit_cache": True})
+    cls.templates = templates  # type: ignore[attr-defined]
+    for dialect in templates:
+        compiles(cls, dialect)(_per_dialect)
+    return cls
+
+
+UtcDay = _expression(
+    "UtcDay",
+    "The UTC day of a ``UTCDateTime`` column as ``YYYY-MM-DD`` text, in SQL.",
+    String(),
     # Stored as "YYYY-MM-DD HH:MM:SS.ffffff", always in UTC (UTCDateTime).
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
-
-
-@compiles(UtcDay, "postgresql")
-def _utc_day_postgres(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.clauses, **kw)
-    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-
-
-class EpochSeconds(FunctionElement[float]):
-    """Seconds since 1970 of a ``UTCDateTime`` column, as a float, in SQL."""
-
-    type = Float()
-    inherit_cache = True
-
-
-@compiles(EpochSeconds, "sqlite")
-def _epoch_sqlite(element: EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    sqlite="substr({args}, 1, 10)",
+    postgresql="to_char({args} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+)
+EpochSeconds = _expression(
+    "EpochSeconds",
+    "Seconds since 1970 of a ``UTCDateTime`` column, as a float, in SQL.",
+    Float(),
     # julianday() parses the stored text about twice as fast as strftime('%s') with its
-    # casts (a reservation sum evaluates this several times per package), and keeps
-    # the fraction of a second.
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
-
-
-@compiles(EpochSeconds, "postgresql")
-def _epoch_postgres(element: EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
-    column = compiler.process(element.clauses, **kw)
-    return f"CAST(EXTRACT(EPOCH FROM {column}) AS DOUBLE PRECISION)"
-
-
-class Least(FunctionElement[float]):
-    """The smaller of two numbers (SQLite's two-argument ``min``, PostgreSQL's LEAST)."""
-
-    type = Float()
-    inherit_cache = True
-
-
-class Greatest(FunctionElement[float]):
-    """The larger of two numbers (SQLite's two-argument ``max``, PostgreSQL's GREATEST)."""
-
-    type = Float()
-    inherit_cache = True
-
-
-@compiles(Least, "sqlite")
-def _least_sqlite(element: Least, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"min({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(Least, "postgresql")
-def _least_postgres(element: Least, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"LEAST({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(Greatest, "sqlite")
-def _greatest_sqlite(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"max({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(Greatest, "postgresql")
-def _greatest_postgres(element: Greatest, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"GREATEST({compiler.process(element.clauses, **kw)})"
+    # casts (a reservation sum evaluates this several times per package), and keeps the
+    # fraction of a second.
+    sqlite="((julianday({args}) - 2440587.5) * 86400.0)",
+    postgresql="CAST(EXTRACT(EPOCH FROM {args}) AS DOUBLE PRECISION)",
+)
+Least = _expression(
+    "Least",
+    "The smaller of two numbers.",
+    Float(),
+    sqlite="min({args})",
+    postgresql="LEAST({args})",
+)
+Greatest = _expression(
+    "Greatest",
+    "The larger of two numbers.",
+    Float(),
+    sqlite="max({args})",
+    postgresql="GREATEST({args})",
+)
 
 
 def utcnow() -> datetime:
