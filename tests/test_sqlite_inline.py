@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from adcp_agent.db import statements
 from adcp_agent.db.engine import Database, create_database
@@ -237,5 +237,34 @@ async def test_the_wal_is_checkpointed_off_the_commits(tmp_path: Path) -> None:
         await db.sqlite_file.checkpoints.close()  # the last one, if still running
         wal = path.with_name("c.db-wal").stat().st_size
         assert wal < 8_000_000, wal  # without checkpoints: ~12 MB
+    finally:
+        await db.dispose()
+
+
+async def test_a_writer_gives_up_when_the_lock_is_held_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for the process's write lock is bounded by the busy timeout: past it the
+    writer fails with SQLite's own "database is locked" instead of queueing forever."""
+    from adcp_agent.db import sqlite_inline
+
+    monkeypatch.setattr(sqlite_inline, "BUSY_RETRY_SECONDS", 0.2)
+    db = create_database(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}")
+    insert = text("INSERT INTO items (name) VALUES (:n)")
+    async with db.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)"))
+    try:
+        async with db.transaction() as session:  # holds the lock from its first write
+            await (await session.connection()).execute(insert, {"n": "holder"})
+
+            async def waiter() -> None:
+                async with db.write() as tx:
+                    await statements.execute(tx, insert, {"n": "waiter"})
+
+            with pytest.raises(OperationalError, match="database is locked"):
+                await asyncio.wait_for(waiter(), timeout=5)  # not queued for good
+        async with db.write() as tx:  # free again
+            await statements.execute(tx, insert, {"n": "after"})
+        assert await _names(db) == ["holder", "after"]
     finally:
         await db.dispose()

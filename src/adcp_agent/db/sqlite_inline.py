@@ -243,13 +243,12 @@ class InlineConnection:
             cursor.close()
 
     async def _take_lock(self) -> None:
-        if self._lock.locked():  # wait_for runs the wait as a task of its own: only then
-            try:
-                await asyncio.wait_for(self._lock.acquire(), timeout=self._busy_seconds)
-            except TimeoutError:
-                raise sqlite3.OperationalError("database is locked") from None
-        else:
-            await self._lock.acquire()  # free: taken without yielding
+        # asyncio.timeout, not wait_for: that ran every acquisition as a task of its own.
+        try:
+            async with asyncio.timeout(self._busy_seconds):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
         self._holds_lock = True
 
     async def begin_immediate(self, *, durable: bool = True) -> None:

@@ -153,10 +153,16 @@ class Writer:
         if self._inline is None:
             self._inline = self._file.connect()
         inline = self._inline
-        await inline.begin_immediate(durable=durable)
+        try:
+            await inline.begin_immediate(durable=durable)
+        except sqlite3.Error as exc:  # the lock stayed taken past the busy timeout
+            raise _wrapped("BEGIN IMMEDIATE", (), exc) from exc
         try:
             yield Writes(self._plans, inline)
-            await inline.commit()
+            try:
+                await inline.commit()
+            except sqlite3.Error as exc:
+                raise _wrapped("COMMIT", (), exc) from exc
         except BaseException:
             await inline.rollback()  # a failed body or commit; gives the lock back
             raise
@@ -188,6 +194,8 @@ async def execute(session: Tx, statement: Executable, params: Params | Sequence[
     one statement each) in ``session``'s transaction; the number of rows it changed
     (with several sets, -1 where the driver does not count them: asyncpg)."""
     sets = [params] if isinstance(params, dict) else list(params)
+    if not sets:
+        return 0  # (an empty list is no statement, not one without parameters)
     if isinstance(session, Writes):
         return await session.execute(statement, sets)
     fast = await _fast(session, statement)
