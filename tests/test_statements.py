@@ -28,6 +28,11 @@ _RENAME = (
     .where(_AUDITS.actor == bindparam("who"))
     .values(action=bindparam("to"))
 )
+_RENAME_ONE = (
+    update(AuditLog.__table__)  # type: ignore[arg-type]
+    .where(_AUDITS.action == bindparam("was"))
+    .values(action=bindparam("to"))
+)
 _BY_ACTOR = select(AuditLog).where(AuditLog.actor == bindparam("who")).order_by(AuditLog.id)
 
 
@@ -115,7 +120,13 @@ async def test_concurrent_writers_each_commit_everything(state: AppState) -> Non
 
 async def test_write_transactions_commit_whole_or_not_at_all(state: AppState) -> None:
     async with state.db.write() as tx:
-        await statements.execute(tx, _INSERT_AUDIT, [_audit("w1"), _audit("w2")])
+        rows = [statements.build(AuditLog, tenant_id="demo", actor="test", action=a) for a in "12"]
+        await statements.insert(tx, *rows)  # several rows of one model
+        for row in rows:
+            row.action = f"w{row.action}"  # written as they were when inserted
+        await statements.execute(
+            tx, _RENAME_ONE, [{"was": "1", "to": "w1"}, {"was": "2", "to": "w2"}]
+        )
         assert [r.action for r in await statements.fetch(tx, _BY_ACTOR, {"who": "test"})] == [
             "w1",
             "w2",

@@ -27,7 +27,8 @@ from functools import cache
 from typing import Any, TypeVar
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Insert, Table, bindparam, insert
+from sqlalchemy import Insert, Table, bindparam
+from sqlalchemy import insert as core_insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -83,11 +84,13 @@ def build(model: type[M], **values: Any) -> M:
     return instance  # type: ignore[no-any-return]
 
 
+@cache
 def insert_of(model: type[SQLModel]) -> Insert:
     """An INSERT of ``model``'s every column (but a database-assigned key), each bound by
-    its own name: build it once and run it with ``values_of`` an instance."""
+    its own name (one statement per model): run it with ``values_of`` an instance."""
     table = model.__table__  # type: ignore[attr-defined]
-    return insert(table).values({c.key: bindparam(c.key, type_=c.type) for c in _columns(model)})
+    values = {c.key: bindparam(c.key, type_=c.type) for c in _columns(model)}
+    return core_insert(table).values(values)
 
 
 def values_of(row: SQLModel) -> Params:
@@ -209,6 +212,14 @@ async def execute(session: Tx, statement: Executable, params: Params | Sequence[
         return await inline.run(plan.sql, args)
     except sqlite3.Error as exc:
         raise _wrapped(plan.sql, args, exc) from exc
+
+
+async def insert(session: Tx, *rows: SQLModel) -> None:
+    """INSERT ``rows`` (instances of one model, e.g. from ``build``) in ``session``'s
+    transaction."""
+    if rows:
+        values = [values_of(row) for row in rows]
+        await execute(session, insert_of(type(rows[0])), values[0] if len(rows) == 1 else values)
 
 
 async def fetch(session: Tx, statement: Executable, params: Params) -> list[Any]:

@@ -37,8 +37,5 @@ async def record(
         details=details or {},
         success=success,
     )
-    await statements.execute(session, _INSERT, statements.values_of(row))
+    await statements.insert(session, row)
     return row
-
-
-_INSERT = statements.insert_of(AuditLog)

@@ -35,7 +35,6 @@ def request_hash(payload: dict[str, Any]) -> str:
     ).hexdigest()
 
 
-_CLAIM = statements.insert_of(IdempotencyRecord)
 _RECORDS = IdempotencyRecord.__table__.c  # type: ignore[attr-defined]
 _COMPLETE = (
     update(IdempotencyRecord.__table__)  # type: ignore[arg-type]  # Core: no ORM sync
@@ -69,7 +68,7 @@ async def _claim(
             # to a power failure is the same as failing before claiming (the answer,
             # recorded by Completion.mark with the buy, is durable).
             async with db.write(durable=False) as tx:
-                await statements.execute(tx, _CLAIM, statements.values_of(claim))
+                await statements.insert(tx, claim)
             return None
         except IntegrityError:
             async with db.session() as session:

@@ -38,10 +38,6 @@ START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
 _PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
     Principal.principal_id == bindparam("principal")
 )
-_INSERT_BUY = statements.insert_of(MediaBuy)
-_INSERT_PACKAGE = statements.insert_of(Package)
-_INSERT_ASSIGNMENT = statements.insert_of(CreativeAssignment)
-_INSERT_TASK = statements.insert_of(Task)
 _BUYS = MediaBuy.__table__.c  # type: ignore[attr-defined]
 _BOOKED = (
     update(MediaBuy.__table__)  # type: ignore[arg-type]  # Core: no ORM synchronisation
@@ -365,8 +361,8 @@ async def create(
     # Provisional rows, committed before the ad server is called: a crash in between
     # leaves a "provisioning" buy to reconcile, never an order nobody knows about.
     async with state.db.write() as tx:
-        await statements.execute(tx, _INSERT_BUY, statements.values_of(buy))
-        await statements.execute(tx, _INSERT_PACKAGE, [statements.values_of(p) for p in packages])
+        await statements.insert(tx, buy)
+        await statements.insert(tx, *packages)
     products = booking.products
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
@@ -419,19 +415,16 @@ async def create(
         await statements.execute(tx, _LINED, lines)
         # A package created just now has no assignments to replace: only add named ones.
         links = [
-            statements.values_of(
-                statements.build(
-                    CreativeAssignment,
-                    tenant_id=caller.tenant_id,
-                    creative_pk=c.id or 0,
-                    package_id=package_id,
-                )
+            statements.build(
+                CreativeAssignment,
+                tenant_id=caller.tenant_id,
+                creative_pk=c.id or 0,
+                package_id=package_id,
             )
             for package_id, assigned in booking.creatives.items()
             for c in assigned
         ]
-        if links:
-            await statements.execute(tx, _INSERT_ASSIGNMENT, links)
+        await statements.insert(tx, *links)
         if buy.guaranteed:
             booking.task = statements.build(
                 Task,
@@ -446,7 +439,7 @@ async def create(
                     "publisher's approval (IO sign-off). Poll get_task_status."
                 ),
             )
-            await statements.execute(tx, _INSERT_TASK, statements.values_of(booking.task))
+            await statements.insert(tx, booking.task)
         await audit.record(
             tx,
             caller,

@@ -125,10 +125,8 @@ async def emit(
         event.status = "delivered"  # nobody to tell: nothing is outstanding
     # After the lookups, inserted once with its final status; before the rows that
     # reference it.
-    await statements.execute(session, _INSERT_EVENT, statements.values_of(event))
-    if deliveries:
-        rows = [statements.values_of(d) for d in deliveries]
-        await statements.execute(session, _INSERT_DELIVERY, rows)
+    await statements.insert(session, event)
+    await statements.insert(session, *deliveries)
     if media_buy_id and event_type in DRAFT_EVENTS:
         draft = statements.build(
             NotificationDraft,
@@ -139,13 +137,8 @@ async def emit(
             event_id=event.event_id,
             event_type=event_type,
         )
-        await statements.execute(session, _INSERT_DRAFT, statements.values_of(draft))
+        await statements.insert(session, draft)
     return event
-
-
-_INSERT_EVENT = statements.insert_of(OutboxEvent)
-_INSERT_DELIVERY = statements.insert_of(EventDelivery)
-_INSERT_DRAFT = statements.insert_of(NotificationDraft)
 
 
 def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None) -> EventDelivery:

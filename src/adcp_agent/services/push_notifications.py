@@ -87,11 +87,8 @@ async def save(
         auth_scheme=auth.schemes[0] if auth else None,
         auth_credentials=auth.credentials if auth else None,
     )
-    await statements.execute(session, _INSERT, statements.values_of(row))
+    await statements.insert(session, row)
     return row
-
-
-_INSERT = statements.insert_of(PushNotificationRegistration)
 
 
 _STATUS = {
