@@ -17,7 +17,8 @@ statement's column names as attributes.
 
 Only SQLite, only statements without expanding parameters (``db.id_lists.ByIds`` builds
 plain ones for short lists), only reads. Anything else — and any error from SQLite, a
-busy database included — goes through the engine as before.
+busy database included — goes through the engine as before. (Its plans also serve
+``db.statements``, which runs prebuilt writes on a transaction's own connection.)
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
+
+from adcp_agent.db.sqlite_inline import open_sqlite
 
 Processor = Callable[[Any], Any] | None
 MAX_PLANS = 256  # far more than the prebuilt statements that use this
@@ -87,12 +90,9 @@ class FastReads:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            for pragma in self._pragmas:
-                conn.execute(pragma)
-            conn.execute("PRAGMA query_only=ON")
-            conn.execute("PRAGMA busy_timeout=0")
-            self._conn = conn
+            self._conn = open_sqlite(
+                self._path, self._pragmas, "PRAGMA query_only=ON", isolation_level=None
+            )
         return self._conn
 
     def run(self, plan: _Plan, params: dict[str, Any]) -> list[Any]:

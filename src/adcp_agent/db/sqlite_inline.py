@@ -367,6 +367,18 @@ class InlineConnection:
         return await cursor.execute(operation, parameters)
 
 
+def open_sqlite(
+    path: str, pragmas: Sequence[str], *more: str, isolation_level: str | None = ""
+) -> sqlite3.Connection:
+    """A connection to ``path`` usable from any thread (one at a time), with ``pragmas``
+    and ``more``, and SQLite's own busy handler off: waits on another process's lock
+    happen with ``asyncio.sleep`` (or not at all), never blocking the event loop."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=isolation_level)
+    for pragma in (*pragmas, *more, "PRAGMA busy_timeout=0"):
+        conn.execute(pragma)
+    return conn
+
+
 CHECKPOINT_EVERY = 100  # commits between two WAL checkpoints
 
 
@@ -405,10 +417,7 @@ class Checkpointer:
 
     def _checkpoint(self) -> None:
         if self._conn is None:
-            self._conn = sqlite3.connect(self._path, check_same_thread=False)
-            for pragma in self._pragmas:
-                self._conn.execute(pragma)
-            self._conn.execute("PRAGMA busy_timeout=0")
+            self._conn = open_sqlite(self._path, self._pragmas)
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     async def close(self) -> None:
@@ -434,12 +443,8 @@ class SqliteFile:
 
     def connect(self) -> InlineConnection:
         # COMMIT may run on a worker thread; it is awaited, so never concurrent with use.
-        conn = sqlite3.connect(self.path, check_same_thread=False)
-        for pragma in self.pragmas:
-            conn.execute(pragma)
-        # Busy waits happen in _retry_busy (async), never in SQLite's handler on the loop.
-        conn.execute("PRAGMA busy_timeout=0")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer's job
+        # Busy waits happen in _retry_busy (async); checkpoints are the Checkpointer's.
+        conn = open_sqlite(self.path, self.pragmas, "PRAGMA wal_autocheckpoint=0")
         return InlineConnection(
             conn, self.lock, BUSY_RETRY_SECONDS, self.commits, self.checkpoints.committed
         )

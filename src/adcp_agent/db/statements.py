@@ -105,9 +105,10 @@ def _wrapped(sql: str, args: Any, error: sqlite3.Error) -> DBAPIError:
 
 
 class Writes:
-    """A write transaction of prebuilt statements only (``Database.write`` on SQLite):
-    no session, no ORM; ``execute`` and ``fetch`` run their plans on the writer's
-    connection, which holds the process's write lock from begin to end."""
+    """Prebuilt statements run straight on a transaction's sqlite3 connection: a
+    ``Database.write`` transaction on SQLite (no session, no ORM; the writer's
+    connection holds the process's write lock from begin to end), or a session's
+    transaction (``_fast``)."""
 
     def __init__(self, plans: FastReads, inline: InlineConnection) -> None:
         self._plans = plans
@@ -176,20 +177,17 @@ class Writer:
             self._inline = None
 
 
-async def _fast(
-    session: AsyncSession, statement: Executable
-) -> tuple[FastReads, Any, InlineConnection] | None:
-    """After flushing the session's pending ORM changes (as autoflush would): the plan
-    and the transaction's sqlite3 connection to run ``statement`` on, if it can."""
+async def _fast(session: AsyncSession, statement: Executable) -> Writes | None:
+    """After flushing the session's pending ORM changes (as autoflush would): its
+    transaction's sqlite3 connection as ``Writes``, if ``statement`` can run there."""
     if session.new or session.dirty or session.deleted:
         await session.flush()
     plans: FastReads | None = session.info.get(PLANS)
-    plan = plans.plan(statement) if plans is not None else None
-    if plans is None or plan is None:
+    if plans is None or plans.plan(statement) is None:
         return None
     conn = await session.connection()
     driver = (await conn.get_raw_connection()).driver_connection
-    return (plans, plan, driver) if isinstance(driver, InlineConnection) else None
+    return Writes(plans, driver) if isinstance(driver, InlineConnection) else None
 
 
 async def execute(session: Tx, statement: Executable, params: Params | Sequence[Params]) -> int:
@@ -199,19 +197,12 @@ async def execute(session: Tx, statement: Executable, params: Params | Sequence[
     sets = [params] if isinstance(params, dict) else list(params)
     if not sets:
         return 0  # (an empty list is no statement, not one without parameters)
-    if isinstance(session, Writes):
-        return await session.execute(statement, sets)
-    fast = await _fast(session, statement)
-    if fast is None:
-        conn = await session.connection()
-        result = await conn.execute(statement, sets[0] if isinstance(params, dict) else sets)
-        return result.rowcount
-    plans, plan, inline = fast
-    args = [plans.args(plan, p) for p in sets]
-    try:
-        return await inline.run(plan.sql, args)
-    except sqlite3.Error as exc:
-        raise _wrapped(plan.sql, args, exc) from exc
+    fast = session if isinstance(session, Writes) else await _fast(session, statement)
+    if fast is not None:
+        return await fast.execute(statement, sets)
+    conn = await session.connection()  # type: ignore[union-attr]
+    result = await conn.execute(statement, sets[0] if isinstance(params, dict) else sets)
+    return result.rowcount
 
 
 async def insert(session: Tx, *rows: SQLModel) -> None:
@@ -225,15 +216,8 @@ async def insert(session: Tx, *rows: SQLModel) -> None:
 async def fetch(session: Tx, statement: Executable, params: Params) -> list[Any]:
     """The rows of a SELECT built once, as ``session``'s transaction sees them (its own
     writes included); columns as attributes."""
-    if isinstance(session, Writes):
-        return await session.fetch(statement, params)
-    fast = await _fast(session, statement)
-    if fast is None:
-        conn = await session.connection()
-        return list((await conn.execute(statement, params)).all())
-    plans, plan, inline = fast
-    args = plans.args(plan, params)
-    try:
-        return plans.rows(plan, await inline.fetch(plan.sql, args))
-    except sqlite3.Error as exc:
-        raise _wrapped(plan.sql, args, exc) from exc
+    fast = session if isinstance(session, Writes) else await _fast(session, statement)
+    if fast is not None:
+        return await fast.fetch(statement, params)
+    conn = await session.connection()  # type: ignore[union-attr]
+    return list((await conn.execute(statement, params)).all())
