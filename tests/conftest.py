@@ -41,6 +41,7 @@ from tests.support import DEMO_TOKEN, HARBOR_CATALOG, LiveServer, start_live_ser
 BOTH_BACKENDS = frozenset(
     {
         "test_migrations",
+        "test_idempotency",
         "test_auth",
         "test_discovery",
         "test_signals",

@@ -4,10 +4,14 @@ approvals, idempotency under concurrency, isolation."""
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Any
 
+import pytest
+from adcp_agent_adapters.mock import MockAdapter
 from sqlmodel import select
 
-from adcp_agent.db.engine import create_database
+from adcp_agent.db.engine import Database, create_database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_media import MediaBuy
 from tests.conftest import ADMIN_TOKEN, SECOND_TOKEN
@@ -321,3 +325,26 @@ async def test_asap_start_is_active_immediately(live: LiveServer) -> None:
     assert created.data["media_buy_status"] == "active"
     assert_valid("create_media_buy", created.data)
     assert created.data["media_buy_id"] in {b["media_buy_id"] for b in listed.data["media_buys"]}
+
+
+async def test_provisional_rows_reach_the_disk_as_surely_as_the_ad_servers_orders(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim and provisional rows commit before the ad server is called: fsynced
+    for an ad server whose orders survive a power failure, not for the mock (whose
+    journal is not fsynced either); the booking itself always is."""
+    seen: list[bool] = []
+    write = Database.write
+
+    def spying(self: Database, *, durable: bool = True) -> Any:
+        if sys._getframe(1).f_code.co_name == "create":  # media_buys.create's writes
+            seen.append(durable)
+        return write(self, durable=durable)
+
+    monkeypatch.setattr(Database, "write", spying)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        mock = await call(client, "create_media_buy", non_guaranteed(budget=1000))
+        monkeypatch.setattr(MockAdapter, "orders_survive_power_loss", True)
+        remote = await call(client, "create_media_buy", non_guaranteed(budget=1000))
+    assert not mock.is_error and not remote.is_error
+    assert seen == [False, True, True, True]

@@ -114,6 +114,8 @@ class MockAdapter:
     name: ClassVar[str] = "mock"
     config_model: ClassVar[type[BaseModel]] = MockConfig
     wants_state_file: ClassVar[bool] = True
+    # The journal is not fsynced (see mock_journal): a power failure may lose orders.
+    orders_survive_power_loss: ClassVar[bool] = False
 
     def __init__(self, config: MockConfig | None = None, *, state_file: Path | None = None):
         self.config = config or MockConfig()

@@ -204,6 +204,15 @@ class AdServerAdapter(Protocol):
     async def sync_orders(self, external_order_ids: list[str]) -> list[ExternalOrderState]: ...
 
 
+def orders_survive_power_loss(adapter: AdServerAdapter) -> bool:
+    """Whether what the adapter books outlives a power failure (a remote ad server's
+    orders do; the default). An adapter keeping its orders where a power failure can
+    lose them (the mock ad server's unsynced journal) declares
+    ``orders_survive_power_loss = False``: the rows that record an order before it is
+    placed then need not reach the disk first either."""
+    return bool(getattr(adapter, "orders_survive_power_loss", True))
+
+
 class AdapterRegistry:
     """Adapter classes by name, discovered from entry points (or registered directly,
     which tests use for fakes)."""

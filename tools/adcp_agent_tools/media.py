@@ -269,6 +269,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 render=render_create,
                 render_forced=forced_payload,
             ),
+            deferred=True,  # media_buys.create claims with its provisional rows
         )
         return media_wire.as_result(response)
 

@@ -1,6 +1,14 @@
 """Idempotent mutations: the same key with the same request returns the first answer;
 the same key with a different request is IDEMPOTENCY_CONFLICT; concurrent duplicates
-never both act (the claim is a unique row, inserted before any side effect)."""
+never both act (the claim is a unique row, inserted before any side effect).
+
+The claim is inserted either in a transaction of its own before the action runs, or —
+``run_once(..., deferred=True)`` — by the action itself, in its first write
+transaction (``Completion.claim``), which must commit before anything happens outside
+the database. Deferred, a request that fails validation writes nothing at all, and a
+booking commits its claim with its provisional rows instead of in a transaction of its
+own. A concurrent duplicate that loses the race to insert it is answered from the
+winner's record, as if it had lost it up front."""
 
 from __future__ import annotations
 
@@ -48,22 +56,37 @@ _COMPLETE = (
 )
 
 
+_EXISTING = select(IdempotencyRecord).where(
+    _RECORDS.tenant_id == bindparam("of_tenant"),
+    _RECORDS.principal_id == bindparam("of_principal"),
+    _RECORDS.tool == bindparam("of_tool"),
+    _RECORDS.key == bindparam("of_key"),
+)
+
+
+class _Taken(Exception):
+    """A deferred claim lost to a concurrent duplicate's: its record decides."""
+
+
+def _record(ident: dict[str, Any], digest: str, **values: Any) -> IdempotencyRecord:
+    return statements.build(IdempotencyRecord, **ident, request_hash=digest, **values)
+
+
+def _of(ident: dict[str, Any]) -> dict[str, Any]:
+    return {f"of_{k.removesuffix('_id')}": v for k, v in ident.items()}
+
+
+async def _existing(db: Database, ident: dict[str, Any]) -> IdempotencyRecord | None:
+    found = await db.read_models(IdempotencyRecord, _EXISTING, _of(ident))
+    return found[0] if found else None
+
+
 async def _claim(
-    db: Database, caller: Caller, tool: str, key: str, digest: str
+    db: Database, ident: dict[str, Any], claim: IdempotencyRecord
 ) -> IdempotencyRecord | None:
     """Insert the claim. Returns the existing record when the key is taken."""
-    assert caller.principal_id is not None
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            claim = statements.build(
-                IdempotencyRecord,
-                tenant_id=caller.tenant_id,
-                principal_id=caller.principal_id,
-                tool=tool,
-                key=key,
-                request_hash=digest,
-                status="in_flight",
-            )
             # Not fsynced: a claim only keeps concurrent duplicates apart, and losing it
             # to a power failure is the same as failing before claiming (the answer,
             # recorded by Completion.mark with the buy, is durable).
@@ -71,17 +94,7 @@ async def _claim(
                 await statements.insert(tx, claim)
             return None
         except IntegrityError:
-            async with db.session() as session:
-                existing = (
-                    await session.exec(
-                        select(IdempotencyRecord).where(
-                            IdempotencyRecord.tenant_id == caller.tenant_id,
-                            IdempotencyRecord.principal_id == caller.principal_id,
-                            IdempotencyRecord.tool == tool,
-                            IdempotencyRecord.key == key,
-                        )
-                    )
-                ).first()
+            existing = await _existing(db, ident)
             if existing is not None:
                 return existing
             # The holder released its claim (its attempt failed) between our insert and
@@ -95,6 +108,8 @@ async def _claim(
 
 
 async def _release(db: Database, record_filter: dict[str, Any]) -> None:
+    """Delete one claim: named by its id or its creation time, never a duplicate's that
+    took the key after ours was rolled back or released."""
     async with db.transaction() as session:
         await session.exec(
             delete(IdempotencyRecord).where(
@@ -108,22 +123,44 @@ class Completion:
     transaction, so "committed" and "answered" can never diverge (no double booking
     after a crash between the two)."""
 
-    def __init__(self, ident: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        ident: dict[str, Any] | None,
+        row: IdempotencyRecord | None = None,
+        *,
+        claimed: bool = True,
+    ) -> None:
         self._ident = ident
+        self._pending = None if claimed else row  # a deferred claim, not inserted yet
+        # Claimed (or its claim inserted in a transaction that may yet roll back: the
+        # release then matches nothing, as it names this claim's creation time).
+        self.claimed = ident is not None and claimed
         self.marked = False
+
+    async def claim(self, tx: Tx) -> None:
+        """Insert a deferred claim in ``tx``, which the action commits before anything
+        it does outside the database. Raises ``_Taken`` (rolling ``tx`` back) when a
+        concurrent duplicate holds the key."""
+        pending = self._pending
+        if pending is None:
+            return
+        try:
+            await statements.insert(tx, pending)
+        except IntegrityError as exc:
+            raise _Taken from exc
+        self._pending = None
+        self.claimed = True
 
     async def mark(self, session: Tx, response: dict[str, Any]) -> None:
         if self._ident is None:
             return
-        ident = self._ident
-        params = {
-            "of_tenant": ident["tenant_id"],
-            "of_principal": ident["principal_id"],
-            "of_tool": ident["tool"],
-            "of_key": ident["key"],
-            "answer": response,
-            "now": utcnow(),
-        }
+        pending = self._pending
+        if pending is not None:  # never claimed: the answer is the claim
+            pending.status, pending.response = "completed", response
+            await self.claim(session)
+            self.marked = True
+            return
+        params = {**_of(self._ident), "answer": response, "now": utcnow()}
         if (
             await statements.execute(session, _COMPLETE, params) != 1
         ):  # the claim row is ours and uncommitted work needs it
@@ -138,15 +175,20 @@ async def run_once(
     key: str | None,
     request: dict[str, Any],
     action: Callable[[Completion], Awaitable[dict[str, Any]]],
+    *,
+    deferred: bool = False,
 ) -> dict[str, Any]:
     """Run ``action`` at most once per key and return its response; a replay returns the
     stored response marked ``replayed: true``.
 
     ``action`` must call ``completion.mark(session, response)`` inside the transaction
-    that commits its effects. If it fails (or never marks), the claim is released so
-    the buyer can retry with the same key."""
+    that commits its effects; ``deferred``, it must also call ``completion.claim(tx)``
+    in a transaction committed before any effect outside the database (``mark``
+    claims if nothing did). If it fails (or never marks), the claim is released so the
+    buyer can retry with the same key."""
     if key is None:
         return await action(Completion(None))
+    assert caller.principal_id is not None
     digest = request_hash(request)
     ident = {
         "tenant_id": caller.tenant_id,
@@ -156,9 +198,27 @@ async def run_once(
     }
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_IN_FLIGHT
     while True:
-        existing = await _claim(db, caller, tool, key, digest)
+        row = _record(ident, digest, status="in_flight")
+        existing = await (_existing(db, ident) if deferred else _claim(db, ident, row))
         if existing is None:
-            break
+            completion = Completion(ident, row, claimed=not deferred)
+            try:
+                response = await action(completion)
+            except _Taken:
+                continue  # a concurrent duplicate claimed first: its record decides
+            except BaseException as exc:
+                if completion.marked:  # answered and committed; what failed came after
+                    raise
+                if completion.claimed:
+                    await _release(db, {**ident, "created_at": row.created_at})
+                elif isinstance(exc, Exception) and await _existing(db, ident) is not None:
+                    # Failed unclaimed while a duplicate claimed (it may have taken the
+                    # inventory this one then found short): answer as that one's duplicate.
+                    continue
+                raise
+            if completion.claimed and not completion.marked:
+                await _release(db, {**ident, "created_at": row.created_at})
+            return response
         if existing.request_hash != digest:
             raise AdcpError(
                 "IDEMPOTENCY_CONFLICT",
@@ -180,12 +240,3 @@ async def run_once(
                 recovery="transient",
             )
         await asyncio.sleep(0.05)
-    completion = Completion(ident)
-    try:
-        response = await action(completion)
-    except BaseException:
-        await _release(db, ident)
-        raise
-    if not completion.marked:
-        await _release(db, ident)
-    return response

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import delete, select, update
 
-from adcp_agent.adapter_protocol import LineSpec, OrderSpec
+from adcp_agent.adapter_protocol import LineSpec, OrderSpec, orders_survive_power_loss
 from adcp_agent.db import statements
 from adcp_agent.db.models import Principal, Product, Tenant
 from adcp_agent.db.models_accounts import Account
@@ -358,15 +358,18 @@ async def create(
         )
     found = await state.db.read(_PLATFORM_MAPPINGS, {"principal": caller.principal_id})
     mappings = found[0].platform_mappings if found else None
-    # Provisional rows, committed before the ad server is called: a crash in between
-    # leaves a "provisioning" buy to reconcile, never an order nobody knows about.
-    async with state.db.write() as tx:
-        await statements.insert(tx, buy)
-        await statements.insert(tx, *packages)
-    products = booking.products
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
     )
+    # The idempotency claim and the provisional rows, committed before the ad server is
+    # called: a crash in between leaves a "provisioning" buy to reconcile, never an
+    # order nobody knows about — as durably as the ad server keeps its orders (the mock
+    # ad server's survive a killed process, not a power loss: so do these rows).
+    async with state.db.write(durable=orders_survive_power_loss(adapter)) as tx:
+        await completion.claim(tx)
+        await statements.insert(tx, buy)
+        await statements.insert(tx, *packages)
+    products = booking.products
     spec = OrderSpec(
         media_buy_id=buy.media_buy_id,
         name=f"{account.name} {buy.media_buy_id}",
