@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import Boolean, Column, Float, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from adcp_agent.db.types import UTCDateTime, json_column, ts_column, utcnow
@@ -77,14 +77,20 @@ class MediaBuy(SQLModel, table=True):
 
 
 # Copies of the buy's state, flight and sandbox flag, kept by database triggers
-# (migration 0015) for the reservation sum: columns of the packages table but not of the
-# model (excluded from its mapper), so the application never loads or writes them;
-# services.avails reads them through Package.__table__.
+# (migration 0015), and numbers the database computes from them (generated columns,
+# migration 0017): the flight in epoch seconds and the package's reserving rate (its
+# impressions goal per second of flight while its buy holds inventory, else NULL), for
+# the reservation sum. Columns of the packages table but not of the model (excluded
+# from its mapper), so the application never loads or writes them; services.avails
+# reads them through Package.__table__.
 _FLIGHT_COPIES = (
     Column("buy_state", String(20), nullable=True),
     Column("flight_start", UTCDateTime(), nullable=True),
     Column("flight_end", UTCDateTime(), nullable=True),
     Column("buy_sandbox", Boolean(), nullable=True),
+    Column("flight_start_s", Float(), nullable=True),
+    Column("flight_end_s", Float(), nullable=True),
+    Column("reserve_rate", Float(), nullable=True),
 )
 
 
@@ -92,18 +98,19 @@ class Package(SQLModel, table=True):
     __tablename__ = "packages"
     __table_args__ = (
         *_FLIGHT_COPIES,
-        # Covers the reservation sum every booking and avails check runs over a
-        # product's running packages (services.avails.reserved), from the index alone.
+        # Holds only reserving packages, with what the reservation sum every booking
+        # and avails check runs (services.avails.reserved) needs, read from it alone.
         Index(
-            "ix_packages_reservation",
+            "ix_packages_reserving",
             "tenant_id",
             "product_id",
             "buy_sandbox",
-            "flight_end",
-            "flight_start",
-            "buy_state",
-            "impressions_goal",
+            "flight_end_s",
+            "flight_start_s",
+            "reserve_rate",
             "media_buy_id",
+            sqlite_where=text("reserve_rate IS NOT NULL"),
+            postgresql_where=text("reserve_rate IS NOT NULL"),
         ),
     )
     __mapper_args__ = {"exclude_properties": [c.name for c in _FLIGHT_COPIES]}

@@ -56,16 +56,6 @@ UtcDay = _expression(
     sqlite="substr({args}, 1, 10)",
     postgresql="to_char({args} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
 )
-EpochSeconds = _expression(
-    "EpochSeconds",
-    "Seconds since 1970 of a ``UTCDateTime`` column, as a float, in SQL.",
-    Float(),
-    # julianday() parses the stored text about twice as fast as strftime('%s') with its
-    # casts (a reservation sum evaluates this several times per package), and keeps the
-    # fraction of a second.
-    sqlite="((julianday({args}) - 2440587.5) * 86400.0)",
-    postgresql="CAST(EXTRACT(EPOCH FROM {args}) AS DOUBLE PRECISION)",
-)
 Least = _expression(
     "Least",
     "The smaller of two numbers.",

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, bindparam, cast, func, literal
-from sqlmodel import col, select
+from sqlalchemy import Float, bindparam, func
+from sqlmodel import select
 
 from adcp_agent.adapter_protocol import ForecastRequest
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_media import Package
-from adcp_agent.db.types import EpochSeconds, Greatest, Least
+from adcp_agent.db.types import Greatest, Least
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog
 from adcp_agent.services import targeting as targeting_rules
@@ -43,35 +43,26 @@ def rate_of(option: dict) -> tuple[float, bool]:
     return float(option["floor_price"]), False
 
 
-# Every booking and avails check sums this over the product's running packages
-# (hundreds on a busy one): each package carries its buy's flight, state and sandbox
-# flag (copied by triggers, migration 0015), so ix_packages_reservation answers it
-# without visiting the buys, and the database adds up each package's share of its goal
-# (the part of its flight inside ours) instead of handing every row to Python. Built
-# once: building and cache-keying the statement per call cost more than running it.
-_COPY = Package.__table__.c  # type: ignore[attr-defined]  # the trigger-kept flight copies
-_FLIGHT_START = EpochSeconds(_COPY.flight_start)
-_FLIGHT_END = EpochSeconds(_COPY.flight_end)
-_INSIDE = Least(_FLIGHT_END, bindparam("hi", type_=Float)) - Greatest(
-    _FLIGHT_START, bindparam("lo", type_=Float)
+# Every booking and avails check sums this over the product's reserving packages
+# (thousands on a busy product): each package carries its buy's flight, state and
+# sandbox flag (copied by triggers, migration 0015) and, computed from them by the
+# database, its flight in epoch seconds and its reserving rate — impressions goal per
+# second of flight while its buy is in a RESERVING state, else NULL (generated columns,
+# migration 0017, which spells RESERVING out). The partial index ix_packages_reserving
+# holds just those numbers for just the reserving packages, so the database adds up
+# rate x seconds of the package's flight inside ours from the index alone. Built once:
+# building and cache-keying the statement per call cost more than running it.
+_COPY = Package.__table__.c  # type: ignore[attr-defined]  # the database-kept columns
+_INSIDE = Least(_COPY.flight_end_s, bindparam("hi", type_=Float)) - Greatest(
+    _COPY.flight_start_s, bindparam("lo", type_=Float)
 )
-_RESERVED = select(
-    func.coalesce(
-        func.sum(
-            cast(col(Package.impressions_goal), Float) * _INSIDE / (_FLIGHT_END - _FLIGHT_START)
-        ),
-        0.0,
-    )
-).where(
+_RESERVED = select(func.coalesce(func.sum(_COPY.reserve_rate * _INSIDE), 0.0)).where(
     Package.tenant_id == bindparam("tenant"),
     Package.product_id == bindparam("product"),
     _COPY.buy_sandbox == bindparam("sandbox"),
-    _COPY.flight_end > bindparam("start"),
-    _COPY.flight_start < bindparam("end"),
-    # One bound value each, not an expanding list: Database.read serves it fast.
-    _COPY.buy_state.in_([literal(s) for s in RESERVING]),
-    _COPY.flight_end > _COPY.flight_start,
-    col(Package.impressions_goal) > 0,
+    _COPY.flight_end_s > bindparam("lo", type_=Float),
+    _COPY.flight_start_s < bindparam("hi", type_=Float),
+    _COPY.reserve_rate.is_not(None),  # the partial index's condition
     Package.media_buy_id != bindparam("exclude"),
 )
 
@@ -92,8 +83,6 @@ async def reserved(
         "tenant": tenant_id,
         "product": product_id,
         "sandbox": sandbox,
-        "start": start,
-        "end": end,
         "lo": start.timestamp(),
         "hi": end.timestamp(),
         "exclude": exclude_media_buy or "",  # no buy has an empty id
