@@ -231,28 +231,89 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced_unnoticed(
         await db.dispose()
 
 
-async def test_reads_run_outside_a_transaction(postgres_url: str) -> None:
+async def test_reads_run_outside_a_transaction(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``Database.read`` (the token lookup of every call, a report's reads) runs its one
-    SELECT in autocommit: no BEGIN before it and no ROLLBACK when the pool takes the
-    connection back, a round trip each. Work in a session still runs in a transaction."""
-    from sqlalchemy import event, literal, text
+    SELECT outside a transaction — no BEGIN before it and no ROLLBACK after it, a round
+    trip each: a statement built once straight on asyncpg (``PgFast``, not through the
+    engine), any other in autocommit through the engine. Work in a session still runs
+    in a transaction."""
+    import asyncpg
+    from sqlalchemy import bindparam, event, literal, text
 
     db = create_database(postgres_url)
-    in_transaction: list[bool] = []
+    engine_reads: list[bool] = []
+    fast_reads: list[bool] = []
 
     def after(_conn: Any, cursor: Any, *_rest: Any) -> None:
-        in_transaction.append(cursor._adapt_connection._connection.is_in_transaction())
+        engine_reads.append(cursor._adapt_connection._connection.is_in_transaction())
 
+    fetch = asyncpg.Connection.fetch
+
+    async def spying(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        fast_reads.append(self.is_in_transaction())
+        return await fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", spying)
     event.listen(db.engine.sync_engine, "after_cursor_execute", after)
     try:
         statement = select(literal(1).label("one"))
         assert [r.one for r in await db.read(statement, {})] == [1]
-        assert in_transaction == [False]
+        assert (fast_reads, engine_reads) == ([False], [])
+        # A list parameter (expanding): compiled per call, so the engine runs it.
+        listed = select(literal(1).label("one")).where(literal(2).in_(bindparam("xs")))
+        assert [r.one for r in await db.read(listed, {"xs": [1, 2]})] == [1]
+        assert (fast_reads, engine_reads) == ([False], [False])
         async with db.session() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        assert in_transaction == [False, True]
-        assert [r.one for r in await db.read(statement, {})] == [1]  # pooled: still autocommit
-        assert in_transaction == [False, True, False]
+        assert engine_reads == [False, True]
+        assert [r.one for r in await db.read(statement, {})] == [1]  # pooled: still outside
+        assert (fast_reads, engine_reads) == ([False, False], [False, True])
     finally:
         event.remove(db.engine.sync_engine, "after_cursor_execute", after)
+        await db.dispose()
+
+
+async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url: str) -> None:
+    """``PgFast``'s own connections: more concurrent reads than connections wait their
+    turn (no more than ``size`` are opened); connections the server dropped while idle
+    are replaced, the read that found one retried; a write transaction cancelled in the
+    middle of a statement leaves nothing half-done and no connection mid-transaction."""
+    from sqlalchemy import Column, MetaData, String, Table, bindparam, func, insert, literal
+
+    from adcp_agent.db import statements
+    from adcp_agent.db.pg_fast import PgFast
+
+    notes = Table("pg_fast_notes", MetaData(), Column("action", String(20)))
+    add = insert(notes).values(action=bindparam("action"))
+    actions = select(notes.c.action)
+    slow = select(func.pg_sleep(0.05), literal(1).label("one"))
+    db = create_database(postgres_url)
+    assert isinstance(db.pg, PgFast)
+    db.pg._size = 3  # noqa: SLF001 - a small set to exceed
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(notes.metadata.create_all)
+        rows = await asyncio.gather(*(db.read(slow, {}) for _ in range(10)))
+        assert [r[0].one for r in rows] == [1] * 10
+        assert db.pg._open_count == 3  # noqa: SLF001
+        assert await _terminate_other_backends(postgres_url) >= 3
+        assert [r.one for r in await db.read(slow, {})] == [1]  # dead ones, then a new one
+
+        async def cancelled_write() -> None:
+            async with db.write() as tx:
+                await statements.execute(tx, add, {"action": "half"})
+                await statements.fetch(tx, slow, {})  # cancelled in here
+
+        task = asyncio.create_task(cancelled_write())
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with db.write() as tx:
+            await statements.execute(tx, add, {"action": "whole"})
+        assert [r.action for r in await db.read(actions, {})] == ["whole"]
+        assert db.pg._open_count <= 3  # noqa: SLF001
+    finally:
         await db.dispose()

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -33,6 +33,7 @@ _RENAME_ONE = (
     .where(_AUDITS.action == bindparam("was"))
     .values(action=bindparam("to"))
 )
+_SYNCHRONOUS_COMMIT = select(func.current_setting("synchronous_commit"))
 _BY_ACTOR = select(AuditLog).where(AuditLog.actor == bindparam("who")).order_by(AuditLog.id)
 
 
@@ -194,16 +195,19 @@ async def test_a_non_durable_write_skips_only_its_own_wait_for_the_disk(
 
     async def level(tx: Any) -> str:
         if backend == "sqlite":  # the writer's own connection: 1 = NORMAL, 2 = FULL
-            return {1: "off", 2: "on"}[tx._inline._conn.execute("PRAGMA synchronous").fetchone()[0]]
-        conn = await tx.connection()
-        return str((await conn.execute(text("SHOW synchronous_commit"))).scalar())
+            return {1: "off", 2: "on"}[tx._conn._conn.execute("PRAGMA synchronous").fetchone()[0]]
+        [(setting,)] = await statements.fetch(tx, _SYNCHRONOUS_COMMIT, {})
+        return str(setting)
 
     if backend == "postgres":  # the test cluster runs with synchronous_commit=off
         name = state.db.engine.url.database
         async with state.db.engine.connect() as conn:
             await conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit TO on'))
             await conn.commit()
-        await state.db.engine.dispose()  # new connections take the database's setting
+        # New connections take the database's setting.
+        await state.db.engine.dispose()
+        assert state.db.pg is not None
+        await state.db.pg.close()
     async with state.db.write(durable=False) as tx:
         await statements.execute(tx, _INSERT_AUDIT, _audit("claim"))
         assert await level(tx) == "off"

@@ -23,6 +23,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.fast_reads import FastReads
+from adcp_agent.db.pg_fast import PgFast
 from adcp_agent.db.sqlite_inline import SqliteFile
 from adcp_agent.db.statements import PLANS, Tx, Writer, build
 
@@ -54,6 +55,7 @@ class Database:
     # Each owner keeps its entries valid against a stamp stored in the database.
     cache: dict[str, Any] = field(default_factory=dict)
     fast: FastReads | None = None  # SQLite files: see db.fast_reads
+    pg: PgFast | None = None  # PostgreSQL: see db.pg_fast
     writer: Writer | None = None  # SQLite files: see db.statements
     sqlite_file: SqliteFile | None = None  # SQLite files: see db.sqlite_inline
     # The engine for ``read``: autocommit on PostgreSQL, where a transaction around one
@@ -70,8 +72,9 @@ class Database:
 
     async def read(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
         """The rows of a read-only statement built once (columns as attributes), as
-        committed now: through ``FastReads`` where it can serve, else over a pooled
-        connection. Not for reads that must see a transaction's own uncommitted writes."""
+        committed now: through ``FastReads`` (SQLite) or ``PgFast`` (PostgreSQL) where
+        they can serve, else over a pooled connection. Not for reads that must see a
+        transaction's own uncommitted writes."""
         fast = self.fast
         if fast is not None:
             plan = fast.plan(statement)
@@ -80,6 +83,10 @@ class Database:
                     return fast.run(plan, params)
                 except sqlite3.Error:
                     pass  # busy, or anything unusual: the engine retries or reports it
+        elif self.pg is not None:
+            plan = self.pg.plan(statement)
+            if plan is not None:
+                return await self.pg.read(plan, params)
         async with self.reads.connect() as conn:
             return (await conn.execute(statement, params)).all()
 
@@ -102,23 +109,24 @@ class Database:
     @asynccontextmanager
     async def write(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         """A transaction for work that writes and reads only through ``db.statements``
-        (no ORM): committed on success, rolled back on any error. On SQLite it runs
-        without a session (``statements.Writer``).
+        (no ORM): committed on success, rolled back on any error. It runs without a
+        session: on SQLite on the writer's connection (``statements.Writer``), on
+        PostgreSQL on an asyncpg connection (``pg_fast.PgFast``).
 
         ``durable=False`` only for rows whose loss in a power failure is harmless (a
         claim nobody was told about): the commit does not wait for the disk (SQLite:
         no fsync, the WAL still survives the process being killed; PostgreSQL:
         ``synchronous_commit`` off for this transaction). A later durable commit makes
         it durable too."""
-        if self.writer is None:
-            async with self.transaction() as session:
-                if not durable and not self.is_sqlite:
-                    conn = await session.connection()
-                    await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-                yield session
-        else:
+        if self.writer is not None:
             async with self.writer.transaction(durable=durable) as tx:
                 yield tx
+        elif self.pg is not None:
+            async with self.pg.transaction(durable=durable) as tx:
+                yield tx
+        else:  # an in-memory SQLite database (tests of migrations, the CLI's checks)
+            async with self.transaction() as session:
+                yield session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -135,6 +143,8 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self.pg is not None:
+            await self.pg.close()
         if self.fast is not None:
             self.fast.close()
         if self.writer is not None:
@@ -191,13 +201,20 @@ def create_database(url: str, *, echo: bool = False) -> Database:
         _ping_when_idle(engine)
     if engine.dialect.name == "sqlite" and "async_creator" not in kwargs:
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
-    fast = writer = None
+    fast = writer = pg = None
     if sqlite_file is not None:
         fast = FastReads(path, SQLITE_PRAGMAS, engine.dialect)
         writer = Writer(sqlite_file, fast)
+    elif engine.dialect.driver == "asyncpg":
+        pg = PgFast(engine)
     # Sessions carry the plans, for statements run in their transactions (db.statements).
     info = {PLANS: fast} if fast is not None else {}
     sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False, info=info)
     return Database(
-        engine=engine, sessions=sessions, fast=fast, writer=writer, sqlite_file=sqlite_file
+        engine=engine,
+        sessions=sessions,
+        fast=fast,
+        pg=pg,
+        writer=writer,
+        sqlite_file=sqlite_file,
     )

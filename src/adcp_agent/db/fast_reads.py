@@ -29,7 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Float, Numeric
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.sql import Executable
 
 from adcp_agent.db.sqlite_inline import open_sqlite
@@ -48,6 +50,23 @@ class _Plan:
     row: type
 
 
+def _result_processor(type_: Any, dialect: Dialect) -> Processor:
+    """SQLAlchemy's result processor for a column of ``type_``. Without a cursor there
+    is no database type code: PostgreSQL's numeric types want one (float8 needs no
+    conversion, numeric and integers to float); ``float`` does either."""
+    impl = type_.dialect_impl(dialect)
+    try:
+        return impl.result_processor(dialect, None)  # type: ignore[no-any-return]
+    except (TypeError, InvalidRequestError):
+        if isinstance(impl, Float | Numeric) and not impl.asdecimal:
+            return _to_float
+        raise
+
+
+def _to_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _plan(statement: Executable, dialect: Dialect) -> _Plan | None:
     compiled = statement.compile(dialect=dialect)
     positions = compiled.positiontup
@@ -55,7 +74,7 @@ def _plan(statement: Executable, dialect: Dialect) -> _Plan | None:
         return None
     bind_processors = compiled._bind_processors  # noqa: SLF001 - SQLAlchemy's own
     columns = compiled._result_columns  # noqa: SLF001 - (key, name, objects, type)
-    results = tuple(c[3].dialect_impl(dialect).result_processor(dialect, None) for c in columns)
+    results = tuple(_result_processor(c[3], dialect) for c in columns)
     names = tuple(c[0] for c in columns)
     return _Plan(
         sql=compiled.string,
@@ -67,12 +86,13 @@ def _plan(statement: Executable, dialect: Dialect) -> _Plan | None:
     )
 
 
-class FastReads:
-    def __init__(self, path: str, pragmas: Sequence[str], dialect: Dialect) -> None:
-        self._path = path
-        self._pragmas = pragmas
+class Plans:
+    """Statements built once (module constants), compiled once for ``dialect``: the SQL
+    text, its parameters in placeholder order, SQLAlchemy's own bind and result
+    processors; and how to bind parameters and make rows as the engine would."""
+
+    def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._conn: sqlite3.Connection | None = None
         self._plans: dict[int, tuple[Executable, _Plan | None]] = {}
 
     def plan(self, statement: Executable) -> _Plan | None:
@@ -88,17 +108,6 @@ class FastReads:
         self._plans[id(statement)] = (statement, plan)  # holds the statement: ids stay unique
         return plan
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_sqlite(
-                self._path, self._pragmas, "PRAGMA query_only=ON", isolation_level=None
-            )
-        return self._conn
-
-    def run(self, plan: _Plan, params: dict[str, Any]) -> list[Any]:
-        raw = self._connection().execute(plan.sql, self.args(plan, params)).fetchall()
-        return self.rows(plan, raw)
-
     @staticmethod
     def args(plan: _Plan, params: dict[str, Any]) -> list[Any]:
         """The positional parameters of ``plan``'s SQL, processed as the engine would."""
@@ -109,14 +118,33 @@ class FastReads:
         ]
 
     @staticmethod
-    def rows(plan: _Plan, raw: list[Any]) -> list[Any]:
-        """sqlite3's rows for ``plan`` as the engine would return them."""
+    def rows(plan: _Plan, raw: Sequence[Any]) -> list[Any]:
+        """The driver's rows for ``plan`` as the engine would return them."""
         make, results = plan.row._make, plan.results  # type: ignore[attr-defined]
         if not any(results):
             return [make(r) for r in raw]
         return [
             make(v if p is None else p(v) for v, p in zip(r, results, strict=True)) for r in raw
         ]
+
+
+class FastReads(Plans):
+    def __init__(self, path: str, pragmas: Sequence[str], dialect: Dialect) -> None:
+        super().__init__(dialect)
+        self._path = path
+        self._pragmas = pragmas
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_sqlite(
+                self._path, self._pragmas, "PRAGMA query_only=ON", isolation_level=None
+            )
+        return self._conn
+
+    def run(self, plan: _Plan, params: dict[str, Any]) -> list[Any]:
+        raw = self._connection().execute(plan.sql, self.args(plan, params)).fetchall()
+        return self.rows(plan, raw)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic_core import PydanticUndefined
 from sqlalchemy import Insert, Table, bindparam
@@ -36,7 +36,7 @@ from sqlalchemy.sql import Executable
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from adcp_agent.db.fast_reads import FastReads
+from adcp_agent.db.fast_reads import FastReads, Plans
 from adcp_agent.db.sqlite_inline import InlineConnection, SqliteFile
 
 PLANS = "fast_reads"  # the session's info key holding the engine's FastReads, if any
@@ -98,21 +98,42 @@ def values_of(row: SQLModel) -> Params:
     return {c.key: getattr(row, c.key) for c in _columns(type(row))}
 
 
-def _wrapped(sql: str, args: Any, error: sqlite3.Error) -> DBAPIError:
+def _wrapped(sql: str, args: Any, error: Exception) -> DBAPIError:
     """The exception the engine would have raised (IntegrityError for a duplicate key,
     OperationalError for a lock), so callers catch the same types on every path."""
     return DBAPIError.instance(sql, args, error, sqlite3.Error)
 
 
-class Writes:
-    """Prebuilt statements run straight on a transaction's sqlite3 connection: a
-    ``Database.write`` transaction on SQLite (no session, no ORM; the writer's
-    connection holds the process's write lock from begin to end), or a session's
-    transaction (``_fast``)."""
+class Connection(Protocol):
+    """A transaction's driver connection as ``Writes`` uses it."""
 
-    def __init__(self, plans: FastReads, inline: InlineConnection) -> None:
+    async def run(self, sql: str, sets: list[list[Any]], /) -> int: ...
+
+    async def fetch(self, sql: str, args: list[Any], /) -> Sequence[Any]: ...
+
+
+Wrap = Callable[[str, Any, Exception], DBAPIError]
+
+
+class Writes:
+    """Prebuilt statements run straight on a transaction's driver connection: a
+    ``Database.write`` transaction (no session, no ORM; on SQLite the writer's
+    connection holds the process's write lock from begin to end, on PostgreSQL an
+    asyncpg connection of ``PgFast``'s), or a SQLite session's transaction
+    (``_fast``). The driver's exceptions (``errors``) are raised as the engine would
+    have raised them (``wrap``)."""
+
+    def __init__(
+        self,
+        plans: Plans,
+        conn: Connection,
+        errors: tuple[type[Exception], ...] = (sqlite3.Error,),
+        wrap: Wrap = _wrapped,
+    ) -> None:
         self._plans = plans
-        self._inline = inline
+        self._conn = conn
+        self._errors = errors
+        self._wrap = wrap
 
     def _plan(self, statement: Executable) -> Any:
         plan = self._plans.plan(statement)
@@ -124,17 +145,17 @@ class Writes:
         plan = self._plan(statement)
         args = [self._plans.args(plan, p) for p in sets]
         try:
-            return await self._inline.run(plan.sql, args)
-        except sqlite3.Error as exc:
-            raise _wrapped(plan.sql, args, exc) from exc
+            return await self._conn.run(plan.sql, args)
+        except self._errors as exc:
+            raise self._wrap(plan.sql, args, exc) from exc
 
     async def fetch(self, statement: Executable, params: Params) -> list[Any]:
         plan = self._plan(statement)
         args = self._plans.args(plan, params)
         try:
-            return self._plans.rows(plan, await self._inline.fetch(plan.sql, args))
-        except sqlite3.Error as exc:
-            raise _wrapped(plan.sql, args, exc) from exc
+            return self._plans.rows(plan, await self._conn.fetch(plan.sql, args))
+        except self._errors as exc:
+            raise self._wrap(plan.sql, args, exc) from exc
 
 
 Tx = AsyncSession | Writes  # what statements run in
