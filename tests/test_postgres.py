@@ -278,7 +278,7 @@ async def test_reads_run_outside_a_transaction(
 async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url: str) -> None:
     """``PgFast``'s own connections: more concurrent reads than connections wait their
     turn (no more than ``size`` are opened); connections the server dropped while idle
-    are replaced, the read that found one retried; a write transaction cancelled in the
+    are replaced, the read or BEGIN that found one retried; a write transaction cancelled in the
     middle of a statement leaves nothing half-done and no connection mid-transaction."""
     from sqlalchemy import Column, MetaData, String, Table, bindparam, func, insert, literal
 
@@ -300,6 +300,10 @@ async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url
         assert db.pg._open_count == 3  # noqa: SLF001
         assert await _terminate_other_backends(postgres_url) >= 3
         assert [r.one for r in await db.read(slow, {})] == [1]  # dead ones, then a new one
+        await asyncio.gather(*(db.read(slow, {}) for _ in range(3)))  # three open again
+        assert await _terminate_other_backends(postgres_url) >= 3
+        async with db.write() as tx:  # its BEGIN found a dead one: retried on a new one
+            await statements.execute(tx, add, {"action": "after a restart"})
 
         async def cancelled_write() -> None:
             async with db.write() as tx:
@@ -313,7 +317,7 @@ async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url
             await task
         async with db.write() as tx:
             await statements.execute(tx, add, {"action": "whole"})
-        assert [r.action for r in await db.read(actions, {})] == ["whole"]
+        assert sorted(r.action for r in await db.read(actions, {})) == ["after a restart", "whole"]
         assert db.pg._open_count <= 3  # noqa: SLF001
     finally:
         await db.dispose()

@@ -35,7 +35,7 @@ from adcp_agent.db.statements import Writes
 if TYPE_CHECKING:
     import asyncpg
 
-POOL_SIZE = 8  # connections of its own, next to the engine's pool
+POOL_SIZE = 4  # connections of its own, next to the engine's pool
 # Keyword arguments of SQLAlchemy's asyncpg adapter that asyncpg.connect does not take.
 _ADAPTER_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
@@ -199,29 +199,48 @@ class PgFast(Plans):
                     raise self.wrapped(plan.sql, args, exc) from exc
         return self.rows(plan, raw)
 
+    async def _begun(self, begin: str) -> asyncpg.Connection:
+        """A connection with a transaction begun on it. A connection the server closed
+        while it sat idle fails the BEGIN; nothing has happened yet, so the BEGIN is
+        retried once on a new connection (the other idle ones likely went with it)."""
+        for attempt in (1, 2):
+            conn = await self._acquire()
+            try:
+                await conn.execute(begin)
+                return conn
+            except self.errors as exc:
+                self._release(conn)
+                if attempt == 1 and conn.is_closed():
+                    self._drop_idle()
+                    continue
+                raise self.wrapped(begin, (), exc) from exc
+            except BaseException:
+                self._release(conn)
+                raise
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Writes]:
         """A transaction for ``db.statements``; committed on success, rolled back on
         any error. ``durable=False``: ``synchronous_commit`` off for it."""
-        async with self._connection() as conn:
-            begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit TO OFF"
+        conn = await self._begun(
+            "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit TO OFF"
+        )
+        try:
+            yield Writes(self, _Connection(conn), self.errors, self.wrapped)
             try:
-                await conn.execute(begin)
+                await conn.execute("COMMIT")
             except self.errors as exc:
-                raise self.wrapped(begin, (), exc) from exc
+                raise self.wrapped("COMMIT", (), exc) from exc
+        except BaseException:
             try:
-                yield Writes(self, _Connection(conn), self.errors, self.wrapped)
-                try:
-                    await conn.execute("COMMIT")
-                except self.errors as exc:
-                    raise self.wrapped("COMMIT", (), exc) from exc
-            except BaseException:
-                try:
-                    if not conn.is_closed() and conn.is_in_transaction():
-                        await conn.execute("ROLLBACK")
-                except Exception:  # noqa: BLE001 - mid-statement (cancelled): drop it
-                    conn.terminate()  # the pool replaces a terminated connection
-                raise
+                if not conn.is_closed() and conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - mid-statement (cancelled): drop it
+                conn.terminate()  # _release drops a closed connection
+            raise
+        finally:
+            self._release(conn)
 
     async def close(self) -> None:
         """Close the idle connections; one in use is closed when given back. (Used
