@@ -348,3 +348,55 @@ async def test_provisional_rows_reach_the_disk_as_surely_as_the_ad_servers_order
         remote = await call(client, "create_media_buy", non_guaranteed(budget=1000))
     assert not mock.is_error and not remote.is_error
     assert seen == [False, True, True, True]
+
+
+async def test_two_concurrent_bookings_never_both_take_the_last_inventory(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests are checked before either is booked (each alone would fit): the
+    booking that commits second finds the first's reservation and is refused."""
+    from adcp_agent.services import media_buys
+
+    day_one, day_last = flight(days_ahead=40, days=9)
+    start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
+    avail_args = {"product_ids": ["podcast_host_read"], "flight_start_date": start[:10],
+                  "flight_end_date": end[:10], "total_budget": 10_000_000}  # fmt: skip
+    prepare = media_buys.prepare
+    arrived: list[asyncio.Event] = []
+
+    async def both_checked_first(*args: Any, **kwargs: Any) -> Any:
+        checked = await prepare(*args, **kwargs)
+        if not arrived:
+            arrived.append(asyncio.Event())
+            await arrived[0].wait()  # until the other one is checked too
+        else:
+            arrived[0].set()
+        return checked
+
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        before = await call(client, "get_avails", avail_args)
+        available = before.data["packages"][0]["available_impressions"]
+        budget = round(available * 0.6 * 25 / 1000, 2)
+        args = {"start_time": start, "end_time": end}
+        monkeypatch.setattr(media_buys, "prepare", both_checked_first)
+        results = await asyncio.gather(
+            *(
+                call(
+                    client,
+                    "create_media_buy",
+                    {
+                        **guaranteed(
+                            product="podcast_host_read", option="host_read_cpm", budget=budget
+                        ),
+                        **args,
+                    },
+                )
+                for _ in range(2)
+            )  # fmt: skip
+        )
+    assert len(arrived) == 1 and arrived[0].is_set()  # both were checked before booking
+    statuses = sorted(r.error_codes[0] if r.error_codes else r.data["status"] for r in results)
+    assert statuses == ["PRODUCT_UNAVAILABLE", "submitted"], [r.data for r in results]
+    [refused] = [r for r in results if r.error_codes]
+    assert "another booking took" in refused.error["message"]
+    assert refused.error["details"]["available_impressions"] < available * 0.45

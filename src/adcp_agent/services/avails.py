@@ -11,8 +11,10 @@ from sqlalchemy import Float, bindparam, func
 from sqlmodel import select
 
 from adcp_agent.adapter_protocol import ForecastRequest
+from adcp_agent.db import statements
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_media import Package
+from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import Greatest, Least
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog
@@ -67,6 +69,72 @@ _RESERVED = select(func.coalesce(func.sum(_COPY.reserve_rate * _INSIDE), 0.0)).w
 )
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A guaranteed package's capacity as its request was checked, to confirm where it
+    is booked (``confirm``): what others reserved in between comes off."""
+
+    tenant_id: str
+    product_id: str
+    sandbox: bool
+    start: datetime
+    end: datetime
+    reserved: int  # reserved impressions found by the check
+    available: int  # available impressions found by the check
+    goal: int  # what the package needs
+    field: str
+
+
+# Bookings of one product take turns on PostgreSQL: a lock held to the transaction's end.
+_TAKE_TURNS = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key"))))
+
+
+async def confirm(tx: Tx, holds: Sequence[Hold], *, postgres: bool) -> None:
+    """Inside the transaction that books ``holds``' packages, before their rows: the
+    impressions others reserved since each was checked come off the availability found
+    then (all of them: conservative, their audience may overlap ours less), and a
+    package that no longer fits is PRODUCT_UNAVAILABLE — two concurrent bookings never
+    both take the last inventory. SQLite's write transactions run one at a time; on
+    PostgreSQL the bookings of a product wait for each other (an advisory lock until
+    commit), so each sum sees what the one before committed."""
+    for hold in sorted(holds, key=lambda h: (h.product_id, h.field)):  # one lock order
+        key = f"{hold.tenant_id}/{hold.product_id}/{hold.sandbox}"
+        if postgres:
+            await statements.fetch(tx, _TAKE_TURNS, {"key": key})
+        params = _params(hold.tenant_id, hold.product_id, hold.start, hold.end, None, hold.sandbox)
+        [(total,)] = await statements.fetch(tx, _RESERVED, params)
+        gained = int(total) - hold.reserved
+        if gained > 0 and hold.goal > hold.available - gained:
+            left = max(hold.available - gained, 0)
+            raise AdcpError(
+                "PRODUCT_UNAVAILABLE",
+                f"Only {left:,} impressions of '{hold.product_id}' remain in this flight "
+                f"(another booking took {gained:,} while this one was checked); "
+                f"{hold.goal:,} were requested.",
+                field=hold.field,
+                details={"available_impressions": left},
+                suggestion="Lower the budget, widen targeting or change the dates.",
+            )
+
+
+def _params(
+    tenant_id: str,
+    product_id: str,
+    start: datetime,
+    end: datetime,
+    exclude_media_buy: str | None,
+    sandbox: bool,
+) -> dict[str, object]:
+    return {
+        "tenant": tenant_id,
+        "product": product_id,
+        "sandbox": sandbox,
+        "lo": start.timestamp(),
+        "hi": end.timestamp(),
+        "exclude": exclude_media_buy or "",  # no buy has an empty id
+    }
+
+
 async def reserved(
     state: AppState,
     tenant_id: str,
@@ -79,14 +147,7 @@ async def reserved(
 ) -> int:
     """Impressions booked in the flight. Sandbox buys reserve only sandbox inventory (and
     production buys only production inventory): test bookings never shrink real avails."""
-    params = {
-        "tenant": tenant_id,
-        "product": product_id,
-        "sandbox": sandbox,
-        "lo": start.timestamp(),
-        "hi": end.timestamp(),
-        "exclude": exclude_media_buy or "",  # no buy has an empty id
-    }
+    params = _params(tenant_id, product_id, start, end, exclude_media_buy, sandbox)
     [(total,)] = await state.db.read(_RESERVED, params)
     return int(total)
 

@@ -92,6 +92,8 @@ class Booking:
     notes: list[str] = field(default_factory=list)
     creatives: dict[str, list[Creative]] = field(default_factory=dict)  # by package_id
     products: dict[str, Product] = field(default_factory=dict)  # by product_id, as validated
+    # Guaranteed packages' capacity as checked, confirmed where they are booked.
+    holds: list[avails.Hold] = field(default_factory=list)
 
 
 Render = Callable[[Booking], dict[str, Any]]
@@ -272,6 +274,7 @@ async def prepare(
             field="total_budget",
         )
     # Capacity: guaranteed packages must fit; auction packages may under-deliver.
+    holds: list[avails.Hold] = []
     for i, package in enumerate(packages):
         [avail] = await avails.check(
             state,
@@ -283,17 +286,34 @@ async def prepare(
             package.targeting,
             sandbox=account.sandbox,
         )
-        if package.impressions_goal and package.impressions_goal > avail.available_impressions:
-            if package.guaranteed:
-                raise AdcpError(
-                    "PRODUCT_UNAVAILABLE",
-                    f"Only {avail.available_impressions:,} impressions of "
-                    f"'{package.product_id}' remain in this flight; "
-                    f"{package.impressions_goal:,} were requested.",
+        short = bool(package.impressions_goal) and (
+            package.impressions_goal > avail.available_impressions
+        )
+        if package.guaranteed and short:
+            raise AdcpError(
+                "PRODUCT_UNAVAILABLE",
+                f"Only {avail.available_impressions:,} impressions of "
+                f"'{package.product_id}' remain in this flight; "
+                f"{package.impressions_goal:,} were requested.",
+                field=_field(i, "budget"),
+                details={"available_impressions": avail.available_impressions},
+                suggestion="Lower the budget, widen targeting or change the dates.",
+            )
+        if package.guaranteed and package.impressions_goal:
+            holds.append(
+                avails.Hold(
+                    tenant_id=caller.tenant_id,
+                    product_id=package.product_id,
+                    sandbox=account.sandbox,
+                    start=start,
+                    end=req.end_time,
+                    reserved=avail.reserved_impressions,
+                    available=avail.available_impressions,
+                    goal=package.impressions_goal,
                     field=_field(i, "budget"),
-                    details={"available_impressions": avail.available_impressions},
-                    suggestion="Lower the budget, widen targeting or change the dates.",
                 )
+            )
+        elif short:
             notes.append(
                 f"packages[{i}] may under-deliver: about {avail.available_impressions:,} "
                 "impressions are available in this flight."
@@ -316,7 +336,8 @@ async def prepare(
         ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
         sandbox=account.sandbox,
     )
-    return tenant, account, Booking(buy, packages, None, notes, creatives_by_package, products)
+    booking = Booking(buy, packages, None, notes, creatives_by_package, products, holds)
+    return tenant, account, booking
 
 
 def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
@@ -367,6 +388,7 @@ async def create(
     # ad server's survive a killed process, not a power loss: so do these rows).
     async with state.db.write(durable=orders_survive_power_loss(adapter)) as tx:
         await completion.claim(tx)
+        await avails.confirm(tx, booking.holds, postgres=not state.db.is_sqlite)
         await statements.insert(tx, buy)
         await statements.insert(tx, *packages)
     products = booking.products
