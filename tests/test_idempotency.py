@@ -181,3 +181,29 @@ async def test_a_failure_after_the_answer_is_committed_keeps_the_answer(
         await run()
     assert await run() == {"media_buy_id": "mb_2", "replayed": True}
     assert runs == 1
+
+
+async def test_an_answer_rolled_back_with_its_transaction_releases_the_key(
+    state: AppState,
+) -> None:
+    """``mark`` ran but its transaction did not commit (a failure after it in the same
+    transaction, a failed COMMIT): nothing was answered, so a retry must run again —
+    not wait for a claim nobody will ever complete."""
+    key = "roll-key-000000000006"
+    runs = 0
+
+    async def answered_then_rolled_back(completion: Completion) -> dict:
+        nonlocal runs
+        runs += 1
+        await _effect(state, completion, "provisional")
+        async with state.db.write() as tx:
+            await completion.mark(tx, {"media_buy_id": "mb_3"})
+            if runs == 1:
+                raise RuntimeError("the booking's commit failed")
+        return {"media_buy_id": "mb_3"}
+
+    with pytest.raises(RuntimeError):
+        await _run(state, key, answered_then_rolled_back)
+    assert await _records(state, key) == []  # released
+    assert await _run(state, key, answered_then_rolled_back) == {"media_buy_id": "mb_3"}
+    assert runs == 2

@@ -108,8 +108,9 @@ async def _claim(
 
 
 async def _release(db: Database, record_filter: dict[str, Any]) -> None:
-    """Delete one claim: named by its id or its creation time, never a duplicate's that
-    took the key after ours was rolled back or released."""
+    """Delete one claim: named by its id, or by its creation time while unanswered —
+    never a duplicate's that took the key after ours was rolled back or released, nor
+    one whose answer was committed before what failed after it."""
     async with db.transaction() as session:
         await session.exec(
             delete(IdempotencyRecord).where(
@@ -199,6 +200,8 @@ async def run_once(
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_IN_FLIGHT
     while True:
         row = _record(ident, digest, status="in_flight")
+        # Our claim while unanswered: by its creation time, never a duplicate's claim.
+        mine = {**ident, "created_at": row.created_at, "status": "in_flight"}
         existing = await (_existing(db, ident) if deferred else _claim(db, ident, row))
         if existing is None:
             completion = Completion(ident, row, claimed=not deferred)
@@ -207,17 +210,15 @@ async def run_once(
             except _Taken:
                 continue  # a concurrent duplicate claimed first: its record decides
             except BaseException as exc:
-                if completion.marked:  # answered and committed; what failed came after
-                    raise
-                if completion.claimed:
-                    await _release(db, {**ident, "created_at": row.created_at})
+                if completion.claimed:  # unless its answer was committed before the failure
+                    await _release(db, mine)
                 elif isinstance(exc, Exception) and await _existing(db, ident) is not None:
                     # Failed unclaimed while a duplicate claimed (it may have taken the
                     # inventory this one then found short): answer as that one's duplicate.
                     continue
                 raise
             if completion.claimed and not completion.marked:
-                await _release(db, {**ident, "created_at": row.created_at})
+                await _release(db, mine)
             return response
         if existing.request_hash != digest:
             raise AdcpError(
