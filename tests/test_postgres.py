@@ -279,7 +279,8 @@ async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url
     """``PgFast``'s own connections: more concurrent reads than connections wait their
     turn (no more than ``size`` are opened); connections the server dropped while idle
     are replaced, the read or BEGIN that found one retried; a write transaction cancelled in the
-    middle of a statement leaves nothing half-done and no connection mid-transaction."""
+    middle of a statement leaves nothing half-done and no connection mid-transaction, a
+    read cancelled mid-statement no connection still busy with it."""
     from sqlalchemy import Column, MetaData, String, Table, bindparam, func, insert, literal
 
     from adcp_agent.db import statements
@@ -317,6 +318,13 @@ async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url
             await task
         async with db.write() as tx:
             await statements.execute(tx, add, {"action": "whole"})
+        reading = asyncio.create_task(db.read(slow, {}))  # a client gone mid-read
+        await asyncio.sleep(0.02)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        rows = await asyncio.gather(*(db.read(slow, {}) for _ in range(6)))  # every connection
+        assert [r[0].one for r in rows] == [1] * 6
         assert sorted(r.action for r in await db.read(actions, {})) == ["after a restart", "whole"]
         assert db.pg._open_count <= 3  # noqa: SLF001
     finally:
