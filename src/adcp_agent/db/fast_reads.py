@@ -7,9 +7,10 @@ reset on check-in. The statements every tool call makes (the token lookup) and e
 delivery report makes (buys, packages, delivery, alerts) are index probes, so that
 machinery was most of their cost; here they take 12–20 µs.
 
-``FastReads`` compiles each statement once for the engine's dialect (SQL text, the
-order of its parameters, SQLAlchemy's own bind and result processors for the column
-types, so values come back exactly as through the engine) and runs it on one sqlite3
+``Plans`` compiles each statement once for the engine's dialect (SQL text, the order
+of its parameters, SQLAlchemy's own bind and result processors for the column types,
+so values come back exactly as through the engine; ``db.pg_fast`` uses it for
+asyncpg). ``FastReads`` runs such plans on one sqlite3
 connection of its own, in autocommit: every statement reads the latest committed
 snapshot (WAL), and it executes and fetches without yielding to the event loop, so
 concurrent callers never interleave on the connection. Rows are named tuples with the

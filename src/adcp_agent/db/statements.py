@@ -13,9 +13,10 @@ Pending ORM changes are flushed first, as autoflush would, so statements and ORM
 writes in one transaction land in the order they were made.
 
 Work that writes only through these statements can skip the session altogether:
-``Database.write()`` gives, on SQLite, a ``Writes`` transaction on a connection of its
-own (``Writer``), and a session transaction elsewhere; ``execute`` and ``fetch`` take
-either (``Tx``).
+``Database.write()`` gives a ``Writes`` transaction on a driver connection of its own —
+on SQLite the ``Writer``'s, on PostgreSQL one of ``pg_fast.PgFast``'s (asyncpg, the
+same statements compiled for it) — and a session transaction only on an in-memory
+SQLite database; ``execute`` and ``fetch`` take either (``Tx``).
 """
 
 from __future__ import annotations
