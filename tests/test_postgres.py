@@ -329,3 +329,20 @@ async def test_direct_connections_are_bounded_and_survive_a_restart(postgres_url
         assert db.pg._open_count <= 3  # noqa: SLF001
     finally:
         await db.dispose()
+
+
+def test_direct_connections_take_the_urls_connection_options() -> None:
+    """What the URL says for SQLAlchemy's asyncpg connections holds for ``PgFast``'s:
+    host, port, database, credentials, TLS, and a statement cache turned off for a
+    pooler that cannot keep prepared statements."""
+    from adcp_agent.db.pg_fast import connect_options
+
+    db = create_database(
+        "postgresql+asyncpg://ad:pw@db.example:6432/adcp?ssl=require&prepared_statement_cache_size=0"
+    )
+    assert connect_options(db.engine) == {
+        "host": "db.example", "port": 6432, "database": "adcp", "user": "ad", "password": "pw",
+        "ssl": "require", "statement_cache_size": 0,
+    }  # fmt: skip
+    plain = create_database("postgresql+asyncpg://ad@db.example/adcp")
+    assert "statement_cache_size" not in connect_options(plain.engine)

@@ -40,6 +40,18 @@ POOL_SIZE = 4  # connections of its own, next to the engine's pool
 _ADAPTER_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
+def connect_options(engine: AsyncEngine) -> dict[str, Any]:
+    """asyncpg.connect's arguments for the engine's URL, as SQLAlchemy's adapter reads
+    it. ``?prepared_statement_cache_size=0`` (behind a pooler that cannot keep prepared
+    statements) turns asyncpg's statement cache off here too."""
+    _, options = engine.dialect.create_connect_args(engine.url)
+    if "prepared_statement_cache_size" in options:
+        options["statement_cache_size"] = int(options["prepared_statement_cache_size"])
+    for key in _ADAPTER_ONLY:
+        options.pop(key, None)
+    return options  # type: ignore[no-any-return]
+
+
 class _Shim:
     """What SQLAlchemy's codec setup expects: an adapted connection's ``_connection``."""
 
@@ -83,10 +95,7 @@ class PgFast(Plans):
         import asyncpg
 
         dialect = self._engine.dialect
-        _, options = dialect.create_connect_args(self._engine.url)
-        for key in _ADAPTER_ONLY:
-            options.pop(key, None)
-        conn = await asyncpg.connect(**options)
+        conn = await asyncpg.connect(**connect_options(self._engine))
         try:
             await dialect.setup_asyncpg_json_codec(_Shim(conn))  # type: ignore[attr-defined]
             await dialect.setup_asyncpg_jsonb_codec(_Shim(conn))  # type: ignore[attr-defined]
