@@ -172,14 +172,6 @@ class PgFast(Plans):
             self._born.pop(conn, None)
         self._open_count -= len(idle)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        conn = await self._acquire()
-        try:
-            yield conn
-        finally:
-            self._release(conn)
-
     def wrapped(self, sql: str, args: Any, error: Exception) -> DBAPIError:
         """The exception the engine would have raised for asyncpg's ``error``."""
         dbapi = self._engine.dialect.loaded_dbapi
@@ -193,36 +185,29 @@ class PgFast(Plans):
     async def read(self, plan: _Plan, params: dict[str, Any]) -> list[Any]:
         """``plan``'s rows, as committed now (no transaction)."""
         args = self.args(plan, params)
-        for attempt in (1, 2):
-            async with self._connection() as conn:
-                try:
-                    raw = await conn.fetch(plan.sql, *args)
-                    break
-                except self.errors as exc:
-                    # A connection the server closed while it sat idle (a restart, an
-                    # idle timeout) fails its first statement; the other idle ones
-                    # likely went with it: a read retries once, on a new connection.
-                    if attempt == 1 and conn.is_closed():
-                        self._drop_idle()
-                        continue
-                    raise self.wrapped(plan.sql, args, exc) from exc
+        conn, raw = await self._first(plan.sql, args, fetch=True)
+        self._release(conn)
         return self.rows(plan, raw)
 
-    async def _begun(self, begin: str) -> asyncpg.Connection:
-        """A connection with a transaction begun on it. A connection the server closed
-        while it sat idle fails the BEGIN; nothing has happened yet, so the BEGIN is
-        retried once on a new connection (the other idle ones likely went with it)."""
+    async def _first(
+        self, sql: str, args: Sequence[Any], *, fetch: bool
+    ) -> tuple[asyncpg.Connection, Any]:
+        """A connection and what its first statement returned (the caller gives the
+        connection back). A connection the server closed while it sat idle (a restart,
+        an idle timeout) fails its first statement, and nothing has happened yet: the
+        statement is retried once on a new connection (the other idle ones likely went
+        with it)."""
         for attempt in (1, 2):
             conn = await self._acquire()
             try:
-                await conn.execute(begin)
-                return conn
+                result = await (conn.fetch(sql, *args) if fetch else conn.execute(sql, *args))
+                return conn, result
             except self.errors as exc:
                 self._release(conn)
                 if attempt == 1 and conn.is_closed():
                     self._drop_idle()
                     continue
-                raise self.wrapped(begin, (), exc) from exc
+                raise self.wrapped(sql, args, exc) from exc
             except BaseException:
                 self._release(conn)
                 raise
@@ -232,9 +217,8 @@ class PgFast(Plans):
     async def transaction(self, *, durable: bool = True) -> AsyncIterator[Writes]:
         """A transaction for ``db.statements``; committed on success, rolled back on
         any error. ``durable=False``: ``synchronous_commit`` off for it."""
-        conn = await self._begun(
-            "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit TO OFF"
-        )
+        begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit TO OFF"
+        conn, _ = await self._first(begin, (), fetch=False)
         try:
             yield Writes(self, _Connection(conn), self.errors, self.wrapped)
             try:
