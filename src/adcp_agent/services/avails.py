@@ -105,16 +105,28 @@ async def confirm(tx: Tx, holds: Sequence[Hold], *, postgres: bool) -> None:
         [(total,)] = await statements.fetch(tx, _RESERVED, params)
         gained = int(total) - hold.reserved
         if gained > 0 and hold.goal > hold.available - gained:
-            left = max(hold.available - gained, 0)
-            raise AdcpError(
-                "PRODUCT_UNAVAILABLE",
-                f"Only {left:,} impressions of '{hold.product_id}' remain in this flight "
-                f"(another booking took {gained:,} while this one was checked); "
-                f"{hold.goal:,} were requested.",
-                field=hold.field,
-                details={"available_impressions": left},
-                suggestion="Lower the budget, widen targeting or change the dates.",
+            raise unavailable(
+                hold.product_id,
+                max(hold.available - gained, 0),
+                hold.goal,
+                hold.field,
+                because=f"another booking took {gained:,} while this one was checked",
             )
+
+
+def unavailable(
+    product_id: str, left: int, goal: int, field: str, *, because: str | None = None
+) -> AdcpError:
+    """PRODUCT_UNAVAILABLE for a guaranteed package that does not fit the flight."""
+    why = f" ({because})" if because else ""
+    return AdcpError(
+        "PRODUCT_UNAVAILABLE",
+        f"Only {left:,} impressions of '{product_id}' remain in this flight{why}; "
+        f"{goal:,} were requested.",
+        field=field,
+        details={"available_impressions": left},
+        suggestion="Lower the budget, widen targeting or change the dates.",
+    )
 
 
 def _params(

@@ -290,14 +290,11 @@ async def prepare(
             package.impressions_goal > avail.available_impressions
         )
         if package.guaranteed and short:
-            raise AdcpError(
-                "PRODUCT_UNAVAILABLE",
-                f"Only {avail.available_impressions:,} impressions of "
-                f"'{package.product_id}' remain in this flight; "
-                f"{package.impressions_goal:,} were requested.",
-                field=_field(i, "budget"),
-                details={"available_impressions": avail.available_impressions},
-                suggestion="Lower the budget, widen targeting or change the dates.",
+            raise avails.unavailable(
+                package.product_id,
+                avail.available_impressions,
+                package.impressions_goal or 0,
+                _field(i, "budget"),
             )
         if package.guaranteed and package.impressions_goal:
             holds.append(
