@@ -47,6 +47,7 @@ BOTH_BACKENDS = frozenset(
         "test_signals",
         "test_media_buys",
         "test_media_updates",
+        "test_update_races",
         "test_buy_listing",
         "test_creatives",
         "test_delivery",

@@ -72,6 +72,10 @@ class MediaBuy(SQLModel, table=True):
     completion_announced_at: datetime | None = Field(
         default=None, sa_column=ts_column(nullable=True)
     )
+    # Held by an update_media_buy while it applies a change (services.media_updates):
+    # the holder's token, and when the lease lapses if the holder never gives it back.
+    update_lease: str | None = Field(default=None, max_length=40)
+    update_lease_until: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

@@ -83,6 +83,7 @@ class Hold:
     available: int  # available impressions found by the check
     goal: int  # what the package needs
     field: str
+    exclude_media_buy: str | None = None  # the buy being changed: its own rows do not count
 
 
 # Bookings of one product take turns on PostgreSQL: a lock held to the transaction's end.
@@ -101,7 +102,14 @@ async def confirm(tx: Tx, holds: Sequence[Hold], *, postgres: bool) -> None:
         key = f"{hold.tenant_id}/{hold.product_id}/{hold.sandbox}"
         if postgres:
             await statements.fetch(tx, _TAKE_TURNS, {"key": key})
-        params = _params(hold.tenant_id, hold.product_id, hold.start, hold.end, None, hold.sandbox)
+        params = _params(
+            hold.tenant_id,
+            hold.product_id,
+            hold.start,
+            hold.end,
+            hold.exclude_media_buy,
+            hold.sandbox,
+        )
         [(total,)] = await statements.fetch(tx, _RESERVED, params)
         gained = int(total) - hold.reserved
         if gained > 0 and hold.goal > hold.available - gained:
