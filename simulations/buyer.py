@@ -18,7 +18,7 @@ from fastmcp import Client
 from fastmcp.client.transports import StreamableHttpTransport
 from mcp.shared.exceptions import MCPError
 
-from simulations.errors import JourneyFailed
+from simulations.errors import JourneyFailed, Refused
 
 JsonObject = dict[str, Any]
 # What a dead or unreachable server looks like through fastmcp (which speaks httpx2, and
@@ -104,8 +104,10 @@ class BuyerSession:
         args: JsonObject,
         label: str = "",
         facts: Callable[[JsonObject], JsonObject] | None = None,
+        handled: tuple[str, ...] = (),
     ) -> JsonObject:
-        """Call ``tool``; return its structured answer or raise ``JourneyFailed``.
+        """Call ``tool``; return its structured answer or raise ``JourneyFailed``
+        (``Refused`` for an error code in ``handled``, which the caller deals with).
         Errors the server marks ``recovery: transient`` are retried a few times, as a
         buyer should; non-fatal ``errors`` next to a successful answer (e.g. an
         unsupported filter) are kept as the step's warnings."""
@@ -122,6 +124,8 @@ class BuyerSession:
         step.ms = _ms(started)
         if step.error is not None or data is None:
             self._report(step)
+            if step.error is not None and step.error.get("code") in handled:
+                raise Refused(self._failure(step), step.error)
             raise JourneyFailed(self._failure(step))
         step.ok = True
         step.status = str(data.get("status")) if data.get("status") else None

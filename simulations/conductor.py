@@ -20,6 +20,7 @@ from simulations.records import Flight, iso
 from simulations.report import RunInfo, build_result
 from simulations.scenarios import Scenario, plan_for
 from simulations.server import AdminApi
+from simulations.turns import Turns
 
 DEMO_TENANT = "demo"
 
@@ -90,6 +91,7 @@ async def simulate(target: Target, options: Options) -> dict[str, Any]:
     with ProgressView(total=options.days + 2) as progress:
         async with AsyncExitStack() as stack:
             journeys: list[BuyerJourney] = []
+            turns = Turns()
             for i, token in enumerate(tokens, 1):
                 url = f"{target.base_url}/mcp/"
                 session = BuyerSession(f"buyer-{i}", url, token, on_step=progress.step)
@@ -97,7 +99,15 @@ async def simulate(target: Target, options: Options) -> dict[str, Any]:
                 plan = plan_for(options.scenario, options.seed, i)
                 journeys.append(
                     BuyerJourney(
-                        session.name, options.scenario, plan, session, admin, flight, run_id
+                        session.name,
+                        options.scenario,
+                        plan,
+                        session,
+                        admin,
+                        flight,
+                        run_id,
+                        turns,
+                        number=i,
                     )
                 )
             started = time.perf_counter()

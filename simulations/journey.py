@@ -12,12 +12,15 @@ from typing import Any
 from simulations import planning
 from simulations.buyer import BuyerSession, JsonObject, describe_error
 from simulations.creative_builder import build_creative
-from simulations.errors import JourneyFailed
+from simulations.errors import JourneyFailed, Refused
 from simulations.records import BuyKind, BuyRun, Flight, PackageRun, iso
 from simulations.scenarios import BuyerPlan, Scenario
 from simulations.server import AdminApi
+from simulations.turns import Turns
 
 _DELIVERY = {"guaranteed": "guaranteed", "auction": "non_guaranteed"}
+# Times a buyer refused for inventory another buyer just took checks avails and books again.
+REBOOKINGS = 2
 FINAL_FIELDS = (
     "impressions",
     "spend",
@@ -43,8 +46,11 @@ class BuyerJourney:
         admin: AdminApi,
         flight: Flight,
         run_id: str,
+        turns: Turns | None = None,
+        number: int = 1,
     ) -> None:
         self.name, self.scenario, self.plan = name, scenario, plan
+        self.turns, self.number = turns or Turns(), number
         self.session, self.admin, self.flight = session, admin, flight
         self.schedule = scenario.schedule(flight.days)
         self.run_id = run_id
@@ -52,6 +58,7 @@ class BuyerJourney:
         self.offers: dict[str, list[JsonObject]] = {}
         self.signal_id = ""
         self.avails: dict[str, JsonObject] = {}
+        self.guaranteed_offers: list[JsonObject] = []
         self.buys: list[BuyRun] = []
         self.feedback: list[JsonObject] = []
         self.problems: list[str] = []
@@ -70,10 +77,14 @@ class BuyerJourney:
     # -- act one ------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        await self._discover()
-        await self._signal()
-        guaranteed, auction = await self._plan()
-        await self._book(guaranteed, auction)
+        try:
+            await self._discover()
+            await self._signal()
+            guaranteed, auction = await self._plan()
+            async with self.turns.turn(self.number):  # buyers compete for inventory
+                await self._book(guaranteed, auction)
+        finally:
+            await self.turns.leave(self.number)
         await self._approve()
         await self._traffic()
 
@@ -153,50 +164,75 @@ class BuyerJourney:
                 + ("guaranteed" if not g_offers else "auction")
                 + " product that can run in this flight"
             )
-        ids = planning.ids(g_offers[:3] + a_offers, "product_id")
+        self.guaranteed_offers = g_offers[:3]
+        await self._avails("planning", self.guaranteed_offers + a_offers)
+        auction = [
+            planning.auction_package(i, a, self.plan, self.signal_id, self.formats)
+            for i, a in enumerate(a_offers)
+        ]
+        return self._guaranteed(), auction
+
+    async def _avails(self, phase: str, offers: list[JsonObject], label: str = "") -> None:
         avails = await self.session.call(
-            "planning",
+            phase,
             "get_avails",
             {
-                "product_ids": ids,
+                "product_ids": planning.ids(offers, "product_id"),
                 "flight_start_date": self.flight.day(1).isoformat(),
                 "flight_end_date": self.flight.last_day.isoformat(),
                 "targeting_overlay": {"signals": [self.signal_id]},
             },
+            label=label,
             facts=lambda d: {"products": planning.ids(d.get("packages", []), "product_id")},
         )
-        self.avails = {str(r["product_id"]): r for r in avails.get("packages", [])}
+        self.avails.update({str(r["product_id"]): r for r in avails.get("packages", [])})
+
+    def _guaranteed(self) -> PackageRun:
+        offers = self.guaranteed_offers
         p, sig, formats = self.plan, self.signal_id, self.formats
-        guaranteed = planning.guaranteed_package(g_offers[:3], self.avails, p, sig, formats)
+        guaranteed = planning.guaranteed_package(offers, self.avails, p, sig, formats)
         if guaranteed is None:
             raise JourneyFailed(
-                f"{self.name}: none of {planning.ids(g_offers[:3], 'product_id')} can deliver its "
+                f"{self.name}: none of {planning.ids(offers, 'product_id')} can deliver its "
                 f"minimum spend in {self.flight.day(1)}..{self.flight.last_day} (get_avails)"
             )
-        auction = [planning.auction_package(i, a, p, sig, formats) for i, a in enumerate(a_offers)]
-        return guaranteed, auction
+        return guaranteed
 
     async def _book(self, guaranteed: PackageRun, auction: list[PackageRun]) -> None:
         for buy in (BuyRun("guaranteed", [guaranteed]), BuyRun("auction", auction)):
             self.buys.append(buy)
-            answer = await self.session.call(
-                "buying",
-                "create_media_buy",
-                {
-                    "brand": {"domain": self.plan.brand},
-                    "buyer_ref": f"{self.name}-{buy.kind}",
-                    "start_time": iso(self.flight.start),
-                    "end_time": iso(self.flight.end),
-                    "idempotency_key": self.key(buy.kind),
-                    "packages": [_package_wire(p) for p in buy.packages],
-                },
-                label=f"{buy.kind} buy: " + ", ".join(p.product_id for p in buy.packages),
-                facts=lambda d: {"status": d.get("status")},
-            )
+            for attempt in range(1, REBOOKINGS + 2):
+                try:
+                    answer = await self._create(buy, retry=attempt <= REBOOKINGS)
+                    break
+                except Refused:
+                    # Another buyer booked that inventory since get_avails: check again
+                    # and buy what is left (or the next offer that can still deliver).
+                    await self._avails("buying", self.guaranteed_offers, "avails again")
+                    buy.packages = [self._guaranteed()]
             if answer.get("status") == "submitted":
                 buy.task_id = str(answer["task_id"])
             else:
                 self._adopt(buy, answer)
+
+    async def _create(self, buy: BuyRun, *, retry: bool) -> JsonObject:
+        """Book ``buy``; with ``retry``, PRODUCT_UNAVAILABLE on a guaranteed buy is
+        ``Refused`` for ``_book`` to handle."""
+        return await self.session.call(
+            "buying",
+            "create_media_buy",
+            {
+                "brand": {"domain": self.plan.brand},
+                "buyer_ref": f"{self.name}-{buy.kind}",
+                "start_time": iso(self.flight.start),
+                "end_time": iso(self.flight.end),
+                "idempotency_key": self.key(buy.kind),
+                "packages": [_package_wire(p) for p in buy.packages],
+            },
+            label=f"{buy.kind} buy: " + ", ".join(p.product_id for p in buy.packages),
+            facts=lambda d: {"status": d.get("status")},
+            handled=("PRODUCT_UNAVAILABLE",) if retry and buy.kind == "guaranteed" else (),
+        )
 
     def _adopt(self, buy: BuyRun, answer: JsonObject) -> None:
         """Take the ids the seller assigned (one package per product in each buy)."""

@@ -350,17 +350,29 @@ async def test_provisional_rows_reach_the_disk_as_surely_as_the_ad_servers_order
     assert seen == [False, True, True, True]
 
 
+# (product, pricing option, CPM, targeting overlay, days ahead): a package of the whole
+# product, and one that targets a third of it (mobile devices only).
+_WHOLE = ("podcast_host_read", "host_read_cpm", 25.0, None, 40)
+_THIRD = ("audio_streaming_radio", "radio_cpm", 14.0, {"device_type": ["mobile"]}, 200)
+
+
+@pytest.mark.parametrize("booking", [_WHOLE, _THIRD], ids=["whole", "targeted"])
 async def test_two_concurrent_bookings_never_both_take_the_last_inventory(
-    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch, booking: tuple
 ) -> None:
-    """Both requests are checked before either is booked (each alone would fit): the
-    booking that commits second finds the first's reservation and is refused."""
+    """Both requests are checked before either is booked (each alone would fit: 60% of
+    what get_avails offers). For the whole product the booking that commits second
+    finds the first's reservation and is refused. A third of the product (mobile
+    only) after another 60% of that third is booked still has room, and a check made
+    after the first booking would say so: both are booked."""
     from adcp_agent.services import media_buys
 
-    day_one, day_last = flight(days_ahead=40, days=9)
+    product, option, cpm, overlay, days_ahead = booking
+    day_one, day_last = flight(days_ahead=days_ahead, days=9)
     start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
-    avail_args = {"product_ids": ["podcast_host_read"], "flight_start_date": start[:10],
-                  "flight_end_date": end[:10], "total_budget": 10_000_000}  # fmt: skip
+    avail_args = {"product_ids": [product], "flight_start_date": start[:10],
+                  "flight_end_date": end[:10], "total_budget": 10_000_000,
+                  **({"targeting_overlay": overlay} if overlay else {})}  # fmt: skip
     prepare = media_buys.prepare
     arrived: list[asyncio.Event] = []
 
@@ -376,26 +388,23 @@ async def test_two_concurrent_bookings_never_both_take_the_last_inventory(
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
         before = await call(client, "get_avails", avail_args)
         available = before.data["packages"][0]["available_impressions"]
-        budget = round(available * 0.6 * 25 / 1000, 2)
-        args = {"start_time": start, "end_time": end}
+        budget = round(available * 0.6 * cpm / 1000, 2)
+        args = guaranteed(product=product, option=option, budget=budget)
+        args.update(start_time=start, end_time=end)
+        if overlay:
+            args["packages"][0]["targeting_overlay"] = overlay
         monkeypatch.setattr(media_buys, "prepare", both_checked_first)
         results = await asyncio.gather(
             *(
-                call(
-                    client,
-                    "create_media_buy",
-                    {
-                        **guaranteed(
-                            product="podcast_host_read", option="host_read_cpm", budget=budget
-                        ),
-                        **args,
-                    },
-                )
+                call(client, "create_media_buy", {**args, "idempotency_key": key("g")})
                 for _ in range(2)
-            )  # fmt: skip
+            )
         )
     assert len(arrived) == 1 and arrived[0].is_set()  # both were checked before booking
     statuses = sorted(r.error_codes[0] if r.error_codes else r.data["status"] for r in results)
+    if overlay:
+        assert statuses == ["submitted", "submitted"], [r.data for r in results]
+        return
     assert statuses == ["PRODUCT_UNAVAILABLE", "submitted"], [r.data for r in results]
     [refused] = [r for r in results if r.error_codes]
     assert "another booking took" in refused.error["message"]

@@ -37,6 +37,10 @@ class Avail:
     available_impressions: int  # after reservations and the targeting overlay
     deliverable_budget: float
     min_spend: float
+    # The ad server's forecast before the targeting overlay, and the overlay's reach:
+    # available_impressions = int(untargeted_available * reach).
+    untargeted_available: int = 0
+    reach: float = 1.0
 
 
 def rate_of(option: dict) -> tuple[float, bool]:
@@ -79,8 +83,7 @@ class Hold:
     sandbox: bool
     start: datetime
     end: datetime
-    reserved: int  # reserved impressions found by the check
-    available: int  # available impressions found by the check
+    avail: Avail  # what the check found
     goal: int  # what the package needs
     field: str
     exclude_media_buy: str | None = None  # the buy being changed: its own rows do not count
@@ -92,12 +95,13 @@ _TAKE_TURNS = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("key")))
 
 async def confirm(tx: Tx, holds: Sequence[Hold], *, postgres: bool) -> None:
     """Inside the transaction that books ``holds``' packages, before their rows: the
-    impressions others reserved since each was checked come off the availability found
-    then (all of them: conservative, their audience may overlap ours less), and a
-    package that no longer fits is PRODUCT_UNAVAILABLE — two concurrent bookings never
-    both take the last inventory. SQLite's write transactions run one at a time; on
-    PostgreSQL the bookings of a product wait for each other (an advisory lock until
-    commit), so each sum sees what the one before committed."""
+    impressions others reserved since each was checked come off the forecast found
+    then, as a check made now would take them off, and a package that no longer fits
+    is PRODUCT_UNAVAILABLE — two concurrent bookings never both take the last
+    inventory, and one is refused only if it would have been refused after the other.
+    SQLite's write transactions run one at a time; on PostgreSQL the bookings of a
+    product wait for each other (an advisory lock until commit), so each sum sees what
+    the one before committed."""
     for hold in sorted(holds, key=lambda h: (h.product_id, h.field)):  # one lock order
         key = f"{hold.tenant_id}/{hold.product_id}/{hold.sandbox}"
         if postgres:
@@ -111,11 +115,17 @@ async def confirm(tx: Tx, holds: Sequence[Hold], *, postgres: bool) -> None:
             hold.sandbox,
         )
         [(total,)] = await statements.fetch(tx, _RESERVED, params)
-        gained = int(total) - hold.reserved
-        if gained > 0 and hold.goal > hold.available - gained:
+        gained = int(total) - hold.avail.reserved_impressions
+        if gained <= 0:
+            continue
+        # What ``check`` would find now: the forecast less what was booked since (as
+        # the mock forecasts; conservative where the ad server counts it already), then
+        # the targeting overlay's reach.
+        left = int(max(hold.avail.untargeted_available - gained, 0) * hold.avail.reach)
+        if hold.goal > left:
             raise unavailable(
                 hold.product_id,
-                max(hold.available - gained, 0),
+                left,
                 hold.goal,
                 hold.field,
                 because=f"another booking took {gained:,} while this one was checked",
@@ -236,6 +246,8 @@ async def check(
                 available_impressions=available,
                 deliverable_budget=round(available * price / 1000, 2),
                 min_spend=min_spend(product),
+                untargeted_available=forecast.available_impressions,
+                reach=factor,
             )
         )
     return out

@@ -304,8 +304,7 @@ async def prepare(
                     sandbox=account.sandbox,
                     start=start,
                     end=req.end_time,
-                    reserved=avail.reserved_impressions,
-                    available=avail.available_impressions,
+                    avail=avail,
                     goal=package.impressions_goal,
                     field=_field(i, "budget"),
                 )
