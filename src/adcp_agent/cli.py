@@ -75,13 +75,17 @@ async def _serve(settings: Settings) -> None:
     import adcp_agent_tools  # noqa: F401  # the MCP stack (fastmcp, mcp): imported meanwhile
     import uvicorn
 
+    from adcp_agent.sealing import SecretKeyError
     from adcp_agent.server import create_app, prepare
 
     if migrating is not None:
         output, _ = await migrating.communicate()
         if migrating.returncode != 0:
             raise SystemExit(f"migrations failed:\n{output.decode(errors='replace')}")
-    startup = await prepare(state)
+    try:
+        startup = await prepare(state)
+    except SecretKeyError as exc:
+        raise SystemExit(f"adcp-agent: {exc}") from None
     app = create_app(state, startup=startup)
     release_startup_memory()
     print(_banner(settings, startup.demo), flush=True)

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     admin_rate_limit_per_minute: int = Field(
         default=100, ge=1, description="Tenant-management API requests a minute per API key."
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key sealing stored webhook secrets and buyers' push credentials; "
+        "default: secret.key in data_dir, made on first start. Servers sharing one "
+        "database need the same key.",
+    )
     anthropic_api_key: SecretStr | None = Field(
         default=None,
         validation_alias="ANTHROPIC_API_KEY",

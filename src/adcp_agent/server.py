@@ -16,6 +16,7 @@ from adcp_agent.ratelimit import Clock, RateLimitMiddleware
 from adcp_agent.rest.routes import build_routes
 from adcp_agent.services.bootstrap import DemoInfo, ensure_demo
 from adcp_agent.services.outbox_worker import running as outbox_worker
+from adcp_agent.services.sealed_secrets import adopt_key
 from adcp_agent.state import AppState
 
 log = logging.getLogger("adcp_agent")
@@ -32,6 +33,9 @@ async def prepare(state: AppState) -> Startup:
     demo = None
     async with startup_lock(state.db):
         await upgrade_to_head(state.db)
+        sealed = await adopt_key(state.db, state.secrets)
+        if sealed:
+            log.info("sealed %d stored secrets with key %s", sealed, state.secrets.key_id)
         if state.settings.seed_demo:
             demo = await ensure_demo(state.db, state.registry, state.settings.demo_token)
     return Startup(demo=demo)

@@ -12,6 +12,7 @@ from adcp_agent.clock import Clock, RealClock, build_clock
 from adcp_agent.config import Settings
 from adcp_agent.db.engine import Database, create_database
 from adcp_agent.db.group_commit import GroupCommit
+from adcp_agent.sealing import SecretBox
 from adcp_agent.services.adapters import AdapterPool, UpstreamFaults
 
 
@@ -25,6 +26,7 @@ class AppState:
     # Sandbox upstreams forced down by comply_test_controller (scoped per tenant/account).
     upstream_faults: UpstreamFaults = field(default_factory=UpstreamFaults)
     _pool: AdapterPool | None = field(default=None, init=False, repr=False)
+    _secrets: SecretBox | None = field(default=None, init=False, repr=False)
     _group_commit: GroupCommit | None = field(default=None, init=False, repr=False)
 
     @property
@@ -35,6 +37,13 @@ class AppState:
                 self.registry, self.settings.data_dir, faults=self.upstream_faults
             )
         return self._pool
+
+    @property
+    def secrets(self) -> SecretBox:
+        """Seals and opens the secrets stored for later use (``adcp_agent.sealing``)."""
+        if self._secrets is None:
+            self._secrets = SecretBox.from_settings(self.settings)
+        return self._secrets
 
     @property
     def group_commit(self) -> GroupCommit:

@@ -1,5 +1,5 @@
-"""Tables for the tenant-management API: the installation's admin key and the inventory
-mirrored from each tenant's ad server."""
+"""Tables for the tenant-management API: the installation's admin key and settings, and
+the inventory mirrored from each tenant's ad server."""
 
 from __future__ import annotations
 
@@ -25,6 +25,17 @@ class AdminApiKey(SQLModel, table=True):
     key_hint: str = Field(max_length=16, description="First characters, for humans.")
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     rotated_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+
+
+class InstallationSetting(SQLModel, table=True):
+    """Facts about the installation that every server on the database must agree on
+    (``secret_key_id``: which key sealed the stored secrets, ``adcp_agent.sealing``)."""
+
+    __tablename__ = "installation_settings"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 
 class SyncedInventoryItem(SQLModel, table=True):

@@ -64,7 +64,8 @@ class EventDelivery(SQLModel, table=True):
 
 class WebhookEndpoint(SQLModel, table=True):
     """A publisher's webhook. The secret is kept (HMAC signing needs the secret itself,
-    unlike token checks, which only need a hash) but is shown by the API only once."""
+    unlike token checks, which only need a hash), sealed (``adcp_agent.sealing``), and
+    shown by the API only once."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -72,7 +73,7 @@ class WebhookEndpoint(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenants.tenant_id", index=True, max_length=64)
     name: str = Field(default="", max_length=200)
     url: str = Field(max_length=2048)
-    secret: str = Field(max_length=200)
+    secret: str = Field(max_length=1024)  # sealed
     secret_hint: str = Field(max_length=16)
     events: list[str] = Field(default_factory=list, sa_column=json_column())  # [] = all
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
@@ -94,9 +95,9 @@ class PushNotificationRegistration(SQLModel, table=True):
     task_id: str | None = Field(default=None, max_length=64)
     url: str = Field(max_length=2048)
     operation_id: str | None = Field(default=None, max_length=255)
-    token: str | None = Field(default=None, max_length=4096)
+    token: str | None = Field(default=None, max_length=8192)  # sealed
     auth_scheme: str | None = Field(default=None, max_length=20)  # Bearer | HMAC-SHA256
-    auth_credentials: str | None = Field(default=None, max_length=4096)
+    auth_credentials: str | None = Field(default=None, max_length=8192)  # sealed
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 

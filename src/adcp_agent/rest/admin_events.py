@@ -107,7 +107,8 @@ def event_routes(state: AppState) -> list[BaseRoute]:
 
     async def create_webhook(request: Request) -> Response:
         body = await read_body(request, webhooks.WebhookCreate)
-        created = await webhooks.create_webhook(db, request.path_params["tenant_id"], body)
+        tenant_id = request.path_params["tenant_id"]
+        created = await webhooks.create_webhook(db, state.secrets, tenant_id, body)
         view = WebhookView.of(created.endpoint)
         return ok(WebhookCreated(**view.model_dump(), secret=created.secret), 201)
 

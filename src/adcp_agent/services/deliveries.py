@@ -27,6 +27,7 @@ from adcp_agent.db.models_events import (
     PushNotificationRegistration,
     WebhookEndpoint,
 )
+from adcp_agent.sealing import SecretBox, SecretKeyError
 from adcp_agent.services import notification_text, push_notifications, ssrf
 from adcp_agent.services import webhook_signing as signing
 from adcp_agent.services.identity import new_id
@@ -147,6 +148,13 @@ async def finish(
     return True
 
 
+def _open(box: SecretBox, stored: str) -> str:
+    try:
+        return box.open(stored)
+    except SecretKeyError as exc:
+        raise Undeliverable(str(exc)) from exc
+
+
 def envelope(event: OutboxEvent) -> dict[str, object]:
     """What publisher webhooks receive. ``id`` is stable across retries: dedupe on it."""
     return {
@@ -163,7 +171,7 @@ def _encode(body: object) -> bytes:
 
 
 async def compose(
-    db: Database, delivery: EventDelivery, *, now: datetime, base_url: str
+    db: Database, delivery: EventDelivery, *, now: datetime, base_url: str, box: SecretBox
 ) -> Outgoing:
     """Build the request from what is stored now (so a rotated Slack URL or a deleted
     webhook is honoured). Raises Undeliverable when the destination no longer exists."""
@@ -185,19 +193,21 @@ async def compose(
             if endpoint is None or endpoint.deleted_at is not None:
                 raise Undeliverable("the webhook endpoint was deleted")
             body = _encode(envelope(event))
-            headers.update(signing.signature_headers(endpoint.secret, body, timestamp))
+            secret = _open(box, endpoint.secret)
+            headers.update(signing.signature_headers(secret, body, timestamp))
             return Outgoing(endpoint.url, body, headers, allowance)
         if delivery.channel == "push":
             registration = await session.get(PushNotificationRegistration, delivery.target_id or "")
             if registration is None:
                 raise Undeliverable("the push notification registration is gone")
-            body = _encode(push_notifications.payload(event, registration))
-            if registration.auth_scheme == "Bearer" and registration.auth_credentials:
-                headers["Authorization"] = f"Bearer {registration.auth_credentials}"
-            elif registration.auth_scheme == "HMAC-SHA256" and registration.auth_credentials:
-                headers.update(
-                    signing.adcp_hmac_headers(registration.auth_credentials, body, timestamp)
-                )
+            token = None if registration.token is None else _open(box, registration.token)
+            body = _encode(push_notifications.payload(event, registration, token))
+            credentials = registration.auth_credentials
+            credentials = None if credentials is None else _open(box, credentials)
+            if registration.auth_scheme == "Bearer" and credentials:
+                headers["Authorization"] = f"Bearer {credentials}"
+            elif registration.auth_scheme == "HMAC-SHA256" and credentials:
+                headers.update(signing.adcp_hmac_headers(credentials, body, timestamp))
             return Outgoing(registration.url, body, headers, allowance)
         if delivery.channel == "slack":
             url = tenant.features.get("slack_webhook_url")

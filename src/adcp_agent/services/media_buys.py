@@ -366,7 +366,7 @@ async def create(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     tenant, account, booking = await prepare(state, caller, req, now=now)
-    push_notifications.validate(tenant, req.push_notification_config)
+    push_config = push_notifications.accept(tenant, req.push_notification_config, state.secrets)
     buy, packages = booking.buy, booking.packages
     for sid in sorted({s for p in packages for s in targeting_rules.signals_of(p.targeting)}):
         # Targeting an owned signal activates it for this buyer (idempotent).
@@ -470,7 +470,7 @@ async def create(
             after=snapshot(stored, packages),
             details={"ad_server": buy.ad_server, "account_id": account.account_id},
         )
-        await buy_events.booked(tx, stored, packages, booking.task, req.push_notification_config)
+        await buy_events.booked(tx, stored, packages, booking.task, push_config)
         booking.buy = stored
         response = render(booking)
         await completion.mark(tx, response)

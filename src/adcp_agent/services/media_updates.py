@@ -272,7 +272,7 @@ async def update(
     async with state.db.session() as session:
         tenant = await session.get(Tenant, caller.tenant_id)
     assert tenant is not None
-    push_notifications.validate(tenant, push_notification_config)
+    push_config = push_notifications.accept(tenant, push_notification_config, state.secrets)
     token = new_id("lease")
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.02
@@ -345,7 +345,7 @@ async def update(
             rows,
             state_before=buy.state,
             task=plan.task,
-            push_config=push_notification_config,
+            push_config=push_config,
         )
         outcome = UpdateOutcome(stored, rows, plan.affected, done, plan.task)
         response = render(outcome)

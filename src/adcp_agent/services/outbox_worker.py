@@ -132,7 +132,11 @@ class OutboxWorker:
         wait: timedelta | None = None
         try:
             outgoing = await deliveries.compose(
-                db, delivery, now=self.clock(), base_url=self.settings.base_url()
+                db,
+                delivery,
+                now=self.clock(),
+                base_url=self.settings.base_url(),
+                box=self.state.secrets,
             )
             target = await ssrf.resolve(outgoing.url, outgoing.allowance, self.resolver)
             status_code, error, wait = await self._post(outgoing, target)

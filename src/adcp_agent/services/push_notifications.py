@@ -19,6 +19,7 @@ from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_events import OutboxEvent, PushNotificationRegistration
 from adcp_agent.db.statements import Tx
+from adcp_agent.sealing import SecretBox
 from adcp_agent.services import ssrf
 from adcp_agent.services.identity import new_id
 from adcp_agent.services.notification_text import TITLES
@@ -52,9 +53,27 @@ class PushNotificationConfig(BaseModel):
     )
 
 
-def validate(tenant: Tenant, config: PushNotificationConfig | None) -> None:
-    """Refuse an unusable URL before anything is booked (the delivery-time SSRF check
+def accept(
+    tenant: Tenant, config: PushNotificationConfig | None, box: SecretBox
+) -> PushNotificationConfig | None:
+    """``config`` as it is stored (``save``): its token and credentials sealed. An
+    unusable URL is refused before anything is booked (the delivery-time SSRF check
     still runs on every send, since DNS can change)."""
+    validate(tenant, config)
+    if config is None:
+        return None
+    auth = config.authentication
+    return config.model_copy(
+        update={
+            "token": box.seal_optional(config.token),
+            "authentication": None
+            if auth is None
+            else auth.model_copy(update={"credentials": box.seal(auth.credentials)}),
+        }
+    )
+
+
+def validate(tenant: Tenant, config: PushNotificationConfig | None) -> None:
     if config is not None:
         allowance = ssrf.Allowance.from_features(tenant.features)
         ssrf.check_registration(config.url, allowance, field=f"{FIELD}.url")
@@ -98,9 +117,12 @@ _STATUS = {
 }
 
 
-def payload(event: OutboxEvent, registration: PushNotificationRegistration) -> dict[str, Any]:
-    """The AdCP ``core/mcp-webhook-payload.json`` envelope for one event. The event id
-    is the idempotency_key, so retries of one event dedupe at the buyer."""
+def payload(
+    event: OutboxEvent, registration: PushNotificationRegistration, token: str | None
+) -> dict[str, Any]:
+    """The AdCP ``core/mcp-webhook-payload.json`` envelope for one event, with the
+    buyer's ``token`` (opened from the registration). The event id is the
+    idempotency_key, so retries of one event dedupe at the buyer."""
     data = event.payload
     status = _STATUS.get(event.event_type, "completed")
     if status in ("failed", "rejected"):
@@ -137,6 +159,6 @@ def payload(event: OutboxEvent, registration: PushNotificationRegistration) -> d
         "result": result,
         "event_type": event.event_type,
     }
-    if registration.token:
-        out["token"] = registration.token
+    if token:
+        out["token"] = token
     return out

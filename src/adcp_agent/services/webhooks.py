@@ -17,6 +17,7 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models_events import WebhookEndpoint
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
+from adcp_agent.sealing import SecretBox
 from adcp_agent.services import audit, ssrf, tenant_admin
 from adcp_agent.services.identity import new_id
 from adcp_agent.services.outbox import EVENT_TYPES
@@ -72,7 +73,9 @@ async def list_webhooks(db: Database, tenant_id: str) -> list[WebhookEndpoint]:
         return list(rows.all())
 
 
-async def create_webhook(db: Database, tenant_id: str, body: WebhookCreate) -> CreatedWebhook:
+async def create_webhook(
+    db: Database, box: SecretBox, tenant_id: str, body: WebhookCreate
+) -> CreatedWebhook:
     tenant = await tenant_admin.require_tenant(db, tenant_id)
     ssrf.check_registration(body.url, ssrf.Allowance.from_features(tenant.features))
     if len(await list_webhooks(db, tenant_id)) >= MAX_ENDPOINTS:
@@ -87,7 +90,7 @@ async def create_webhook(db: Database, tenant_id: str, body: WebhookCreate) -> C
         tenant_id=tenant_id,
         name=body.name,
         url=body.url,
-        secret=secret,
+        secret=box.seal(secret),
         secret_hint=_hint(secret),
         events=body.events,
     )

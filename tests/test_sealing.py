@@ -1,0 +1,115 @@
+"""Secrets at rest: webhook secrets and buyers' push credentials are stored sealed under
+a key outside the database, rows from before are sealed at the next start, and a server
+with another key refuses to start."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from adcp_agent.config import Settings
+from adcp_agent.sealing import KEY_FILE, PREFIX, SecretBox, SecretKeyError
+from adcp_agent.server import prepare
+from adcp_agent.state import AppState
+from tests.media_helpers import guaranteed
+from tests.notifications_support import publisher
+
+LOCAL = {"allow_private_webhooks": ["127.0.0.1/32"]}
+TOKEN, CREDENTIALS = "echo-token-0123456789", "c" * 40
+
+
+async def _raw(state: AppState, sql: str) -> list[tuple]:
+    async with state.db.engine.connect() as conn:
+        return [tuple(row) for row in (await conn.execute(text(sql))).all()]
+
+
+async def test_secrets_are_stored_sealed(tmp_path: Path) -> None:
+    async with publisher(tmp_path, LOCAL) as pub:
+        hook = await pub.api.request(
+            "POST", f"/tenants/{pub.tenant_id}/webhooks", json={"url": "http://127.0.0.1:9/h"}
+        )
+        secret = hook.json()["secret"]
+        args = guaranteed()
+        args["push_notification_config"] = {
+            "url": "http://127.0.0.1:9/push",
+            "token": TOKEN,
+            "authentication": {"schemes": ["Bearer"], "credentials": CREDENTIALS},
+        }
+        booked = await pub.mcp("create_media_buy", args)
+        box = pub.api.state.secrets
+        [(stored_secret,)] = await _raw(pub.api.state, "SELECT secret FROM webhook_endpoints")
+        [(stored_token, stored_credentials)] = await _raw(
+            pub.api.state, "SELECT token, auth_credentials FROM push_notification_configs"
+        )
+    assert booked["status"] == "submitted"
+    for stored, plain in ((stored_secret, secret), (stored_token, TOKEN),
+                          (stored_credentials, CREDENTIALS)):  # fmt: skip
+        assert stored.startswith(f"{PREFIX}{box.key_id}:") and plain not in stored
+        assert box.open(stored) == plain
+    # Each value is sealed with its own random IV: equal secrets do not look equal.
+    assert box.seal(TOKEN) != box.seal(TOKEN)
+
+
+async def test_secrets_stored_before_sealing_are_sealed_at_the_next_start(
+    prepared_state: AppState,
+) -> None:
+    state = prepared_state
+    async with state.db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM installation_settings"))  # as before 0019
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (webhook_id, tenant_id, name, url, secret, "
+                "secret_hint, events, created_at) VALUES ('wh_old', 'demo', '', "
+                "'https://example.com/h', 'whsec_plain_old_secret', 'whsec_plai', '[]', "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+    await prepare(state)
+    await prepare(state)  # (once sealed, a restart leaves them)
+    [(stored,)] = await _raw(state, "SELECT secret FROM webhook_endpoints")
+    [(key_id,)] = await _raw(state, "SELECT value FROM installation_settings")
+    assert stored.startswith(PREFIX) and "whsec_plain_old_secret" not in stored
+    assert state.secrets.open(stored) == "whsec_plain_old_secret"
+    assert key_id == state.secrets.key_id
+
+
+async def test_a_server_with_another_key_refuses_to_start(prepared_state: AppState) -> None:
+    other_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    settings = prepared_state.settings.model_copy(update={"secret_key": SecretStr(other_key)})
+    stranger = AppState.from_settings(settings)
+    try:
+        with pytest.raises(SecretKeyError) as refused:
+            await prepare(stranger)
+    finally:
+        await stranger.db.dispose()
+    assert prepared_state.secrets.key_id in str(refused.value)
+    assert "ADCP_AGENT_SECRET_KEY" in str(refused.value)
+    # The same data dir (its key file) starts as before.
+    await prepare(prepared_state)
+
+
+def test_the_key_file_is_made_once_and_private(tmp_path: Path) -> None:
+    first = SecretBox.from_settings(Settings(data_dir=tmp_path))
+    again = SecretBox.from_settings(Settings(data_dir=tmp_path))
+    assert first.key_id == again.key_id
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+    assert again.open(first.seal("s3cret")) == "s3cret"
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]  # no temp file left
+
+    given = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    elsewhere = tmp_path / "elsewhere"
+    from_env = SecretBox.from_settings(Settings(data_dir=elsewhere, secret_key=given))
+    assert from_env.key_id != first.key_id and not elsewhere.exists()
+    with pytest.raises(SecretKeyError) as foreign:
+        from_env.open(first.seal("s3cret"))
+    assert first.key_id in str(foreign.value)
+    assert from_env.open("legacy-plain") == "legacy-plain"  # stored before sealing
+    with pytest.raises(SecretKeyError) as bad:
+        SecretBox.from_settings(Settings(data_dir=elsewhere, secret_key="not-a-key"))
+    assert "not a Fernet key" in str(bad.value)
