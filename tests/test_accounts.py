@@ -215,14 +215,16 @@ async def test_sandbox_accounts_never_reach_the_real_ad_server(live: LiveServer)
     db = create_database(live.settings.resolved_database_url())
     token = "adcp_test_kevel_sandbox_token_00000000"
     try:
+        server = AppState.from_settings(live.settings)  # (its registry, its key)
         await tenants.create_tenant(
             db,
-            AppState.from_settings(live.settings).registry,
+            server.registry,
             name="Kevel pub",
             subdomain="kevelpub",
             tenant_id="kevelpub",
             ad_server="kevel",
             adapter_config={"network_id": 1, "api_key": "not-a-real-key"},
+            box=server.secrets,
         )
         await catalog_admin.load_catalog(
             db,

@@ -14,8 +14,9 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from adcp_agent.config import Settings
-from adcp_agent.sealing import KEY_FILE, PREFIX, SecretBox, SecretKeyError
+from adcp_agent.sealing import KEY_FILE, PREFIX, SecretBox, SecretKeyError, is_sealed
 from adcp_agent.server import prepare
+from adcp_agent.services import tenants
 from adcp_agent.state import AppState
 from tests.media_helpers import guaranteed
 from tests.notifications_support import publisher
@@ -70,9 +71,17 @@ async def test_secrets_stored_before_sealing_are_sealed_at_the_next_start(
                 "CURRENT_TIMESTAMP)"
             )
         )
+        await conn.execute(
+            text("UPDATE tenants SET features = :features WHERE tenant_id = 'demo'"),
+            {"features": '{"slack_webhook_url": "https://hooks.slack.com/services/T/B/OLD"}'},
+        )
     await prepare(state)
     await prepare(state)  # (once sealed, a restart leaves them)
     [(stored,)] = await _raw(state, "SELECT secret FROM webhook_endpoints")
+    tenant = await tenants.get_tenant(state.db, "demo")
+    assert tenant is not None
+    slack = tenant.features["slack_webhook_url"]
+    assert is_sealed(slack) and state.secrets.open(slack).endswith("/T/B/OLD")
     [(key_id,)] = await _raw(state, "SELECT value FROM installation_settings")
     assert stored.startswith(PREFIX) and "whsec_plain_old_secret" not in stored
     assert state.secrets.open(stored) == "whsec_plain_old_secret"
@@ -113,3 +122,35 @@ def test_the_key_file_is_made_once_and_private(tmp_path: Path) -> None:
     with pytest.raises(SecretKeyError) as bad:
         SecretBox.from_settings(Settings(data_dir=elsewhere, secret_key="not-a-key"))
     assert "not a Fernet key" in str(bad.value)
+
+
+async def test_a_tenants_ad_server_key_is_stored_sealed_and_reaches_the_adapter(
+    prepared_state: AppState,
+) -> None:
+    state = prepared_state
+    tenant = await tenants.create_tenant(
+        state.db,
+        state.registry,
+        name="Kevel pub",
+        subdomain="kevelpub",
+        ad_server="kevel",
+        adapter_config={"network_id": 1, "api_key": "kevel-key-0123456789"},
+        features={"slack_webhook_url": "https://hooks.slack.com/services/T/B/SECRET"},
+        box=state.secrets,
+    )
+    [row] = await _raw(
+        state,
+        f"SELECT adapter_config, features FROM tenants WHERE tenant_id = '{tenant.tenant_id}'",
+    )
+    assert "kevel-key" not in str(row) and "SECRET" not in str(row)
+    adapter = state.adapters.get(tenant, "kevel")
+    assert adapter.config.api_key == "kevel-key-0123456789"  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):  # never stored in the clear for want of a key
+        await tenants.create_tenant(
+            state.db,
+            state.registry,
+            name="Keyless",
+            subdomain="keyless",
+            ad_server="kevel",
+            adapter_config={"network_id": 1, "api_key": "kevel-key-0123456789"},
+        )

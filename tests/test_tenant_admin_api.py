@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from adcp_agent.sealing import is_sealed
 from adcp_agent.services import tenant_admin, tenants
 from tests.tenant_admin_support import (
     KEY_HEADER,
@@ -113,10 +114,12 @@ async def test_the_seeds_flat_create_body_is_accepted_and_secrets_never_echo(
         assert response.status_code in (200, 201)
         assert "1//oauth-refresh-token" not in response.text
     assert fetched.json()["adapter_config"]["gam_refresh_token"] == "***"
-    # The secret is stored, just never shown.
+    # The secret is stored sealed, and never shown.
     stored = await tenants.get_tenant(api.state.db, tid)
     assert stored is not None
-    assert stored.adapter_config["gam_refresh_token"] == "1//oauth-refresh-token"
+    sealed = stored.adapter_config["gam_refresh_token"]
+    assert is_sealed(sealed) and "oauth-refresh-token" not in sealed
+    assert api.state.secrets.open(sealed) == "1//oauth-refresh-token"
 
 
 @pytest.mark.parametrize("ad_server", ["kevel", "triton_digital"])
@@ -183,7 +186,8 @@ async def test_put_is_a_partial_update(api: AdminApi) -> None:
     stored = await tenants.get_tenant(api.state.db, tid)
     assert stored is not None
     assert stored.adapter_config["gam_network_code"] == "42"
-    assert stored.adapter_config["gam_refresh_token"] == "1//oauth-refresh-token"
+    refresh_token = api.state.secrets.open(stored.adapter_config["gam_refresh_token"])
+    assert refresh_token == "1//oauth-refresh-token"
 
     # Switching ad server starts a fresh config for the new adapter.
     switched = await api.request("PUT", f"/tenants/{tid}", json={"ad_server": "mock"})
@@ -322,4 +326,5 @@ async def test_slack_webhook_urls_are_never_echoed(tmp_path: Path) -> None:
         tenant = await tenant_admin.require_tenant(api.state.db, created["tenant_id"])
     assert created["features"] == {"slack_webhook_url": "***", "max_daily_budget": 5}
     assert "XXXXSECRET" not in fetched.text and "XXXXSECRET" not in kept.text
-    assert tenant.features["slack_webhook_url"] == url  # PUT of the redacted view kept it
+    # PUT of the redacted view kept it (sealed).
+    assert api.state.secrets.open(tenant.features["slack_webhook_url"]) == url

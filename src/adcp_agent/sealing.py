@@ -1,5 +1,7 @@
-"""Secrets the server has to use again are stored sealed: webhook signing secrets, and
-the token and credentials buyers give in ``push_notification_config``. Unlike access
+"""Secrets the server has to use again are stored sealed: webhook signing secrets, the
+token and credentials buyers give in ``push_notification_config``, and the
+secret-named entries of a tenant's ``adapter_config`` and ``features`` (ad-server API
+keys, the Slack webhook URL). Unlike access
 tokens and API keys (only hashes are kept), these must be read back to sign or
 authenticate a delivery, so the database holds them encrypted (Fernet: AES-128-CBC with
 an HMAC-SHA256 tag) under a key it never sees: a dump or a read replica shows no
@@ -18,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,3 +122,39 @@ def _key_file(path: Path) -> bytes:
     finally:
         temp.unlink(missing_ok=True)
     return path.read_bytes().strip()
+
+
+def seal_named(value: Any, box: SecretBox, secret: Callable[[str], bool]) -> Any:
+    """A copy of a JSON ``value`` with every string under a key ``secret`` names (at any
+    depth) sealed: a tenant's ad-server credentials, its Slack webhook URL."""
+    if isinstance(value, dict):
+        return {
+            k: box.seal(v)
+            if secret(str(k)) and isinstance(v, str) and not is_sealed(v)
+            else seal_named(v, box, secret)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [seal_named(v, box, secret) for v in value]
+    return value
+
+
+def open_all(value: Any, box: SecretBox) -> Any:
+    """A copy of a JSON ``value`` with every sealed string opened."""
+    if isinstance(value, dict):
+        return {k: open_all(v, box) for k, v in value.items()}
+    if isinstance(value, list):
+        return [open_all(v, box) for v in value]
+    return box.open(value) if is_sealed(value) else value
+
+
+def names_secrets(value: Any, secret: Callable[[str], bool]) -> bool:
+    """Whether a JSON ``value`` holds a string under a key ``secret`` names."""
+    if isinstance(value, dict):
+        return any(
+            (secret(str(k)) and isinstance(v, str)) or names_secrets(v, secret)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(names_secrets(v, secret) for v in value)
+    return False

@@ -34,7 +34,10 @@ class AppState:
         """Live adapters, built from the current registry (tests swap the registry)."""
         if self._pool is None or self._pool.registry is not self.registry:
             self._pool = AdapterPool(
-                self.registry, self.settings.data_dir, faults=self.upstream_faults
+                self.registry,
+                self.settings.data_dir,
+                faults=self.upstream_faults,
+                box=self.secrets,
             )
         return self._pool
 

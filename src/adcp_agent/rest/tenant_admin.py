@@ -54,7 +54,9 @@ def tenant_routes(state: AppState) -> list[BaseRoute]:
 
     async def create_tenant(request: Request) -> Response:
         body = await read_body(request, TenantCreate)
-        return ok(TenantView.of(await tenant_admin.create_tenant(db, registry, body)), 201)
+        return ok(
+            TenantView.of(await tenant_admin.create_tenant(db, registry, state.secrets, body)), 201
+        )
 
     async def get_tenant(request: Request) -> Response:
         tenant_id = request.path_params["tenant_id"]
@@ -63,7 +65,8 @@ def tenant_routes(state: AppState) -> list[BaseRoute]:
     async def update_tenant(request: Request) -> Response:
         body = await read_body(request, TenantUpdate)
         tenant_id = request.path_params["tenant_id"]
-        return ok(TenantView.of(await tenant_admin.update_tenant(db, registry, tenant_id, body)))
+        updated = await tenant_admin.update_tenant(db, registry, state.secrets, tenant_id, body)
+        return ok(TenantView.of(updated))
 
     async def delete_tenant(request: Request) -> Response:
         tenant_id = request.path_params["tenant_id"]
@@ -71,7 +74,7 @@ def tenant_routes(state: AppState) -> list[BaseRoute]:
 
     async def sync_inventory(request: Request) -> Response:
         tenant_id = request.path_params["tenant_id"]
-        report = await inventory_sync.sync_inventory(db, registry, tenant_id)
+        report = await inventory_sync.sync_inventory(db, registry, state.secrets, tenant_id)
         return ok(SyncReportView.of(report))
 
     async def list_principals(request: Request) -> Response:

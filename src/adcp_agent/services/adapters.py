@@ -18,6 +18,7 @@ from typing import Any, cast
 from adcp_agent.adapter_protocol import AdapterRegistry, AdServerAdapter
 from adcp_agent.db.models import Tenant
 from adcp_agent.errors import AdcpError
+from adcp_agent.sealing import SecretBox, open_all
 
 MOCK = "mock"
 ANY_TOOL = "*"
@@ -88,9 +89,12 @@ class AdapterPool:
         registry: AdapterRegistry,
         data_dir: Path | None = None,
         faults: UpstreamFaults | None = None,
+        box: SecretBox | None = None,
     ) -> None:
+        """``box`` opens the tenant secrets sealed in an ``adapter_config``."""
         self.registry = registry
         self.data_dir = data_dir
+        self.box = box
         self.faults = faults if faults is not None else UpstreamFaults()
         self._live: dict[str, AdServerAdapter] = {}
 
@@ -125,6 +129,7 @@ class AdapterPool:
             state_file = None
             if self.data_dir is not None:
                 state_file = self.data_dir / "adapters" / f"{tenant.tenant_id}-{name}.state"
-            adapter = self.registry.create(name, config, state_file=state_file)
+            opened = open_all(config, self.box) if self.box is not None else config
+            adapter = self.registry.create(name, opened, state_file=state_file)
             self._live[key] = adapter
         return adapter

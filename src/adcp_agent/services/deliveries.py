@@ -213,6 +213,7 @@ async def compose(
             url = tenant.features.get("slack_webhook_url")
             if not isinstance(url, str) or not url:
                 raise Undeliverable("the tenant's Slack webhook was removed")
+            url = _open(box, url)
             principal_id = event.principal_id or event.payload.get("principal_id")
             principal = await session.get(Principal, principal_id) if principal_id else None
             summary = notification_text.summarize(

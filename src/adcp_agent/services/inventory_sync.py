@@ -17,6 +17,7 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models_admin import SyncedInventoryItem
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
+from adcp_agent.sealing import SecretBox, open_all
 from adcp_agent.services import audit
 from adcp_agent.services.tenant_admin import ACTOR, require_tenant
 
@@ -34,11 +35,13 @@ class SyncReport:
     by_kind: dict[str, int] = field(default_factory=dict)
 
 
-async def sync_inventory(db: Database, registry: AdapterRegistry, tenant_id: str) -> SyncReport:
+async def sync_inventory(
+    db: Database, registry: AdapterRegistry, box: SecretBox, tenant_id: str
+) -> SyncReport:
     """Upsert what the ad server reports. Items it no longer reports are kept; their
     ``synced_at`` says when they were last seen."""
     tenant = await require_tenant(db, tenant_id)
-    adapter = registry.create(tenant.ad_server, tenant.adapter_config)
+    adapter = registry.create(tenant.ad_server, open_all(tenant.adapter_config, box))
     try:
         reported = await adapter.sync_inventory()
     except AdcpError as exc:

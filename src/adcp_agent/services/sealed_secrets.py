@@ -1,14 +1,17 @@
 """The database's side of ``adcp_agent.sealing``: at start-up, which key seals the
-stored secrets; sealing what was stored before sealing came in."""
+stored secrets; sealing what was stored before sealing came in (webhook secrets, push
+credentials, tenants' secret-named settings)."""
 
 from __future__ import annotations
 
 from sqlmodel import col, or_, select
 
 from adcp_agent.db.engine import Database
+from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_admin import InstallationSetting
 from adcp_agent.db.models_events import PushNotificationRegistration, WebhookEndpoint
-from adcp_agent.sealing import SecretBox, SecretKeyError, is_sealed
+from adcp_agent.sealing import SecretBox, SecretKeyError, is_sealed, seal_named
+from adcp_agent.services.admin_models import is_secret
 
 KEY_SETTING = "secret_key_id"
 
@@ -46,5 +49,12 @@ async def adopt_key(db: Database, box: SecretBox) -> int:
                     setattr(row, name, box.seal(value))
                     session.add(row)
                     sealed += 1
+        for tenant in (await session.exec(select(Tenant))).all():
+            config = seal_named(tenant.adapter_config, box, is_secret)
+            features = seal_named(tenant.features, box, is_secret)
+            if (config, features) != (tenant.adapter_config, tenant.features):
+                tenant.adapter_config, tenant.features = config, features
+                session.add(tenant)
+                sealed += 1
         session.add(InstallationSetting(name=KEY_SETTING, value=box.key_id))
     return sealed

@@ -18,6 +18,7 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Principal, Tenant
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
+from adcp_agent.sealing import SecretBox, open_all
 from adcp_agent.services import audit, paging, tenants
 from adcp_agent.services.admin_models import (
     PrincipalCreate,
@@ -28,6 +29,7 @@ from adcp_agent.services.admin_models import (
     redact_secrets,
 )
 from adcp_agent.services.paging import Page, PageRequest
+from adcp_agent.services.tenants import seal_tenant_secrets
 
 ACTOR = "admin"
 
@@ -85,7 +87,9 @@ async def list_tenants(db: Database, page: PageRequest) -> Page[Tenant]:
     return paging.build_page(rows, page.limit, "tenants", lambda t: (t.created_at, t.tenant_id))
 
 
-async def create_tenant(db: Database, registry: AdapterRegistry, body: TenantCreate) -> Tenant:
+async def create_tenant(
+    db: Database, registry: AdapterRegistry, box: SecretBox, body: TenantCreate
+) -> Tenant:
     require_installed(registry, body.ad_server)
     if body.tenant_id is not None:
         async with db.session() as session:
@@ -106,6 +110,7 @@ async def create_tenant(db: Database, registry: AdapterRegistry, body: TenantCre
             public_discovery=body.public_discovery,
             tenant_id=body.tenant_id,
             actor=ACTOR,
+            box=box,
         )
     except IntegrityError:  # a concurrent create took the id or subdomain first
         raise AdcpError(
@@ -118,7 +123,7 @@ def _audit_view(tenant: Tenant, fields: set[str]) -> dict[str, Any]:
 
 
 async def update_tenant(
-    db: Database, registry: AdapterRegistry, tenant_id: str, body: TenantUpdate
+    db: Database, registry: AdapterRegistry, box: SecretBox, tenant_id: str, body: TenantUpdate
 ) -> Tenant:
     given = body.model_fields_set
     async with db.transaction() as session:
@@ -130,19 +135,19 @@ async def update_tenant(
         if "ad_server" in given or "adapter_config" in given:
             ad_server = body.ad_server or tenant.ad_server
             # A different ad server shares nothing with the old one's settings.
-            base = tenant.adapter_config if ad_server == tenant.ad_server else {}
+            base = open_all(tenant.adapter_config, box) if ad_server == tenant.ad_server else {}
             require_installed(registry, ad_server)
             config = registry.validate_config(
                 ad_server, merge_patch(base, body.adapter_config or {})
             )
             tenant.ad_server = ad_server
-            tenant.adapter_config = config.model_dump(mode="json")
+            tenant.adapter_config = seal_tenant_secrets(config.model_dump(mode="json"), box)
         if body.name is not None:
             tenant.name = body.name
         if "features" in given:
-            tenant.features = (
-                merge_patch(tenant.features, body.features) if body.features is not None else {}
-            )
+            features = body.features
+            merged = merge_patch(tenant.features, features) if features is not None else {}
+            tenant.features = seal_tenant_secrets(merged, box)
         if body.publisher_domains is not None:
             tenant.publisher_domains = body.publisher_domains
         if body.public_discovery is not None:

@@ -13,8 +13,10 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Principal, Tenant
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
+from adcp_agent.sealing import SecretBox, names_secrets, seal_named
 from adcp_agent.services import audit
 from adcp_agent.services.accounts import new_default_account
+from adcp_agent.services.admin_models import is_secret
 from adcp_agent.services.identity import TOKEN_PREFIX, hash_token, new_id, new_token
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -24,6 +26,16 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 class IssuedToken:
     principal: Principal
     token: str  # shown once, never stored
+
+
+def seal_tenant_secrets(value: dict[str, Any], box: SecretBox | None) -> dict[str, Any]:
+    """``value`` (an ``adapter_config`` or ``features``) as stored: secret-named entries
+    (``admin_models.is_secret``) sealed."""
+    if box is not None:
+        return seal_named(value, box, is_secret)  # type: ignore[no-any-return]
+    if names_secrets(value, is_secret):
+        raise RuntimeError("a tenant's secrets cannot be stored without the sealing key")
+    return value
 
 
 async def create_tenant(
@@ -39,7 +51,10 @@ async def create_tenant(
     public_discovery: bool = True,
     tenant_id: str | None = None,
     actor: str = "admin",
+    box: SecretBox | None = None,
 ) -> Tenant:
+    """``box`` seals the secret-named entries of ``adapter_config`` and ``features``;
+    a tenant that has some cannot be stored without it."""
     if not _SUBDOMAIN.match(subdomain):
         raise AdcpError(
             "VALIDATION_ERROR",
@@ -52,8 +67,8 @@ async def create_tenant(
         name=name,
         subdomain=subdomain,
         ad_server=ad_server,
-        adapter_config=config.model_dump(mode="json"),
-        features=features or {},
+        adapter_config=seal_tenant_secrets(config.model_dump(mode="json"), box),
+        features=seal_tenant_secrets(features or {}, box),
         publisher_domains=publisher_domains or [],
         public_discovery=public_discovery,
     )
