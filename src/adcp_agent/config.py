@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         "default: secret.key in data_dir, made on first start. Servers sharing one "
         "database need the same key.",
     )
+    mcp_fast_tool_calls: bool = Field(
+        default=True,
+        description="Answer single tools/call requests without a per-request MCP session "
+        "(adcp_agent_tools.fast_calls); off: every request goes through the SDK transport.",
+    )
     anthropic_api_key: SecretStr | None = Field(
         default=None,
         validation_alias="ANTHROPIC_API_KEY",

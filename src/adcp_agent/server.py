@@ -47,10 +47,13 @@ def create_app(
     """``clock`` drives the rate limits (tests inject one instead of sleeping)."""
     from adcp_agent_tools import build_mcp
     from adcp_agent_tools.executor import McpToolExecutor
+    from adcp_agent_tools.fast_calls import install_fast_tool_calls
 
     mcp = build_mcp(state)
     executor = McpToolExecutor(mcp)
     mcp_app = mcp.http_app(path="/", stateless_http=True, json_response=True)
+    if state.settings.mcp_fast_tool_calls:
+        install_fast_tool_calls(mcp_app, mcp)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
