@@ -128,15 +128,18 @@ async def test_a_tenants_ad_server_key_is_stored_sealed_and_reaches_the_adapter(
     prepared_state: AppState,
 ) -> None:
     state = prepared_state
+    kevel = {
+        "ad_server": "kevel",
+        "adapter_config": {"network_id": 1, "api_key": "kevel-key-0123456789"},
+    }
     tenant = await tenants.create_tenant(
         state.db,
         state.registry,
         name="Kevel pub",
         subdomain="kevelpub",
-        ad_server="kevel",
-        adapter_config={"network_id": 1, "api_key": "kevel-key-0123456789"},
         features={"slack_webhook_url": "https://hooks.slack.com/services/T/B/SECRET"},
         box=state.secrets,
+        **kevel,
     )
     [row] = await _raw(
         state,
@@ -147,10 +150,5 @@ async def test_a_tenants_ad_server_key_is_stored_sealed_and_reaches_the_adapter(
     assert adapter.config.api_key == "kevel-key-0123456789"  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError):  # never stored in the clear for want of a key
         await tenants.create_tenant(
-            state.db,
-            state.registry,
-            name="Keyless",
-            subdomain="keyless",
-            ad_server="kevel",
-            adapter_config={"network_id": 1, "api_key": "kevel-key-0123456789"},
+            state.db, state.registry, name="Keyless", subdomain="keyless", **kevel
         )

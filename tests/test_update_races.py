@@ -160,6 +160,17 @@ def _host_read(budget: float, flight_args: dict[str, str]) -> dict[str, Any]:
     }
 
 
+async def _book_host_read(
+    client: Any, budget: float, flight_args: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """A guaranteed host-read buy awaiting approval: its id and its package."""
+    booked = await call(client, "create_media_buy", _host_read(budget, flight_args))
+    assert not booked.is_error, booked.data
+    mb = booked.data["message"].split()[2]
+    [package] = (await _buy(client, mb))["packages"]
+    return mb, package
+
+
 def _share(available: int, fraction: float) -> float:
     return round(available * fraction * 25 / 1000, 2)  # host reads sell at a 25.00 CPM
 
@@ -222,12 +233,7 @@ async def test_a_budget_increase_and_a_booking_never_both_take_the_last_inventor
     }
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
         available = await _available(client, avail_args)
-        grown = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.3), flight_args)
-        )
-        assert not grown.is_error, grown.data
-        mb = grown.data["message"].split()[2]
-        [package] = (await _buy(client, mb))["packages"]
+        mb, package = await _book_host_read(client, _share(available, 0.3), flight_args)
         for side, (module, check, commit) in sides.items():
             check_fn, commit_fn = getattr(module, check), getattr(module, commit)
             second = side != first
@@ -268,12 +274,7 @@ async def test_a_refused_update_gives_back_what_it_reserved(
 
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
         available = await _available(client, avail_args)
-        first = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.3), flight_args)
-        )
-        assert not first.is_error, first.data
-        mb = first.data["message"].split()[2]
-        [package] = (await _buy(client, mb))["packages"]
+        mb, package = await _book_host_read(client, _share(available, 0.3), flight_args)
         booked = await _available(client, avail_args)
         monkeypatch.setattr(MockAdapter, "update_line", refuse)
         failed = await call(

@@ -94,9 +94,17 @@ def insert_of(model: type[SQLModel]) -> Insert:
     return core_insert(table).values(values)
 
 
+@cache
+def _keys(model: type[SQLModel]) -> tuple[str, ...]:
+    return tuple(c.key for c in _columns(model))
+
+
 def values_of(row: SQLModel) -> Params:
-    """The parameters of ``insert_of(type(row))`` for ``row``."""
-    return {c.key: getattr(row, c.key) for c in _columns(type(row))}
+    """The parameters of ``insert_of(type(row))`` for ``row``: read from the instance's
+    ``__dict__`` (the ORM's attribute descriptors cost ~0.4 µs a read, ~0.1 ms a
+    booking), through the descriptor only for what is not loaded there."""
+    data = row.__dict__
+    return {k: data[k] if k in data else getattr(row, k) for k in _keys(type(row))}
 
 
 def _wrapped(sql: str, args: Any, error: Exception) -> DBAPIError:
