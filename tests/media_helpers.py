@@ -18,6 +18,25 @@ def flight(days_ahead: int = 10, days: int = 14) -> tuple[str, str]:
     return start.isoformat(), (start + timedelta(days=days)).isoformat()
 
 
+def whole_days(
+    product: str, days_ahead: int, days: int, overlay: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A flight of whole days as get_avails reads date-only flights (first to last
+    second): the get_avails arguments for ``product``, and the create_media_buy
+    ``start_time``/``end_time`` of the same window."""
+    day_one, day_last = flight(days_ahead=days_ahead, days=days)
+    start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
+    avail: dict[str, Any] = {
+        "product_ids": [product],
+        "flight_start_date": start[:10],
+        "flight_end_date": end[:10],
+        "total_budget": 10_000_000,
+    }
+    if overlay:
+        avail["targeting_overlay"] = overlay
+    return avail, {"start_time": start, "end_time": end}
+
+
 def non_guaranteed(budget: float = 5000, **package: Any) -> dict[str, Any]:
     start, end = flight()
     return {

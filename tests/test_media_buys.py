@@ -15,7 +15,7 @@ from adcp_agent.db.engine import Database, create_database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_media import MediaBuy
 from tests.conftest import ADMIN_TOKEN, SECOND_TOKEN
-from tests.media_helpers import flight, guaranteed, key, non_guaranteed
+from tests.media_helpers import flight, guaranteed, key, non_guaranteed, whole_days
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 
@@ -188,15 +188,8 @@ async def test_validation_errors_name_the_field(live: LiveServer) -> None:
 async def test_booking_reduces_later_avails_and_guaranteed_cannot_overbook(
     live: LiveServer,
 ) -> None:
-    day_one, day_last = flight(days_ahead=20, days=9)
-    # The same window get_avails uses for date-only flights: first to last second.
-    start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
-    avail_args = {
-        "product_ids": ["podcast_host_read"],
-        "flight_start_date": start[:10],
-        "flight_end_date": end[:10],
-        "total_budget": 10_000_000,
-    }
+    avail_args, window = whole_days("podcast_host_read", days_ahead=20, days=9)
+    start, end = window["start_time"], window["end_time"]
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
         before = await call(client, "get_avails", avail_args)
         available = before.data["packages"][0]["available_impressions"]
@@ -368,11 +361,7 @@ async def test_two_concurrent_bookings_never_both_take_the_last_inventory(
     from adcp_agent.services import media_buys
 
     product, option, cpm, overlay, days_ahead = booking
-    day_one, day_last = flight(days_ahead=days_ahead, days=9)
-    start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
-    avail_args = {"product_ids": [product], "flight_start_date": start[:10],
-                  "flight_end_date": end[:10], "total_budget": 10_000_000,
-                  **({"targeting_overlay": overlay} if overlay else {})}  # fmt: skip
+    avail_args, window = whole_days(product, days_ahead, days=9, overlay=overlay)
     prepare = media_buys.prepare
     arrived: list[asyncio.Event] = []
 
@@ -390,7 +379,7 @@ async def test_two_concurrent_bookings_never_both_take_the_last_inventory(
         available = before.data["packages"][0]["available_impressions"]
         budget = round(available * 0.6 * cpm / 1000, 2)
         args = guaranteed(product=product, option=option, budget=budget)
-        args.update(start_time=start, end_time=end)
+        args.update(window)
         if overlay:
             args["packages"][0]["targeting_overlay"] = overlay
         monkeypatch.setattr(media_buys, "prepare", both_checked_first)

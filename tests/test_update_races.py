@@ -16,7 +16,7 @@ from adcp_agent_adapters.mock import MockAdapter
 
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import media_buys, media_updates
-from tests.media_helpers import flight, guaranteed, key, non_guaranteed
+from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
 from tests.support import DEMO_TOKEN, LiveServer, ToolCall, call, mcp_client
 
 Meet = Callable[[], Awaitable[None]]
@@ -142,15 +142,7 @@ async def test_an_update_waits_for_another_only_so_long(
 
 
 def _avail_args(days_ahead: int) -> tuple[dict[str, Any], dict[str, str]]:
-    day_one, day_last = flight(days_ahead=days_ahead, days=30)
-    start, end = f"{day_one[:10]}T00:00:00Z", f"{day_last[:10]}T23:59:59Z"
-    avail = {
-        "product_ids": ["podcast_host_read"],
-        "flight_start_date": start[:10],
-        "flight_end_date": end[:10],
-        "total_budget": 10_000_000,
-    }
-    return avail, {"start_time": start, "end_time": end}
+    return whole_days("podcast_host_read", days_ahead, days=30)
 
 
 def _host_read(budget: float, flight_args: dict[str, str]) -> dict[str, Any]:
