@@ -93,9 +93,6 @@ class SecretBox:
         except InvalidToken as exc:
             raise SecretKeyError(f"A sealed secret does not open with key {self.key_id}.") from exc
 
-    def open_optional(self, stored: str | None) -> str | None:
-        return None if stored is None else self.open(stored)
-
 
 def is_sealed(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
