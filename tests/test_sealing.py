@@ -13,8 +13,9 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
+from adcp_agent import cli
 from adcp_agent.config import Settings
-from adcp_agent.sealing import KEY_FILE, PREFIX, SecretBox, SecretKeyError, is_sealed
+from adcp_agent.sealing import KEY_FILE, PREFIX, SecretBox, SecretKeyError, is_sealed, key_id_of
 from adcp_agent.server import prepare
 from adcp_agent.services import tenants
 from adcp_agent.state import AppState
@@ -152,3 +153,50 @@ async def test_a_tenants_ad_server_key_is_stored_sealed_and_reaches_the_adapter(
         await tenants.create_tenant(
             state.db, state.registry, name="Keyless", subdomain="keyless", **kevel
         )
+
+
+async def test_a_rotated_key_reseals_every_secret_at_the_next_start(
+    prepared_state: AppState, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``rotate-secret-key`` puts a new key first in the key file; the next start seals
+    every stored secret with it and records it; a server holding only the old key
+    then refuses to start, one holding the new key starts."""
+    state = prepared_state
+    old = state.secrets
+    async with state.db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (webhook_id, tenant_id, name, url, secret, "
+                "secret_hint, events, created_at) VALUES ('wh_rot', 'demo', '', "
+                "'https://example.com/h', :secret, 'whsec_rota', '[]', CURRENT_TIMESTAMP)"
+            ),
+            {"secret": old.seal("whsec_rotated_secret")},
+        )
+    data_dir = state.settings.data_dir
+    assert cli.main(["rotate-secret-key", "--data-dir", str(data_dir)]) == 0
+    said = capsys.readouterr().out
+    keys = (data_dir / KEY_FILE).read_text().split()
+    assert len(keys) == 2 and key_id_of(keys[1].encode()) == old.key_id
+    new_id = key_id_of(keys[0].encode())
+    assert new_id in said and old.key_id in said
+
+    rotated = AppState.from_settings(state.settings)
+    try:
+        await prepare(rotated)
+        [(stored,)] = await _raw(rotated, "SELECT secret FROM webhook_endpoints")
+        [(recorded,)] = await _raw(rotated, "SELECT value FROM installation_settings")
+    finally:
+        await rotated.db.dispose()
+    assert stored.startswith(f"{PREFIX}{new_id}:") and recorded == new_id
+    assert SecretBox([keys[0].encode()], "new").open(stored) == "whsec_rotated_secret"
+    for only, starts in ((keys[1], False), (keys[0], True)):
+        settings = state.settings.model_copy(update={"secret_key": SecretStr(only)})
+        server = AppState.from_settings(settings)
+        try:
+            if starts:
+                await prepare(server)
+            else:
+                with pytest.raises(SecretKeyError, match=new_id):
+                    await prepare(server)
+        finally:
+            await server.db.dispose()

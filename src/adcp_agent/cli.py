@@ -156,6 +156,30 @@ async def _rotate(settings: Settings, tenant_id: str, principal_id: str) -> None
     await state.db.dispose()
 
 
+def _rotate_secret_key(settings: Settings) -> None:
+    """A new sealing key for the stored secrets, kept beside the current ones: the
+    first server started with it seals every stored secret again (``adopt_key``)."""
+    from adcp_agent.sealing import KEY_FILE, SecretBox, key_id_of, new_key, rotate_key_file
+
+    current = SecretBox.from_settings(settings)  # refuses a broken key before anything
+    if settings.secret_key is None:
+        path = settings.data_dir / KEY_FILE
+        key_id = rotate_key_file(path)
+        print(
+            f"new sealing key {key_id} is first in {path} (was {current.key_id}). Restart "
+            "every server on this database: the first to start seals the stored secrets "
+            "again with it. Keep the older keys in the file until all have restarted."
+        )
+        return
+    key = new_key()
+    keys = ",".join([key, settings.secret_key.get_secret_value()])
+    print(
+        f"new sealing key {key_id_of(key.encode())} (was {current.key_id}). Set, on every "
+        "server on this database, and restart them; the first to start seals the stored "
+        f"secrets again with it:\nADCP_AGENT_SECRET_KEY={keys}"
+    )
+
+
 async def _approvals(settings: Settings, args: argparse.Namespace) -> None:
     """List the approval queue, or decide one task, as the publisher's admin."""
     from adcp_agent.db.migrate import upgrade_to_head
@@ -208,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     rotate.add_argument("principal_id", nargs="?", default=DEMO_PRINCIPAL_ID)
     rotate.add_argument("--data-dir", type=Path)
 
+    secret_key = sub.add_parser(
+        "rotate-secret-key", help="add a new key sealing stored secrets (servers re-seal)"
+    )
+    secret_key.add_argument("--data-dir", type=Path)
+
     tasks = sub.add_parser("tasks", help="list orders awaiting the publisher's approval")
     tasks.add_argument("--tenant", help="only this tenant")
     tasks.add_argument("--data-dir", type=Path)
@@ -231,15 +260,21 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif args.command == "rotate-token":
             asyncio.run(_rotate(settings, args.tenant_id, args.principal_id))
+        elif args.command == "rotate-secret-key":
+            _rotate_secret_key(settings)
         elif args.command in ("tasks", "approve"):
             asyncio.run(_approvals(settings, args))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI reports, it does not trace
         from adcp_agent.errors import AdcpError
+        from adcp_agent.sealing import SecretKeyError
 
         if isinstance(exc, AdcpError):
             print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            return 2
+        if isinstance(exc, SecretKeyError):
+            print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
     return 0

@@ -45,9 +45,9 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Fernet key sealing stored webhook secrets and buyers' push credentials; "
-        "default: secret.key in data_dir, made on first start. Servers sharing one "
-        "database need the same key.",
+        description="Fernet keys, comma-separated, sealing stored secrets (the first seals, "
+        "the rest open what they sealed); default: secret.key in data_dir, made on first "
+        "start. Servers sharing one database need the same keys.",
     )
     mcp_fast_tool_calls: bool = Field(
         default=True,

@@ -10,30 +10,33 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_admin import InstallationSetting
 from adcp_agent.db.models_events import PushNotificationRegistration, WebhookEndpoint
-from adcp_agent.sealing import SecretBox, SecretKeyError, is_sealed, seal_named
+from adcp_agent.sealing import SecretBox, SecretKeyError, open_all, seal_named
 from adcp_agent.services.admin_models import is_secret
 
 KEY_SETTING = "secret_key_id"
 
 
 async def adopt_key(db: Database, box: SecretBox) -> int:
-    """Make ``box``'s key the database's on its first start with sealing, sealing the
-    secrets stored before (their number is returned); afterwards, refuse another key
-    (``SecretKeyError``): it could open none of them. Run under the start-up lock."""
+    """Make ``box``'s sealing key the database's, under the start-up lock, and return how
+    many stored secrets were sealed anew: on the first start with sealing, what was
+    stored in the clear; after a rotation (the database's key is one of ``box``'s older
+    keys), everything, sealed again with the new key. A server that does not hold the
+    database's key refuses (``SecretKeyError``): it could open none of them."""
     async with db.transaction() as session:
         recorded = await session.get(InstallationSetting, KEY_SETTING)
-        if recorded is not None:
-            if recorded.value != box.key_id:
-                raise SecretKeyError(
-                    f"This database's secrets are sealed with key {recorded.value}; this "
-                    f"server's key ({box.source}) is {box.key_id}. Every server on one "
-                    "database needs the same key: set ADCP_AGENT_SECRET_KEY to it."
-                )
+        if recorded is not None and recorded.value == box.key_id:
             return 0
+        if recorded is not None and not box.holds(recorded.value):
+            raise SecretKeyError(
+                f"This database's secrets are sealed with key {recorded.value}, which this "
+                f"server ({box.source}, sealing key {box.key_id}) does not hold. Every server "
+                "on one database needs the same keys: set ADCP_AGENT_SECRET_KEY to them."
+            )
         sealed = 0
         for endpoint in (await session.exec(select(WebhookEndpoint))).all():
-            if not is_sealed(endpoint.secret):
-                endpoint.secret = box.seal(endpoint.secret)
+            secret = box.reseal(endpoint.secret)
+            if secret != endpoint.secret:
+                endpoint.secret = secret
                 session.add(endpoint)
                 sealed += 1
         pushes = select(PushNotificationRegistration).where(
@@ -45,16 +48,20 @@ async def adopt_key(db: Database, box: SecretBox) -> int:
         for row in (await session.exec(pushes)).all():
             for name in ("token", "auth_credentials"):
                 value = getattr(row, name)
-                if value is not None and not is_sealed(value):
-                    setattr(row, name, box.seal(value))
+                if value is not None and (resealed := box.reseal(value)) != value:
+                    setattr(row, name, resealed)
                     session.add(row)
                     sealed += 1
         for tenant in (await session.exec(select(Tenant))).all():
-            config = seal_named(tenant.adapter_config, box, is_secret)
-            features = seal_named(tenant.features, box, is_secret)
+            config = seal_named(open_all(tenant.adapter_config, box), box, is_secret)
+            features = seal_named(open_all(tenant.features, box), box, is_secret)
             if (config, features) != (tenant.adapter_config, tenant.features):
                 tenant.adapter_config, tenant.features = config, features
                 session.add(tenant)
                 sealed += 1
-        session.add(InstallationSetting(name=KEY_SETTING, value=box.key_id))
+        if recorded is None:
+            session.add(InstallationSetting(name=KEY_SETTING, value=box.key_id))
+        else:
+            recorded.value = box.key_id
+            session.add(recorded)
     return sealed
