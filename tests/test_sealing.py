@@ -15,12 +15,21 @@ from sqlalchemy import text
 
 from adcp_agent import cli
 from adcp_agent.config import Settings
-from adcp_agent.sealing import KEY_FILE, PREFIX, SecretBox, SecretKeyError, is_sealed, key_id_of
+from adcp_agent.sealing import (
+    KEY_FILE,
+    PREFIX,
+    SecretBox,
+    SecretKeyError,
+    is_sealed,
+    key_id_of,
+    new_key,
+)
 from adcp_agent.server import prepare
 from adcp_agent.services import tenants
+from adcp_agent.services.webhook_signing import verify_signature
 from adcp_agent.state import AppState
-from tests.media_helpers import guaranteed
-from tests.notifications_support import publisher
+from tests.media_helpers import guaranteed, non_guaranteed
+from tests.notifications_support import Clock, Receiver, publisher
 
 LOCAL = {"allow_private_webhooks": ["127.0.0.1/32"]}
 TOKEN, CREDENTIALS = "echo-token-0123456789", "c" * 40
@@ -200,3 +209,37 @@ async def test_a_rotated_key_reseals_every_secret_at_the_next_start(
                     await prepare(server)
         finally:
             await server.db.dispose()
+
+
+async def test_a_secret_this_server_cannot_open_is_retried_not_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    """A server left with an old key after a rotation cannot sign: the delivery waits
+    for a retry (by a server holding the key, or this one restarted) instead of being
+    given up, and goes out once the key is there."""
+    async with Receiver() as receiver, publisher(tmp_path, LOCAL) as pub:
+        hook = await pub.api.request(
+            "POST", f"/tenants/{pub.tenant_id}/webhooks", json={"url": receiver.url()}
+        )
+        booked = await pub.mcp("create_media_buy", non_guaranteed(budget=1000))
+        [event] = await pub.events()
+        state = pub.api.state
+        holder = state.secrets
+        state._secrets = SecretBox([new_key().encode()], "a stale server")  # noqa: SLF001
+        clock = Clock()
+        worker = pub.worker(clock)
+        try:
+            await worker.run_once()
+            [waiting] = await pub.deliveries(event.event_id)
+            state._secrets = holder  # noqa: SLF001 - restarted with the key
+            clock.advance(3600)
+            await worker.run_once()
+        finally:
+            await worker.stop()
+        [sent] = await pub.deliveries(event.event_id)
+    assert booked["status"] == "completed" and hook.status_code == 201
+    assert waiting.status == "pending" and "SecretKeyError" in (waiting.last_error or "")
+    assert sent.status == "delivered" and len(receiver.requests) == 1
+    [request] = receiver.requests  # signed at the worker's (advanced) time
+    signed_at = int(clock.now.timestamp())
+    assert verify_signature(hook.json()["secret"], request.headers, request.body, now=signed_at)

@@ -27,7 +27,7 @@ from adcp_agent.db.models_events import (
     PushNotificationRegistration,
     WebhookEndpoint,
 )
-from adcp_agent.sealing import SecretBox, SecretKeyError
+from adcp_agent.sealing import SecretBox
 from adcp_agent.services import notification_text, push_notifications, ssrf
 from adcp_agent.services import webhook_signing as signing
 from adcp_agent.services.identity import new_id
@@ -148,13 +148,6 @@ async def finish(
     return True
 
 
-def _open(box: SecretBox, stored: str) -> str:
-    try:
-        return box.open(stored)
-    except SecretKeyError as exc:
-        raise Undeliverable(str(exc)) from exc
-
-
 def envelope(event: OutboxEvent) -> dict[str, object]:
     """What publisher webhooks receive. ``id`` is stable across retries: dedupe on it."""
     return {
@@ -174,7 +167,9 @@ async def compose(
     db: Database, delivery: EventDelivery, *, now: datetime, base_url: str, box: SecretBox
 ) -> Outgoing:
     """Build the request from what is stored now (so a rotated Slack URL or a deleted
-    webhook is honoured). Raises Undeliverable when the destination no longer exists."""
+    webhook is honoured). Raises Undeliverable when the destination no longer exists,
+    SecretKeyError when a secret does not open with ``box`` (a server left with an old
+    key after a rotation: another server, or this one restarted, can send it later)."""
     async with db.session() as session:
         event = await session.get(OutboxEvent, delivery.event_id)
         tenant = await session.get(Tenant, delivery.tenant_id)
@@ -193,17 +188,17 @@ async def compose(
             if endpoint is None or endpoint.deleted_at is not None:
                 raise Undeliverable("the webhook endpoint was deleted")
             body = _encode(envelope(event))
-            secret = _open(box, endpoint.secret)
+            secret = box.open(endpoint.secret)
             headers.update(signing.signature_headers(secret, body, timestamp))
             return Outgoing(endpoint.url, body, headers, allowance)
         if delivery.channel == "push":
             registration = await session.get(PushNotificationRegistration, delivery.target_id or "")
             if registration is None:
                 raise Undeliverable("the push notification registration is gone")
-            token = None if registration.token is None else _open(box, registration.token)
+            token = None if registration.token is None else box.open(registration.token)
             body = _encode(push_notifications.payload(event, registration, token))
             credentials = registration.auth_credentials
-            credentials = None if credentials is None else _open(box, credentials)
+            credentials = None if credentials is None else box.open(credentials)
             if registration.auth_scheme == "Bearer" and credentials:
                 headers["Authorization"] = f"Bearer {credentials}"
             elif registration.auth_scheme == "HMAC-SHA256" and credentials:
@@ -213,7 +208,7 @@ async def compose(
             url = tenant.features.get("slack_webhook_url")
             if not isinstance(url, str) or not url:
                 raise Undeliverable("the tenant's Slack webhook was removed")
-            url = _open(box, url)
+            url = box.open(url)
             principal_id = event.principal_id or event.payload.get("principal_id")
             principal = await session.get(Principal, principal_id) if principal_id else None
             summary = notification_text.summarize(

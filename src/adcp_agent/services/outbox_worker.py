@@ -26,6 +26,7 @@ from sqlmodel import col, update
 from adcp_agent.db.models_events import EventDelivery
 from adcp_agent.db.models_media import COMPLETION_DUE, MediaBuy
 from adcp_agent.db.types import UTCDateTime, utcnow
+from adcp_agent.sealing import SecretKeyError
 from adcp_agent.services import deliveries, outbox, ssrf
 from adcp_agent.services.identity import new_id
 from adcp_agent.state import AppState
@@ -143,7 +144,7 @@ class OutboxWorker:
         except (deliveries.Undeliverable, ssrf.BlockedDestination) as exc:
             await deliveries.finish(db, delivery, status="dead", now=self.clock(), error=str(exc))
             return
-        except (httpx.HTTPError, ConnectionError) as exc:
+        except (httpx.HTTPError, ConnectionError, SecretKeyError) as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         now = self.clock()
         if error is None:
