@@ -40,6 +40,18 @@ async def _raw(state: AppState, sql: str) -> list[tuple]:
         return [tuple(row) for row in (await conn.execute(text(sql))).all()]
 
 
+async def _insert_webhook(state: AppState, webhook_id: str, secret: str) -> None:
+    async with state.db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_endpoints (webhook_id, tenant_id, name, url, secret, "
+                "secret_hint, events, created_at) VALUES (:id, 'demo', '', "
+                "'https://example.com/h', :secret, 'whsec_xxxx', '[]', CURRENT_TIMESTAMP)"
+            ),
+            {"id": webhook_id, "secret": secret},
+        )
+
+
 async def test_secrets_are_stored_sealed(tmp_path: Path) -> None:
     async with publisher(tmp_path, LOCAL) as pub:
         hook = await pub.api.request(
@@ -74,17 +86,10 @@ async def test_secrets_stored_before_sealing_are_sealed_at_the_next_start(
     async with state.db.engine.begin() as conn:
         await conn.execute(text("DELETE FROM installation_settings"))  # as before 0019
         await conn.execute(
-            text(
-                "INSERT INTO webhook_endpoints (webhook_id, tenant_id, name, url, secret, "
-                "secret_hint, events, created_at) VALUES ('wh_old', 'demo', '', "
-                "'https://example.com/h', 'whsec_plain_old_secret', 'whsec_plai', '[]', "
-                "CURRENT_TIMESTAMP)"
-            )
-        )
-        await conn.execute(
             text("UPDATE tenants SET features = :features WHERE tenant_id = 'demo'"),
             {"features": '{"slack_webhook_url": "https://hooks.slack.com/services/T/B/OLD"}'},
         )
+    await _insert_webhook(state, "wh_old", "whsec_plain_old_secret")
     await prepare(state)
     await prepare(state)  # (once sealed, a restart leaves them)
     [(stored,)] = await _raw(state, "SELECT secret FROM webhook_endpoints")
@@ -172,15 +177,7 @@ async def test_a_rotated_key_reseals_every_secret_at_the_next_start(
     then refuses to start, one holding the new key starts."""
     state = prepared_state
     old = state.secrets
-    async with state.db.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO webhook_endpoints (webhook_id, tenant_id, name, url, secret, "
-                "secret_hint, events, created_at) VALUES ('wh_rot', 'demo', '', "
-                "'https://example.com/h', :secret, 'whsec_rota', '[]', CURRENT_TIMESTAMP)"
-            ),
-            {"secret": old.seal("whsec_rotated_secret")},
-        )
+    await _insert_webhook(state, "wh_rot", old.seal("whsec_rotated_secret"))
     data_dir = state.settings.data_dir
     assert cli.main(["rotate-secret-key", "--data-dir", str(data_dir)]) == 0
     said = capsys.readouterr().out
@@ -198,6 +195,16 @@ async def test_a_rotated_key_reseals_every_secret_at_the_next_start(
         await rotated.db.dispose()
     assert stored.startswith(f"{PREFIX}{new_id}:") and recorded == new_id
     assert SecretBox([keys[0].encode()], "new").open(stored) == "whsec_rotated_secret"
+    # A server not yet restarted seals with the old key meanwhile: the next start with
+    # both keys seals that again, so the old key can go.
+    await _insert_webhook(state, "wh_late", old.seal("whsec_late_secret"))
+    restarted = AppState.from_settings(state.settings)
+    try:
+        await prepare(restarted)
+        late = await _raw(restarted, "SELECT secret FROM webhook_endpoints ORDER BY webhook_id")
+    finally:
+        await restarted.db.dispose()
+    assert all(secret.startswith(f"{PREFIX}{new_id}:") for (secret,) in late)
     for only, starts in ((keys[1], False), (keys[0], True)):
         settings = state.settings.model_copy(update={"secret_key": SecretStr(only)})
         server = AppState.from_settings(settings)

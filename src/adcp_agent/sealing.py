@@ -81,6 +81,11 @@ class SecretBox:
     def holds(self, key_id: str) -> bool:
         return key_id in self._keys
 
+    @property
+    def retired(self) -> int:
+        """How many keys only open (an unfinished rotation while more than none)."""
+        return len(self._keys) - 1
+
     def _box(self, key_id: str) -> Fernet:
         fernet = self._fernets.get(key_id)
         if fernet is None:
@@ -170,11 +175,12 @@ def rotate_key_file(path: Path) -> str:
 
 def seal_named(value: Any, box: SecretBox, secret: Callable[[str], bool]) -> Any:
     """A copy of a JSON ``value`` with every string under a key ``secret`` names (at any
-    depth) sealed: a tenant's ad-server credentials, its Slack webhook URL."""
+    depth) sealed with the sealing key — a tenant's ad-server credentials, its Slack
+    webhook URL; one sealed with it already is kept as it is (``reseal``)."""
     if isinstance(value, dict):
         return {
-            k: box.seal(v)
-            if secret(str(k)) and isinstance(v, str) and not is_sealed(v)
+            k: box.reseal(v)
+            if secret(str(k)) and isinstance(v, str)
             else seal_named(v, box, secret)
             for k, v in value.items()
         }

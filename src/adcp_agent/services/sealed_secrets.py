@@ -10,7 +10,7 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_admin import InstallationSetting
 from adcp_agent.db.models_events import PushNotificationRegistration, WebhookEndpoint
-from adcp_agent.sealing import SecretBox, SecretKeyError, open_all, seal_named
+from adcp_agent.sealing import SecretBox, SecretKeyError, seal_named
 from adcp_agent.services.admin_models import is_secret
 
 KEY_SETTING = "secret_key_id"
@@ -19,13 +19,15 @@ KEY_SETTING = "secret_key_id"
 async def adopt_key(db: Database, box: SecretBox) -> int:
     """Make ``box``'s sealing key the database's, under the start-up lock, and return how
     many stored secrets were sealed anew: on the first start with sealing, what was
-    stored in the clear; after a rotation (the database's key is one of ``box``'s older
-    keys), everything, sealed again with the new key. A server that does not hold the
+    stored in the clear; while ``box`` holds older keys (a rotation), whatever one of
+    them sealed, sealed again with the new key. A server that does not hold the
     database's key refuses (``SecretKeyError``): it could open none of them."""
     async with db.transaction() as session:
         recorded = await session.get(InstallationSetting, KEY_SETTING)
-        if recorded is not None and recorded.value == box.key_id:
+        if recorded is not None and recorded.value == box.key_id and not box.retired:
             return 0
+        # (While older keys are in the ring, every start seals again what a server not
+        # yet restarted sealed with one of them, so they can be dropped afterwards.)
         if recorded is not None and not box.holds(recorded.value):
             raise SecretKeyError(
                 f"This database's secrets are sealed with key {recorded.value}, which this "
@@ -53,8 +55,8 @@ async def adopt_key(db: Database, box: SecretBox) -> int:
                     session.add(row)
                     sealed += 1
         for tenant in (await session.exec(select(Tenant))).all():
-            config = seal_named(open_all(tenant.adapter_config, box), box, is_secret)
-            features = seal_named(open_all(tenant.features, box), box, is_secret)
+            config = seal_named(tenant.adapter_config, box, is_secret)
+            features = seal_named(tenant.features, box, is_secret)
             if (config, features) != (tenant.adapter_config, tenant.features):
                 tenant.adapter_config, tenant.features = config, features
                 session.add(tenant)
