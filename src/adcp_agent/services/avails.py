@@ -39,8 +39,8 @@ class Avail:
     min_spend: float
     # The ad server's forecast before the targeting overlay, and the overlay's reach:
     # available_impressions = int(untargeted_available * reach).
-    untargeted_available: int = 0
-    reach: float = 1.0
+    untargeted_available: int
+    reach: float
 
 
 def rate_of(option: dict) -> tuple[float, bool]:
