@@ -6,19 +6,26 @@ a free port, trusts local connections and is deleted when the session ends. init
 refuses to run as root, so under root the server runs as the ``postgres`` (or
 ``nobody``) user through ``runuser``. Durability is switched off (``fsync=off``): this
 cluster exists for one test run, and the SQLite tests keep the durability guarantees.
+
+A test's database starts migrated: the migrations run once per session into a template
+(an SQLite file copied into each test's data dir; a PostgreSQL template database), and
+``prepare`` then finds the schema current, as a restarted server does. The migration
+tests ask for an empty database (``migrated=False``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import itertools
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +85,7 @@ class PostgresCluster:
     prefix: list[str]
     pg_ctl: str
     _names: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _template: str | None = None
 
     @property
     def data(self) -> Path:
@@ -149,11 +157,22 @@ class PostgresCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, prefix: str = "t") -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
+    def create_database(self, prefix: str = "t", *, migrated: bool = False) -> str:
+        """A new database, empty or (``migrated``) at the current schema; returns its
+        SQLAlchemy URL."""
         name = f"{prefix}{next(self._names)}"
-        self.execute(f'CREATE DATABASE "{name}"')
+        template = f' TEMPLATE "{self._migrated_template()}"' if migrated else ""
+        self.execute(f'CREATE DATABASE "{name}"{template}')
         return self.url(name)
+
+    def _migrated_template(self) -> str:
+        """A database at the current schema that nothing stays connected to (CREATE
+        DATABASE … TEMPLATE needs that), made on first use."""
+        if self._template is None:
+            url = self.create_database("migrated")
+            _in_thread(_migrate(url))
+            self._template = url.rsplit("/", 1)[1]
+        return self._template
 
     def execute(self, sql: str) -> None:
         """Run one admin statement. From a worker thread, so it works both inside a
@@ -168,8 +187,7 @@ class PostgresCluster:
             finally:
                 await conn.close()
 
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, run()).result()
+        _in_thread(run())
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
@@ -180,6 +198,24 @@ class PostgresCluster:
                 check=False,
             )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _in_thread(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to completion on a loop of its own in a worker thread: works both
+    inside a running event loop (async fixtures) and outside one."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, work).result()
+
+
+async def _migrate(url: str) -> None:
+    from adcp_agent.db.engine import create_database
+    from adcp_agent.db.migrate import upgrade_to_head
+
+    db = create_database(url)
+    try:
+        await upgrade_to_head(db)
+    finally:
+        await db.dispose()
 
 
 @dataclass
@@ -193,6 +229,7 @@ class Selection:
     unavailable: str | None = None
     disabled: str | None = None  # why Postgres must not be used at all (--db=sqlite)
     postgres_tests: int = 0
+    sqlite_template: Path | None = None
 
     @property
     def current(self) -> Backend:
@@ -212,20 +249,40 @@ class Selection:
                 raise
         return self.cluster
 
+    def migrated_sqlite(self) -> Path:
+        """An SQLite file at the current schema, made on first use."""
+        if self.sqlite_template is None:
+            path = Path(tempfile.mkdtemp(prefix="adcp-sqlite-")) / SQLITE_FILE
+            _in_thread(_migrate(f"sqlite+aiosqlite:///{path}"))
+            self.sqlite_template = path
+        return self.sqlite_template
+
 
 SELECTION = Selection()
+SQLITE_FILE = "adcp-agent.db"  # where Settings puts the database in its data dir
 
 
-def database_settings(data_dir: Path, backend: Backend | None = None) -> dict[str, str]:
+def database_settings(
+    data_dir: Path, backend: Backend | None = None, *, migrated: bool = True
+) -> dict[str, str]:
     """Keyword arguments for ``Settings``: nothing for SQLite (the file goes in
-    ``data_dir``), a fresh Postgres database otherwise."""
+    ``data_dir``, a copy of the migrated template unless ``migrated=False`` or one is
+    there already), a fresh Postgres database otherwise."""
     if (backend or SELECTION.current) == "sqlite":
+        target = data_dir / SQLITE_FILE
+        if migrated and not target.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            with (
+                contextlib.closing(sqlite3.connect(SELECTION.migrated_sqlite())) as source,
+                contextlib.closing(sqlite3.connect(target)) as copy,
+            ):
+                source.backup(copy)
         return {}
     try:
         cluster = SELECTION.postgres()
     except PostgresUnavailable as exc:
         pytest.skip(f"PostgreSQL: {exc}")
-    return {"DATABASE_URL": cluster.create_database()}
+    return {"DATABASE_URL": cluster.create_database(migrated=migrated)}
 
 
 def per_backend(

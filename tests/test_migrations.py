@@ -51,7 +51,7 @@ def _url(tmp_path: Path, name: str, backend: Backend) -> str:
     """A new empty database: an SQLite file, or a fresh Postgres database."""
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / name}.db"
-    return database_settings(tmp_path, backend)["DATABASE_URL"]
+    return database_settings(tmp_path, backend, migrated=False)["DATABASE_URL"]
 
 
 async def test_upgrade_from_empty_creates_every_table(tmp_path: Path, backend: Backend) -> None:
