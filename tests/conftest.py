@@ -48,6 +48,7 @@ BOTH_BACKENDS = frozenset(
         "test_media_buys",
         "test_media_updates",
         "test_update_races",
+        "test_interrupted",
         "test_sealing",
         "test_buy_listing",
         "test_creatives",

@@ -330,7 +330,7 @@ async def test_provisional_rows_reach_the_disk_as_surely_as_the_ad_servers_order
     write = Database.write
 
     def spying(self: Database, *, durable: bool = True) -> Any:
-        if sys._getframe(1).f_code.co_name == "create":  # media_buys.create's writes
+        if sys._getframe(1).f_code.co_name in ("create", "_book"):  # media_buys' writes
             seen.append(durable)
         return write(self, durable=durable)
 

@@ -13,6 +13,9 @@ from adcp_agent.db.types import UTCDateTime, json_column, ts_column, utcnow
 # Running buys whose campaign.completed event is not out yet: the rows of the partial
 # index the outbox worker's flight-end scan reads (few, however long the history).
 COMPLETION_DUE = "completion_announced_at IS NULL AND state IN ('live', 'paused')"
+# Buys an update_media_buy holds: the rows of the partial index the sweep for lapsed
+# leases reads (services.interrupted).
+LEASED = "update_lease IS NOT NULL"
 
 
 class MediaBuy(SQLModel, table=True):
@@ -40,6 +43,12 @@ class MediaBuy(SQLModel, table=True):
             "end_time",
             sqlite_where=text(COMPLETION_DUE),
             postgresql_where=text(COMPLETION_DUE),
+        ),
+        Index(
+            "ix_media_buys_leased",
+            "update_lease_until",
+            sqlite_where=text(LEASED),
+            postgresql_where=text(LEASED),
         ),
     )
 
@@ -76,6 +85,12 @@ class MediaBuy(SQLModel, table=True):
     # the holder's token, and when the lease lapses if the holder never gives it back.
     update_lease: str | None = Field(default=None, max_length=40)
     update_lease_until: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    # What the holder reserved ahead of the ad server, and what that replaced, so a
+    # lease that lapses (its server stopped) can be undone: {"buy": {field: [before,
+    # ahead]}, "goals": {package_id: [before, ahead]}} (services.interrupted).
+    update_lease_undo: dict[str, Any] | None = Field(
+        default=None, sa_column=json_column(nullable=True)
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

@@ -13,7 +13,13 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlmodel import delete, select, update
 
-from adcp_agent.adapter_protocol import LineSpec, OrderSpec, orders_survive_power_loss
+from adcp_agent.adapter_protocol import (
+    AdServerAdapter,
+    LineSpec,
+    OrderResult,
+    OrderSpec,
+    orders_survive_power_loss,
+)
 from adcp_agent.db import statements
 from adcp_agent.db.models import Principal, Product, Tenant
 from adcp_agent.db.models_accounts import Account
@@ -41,7 +47,8 @@ _PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
 _BUYS = MediaBuy.__table__.c  # type: ignore[attr-defined]
 _BOOKED = (
     update(MediaBuy.__table__)  # type: ignore[arg-type]  # Core: no ORM synchronisation
-    .where(_BUYS.media_buy_id == bindparam("buy"))
+    # Still provisioning: a buy released as stranded meanwhile (interrupted) is gone.
+    .where(_BUYS.media_buy_id == bindparam("buy"), _BUYS.state == "provisioning")
     .values(
         external_order_id=bindparam("order"), state=bindparam("state"), updated_at=bindparam("now")
     )
@@ -415,6 +422,50 @@ async def create(
             recovery="transient",
             details={"ad_server": buy.ad_server},
         ) from exc
+    try:
+        response = await _book(
+            state, caller, booking, account, result, push_config, completion, render
+        )
+    except _Released:
+        await _cancel_late_order(adapter, buy, result.external_order_id)
+        raise AdcpError(
+            "SERVICE_UNAVAILABLE",
+            "The ad server took too long to book this media buy and it was released; "
+            "nothing was booked. Retry the request.",
+            recovery="transient",
+            details={"ad_server": buy.ad_server},
+        ) from None
+    if any(booking.creatives.values()):
+        await creative_library.push_pending(state, caller.tenant_id, caller.principal_id)
+    return response
+
+
+class _Released(Exception):
+    """The provisional buy was released as stranded while the ad server booked it."""
+
+
+async def _cancel_late_order(adapter: AdServerAdapter, buy: MediaBuy, order_id: str) -> None:
+    try:
+        await adapter.order_action(order_id, "cancel")
+    except Exception:  # noqa: BLE001 - reported for ad ops; the buyer's answer stands
+        log.exception(
+            "could not cancel order %s of released media buy %s", order_id, buy.media_buy_id
+        )
+
+
+async def _book(
+    state: AppState,
+    caller: Caller,
+    booking: Booking,
+    account: Account,
+    result: OrderResult,
+    push_config: push_notifications.PushNotificationConfig | None,
+    completion: Completion,
+    render: Render,
+) -> dict[str, Any]:
+    """Commit the booked state of the provisional rows, with everything that records
+    it (task, audit row, event, the answer); ``_Released`` if they are gone."""
+    buy, packages = booking.buy, booking.packages
     async with state.db.write() as tx:
         # The provisional rows as committed above: nothing else can have changed them
         # (a provisioning buy is invisible to every reader and writer but this one), so
@@ -429,7 +480,8 @@ async def create(
             "state": stored.state,
             "now": stored.updated_at,
         }
-        await statements.execute(tx, _BOOKED, booked)
+        if await statements.execute(tx, _BOOKED, booked) != 1:
+            raise _Released
         for package in packages:
             package.external_line_id = result.external_line_ids.get(package.package_id)
         lines = [{"package": p.package_id, "line": p.external_line_id} for p in packages]
@@ -474,8 +526,6 @@ async def create(
         booking.buy = stored
         response = render(booking)
         await completion.mark(tx, response)
-    if any(booking.creatives.values()):
-        await creative_library.push_pending(state, caller.tenant_id, caller.principal_id)
     return response
 
 

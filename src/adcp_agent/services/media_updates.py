@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_
+from sqlalchemy import bindparam
 from sqlalchemy import update as sa_update
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,6 +36,7 @@ from adcp_agent.services import (
     avails,
     buy_events,
     delivery,
+    interrupted,
     push_notifications,
 )
 from adcp_agent.services import creatives as creative_library
@@ -100,7 +101,7 @@ async def load_buy(
 
 
 # How long an update may hold a buy's lease: its ad-server calls finish well within it;
-# a server killed mid-update leaves the buy to the next update once it lapses.
+# what a server killed mid-update reserved is undone once it lapses (interrupted).
 LEASE = timedelta(minutes=2)
 # How long an update waits for another update of the same buy before answering CONFLICT.
 WAIT_SECONDS = 10.0
@@ -110,10 +111,9 @@ _CLAIM = (
     .where(
         col(MediaBuy.media_buy_id) == bindparam("buy"),
         col(MediaBuy.revision) == bindparam("planned"),
-        or_(
-            col(MediaBuy.update_lease).is_(None),
-            col(MediaBuy.update_lease_until) < bindparam("now"),
-        ),
+        # A lapsed lease is released first (interrupted.release_lease), never taken
+        # over: what its update reserved ahead must be undone before anyone plans.
+        col(MediaBuy.update_lease).is_(None),
     )
     .values(update_lease=bindparam("token"), update_lease_until=bindparam("until"))
 )
@@ -150,20 +150,31 @@ async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Cla
         assert stored is not None
         # What the reservation sum reads: the flight, a state that holds inventory
         # again (a resubmission), the goals. Other changes wait for the ad server.
+        # Each value replaced is recorded, for undoing it if this server stops.
+        undo: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
+        ahead: dict[str, Any] = {}
         if plan.buy.end_time != buy.end_time:
-            stored.end_time = plan.buy.end_time
-            claim.buy_fields.add("end_time")
+            ahead["end_time"] = plan.buy.end_time
         if plan.buy.state in avails.RESERVING and buy.state not in avails.RESERVING:
-            stored.state = plan.buy.state
-            claim.buy_fields.add("state")
-        session.add(stored)
+            ahead["state"] = plan.buy.state
+        for name, value in ahead.items():
+            undo["buy"][name] = [
+                interrupted.encode(getattr(stored, name)),
+                interrupted.encode(value),
+            ]
+            setattr(stored, name, value)
+            claim.buy_fields.add(name)
         for package_id, hold in plan.holds.items():
             row = await session.get(Package, package_id)
             assert row is not None
             # A smaller goal frees inventory only once the ad server has taken it.
-            row.impressions_goal = max(hold.goal, row.impressions_goal or 0)
+            goal = max(hold.goal, row.impressions_goal or 0)
+            undo["goals"][package_id] = [row.impressions_goal, goal]
+            row.impressions_goal = goal
             session.add(row)
             claim.package_goals.add(package_id)
+        stored.update_lease_undo = undo
+        session.add(stored)
     return claim
 
 
@@ -218,11 +229,11 @@ async def _write(
     undoes the reservation without a new revision. The stored rows, as written."""
     stored = await session.get(MediaBuy, buy.media_buy_id)
     assert stored is not None
-    lease = ("media_buy_id", "revision", "update_lease", "update_lease_until")
+    lease = ("media_buy_id", "revision", "update_lease", "update_lease_until", "update_lease_undo")
     for name in _changed(plan.buy, buy, *lease) | claim.buy_fields:
         setattr(stored, name, getattr(plan.buy, name))
     if stored.update_lease == claim.token:
-        stored.update_lease = stored.update_lease_until = None
+        stored.update_lease = stored.update_lease_until = stored.update_lease_undo = None
     if applied:
         stored.revision += 1
         stored.updated_at = utcnow()
@@ -279,6 +290,10 @@ async def update(
     while True:
         when = now or state.clock.now()
         buy, packages = await load_buy(state, caller, media_buy_id, account_ref)
+        if buy.update_lease_until is not None and buy.update_lease_until < utcnow():
+            # Left by an update that never finished: undo what it reserved, then plan.
+            await interrupted.release_lease(state.db, media_buy_id, utcnow())
+            continue
         if revision is not None and revision != buy.revision:
             raise AdcpError(
                 "CONFLICT",

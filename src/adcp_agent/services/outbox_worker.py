@@ -27,7 +27,7 @@ from adcp_agent.db.models_events import EventDelivery
 from adcp_agent.db.models_media import COMPLETION_DUE, MediaBuy
 from adcp_agent.db.types import UTCDateTime, utcnow
 from adcp_agent.sealing import SecretKeyError
-from adcp_agent.services import deliveries, outbox, ssrf
+from adcp_agent.services import deliveries, interrupted, outbox, ssrf
 from adcp_agent.services.identity import new_id
 from adcp_agent.state import AppState
 
@@ -269,6 +269,7 @@ class OutboxWorker:
                 seconds=self.settings.campaign_check_seconds
             )
             await self.check_campaigns()
+            await interrupted.sweep(self.state.db, utcnow())
         return await self.run_once()
 
     async def run(self) -> None:

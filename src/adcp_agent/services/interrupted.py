@@ -1,0 +1,175 @@
+"""Work a stopped server left half done, put right once it has clearly stopped.
+
+* **Bookings.** create_media_buy commits its buy as ``provisioning`` (invisible to
+  buyers, but holding its inventory) before it calls the ad server, and marks it booked
+  after. A server stopped in between left that buy holding inventory for good. Once it
+  is ``STRANDED_AFTER`` old — far longer than any ad-server call may take — its rows go,
+  the buyer's webhook gets ``media_buy.failed``, and the audit log tells ad ops which
+  order to look for: the ad server may have taken it, and nothing here knows its id.
+  (The buyer's retry with the same idempotency key books afresh: its claim went stale
+  long before.) A booking that does come back later finds its buy gone and cancels the
+  order it made (``media_buys.create``).
+* **Updates.** update_media_buy reserves a larger goal, a later end or a resubmitted
+  state before it calls the ad server, under the buy's lease, and records what each
+  replaced (``update_lease_undo``). A lease that lapsed (``media_updates.LEASE``) was
+  left by an update that never finished and was never acknowledged: what it reserved
+  is put back where nobody has changed it since, and the lease is freed — by the next
+  update of the buy, or by the outbox worker's sweep, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete
+from sqlalchemy import update as sa_update
+from sqlmodel import col, select
+
+from adcp_agent.db import statements
+from adcp_agent.db.engine import Database
+from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.errors import AdcpError
+from adcp_agent.services import audit, buy_events
+
+log = logging.getLogger(__name__)
+
+# A provisioning buy this old was left by a server that stopped while booking it: every
+# ad-server call has timed out long before.
+STRANDED_AFTER = timedelta(minutes=10)
+BATCH = 100
+
+STRANDED = AdcpError(
+    "SERVICE_UNAVAILABLE",
+    "The server stopped while booking this media buy; it was not booked. Retry the request.",
+    recovery="transient",
+)
+
+_STRANDED = (
+    select(MediaBuy.media_buy_id)
+    .where(col(MediaBuy.state) == "provisioning", col(MediaBuy.created_at) < bindparam("cutoff"))
+    .limit(BATCH)
+)
+# Read through ix_media_buys_leased (its condition is spelled the same).
+_LAPSED = (
+    select(MediaBuy.media_buy_id)
+    .where(
+        col(MediaBuy.update_lease).is_not(None), col(MediaBuy.update_lease_until) < bindparam("now")
+    )
+    .limit(BATCH)
+)
+_FREE_LEASE = (
+    sa_update(MediaBuy)
+    .where(
+        col(MediaBuy.media_buy_id) == bindparam("buy"),
+        col(MediaBuy.update_lease) == bindparam("token"),
+        col(MediaBuy.update_lease_until) < bindparam("now"),
+    )
+    .values(update_lease=None, update_lease_until=None, update_lease_undo=None)
+)
+
+
+def encode(value: Any) -> Any:
+    """A value of a buy field as the undo record keeps it (JSON)."""
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+def _decode(name: str, value: Any) -> Any:
+    return datetime.fromisoformat(value) if name == "end_time" and value is not None else value
+
+
+class _Gone(Exception):
+    """Another server, or the work itself, settled it first: roll back, count nothing."""
+
+
+async def sweep(db: Database, now: datetime) -> tuple[int, int]:
+    """Release every stranded booking and lapsed lease (``now`` on the wall clock, as
+    leases and ``created_at`` are); how many of each."""
+    stranded = [r.media_buy_id for r in await db.read(_STRANDED, {"cutoff": now - STRANDED_AFTER})]
+    lapsed = [r.media_buy_id for r in await db.read(_LAPSED, {"now": now})]
+    bookings = sum([await release_booking(db, media_buy_id, now) for media_buy_id in stranded])
+    leases = sum([await release_lease(db, media_buy_id, now) for media_buy_id in lapsed])
+    return bookings, leases
+
+
+async def release_booking(db: Database, media_buy_id: str, now: datetime) -> bool:
+    """Remove a stranded provisioning buy; False if it is not one (booked meanwhile,
+    released by another server, or not old enough)."""
+    try:
+        async with db.transaction() as session:
+            buy = await session.get(MediaBuy, media_buy_id)
+            if buy is None or buy.state != "provisioning" or buy.created_at >= now - STRANDED_AFTER:
+                raise _Gone
+            await buy_events.failed(session, buy, STRANDED)
+            await audit.record(
+                session,
+                None,
+                "media_buy.create_interrupted",
+                tenant_id=buy.tenant_id,
+                target_type="media_buy",
+                target_id=media_buy_id,
+                success=False,
+                details={
+                    "ad_server": buy.ad_server,
+                    "note": (
+                        "The server stopped while booking this buy. The ad server may "
+                        f"hold an order named '... {media_buy_id}' that nobody tracks: "
+                        "archive it there."
+                    ),
+                },
+            )
+            await session.exec(delete(Package).where(col(Package.media_buy_id) == media_buy_id))
+            gone = await session.exec(
+                delete(MediaBuy).where(
+                    col(MediaBuy.media_buy_id) == media_buy_id,
+                    col(MediaBuy.state) == "provisioning",
+                )
+            )
+            if gone.rowcount != 1:  # booked while this ran (PostgreSQL)
+                raise _Gone
+    except _Gone:
+        return False
+    log.warning("released media buy %s: its booking was interrupted", media_buy_id)
+    return True
+
+
+async def release_lease(db: Database, media_buy_id: str, now: datetime) -> bool:
+    """Undo what a lapsed update lease reserved ahead (each value only while it is
+    still what the update put there) and free the lease; False if it is not lapsed."""
+    try:
+        async with db.transaction() as session:
+            stored = await session.get(MediaBuy, media_buy_id)
+            if stored is None or stored.update_lease is None:
+                raise _Gone
+            params = {"buy": media_buy_id, "token": stored.update_lease, "now": now}
+            if await statements.execute(session, _FREE_LEASE, params) != 1:
+                raise _Gone  # still running, or freed by another server first
+            undo: dict[str, Any] = stored.update_lease_undo or {}
+            restored: dict[str, Any] = {}
+            for name, (before, ahead) in undo.get("buy", {}).items():
+                if encode(getattr(stored, name)) == ahead:
+                    setattr(stored, name, _decode(name, before))
+                    restored[name] = before
+            stored.update_lease = stored.update_lease_until = stored.update_lease_undo = None
+            session.add(stored)
+            for package_id, (before, ahead) in undo.get("goals", {}).items():
+                row = await session.get(Package, package_id)
+                if row is not None and row.impressions_goal == ahead:
+                    row.impressions_goal = before
+                    session.add(row)
+                    restored[f"{package_id}.impressions_goal"] = before
+            await audit.record(
+                session,
+                None,
+                "media_buy.update_interrupted",
+                tenant_id=stored.tenant_id,
+                target_type="media_buy",
+                target_id=media_buy_id,
+                success=False,
+                details={"restored": restored, "revision": stored.revision},
+            )
+    except _Gone:
+        return False
+    log.warning("released the lapsed update lease of media buy %s", media_buy_id)
+    return True
