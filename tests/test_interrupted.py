@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,8 @@ from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import interrupted, media_buys, media_updates
-from tests.media_helpers import guaranteed, key, whole_days
+from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
+from tests.notifications_support import publisher
 from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client
 
 
@@ -319,3 +321,28 @@ async def test_a_booking_back_after_its_release_cancels_its_order(
     assert actions == [(made[0], "cancel")]
     assert abs(left - available) < available * 0.01
     assert await _rows(live, MediaBuy, MediaBuy.external_order_id == made[0]) == []
+
+
+async def test_the_outbox_worker_sweeps_what_a_stopped_server_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's periodic check releases a stranded booking; the buyer's webhook
+    event goes out with it."""
+    async with publisher(tmp_path) as pub:
+        _stop_during_bookings(monkeypatch)
+        failed = await pub.mcp("create_media_buy", non_guaranteed(budget=2000))
+        monkeypatch.undo()
+        db = pub.api.state.db
+        long_ago = utcnow() - interrupted.STRANDED_AFTER - timedelta(minutes=1)
+        async with db.transaction() as session:
+            [buy] = (await session.exec(select(MediaBuy))).all()
+            assert buy.state == "provisioning"
+            buy.created_at = long_ago
+            session.add(buy)
+        await pub.worker(clock=utcnow).tick()
+        async with db.session() as session:
+            left = (await session.exec(select(MediaBuy))).all()
+        [event] = await pub.events(event_type="media_buy.failed")
+    assert failed["errors"][0]["code"] == "SERVICE_UNAVAILABLE"
+    assert left == []
+    assert event.media_buy_id == buy.media_buy_id and event.principal_id == buy.principal_id
