@@ -243,6 +243,8 @@ async def test_daily_sums_from_the_database_equal_the_hourly_rows_added_up(
         async with state.db.transaction() as session:
             for i in range(6):
                 start = this_hour - timedelta(days=40 - 5 * i, hours=7 * i)
+                if start.hour == 0:  # flights start mid-day, whatever the hour now
+                    start -= timedelta(hours=1)
                 await session.exec(
                     update(MediaBuy)  # type: ignore[call-overload]
                     .where(col(MediaBuy.media_buy_id) == f"mb_seed{i:08d}")

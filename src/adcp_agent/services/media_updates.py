@@ -290,10 +290,9 @@ async def update(
     while True:
         when = now or state.clock.now()
         buy, packages = await load_buy(state, caller, media_buy_id, account_ref)
-        if buy.update_lease_until is not None and buy.update_lease_until < utcnow():
-            # Left by an update that never finished: undo what it reserved, then plan.
-            await interrupted.release_lease(state.db, media_buy_id, utcnow())
-            continue
+        lapsed = buy.update_lease_until is not None and buy.update_lease_until < utcnow()
+        if lapsed and await interrupted.release_lease(state.db, media_buy_id, utcnow()):
+            continue  # left by an update that never finished: undone, plan from there
         if revision is not None and revision != buy.revision:
             raise AdcpError(
                 "CONFLICT",
