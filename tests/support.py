@@ -188,3 +188,18 @@ HARBOR_CATALOG: dict[str, Any] = {
         }
     ],
 }
+
+
+async def stored_rows(settings: Settings, model: Any, *where: Any) -> list[Any]:
+    """The rows of ``model`` matching ``where`` in the database of a server started with
+    ``settings``, read over a connection of the test's own."""
+    from sqlmodel import select
+
+    from adcp_agent.db.engine import create_database
+
+    db = create_database(settings.resolved_database_url())
+    try:
+        async with db.session() as session:
+            return list((await session.exec(select(model).where(*where))).all())
+    finally:
+        await db.dispose()

@@ -9,9 +9,7 @@ from typing import Any
 
 import httpx
 from fastmcp import Client
-from sqlmodel import select
 
-from adcp_agent.db.engine import create_database
 from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
 from tests.delivery_support import (
     AD_OPS_TOKEN,
@@ -28,19 +26,10 @@ from tests.delivery_support import (
     sim_sqlite,
     start_sim_server,
 )
-from tests.support import DEMO_TOKEN, ToolCall, assert_valid, call, mcp_client
+from tests.support import DEMO_TOKEN, ToolCall, assert_valid, call, mcp_client, stored_rows
 from tests.tenant_admin_support import admin_api
 
 __all__ = ["sim", "sim_postgres", "sim_sqlite"]  # the module-scoped simulated-clock server fixture
-
-
-async def _rows(server: SimServer, model: Any, *where: Any) -> list[Any]:
-    db = create_database(server.settings.resolved_database_url())
-    try:
-        async with db.session() as session:
-            return list((await session.exec(select(model).where(*where))).all())
-    finally:
-        await db.dispose()
 
 
 async def _buy(client: Client, server: SimServer, packages: list[dict], **kw: Any) -> str:
@@ -92,7 +81,7 @@ async def test_simulated_delivery_is_hourly_paced_and_never_double_counted(
     assert len({w["totals"]["impressions"] for w in windows}) > 12  # day/night and noise
     assert sum(day["impressions"] for day in pkg["daily_breakdown"]) == pkg["impressions"]
     assert again.data["media_buy_deliveries"] == first.data["media_buy_deliveries"]
-    rows = await _rows(sim, DeliveryHour, DeliveryHour.media_buy_id == mb)
+    rows = await stored_rows(sim.settings, DeliveryHour, DeliveryHour.media_buy_id == mb)
     assert len(rows) == 24 and {r.source for r in rows} == {"simulator"}
     assert d["ext"]["delivery_sources"] == ["simulator"]
     # The seed tools read the same figures.
@@ -136,7 +125,7 @@ async def test_without_a_creative_nothing_serves_and_a_pacing_alert_says_why(
     assert foreign.status_code == 404
     assert foreign.json()["error"]["code"] == "MEDIA_BUY_NOT_FOUND"
     # Idempotent per buy, day and kind however often pacing is evaluated.
-    stored = await _rows(sim, PacingAlert, PacingAlert.media_buy_id == mb)
+    stored = await stored_rows(sim.settings, PacingAlert, PacingAlert.media_buy_id == mb)
     assert len({(a.day, a.kind) for a in stored}) == len(stored) == len(alerts)
     # The publisher sees the same alerts in the tenant-management API.
     admin = await sim.admin(
@@ -184,7 +173,10 @@ async def test_budget_is_never_overspent_and_delivery_stops_at_flight_end(
     assert d["status"] == "completed" and d["is_final"] is True
     assert 499 < d["totals"]["spend"] <= 500
     assert d["by_package"][0]["delivery_status"] == "budget_exhausted"
-    last = max(r.hour for r in await _rows(sim, DeliveryHour, DeliveryHour.media_buy_id == mb))
+    last = max(
+        r.hour
+        for r in await stored_rows(sim.settings, DeliveryHour, DeliveryHour.media_buy_id == mb)
+    )
     assert last < (await sim.now()) - timedelta(hours=24)  # nothing after the flight
 
 

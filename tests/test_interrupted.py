@@ -27,7 +27,7 @@ from adcp_agent.errors import AdcpError
 from adcp_agent.services import interrupted, media_buys, media_updates
 from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
 from tests.notifications_support import publisher
-from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client
+from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client, stored_rows
 
 
 def _flight(days_ahead: int) -> tuple[dict[str, Any], dict[str, str]]:
@@ -63,15 +63,6 @@ async def _sweep(live: LiveServer, now: datetime) -> tuple[int, int]:
         await db.dispose()
 
 
-async def _rows(live: LiveServer, model: Any, *where: Any) -> list[Any]:
-    db = create_database(live.settings.resolved_database_url())
-    try:
-        async with db.session() as session:
-            return list((await session.exec(select(model).where(*where))).all())
-    finally:
-        await db.dispose()
-
-
 def _update(mb: str, **patch: Any) -> dict[str, Any]:
     return {"media_buy_id": mb, "idempotency_key": key("u"), **patch}
 
@@ -101,7 +92,7 @@ async def _book_host_read(
     assert not booked.is_error, booked.data
     mb = booked.data["message"].split()[2]
     buy = await _buy(client, mb)
-    [row] = await _rows(live, Package, Package.media_buy_id == mb)
+    [row] = await stored_rows(live.settings, Package, Package.media_buy_id == mb)
     return {
         "mb": mb,
         "available": available,
@@ -146,8 +137,8 @@ async def test_what_an_interrupted_update_reserved_is_undone_when_its_lease_laps
     assert swept[1] >= 1
     assert abs(freed - available * 0.7) < available * 0.01
     assert after["revision"] == 1 and after["packages"][0]["budget"] == package["budget"]
-    [audit] = await _rows(
-        live,
+    [audit] = await stored_rows(
+        live.settings,
         AuditLog,
         AuditLog.target_id == mb,
         AuditLog.action == "media_buy.update_interrupted",
@@ -174,7 +165,7 @@ async def test_the_next_update_undoes_a_lapsed_lease_before_planning(
         later = (end + timedelta(days=5)).isoformat().replace("+00:00", "Z")
         failed = await call(client, "update_media_buy", _update(mb, end_time=later))
         monkeypatch.undo()
-        moved = await _rows(live, MediaBuy, MediaBuy.media_buy_id == mb)
+        moved = await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb)
         lapsed = utcnow() + media_updates.LEASE + timedelta(seconds=1)
         monkeypatch.setattr(media_updates, "utcnow", lambda: lapsed)
         budget = {
@@ -188,7 +179,7 @@ async def test_the_next_update_undoes_a_lapsed_lease_before_planning(
     assert not changed.is_error, changed.data
     assert after["end_time"] == original["end_time"]
     assert after["revision"] == 2 and after["packages"][0]["budget"] == package["budget"] + 100
-    [row] = await _rows(live, MediaBuy, MediaBuy.media_buy_id == mb)
+    [row] = await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb)
     assert row.update_lease is None and row.update_lease_undo is None
 
 
@@ -250,8 +241,8 @@ async def test_a_stranded_booking_stops_holding_inventory(
         )
         monkeypatch.undo()
         held = await _available(client, avail_args)
-        [stranded] = await _rows(
-            live, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
+        [stranded] = await stored_rows(
+            live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
         )
         early = await _sweep(live, utcnow())
         swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
@@ -265,13 +256,16 @@ async def test_a_stranded_booking_stops_holding_inventory(
     assert abs(freed - available) < available * 0.01
     assert not rebooked.is_error, rebooked.data
     mb = stranded.media_buy_id
-    assert await _rows(live, MediaBuy, MediaBuy.media_buy_id == mb) == []
-    [audit] = await _rows(
-        live, AuditLog, AuditLog.target_id == mb, AuditLog.action == "media_buy.create_interrupted"
+    assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
+    [audit] = await stored_rows(
+        live.settings,
+        AuditLog,
+        AuditLog.target_id == mb,
+        AuditLog.action == "media_buy.create_interrupted",
     )
     assert mb in audit.details["note"] and audit.details["ad_server"] == "mock"
-    [event] = await _rows(
-        live,
+    [event] = await stored_rows(
+        live.settings,
         OutboxEvent,
         OutboxEvent.media_buy_id == mb,
         col(OutboxEvent.event_type) == "media_buy.failed",
@@ -320,7 +314,7 @@ async def test_a_booking_back_after_its_release_cancels_its_order(
     assert late.error_codes == ["SERVICE_UNAVAILABLE"] and "released" in late.error["message"]
     assert actions == [(made[0], "cancel")]
     assert abs(left - available) < available * 0.01
-    assert await _rows(live, MediaBuy, MediaBuy.external_order_id == made[0]) == []
+    assert await stored_rows(live.settings, MediaBuy, MediaBuy.external_order_id == made[0]) == []
 
 
 async def test_the_outbox_worker_sweeps_what_a_stopped_server_left(

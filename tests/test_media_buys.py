@@ -9,23 +9,13 @@ from typing import Any
 
 import pytest
 from adcp_agent_adapters.mock import MockAdapter
-from sqlmodel import select
 
 from adcp_agent.db.engine import Database, create_database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_media import MediaBuy
 from tests.conftest import ADMIN_TOKEN, SECOND_TOKEN
 from tests.media_helpers import flight, guaranteed, key, non_guaranteed, whole_days
-from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
-
-
-async def _rows(live: LiveServer, model, *where):  # type: ignore[no-untyped-def]
-    db = create_database(live.settings.resolved_database_url())
-    try:
-        async with db.session() as session:
-            return list((await session.exec(select(model).where(*where))).all())
-    finally:
-        await db.dispose()
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client, stored_rows
 
 
 async def test_non_guaranteed_buy_is_booked_at_once(live: LiveServer) -> None:
@@ -48,10 +38,12 @@ async def test_non_guaranteed_buy_is_booked_at_once(live: LiveServer) -> None:
     assert package["impressions"] == 1_250_000  # 5000 / 4.00 CPM
     assert_valid("get_media_buys", listed.data)
     assert created.data["media_buy_id"] in {b["media_buy_id"] for b in listed.data["media_buys"]}
-    [row] = await _rows(live, MediaBuy, MediaBuy.media_buy_id == created.data["media_buy_id"])
+    [row] = await stored_rows(
+        live.settings, MediaBuy, MediaBuy.media_buy_id == created.data["media_buy_id"]
+    )
     assert row.state == "live" and row.external_order_id.startswith("mock_order_")
-    [audit] = await _rows(
-        live,
+    [audit] = await stored_rows(
+        live.settings,
         AuditLog,
         AuditLog.target_id == row.media_buy_id,
         AuditLog.action == "media_buy.create",
@@ -232,7 +224,7 @@ async def test_idempotency_same_key_replays_and_different_body_conflicts(
     ids = {r.data.get("media_buy_id") for r in results}
     assert len(ids) == 1 and None not in ids, [r.data for r in results]
     assert sum(1 for r in results if r.data.get("replayed")) == 4
-    rows = await _rows(live, MediaBuy, MediaBuy.media_buy_id.in_(ids))  # type: ignore[attr-defined]
+    rows = await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id.in_(ids))  # type: ignore[attr-defined]
     assert len(rows) == 1
     assert conflict.error_codes == ["IDEMPOTENCY_CONFLICT"]
     assert_valid("create_media_buy", conflict.data)
@@ -302,9 +294,12 @@ async def test_adapter_failure_leaves_nothing_claimed(live: LiveServer) -> None:
     assert failed.error["recovery"] == "transient"
     assert retry.error_codes == ["SERVICE_UNAVAILABLE"]  # the key was released, not stuck
     assert listed.data["media_buys"] == []
-    assert await _rows(live, MediaBuy, MediaBuy.tenant_id == "flaky") == []
-    audits = await _rows(
-        live, AuditLog, AuditLog.tenant_id == "flaky", AuditLog.action == "media_buy.create_failed"
+    assert await stored_rows(live.settings, MediaBuy, MediaBuy.tenant_id == "flaky") == []
+    audits = await stored_rows(
+        live.settings,
+        AuditLog,
+        AuditLog.tenant_id == "flaky",
+        AuditLog.action == "media_buy.create_failed",
     )
     assert len(audits) == 2 and not audits[0].success
 
