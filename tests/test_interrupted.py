@@ -314,6 +314,10 @@ async def test_a_booking_back_after_its_release_cancels_its_order(
     assert late.error_codes == ["SERVICE_UNAVAILABLE"] and "released" in late.error["message"]
     assert actions == [(made[0], "cancel")]
     assert "could not cancel" not in caplog.text  # the mock ad server took it
+    [note] = await stored_rows(
+        live.settings, AuditLog, AuditLog.action == "media_buy.late_order_cancelled"
+    )
+    assert note.success and note.details["external_order_id"] == made[0]
     assert abs(left - available) < available * 0.01
     assert await stored_rows(live.settings, MediaBuy, MediaBuy.external_order_id == made[0]) == []
 

@@ -427,7 +427,7 @@ async def create(
             state, caller, booking, account, result, push_config, completion, render
         )
     except _Released:
-        await _cancel_late_order(adapter, buy, result.external_order_id)
+        await _cancel_late_order(state, caller, adapter, buy, result.external_order_id)
         raise AdcpError(
             "SERVICE_UNAVAILABLE",
             "The ad server took too long to book this media buy and it was released; "
@@ -444,12 +444,27 @@ class _Released(Exception):
     """The provisional buy was released as stranded while the ad server booked it."""
 
 
-async def _cancel_late_order(adapter: AdServerAdapter, buy: MediaBuy, order_id: str) -> None:
+async def _cancel_late_order(
+    state: AppState, caller: Caller, adapter: AdServerAdapter, buy: MediaBuy, order_id: str
+) -> None:
+    """Cancel the order a released booking made, and tell ad ops (audit) how it went."""
+    cancelled = True
     try:
         await adapter.order_action(order_id, "cancel")
     except Exception:  # noqa: BLE001 - reported for ad ops; the buyer's answer stands
+        cancelled = False
         log.exception(
             "could not cancel order %s of released media buy %s", order_id, buy.media_buy_id
+        )
+    async with state.db.transaction() as session:
+        await audit.record(
+            session,
+            caller,
+            "media_buy.late_order_cancelled",
+            target_type="media_buy",
+            target_id=buy.media_buy_id,
+            success=cancelled,
+            details={"ad_server": buy.ad_server, "external_order_id": order_id},
         )
 
 
@@ -468,8 +483,9 @@ async def _book(
     buy, packages = booking.buy, booking.packages
     async with state.db.write() as tx:
         # The provisional rows as committed above: nothing else can have changed them
-        # (a provisioning buy is invisible to every reader and writer but this one), so
-        # they are updated as they are, and so are the objects that describe them.
+        # (a provisioning buy is invisible to every reader and writer but this one, and
+        # the sweep of stranded bookings, which removes it), so they are updated as
+        # they are, and so are the objects that describe them.
         stored = buy
         stored.external_order_id = result.external_order_id
         stored.state = "pending_approval" if buy.guaranteed else "live"
