@@ -195,6 +195,14 @@ async def test_create_order_after_a_lost_answer_adopts_the_order(fake, gam) -> N
     assert len(fake.requests("createOrders")) == 1
 
 
+async def test_find_order_finds_the_order_create_order_made_for_a_media_buy(fake, gam) -> None:
+    """What the sweep of stranded bookings asks before releasing a buy: by the order's
+    name, which carries the media buy id; None for a buy the network has no order for."""
+    made = await gam.create_order(order())
+    assert await gam.find_order("mb_42", "Acme spring") == made.external_order_id
+    assert await gam.find_order("mb_43", "Acme spring") is None
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adcp_agent_adapters.mock import MockAdapter
+from adcp_agent_adapters.mock import MockAdapter, load_state
 from sqlmodel import col, select
 
 from adcp_agent.db.engine import create_database
@@ -25,6 +25,7 @@ from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import interrupted, media_buys, media_updates
+from adcp_agent.state import AppState
 from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
 from tests.notifications_support import publisher
 from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client, stored_rows
@@ -56,11 +57,13 @@ async def _buy(client: Any, mb: str) -> dict[str, Any]:
 
 
 async def _sweep(live: LiveServer, now: datetime) -> tuple[int, int]:
-    db = create_database(live.settings.resolved_database_url())
+    """The sweep as the outbox worker runs it, from a server state of the test's own
+    on the live server's database (and its mock ad server's journal)."""
+    state = AppState.from_settings(live.settings)
     try:
-        return await interrupted.sweep(db, now)
+        return await interrupted.sweep(state, now)
     finally:
-        await db.dispose()
+        await state.db.dispose()
 
 
 def _update(mb: str, **patch: Any) -> dict[str, Any]:
@@ -263,7 +266,8 @@ async def test_a_stranded_booking_stops_holding_inventory(
         AuditLog.target_id == mb,
         AuditLog.action == "media_buy.create_interrupted",
     )
-    assert mb in audit.details["note"] and audit.details["ad_server"] == "mock"
+    assert audit.details["ad_server"] == "mock" and audit.details["external_order_id"] is None
+    assert audit.details["note"] == "The ad server holds no order for it."
     [event] = await stored_rows(
         live.settings,
         OutboxEvent,
@@ -272,6 +276,45 @@ async def test_a_stranded_booking_stops_holding_inventory(
     )
     assert event.payload["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert event.payload["product_ids"] == ["podcast_host_read"]
+
+
+async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server stopped after the ad server took the order, before the booked state
+    committed: the sweep finds that order (the adapter's find_order) and cancels it
+    before releasing the buy, so nothing serves that no buy records."""
+    avail_args, flight_args = _flight(days_ahead=380)
+
+    async def stopped(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("the server stopped")
+
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        available = await _available(client, avail_args)
+        monkeypatch.setattr(media_buys, "_book", stopped)
+        failed = await call(
+            client, "create_media_buy", _host_read(_share(available, 0.3), flight_args)
+        )
+        monkeypatch.undo()
+        [stranded] = await stored_rows(
+            live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
+        )
+        swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
+        freed = await _available(client, avail_args)
+    mb = stranded.media_buy_id
+    orders, _ = load_state(live.data_dir / "adapters" / "demo-mock.state")
+    [(order_id, order)] = [(k, o) for k, o in orders.items() if o.spec.media_buy_id == mb]
+    assert failed.is_error
+    assert swept[0] >= 1 and abs(freed - available) < available * 0.01
+    assert order.status == "canceled"
+    [audit] = await stored_rows(
+        live.settings,
+        AuditLog,
+        AuditLog.target_id == mb,
+        AuditLog.action == "media_buy.create_interrupted",
+    )
+    assert audit.details["external_order_id"] == order_id
+    assert audit.details["note"] == f"Its order {order_id} was cancelled."
 
 
 async def test_a_booking_back_after_its_release_cancels_its_order(
@@ -312,7 +355,8 @@ async def test_a_booking_back_after_its_release_cancels_its_order(
         left = await _available(client, avail_args)
     assert swept[0] >= 1
     assert late.error_codes == ["SERVICE_UNAVAILABLE"] and "released" in late.error["message"]
-    assert actions == [(made[0], "cancel")]
+    # The sweep found the order and cancelled it; the booking, back, cancelled it too.
+    assert actions == [(made[0], "cancel"), (made[0], "cancel")]
     assert "could not cancel" not in caplog.text  # the mock ad server took it
     [note] = await stored_rows(
         live.settings, AuditLog, AuditLog.action == "media_buy.late_order_cancelled"

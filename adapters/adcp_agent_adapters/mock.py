@@ -207,7 +207,7 @@ class MockAdapter:
     @_changes
     async def create_order(self, spec: OrderSpec) -> OrderResult:
         self._maybe_fail("create_order")
-        order_id = "mock_order_" + hashlib.sha256(spec.media_buy_id.encode()).hexdigest()[:12]
+        order_id = _order_id(spec.media_buy_id)
         guaranteed = any(line.guaranteed for line in spec.lines)
         order = _Order(spec, status="pending_approval" if guaranteed else "draft")
         line_ids: dict[str, str] = {}
@@ -326,6 +326,11 @@ class MockAdapter:
                 day += timedelta(days=1)
         return rows
 
+    async def find_order(self, media_buy_id: str, name: str) -> str | None:
+        self._refresh()
+        order_id = _order_id(media_buy_id)
+        return order_id if order_id in self.orders else None
+
     async def sync_orders(self, external_order_ids: list[str]) -> list[ExternalOrderState]:
         self._refresh()
         return [
@@ -337,6 +342,11 @@ class MockAdapter:
             for oid in external_order_ids
             if oid in self.orders
         ]
+
+
+def _order_id(media_buy_id: str) -> str:
+    """One order per media buy, its id derived from the buy's."""
+    return "mock_order_" + hashlib.sha256(media_buy_id.encode()).hexdigest()[:12]
 
 
 def load_state(state_file: Path) -> tuple[dict[str, _Order], dict[str, CreativeSpec]]:

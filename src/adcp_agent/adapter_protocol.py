@@ -12,6 +12,7 @@ returns are kept by core and passed back on later calls.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib.metadata import entry_points
@@ -202,6 +203,23 @@ class AdServerAdapter(Protocol):
     ) -> list[DeliveryRow]: ...
 
     async def sync_orders(self, external_order_ids: list[str]) -> list[ExternalOrderState]: ...
+
+
+OrderFinder = Callable[[str, str], Awaitable[str | None]]
+
+
+def order_finder(adapter: AdServerAdapter) -> OrderFinder | None:
+    """The adapter's optional ``find_order(media_buy_id, name)``: the external id of
+    the order ``create_order`` made for that media buy (``name`` as in its OrderSpec),
+    or None if it made none. With it, a booking interrupted after the ad server took
+    it is cancelled there (services.interrupted); without it, ad ops are told which
+    order to look for."""
+    return getattr(adapter, "find_order", None)
+
+
+def order_name(account_name: str, media_buy_id: str) -> str:
+    """The ``OrderSpec.name`` of a media buy's order."""
+    return f"{account_name} {media_buy_id}"
 
 
 def orders_survive_power_loss(adapter: AdServerAdapter) -> bool:

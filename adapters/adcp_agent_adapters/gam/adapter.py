@@ -229,6 +229,12 @@ class GoogleAdManagerAdapter:
         order_id = int(existing.id)
         return OrderResult(str(order_id), await self._book_lines(order_id, spec.lines))
 
+    async def find_order(self, media_buy_id: str, name: str) -> str | None:
+        """The order ``create_order`` made for this media buy: found by its name, which
+        carries the media buy id (``orders.named``)."""
+        found = await self._find_order_by_name(orders.named(name, media_buy_id))
+        return None if found is None else str(int(found.id))
+
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
         order_id = _gam_id(external_order_id, "order", "external_order_id")
         order = await self._order(order_id)

@@ -3,9 +3,10 @@
 * **Bookings.** create_media_buy commits its buy as ``provisioning`` (invisible to
   buyers, but holding its inventory) before it calls the ad server, and marks it booked
   after. A server stopped in between left that buy holding inventory for good. Once it
-  is ``STRANDED_AFTER`` old — far longer than any ad-server call may take — its rows go,
-  the buyer's webhook gets ``media_buy.failed``, and the audit log tells ad ops which
-  order to look for: the ad server may have taken it, and nothing here knows its id.
+  is ``STRANDED_AFTER`` old — far longer than any ad-server call may take — the order
+  its booking may have made is cancelled at the ad server (where the adapter can find
+  it: ``find_order``; else the audit row tells ad ops what to look for), its rows go,
+  and the buyer's webhook gets ``media_buy.failed``.
   (The buyer's retry with the same idempotency key books afresh: its claim went stale
   long before.) A booking that does come back later finds its buy gone and cancels the
   order it made (``media_buys.create``).
@@ -27,11 +28,15 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 
+from adcp_agent.adapter_protocol import order_finder, order_name
 from adcp_agent.db import statements
 from adcp_agent.db.engine import Database
+from adcp_agent.db.models import Tenant
+from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import audit, buy_events
+from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
 
@@ -83,41 +88,76 @@ class _Gone(Exception):
     """Another server, or the work itself, settled it first: roll back, count nothing."""
 
 
-async def sweep(db: Database, now: datetime) -> tuple[int, int]:
+async def sweep(state: AppState, now: datetime) -> tuple[int, int]:
     """Release every stranded booking and lapsed lease (``now`` on the wall clock, as
-    leases and ``created_at`` are); how many of each."""
+    leases and ``created_at`` are); how many of each. A booking whose ad server cannot
+    be reached now is left for the next sweep."""
+    db = state.db
     stranded = [r.media_buy_id for r in await db.read(_STRANDED, {"cutoff": now - STRANDED_AFTER})]
     lapsed = [r.media_buy_id for r in await db.read(_LAPSED, {"now": now})]
-    bookings = sum([await release_booking(db, media_buy_id, now) for media_buy_id in stranded])
+    bookings = 0
+    for media_buy_id in stranded:
+        try:
+            bookings += await release_booking(state, media_buy_id, now)
+        except Exception:  # noqa: BLE001 - the ad server, most likely: next sweep
+            log.exception("could not release stranded media buy %s yet", media_buy_id)
     leases = sum([await release_lease(db, media_buy_id, now) for media_buy_id in lapsed])
     return bookings, leases
 
 
-async def release_booking(db: Database, media_buy_id: str, now: datetime) -> bool:
-    """Remove a stranded provisioning buy; False if it is not one (booked meanwhile,
-    released by another server, or not old enough)."""
+def _stranded(buy: MediaBuy | None, now: datetime) -> bool:
+    return buy is not None and buy.state == "provisioning" and buy.created_at < now - STRANDED_AFTER
+
+
+async def _cancel_order(state: AppState, buy: MediaBuy) -> dict[str, Any]:
+    """Cancel the order the interrupted booking may have made, where the adapter can
+    find it; what to tell ad ops."""
+    async with state.db.session() as session:
+        tenant = await session.get(Tenant, buy.tenant_id)
+        account = await session.get(Account, buy.account_id)
+    assert tenant is not None and account is not None
+    name = order_name(account.name, buy.media_buy_id)
+    adapter = state.adapters.get(tenant, buy.ad_server)
+    find = order_finder(adapter)
+    if find is None:
+        return {
+            "external_order_id": None,
+            "note": (
+                "The ad server may hold an order for this buy that nobody tracks, "
+                f"named '{name}' or carrying the media buy id: archive it there."
+            ),
+        }
+    order_id = await find(buy.media_buy_id, name)
+    if order_id is None:
+        return {"external_order_id": None, "note": "The ad server holds no order for it."}
+    await adapter.order_action(order_id, "cancel")
+    return {"external_order_id": order_id, "note": f"Its order {order_id} was cancelled."}
+
+
+async def release_booking(state: AppState, media_buy_id: str, now: datetime) -> bool:
+    """Remove a stranded provisioning buy, cancelling first the order its booking made
+    at the ad server if the adapter can find it; False if it is not one (booked
+    meanwhile, released by another server, or not old enough)."""
+    async with state.db.session() as session:
+        buy = await session.get(MediaBuy, media_buy_id)
+    if buy is None or not _stranded(buy, now):
+        return False
+    order = await _cancel_order(state, buy)
     try:
-        async with db.transaction() as session:
-            buy = await session.get(MediaBuy, media_buy_id)
-            if buy is None or buy.state != "provisioning" or buy.created_at >= now - STRANDED_AFTER:
+        async with state.db.transaction() as session:
+            stored = await session.get(MediaBuy, media_buy_id)
+            if stored is None or not _stranded(stored, now):
                 raise _Gone
-            await buy_events.failed(session, buy, STRANDED)
+            await buy_events.failed(session, stored, STRANDED)
             await audit.record(
                 session,
                 None,
                 "media_buy.create_interrupted",
-                tenant_id=buy.tenant_id,
+                tenant_id=stored.tenant_id,
                 target_type="media_buy",
                 target_id=media_buy_id,
                 success=False,
-                details={
-                    "ad_server": buy.ad_server,
-                    "note": (
-                        "The server stopped while booking this buy. The ad server may "
-                        f"hold an order named '... {media_buy_id}' that nobody tracks: "
-                        "archive it there."
-                    ),
-                },
+                details={"ad_server": stored.ad_server, **order},
             )
             await session.exec(delete(Package).where(col(Package.media_buy_id) == media_buy_id))
             gone = await session.exec(

@@ -18,6 +18,7 @@ from adcp_agent.adapter_protocol import (
     LineSpec,
     OrderResult,
     OrderSpec,
+    order_name,
     orders_survive_power_loss,
 )
 from adcp_agent.db import statements
@@ -397,7 +398,7 @@ async def create(
     products = booking.products
     spec = OrderSpec(
         media_buy_id=buy.media_buy_id,
-        name=f"{account.name} {buy.media_buy_id}",
+        name=order_name(account.name, buy.media_buy_id),
         advertiser_name=account.advertiser or account.name,
         advertiser_mapping=dict(mappings or {}),
         start=buy.start_time,

@@ -270,7 +270,7 @@ class OutboxWorker:
             )
             await self.check_campaigns()
             try:  # work a stopped server left half done (leases and bookings: wall clock)
-                await interrupted.sweep(self.state.db, utcnow())
+                await interrupted.sweep(self.state, utcnow())
             except Exception:  # noqa: BLE001 - retried at the next check; delivery goes on
                 log.exception("sweeping interrupted work failed; retrying at the next check")
         return await self.run_once()
