@@ -140,14 +140,16 @@ async def release_booking(state: AppState, media_buy_id: str, now: datetime) -> 
     meanwhile, released by another server, or not old enough)."""
     async with state.db.session() as session:
         buy = await session.get(MediaBuy, media_buy_id)
-    if buy is None or not _stranded(buy, now):
+    if not _stranded(buy, now):
         return False
+    assert buy is not None
     order = await _cancel_order(state, buy)
     try:
         async with state.db.transaction() as session:
             stored = await session.get(MediaBuy, media_buy_id)
-            if stored is None or not _stranded(stored, now):
+            if not _stranded(stored, now):
                 raise _Gone
+            assert stored is not None
             await buy_events.failed(session, stored, STRANDED)
             await audit.record(
                 session,
