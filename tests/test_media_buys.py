@@ -214,6 +214,24 @@ async def test_booking_reduces_later_avails_and_guaranteed_cannot_overbook(
     assert second.error["details"]["available_impressions"] == left
 
 
+async def test_auction_buys_take_no_inventory_from_the_next_buyer(live: LiveServer) -> None:
+    """An auction package bids for impressions it is not promised: however much of the
+    forecast it could buy, the next buyer's avails stay as they were (a guaranteed
+    booking's do shrink: the test above)."""
+    avail_args, window = whole_days("display_run_of_site", days_ahead=3, days=9)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        before = await call(client, "get_avails", avail_args)
+        available = before.data["packages"][0]["available_impressions"]
+        budget = round(available * 0.9 * 4.0 / 1000, 2)  # 90% of the forecast at a 4.00 bid
+        bought = await call(
+            client, "create_media_buy", {**non_guaranteed(budget=budget), **window}
+        )
+        after = await call(client, "get_avails", avail_args)
+    assert bought.data["status"] == "completed", bought.data
+    assert after.data["packages"][0]["available_impressions"] == available
+    assert after.data["packages"][0]["reserved_impressions"] == 0
+
+
 async def test_idempotency_same_key_replays_and_different_body_conflicts(
     live: LiveServer,
 ) -> None:

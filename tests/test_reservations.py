@@ -55,6 +55,8 @@ def _reference(
             continue
         if buy.media_buy_id == exclude:
             continue
+        if not package.guaranteed:  # an auction package is promised nothing
+            continue
         if buy.state not in RESERVING or not package.impressions_goal:
             continue
         if not (buy.start_time < end and buy.end_time > start):
@@ -114,6 +116,7 @@ async def _reserving_buys(
                 MediaBuy.start_time < end,
                 MediaBuy.end_time > start,
                 col(Package.impressions_goal) > 0,
+                col(Package.guaranteed).is_(True),
             )
             .order_by(MediaBuy.media_buy_id)
             .limit(2)
@@ -134,7 +137,18 @@ async def test_reservations_follow_every_change_to_a_buy(tmp_path: Path, backend
             products = sorted(
                 await session.exec(select(Product.product_id).where(Product.tenant_id == "demo"))
             )
-            buys = list(await session.exec(select(MediaBuy).order_by(MediaBuy.media_buy_id)))
+            # Buys with a guaranteed package: only those reserve (their changes must show).
+            buys = list(
+                await session.exec(
+                    select(MediaBuy)
+                    .where(
+                        col(MediaBuy.media_buy_id).in_(
+                            select(Package.media_buy_id).where(col(Package.guaranteed).is_(True))
+                        )
+                    )
+                    .order_by(MediaBuy.media_buy_id)
+                )
+            )
         # The seeded book: running, upcoming and ended buys, so the sums mean something.
         assert await _assert_sums_agree(state, products, now) > 10
 
@@ -192,6 +206,7 @@ async def test_reservations_follow_every_change_to_a_buy(tmp_path: Path, backend
                     rate=10.0,
                     budget=5000.0,
                     impressions_goal=500_000,
+                    guaranteed=True,
                 )
             )
         copy = Package.__table__.c  # type: ignore[attr-defined]  # the trigger-kept copies

@@ -97,11 +97,11 @@ class MediaBuy(SQLModel, table=True):
 
 # Copies of the buy's state, flight and sandbox flag, kept by database triggers
 # (migration 0015), and numbers the database computes from them (generated columns,
-# migration 0017): the flight in epoch seconds and the package's reserving rate (its
-# impressions goal per second of flight while its buy holds inventory, else NULL), for
-# the reservation sum. Columns of the packages table but not of the model (excluded
-# from its mapper), so the application never loads or writes them; services.avails
-# reads them through Package.__table__.
+# migrations 0017, 0021): the flight in epoch seconds and the package's reserving rate
+# (a guaranteed package's impressions goal per second of flight while its buy holds
+# inventory, else NULL), for the reservation sum. Columns of the packages table but not
+# of the model (excluded from its mapper), so the application never loads or writes
+# them; services.avails reads them through Package.__table__.
 _FLIGHT_COPIES = (
     Column("buy_state", String(20), nullable=True),
     Column("flight_start", UTCDateTime(), nullable=True),

@@ -23,7 +23,9 @@ from adcp_agent.services.catalog import min_spend
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
-# Buys in these states hold inventory.
+# Buys in these states hold inventory — for their guaranteed packages only: an auction
+# package bids for impressions it is not promised, so it takes nothing from what others
+# can book (as an ad server's forecast counts only guaranteed lines as contending).
 RESERVING = ("provisioning", "pending_approval", "live", "paused")
 
 
@@ -53,11 +55,12 @@ def rate_of(option: dict) -> tuple[float, bool]:
 # (thousands on a busy product): each package carries its buy's flight, state and
 # sandbox flag (copied by triggers, migration 0015) and, computed from them by the
 # database, its flight in epoch seconds and its reserving rate — impressions goal per
-# second of flight while its buy is in a RESERVING state, else NULL (generated columns,
-# migration 0017, which spells RESERVING out). The partial index ix_packages_reserving
-# holds just those numbers for just the reserving packages, so the database adds up
-# rate x seconds of the package's flight inside ours from the index alone. Built once:
-# building and cache-keying the statement per call cost more than running it.
+# second of flight while it is guaranteed and its buy is in a RESERVING state, else NULL
+# (generated columns, migrations 0017 and 0021, which spell RESERVING out). The partial
+# index ix_packages_reserving holds just those numbers for just the reserving packages,
+# so the database adds up rate x seconds of the package's flight inside ours from the
+# index alone. Built once: building and cache-keying the statement per call cost more
+# than running it.
 _COPY = Package.__table__.c  # type: ignore[attr-defined]  # the database-kept columns
 _INSIDE = Least(_COPY.flight_end_s, bindparam("hi", type_=Float)) - Greatest(
     _COPY.flight_start_s, bindparam("lo", type_=Float)
