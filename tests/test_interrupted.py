@@ -21,10 +21,10 @@ from sqlmodel import col, select
 from adcp_agent.db.engine import create_database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_events import OutboxEvent
-from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.models_media import IdempotencyRecord, MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import interrupted, media_buys, media_updates
+from adcp_agent.services import idempotency, interrupted, media_buys, media_updates
 from adcp_agent.state import AppState
 from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
 from tests.notifications_support import publisher
@@ -278,6 +278,132 @@ async def test_a_stranded_booking_stops_holding_inventory(
     assert event.payload["product_ids"] == ["podcast_host_read"]
 
 
+def _stop_after_the_order(monkeypatch: pytest.MonkeyPatch, *, claim_stays: bool = False) -> None:
+    """The next booking stops after the ad server took its order, before its booked
+    state: nothing it would do after runs (``claim_stays``: not even releasing its
+    idempotency claim, as when the process is killed)."""
+
+    async def stopped(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("the server stopped")
+
+    async def nothing(*_a: Any, **_k: Any) -> None:
+        return None
+
+    monkeypatch.setattr(media_buys, "_book", stopped)
+    monkeypatch.setattr(interrupted, "release_unbooked", nothing)
+    if claim_stays:
+        monkeypatch.setattr(idempotency, "_release", nothing)
+
+
+async def _age_claims(live: LiveServer, by: timedelta) -> None:
+    """Move every idempotency claim's last change ``by`` into the past."""
+    state = AppState.from_settings(live.settings)
+    try:
+        async with state.db.transaction() as session:
+            for record in (await session.exec(select(IdempotencyRecord))).all():
+                record.updated_at -= by
+                session.add(record)
+    finally:
+        await state.db.dispose()
+
+
+def _mock_orders(live: LiveServer, mb: str) -> list[tuple[str, Any]]:
+    """The mock ad server's orders (id, order) for media buy ``mb``."""
+    orders, _ = load_state(live.data_dir / "adapters" / "demo-mock.state")
+    return [(k, o) for k, o in orders.items() if o.spec.media_buy_id == mb]
+
+
+async def _interrupted_audit(live: LiveServer, mb: str) -> AuditLog:
+    [row] = await stored_rows(
+        live.settings,
+        AuditLog,
+        AuditLog.target_id == mb,
+        AuditLog.action == "media_buy.create_interrupted",
+    )
+    return row
+
+
+async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server was killed mid-booking: its claim stays unanswered and its buy holds
+    60% of the flight. The buyer's retry with the same key, once the claim is stale,
+    releases that buy (cancelling its order) before booking — not beside it, where it
+    would find only 40% left. While the ad server cannot cancel the order, the retry
+    is told to come back, and nothing is released."""
+    avail_args, flight_args = _flight(days_ahead=410)
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        available = await _available(client, avail_args)
+        request = _host_read(_share(available, 0.6), flight_args)
+        _stop_after_the_order(monkeypatch, claim_stays=True)
+        killed = await call(client, "create_media_buy", request)
+        monkeypatch.undo()
+        [left] = await stored_rows(
+            live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
+        )
+        too_soon = await call(client, "create_media_buy", request)
+        await _age_claims(live, idempotency.STALE_AFTER + timedelta(seconds=5))
+
+        async def unreachable(self: MockAdapter, order_id: str, action: Any) -> None:
+            raise ConnectionError("the ad server is down")
+
+        monkeypatch.setattr(MockAdapter, "order_action", unreachable)
+        ad_server_down = await call(client, "create_media_buy", request)
+        monkeypatch.undo()
+        still = await stored_rows(
+            live.settings, MediaBuy, MediaBuy.media_buy_id == left.media_buy_id
+        )
+        retried = await call(client, "create_media_buy", request)
+        replayed = await call(client, "create_media_buy", request)
+        after = await _available(client, avail_args)
+    assert killed.is_error
+    assert too_soon.error_codes == ["IDEMPOTENCY_IN_FLIGHT"]  # not stale yet: it may be running
+    assert ad_server_down.error_codes == ["SERVICE_UNAVAILABLE"]
+    assert ad_server_down.error["field"] == "idempotency_key"
+    assert [b.state for b in still] == ["provisioning"]
+    assert retried.data["status"] == "submitted", retried.data
+    assert replayed.data.get("replayed") is True
+    mb = left.media_buy_id
+    assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
+    [(_, order)] = _mock_orders(live, mb)
+    assert order.status == "canceled"
+    audit = await _interrupted_audit(live, mb)
+    assert audit.details["released_by"] == "retry"
+    assert abs(after - available * 0.4) < available * 0.01  # one booking's worth, not two
+
+
+async def test_a_booking_that_fails_to_commit_releases_its_buy_at_once(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The booked state did not commit and the buyer was told: the provisional buy
+    goes at once (its order cancelled), so a retry books the whole share again."""
+    avail_args, flight_args = _flight(days_ahead=440)
+
+    async def failing(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("the disk is full")
+
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        available = await _available(client, avail_args)
+        request = _host_read(_share(available, 0.6), flight_args)
+        monkeypatch.setattr(media_buys, "_book", failing)
+        failed = await call(client, "create_media_buy", request)
+        monkeypatch.undo()
+        freed = await _available(client, avail_args)
+        retried = await call(client, "create_media_buy", request)
+    assert failed.is_error
+    assert abs(freed - available) < available * 0.01
+    assert retried.data["status"] == "submitted", retried.data
+    [audit] = [
+        a
+        for a in await stored_rows(
+            live.settings, AuditLog, AuditLog.action == "media_buy.create_interrupted"
+        )
+        if a.details["released_by"] == "failed"
+    ]
+    [(order_id, order)] = _mock_orders(live, audit.target_id)
+    assert order.status == "canceled" and audit.details["external_order_id"] == order_id
+
+
 async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -286,12 +412,9 @@ async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
     before releasing the buy, so nothing serves that no buy records."""
     avail_args, flight_args = _flight(days_ahead=380)
 
-    async def stopped(*_a: Any, **_k: Any) -> Any:
-        raise RuntimeError("the server stopped")
-
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
         available = await _available(client, avail_args)
-        monkeypatch.setattr(media_buys, "_book", stopped)
+        _stop_after_the_order(monkeypatch)
         failed = await call(
             client, "create_media_buy", _host_read(_share(available, 0.3), flight_args)
         )

@@ -223,9 +223,7 @@ async def test_auction_buys_take_no_inventory_from_the_next_buyer(live: LiveServ
         before = await call(client, "get_avails", avail_args)
         available = before.data["packages"][0]["available_impressions"]
         budget = round(available * 0.9 * 4.0 / 1000, 2)  # 90% of the forecast at a 4.00 bid
-        bought = await call(
-            client, "create_media_buy", {**non_guaranteed(budget=budget), **window}
-        )
+        bought = await call(client, "create_media_buy", {**non_guaranteed(budget=budget), **window})
         after = await call(client, "get_avails", avail_args)
     assert bought.data["status"] == "completed", bought.data
     assert after.data["packages"][0]["available_impressions"] == available

@@ -12,7 +12,14 @@ from pydantic import Field
 
 from adcp_agent.db.models import Tenant
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import avails, delivery_reports, idempotency, media_reads, sandbox_arms
+from adcp_agent.services import (
+    avails,
+    delivery_reports,
+    idempotency,
+    interrupted,
+    media_reads,
+    sandbox_arms,
+)
 from adcp_agent.services import media_buys as buys
 from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
@@ -270,6 +277,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 render_forced=forced_payload,
             ),
             deferred=True,  # media_buys.create claims with its provisional rows
+            # A retry after a stopped server first releases the buy its attempt left.
+            on_stale=lambda media_buy_id: interrupted.release_retaken(state, media_buy_id),
         )
         return media_wire.as_result(response)
 

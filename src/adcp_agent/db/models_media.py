@@ -192,6 +192,9 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(max_length=255)
     request_hash: str = Field(max_length=64)
     status: str = Field(max_length=20)  # in_flight | completed
+    # What the claimed attempt is creating (a media buy id), so a retry that retakes a
+    # stale claim can release what that attempt left (services.interrupted).
+    subject_id: str | None = Field(default=None, max_length=64)
     response: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())

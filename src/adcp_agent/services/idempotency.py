@@ -138,13 +138,15 @@ class Completion:
         self.claimed = ident is not None and claimed
         self.marked = False
 
-    async def claim(self, tx: Tx) -> None:
+    async def claim(self, tx: Tx, *, subject: str | None = None) -> None:
         """Insert a deferred claim in ``tx``, which the action commits before anything
-        it does outside the database. Raises ``_Taken`` (rolling ``tx`` back) when a
-        concurrent duplicate holds the key."""
+        it does outside the database; ``subject`` names what the action creates there
+        (``run_once``'s ``on_stale`` gets it). Raises ``_Taken`` (rolling ``tx`` back)
+        when a concurrent duplicate holds the key."""
         pending = self._pending
         if pending is None:
             return
+        pending.subject_id = subject
         try:
             await statements.insert(tx, pending)
         except IntegrityError as exc:
@@ -178,6 +180,7 @@ async def run_once(
     action: Callable[[Completion], Awaitable[dict[str, Any]]],
     *,
     deferred: bool = False,
+    on_stale: Callable[[str], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Run ``action`` at most once per key and return its response; a replay returns the
     stored response marked ``replayed: true``.
@@ -186,7 +189,10 @@ async def run_once(
     that commits its effects; ``deferred``, it must also call ``completion.claim(tx)``
     in a transaction committed before any effect outside the database (``mark``
     claims if nothing did). If it fails (or never marks), the claim is released so the
-    buyer can retry with the same key."""
+    buyer can retry with the same key. A claim left unanswered past ``STALE_AFTER``
+    (its server stopped) is retaken by the next retry, after ``on_stale`` has put
+    right what that attempt left of the subject its claim names (it may raise: the
+    claim then stays, and the retry gets the error)."""
     if key is None:
         return await action(Completion(None))
     assert caller.principal_id is not None
@@ -231,6 +237,8 @@ async def run_once(
             # AdCP's envelope flag: this answer is the stored one, nothing was done again.
             return {**existing.response, "replayed": True}
         if utcnow() - existing.updated_at > STALE_AFTER:
+            if existing.subject_id is not None and on_stale is not None:
+                await on_stale(existing.subject_id)
             await _release(db, {**ident, "id": existing.id})
             continue
         if asyncio.get_running_loop().time() > deadline:

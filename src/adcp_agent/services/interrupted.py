@@ -6,10 +6,13 @@
   is ``STRANDED_AFTER`` old — far longer than any ad-server call may take — the order
   its booking may have made is cancelled at the ad server (where the adapter can find
   it: ``find_order``; else the audit row tells ad ops what to look for), its rows go,
-  and the buyer's webhook gets ``media_buy.failed``.
-  (The buyer's retry with the same idempotency key books afresh: its claim went stale
-  long before.) A booking that does come back later finds its buy gone and cancels the
-  order it made (``media_buys.create``).
+  and the buyer's webhook gets ``media_buy.failed``. Sooner, where it is known to be
+  over: the buyer's retry with the same idempotency key retakes the stale claim
+  (``idempotency.STALE_AFTER``), which names the buy, and releases that buy the same
+  way before booking afresh (``release_retaken``) — never beside it while it still
+  holds inventory; a booking whose booked state failed to commit releases its own
+  (``release_now``). A booking that does come back later finds its buy gone and
+  cancels the order it made (``media_buys.create``).
 * **Updates.** update_media_buy reserves a larger goal, a later end or a resubmitted
   state before it calls the ad server, under the buy's lease, and records what each
   replaced (``update_lease_undo``). A lease that lapsed (``media_updates.LEASE``) was
@@ -28,7 +31,7 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 
-from adcp_agent.adapter_protocol import order_finder, order_name
+from adcp_agent.adapter_protocol import AdServerAdapter, order_finder, order_name
 from adcp_agent.db import statements
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Tenant
@@ -36,6 +39,7 @@ from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import audit, buy_events
+from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
@@ -105,8 +109,8 @@ async def sweep(state: AppState, now: datetime) -> tuple[int, int]:
     return bookings, leases
 
 
-def _stranded(buy: MediaBuy | None, now: datetime) -> bool:
-    return buy is not None and buy.state == "provisioning" and buy.created_at < now - STRANDED_AFTER
+def _stranded(buy: MediaBuy | None, now: datetime, older_than: timedelta) -> bool:
+    return buy is not None and buy.state == "provisioning" and buy.created_at < now - older_than
 
 
 async def _cancel_order(state: AppState, buy: MediaBuy) -> dict[str, Any]:
@@ -134,20 +138,89 @@ async def _cancel_order(state: AppState, buy: MediaBuy) -> dict[str, Any]:
     return {"external_order_id": order_id, "note": f"Its order {order_id} was cancelled."}
 
 
-async def release_booking(state: AppState, media_buy_id: str, now: datetime) -> bool:
+async def release_now(state: AppState, media_buy_id: str, cause: str) -> bool:
+    """``release_booking`` at any age, for a booking known to be over (``cause`` goes
+    in the audit row)."""
+    return await release_booking(
+        state, media_buy_id, datetime.now(UTC), older_than=timedelta(0), cause=cause
+    )
+
+
+async def release_retaken(state: AppState, media_buy_id: str) -> None:
+    """A retry retakes the stale claim of an attempt that never answered: release the
+    buy that attempt provisioned first. An ad server that cannot be asked to cancel its
+    order now is SERVICE_UNAVAILABLE: the claim stays, and so does the buy (for the
+    next retry, or the sweep)."""
+    try:
+        await release_now(state, media_buy_id, "retry")
+    except Exception as exc:
+        log.exception("could not release media buy %s for a retry", media_buy_id)
+        raise AdcpError(
+            "SERVICE_UNAVAILABLE",
+            "An earlier attempt with this idempotency key was interrupted, and the order "
+            "it may have made cannot be cancelled yet. Retry shortly with the same key.",
+            field="idempotency_key",
+            recovery="transient",
+        ) from exc
+
+
+async def release_unbooked(state: AppState, media_buy_id: str) -> None:
+    """A booking's booked state failed to commit and its buyer is told so: release its
+    provisional buy (the order cancelled first) now, not at the next sweep, so a retry
+    books beside nothing. Nothing, if it did commit after all; the sweep's, if this
+    fails too."""
+    try:
+        await release_now(state, media_buy_id, "failed")
+    except Exception:  # noqa: BLE001 - the booking's own failure is the answer
+        log.exception("could not release unbooked media buy %s yet", media_buy_id)
+
+
+async def cancel_late_order(
+    state: AppState, caller: Caller, adapter: AdServerAdapter, buy: MediaBuy, order_id: str
+) -> None:
+    """Cancel the order a booking made after its buy was released, and tell ad ops
+    (audit) how it went."""
+    cancelled = True
+    try:
+        await adapter.order_action(order_id, "cancel")
+    except Exception:  # noqa: BLE001 - reported for ad ops; the buyer's answer stands
+        cancelled = False
+        log.exception(
+            "could not cancel order %s of released media buy %s", order_id, buy.media_buy_id
+        )
+    async with state.db.transaction() as session:
+        await audit.record(
+            session,
+            caller,
+            "media_buy.late_order_cancelled",
+            target_type="media_buy",
+            target_id=buy.media_buy_id,
+            success=cancelled,
+            details={"ad_server": buy.ad_server, "external_order_id": order_id},
+        )
+
+
+async def release_booking(
+    state: AppState,
+    media_buy_id: str,
+    now: datetime,
+    *,
+    older_than: timedelta = STRANDED_AFTER,
+    cause: str = "sweep",
+) -> bool:
     """Remove a stranded provisioning buy, cancelling first the order its booking made
     at the ad server if the adapter can find it; False if it is not one (booked
-    meanwhile, released by another server, or not old enough)."""
+    meanwhile, released by another server, or not ``older_than`` old)."""
     async with state.db.session() as session:
         buy = await session.get(MediaBuy, media_buy_id)
-    if not _stranded(buy, now):
+    if not _stranded(buy, now, older_than):
         return False
     assert buy is not None
     order = await _cancel_order(state, buy)
     try:
         async with state.db.transaction() as session:
             stored = await session.get(MediaBuy, media_buy_id)
-            if not _stranded(stored, now):
+            if not _stranded(stored, now, older_than):
                 raise _Gone
             assert stored is not None
             await buy_events.failed(session, stored, STRANDED)
@@ -159,7 +232,7 @@ async def release_booking(state: AppState, media_buy_id: str, now: datetime) -> 
                 target_type="media_buy",
                 target_id=media_buy_id,
                 success=False,
-                details={"ad_server": stored.ad_server, **order},
+                details={"ad_server": stored.ad_server, "released_by": cause, **order},
             )
             await session.exec(delete(Package).where(col(Package.media_buy_id) == media_buy_id))
             gone = await session.exec(
@@ -172,7 +245,7 @@ async def release_booking(state: AppState, media_buy_id: str, now: datetime) -> 
                 raise _Gone
     except _Gone:
         return False
-    log.warning("released media buy %s: its booking was interrupted", media_buy_id)
+    log.warning("released media buy %s: its booking was interrupted (%s)", media_buy_id, cause)
     return True
 
 

@@ -14,7 +14,6 @@ from sqlalchemy import bindparam
 from sqlmodel import delete, select, update
 
 from adcp_agent.adapter_protocol import (
-    AdServerAdapter,
     LineSpec,
     OrderResult,
     OrderSpec,
@@ -28,7 +27,15 @@ from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, avails, buy_events, catalog, push_notifications
+from adcp_agent.services import (
+    accounts,
+    audit,
+    avails,
+    buy_events,
+    catalog,
+    interrupted,
+    push_notifications,
+)
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import signals as signal_service
 from adcp_agent.services import targeting as targeting_rules
@@ -391,7 +398,7 @@ async def create(
     # order nobody knows about — as durably as the ad server keeps its orders (the mock
     # ad server's survive a killed process, not a power loss: so do these rows).
     async with state.db.write(durable=orders_survive_power_loss(adapter)) as tx:
-        await completion.claim(tx)
+        await completion.claim(tx, subject=buy.media_buy_id)
         await avails.confirm(tx, booking.holds, postgres=not state.db.is_sqlite)
         await statements.insert(tx, buy)
         await statements.insert(tx, *packages)
@@ -428,7 +435,7 @@ async def create(
             state, caller, booking, account, result, push_config, completion, render
         )
     except _Released:
-        await _cancel_late_order(state, caller, adapter, buy, result.external_order_id)
+        await interrupted.cancel_late_order(state, caller, adapter, buy, result.external_order_id)
         raise AdcpError(
             "SERVICE_UNAVAILABLE",
             "The ad server took too long to book this media buy and it was released; "
@@ -436,6 +443,9 @@ async def create(
             recovery="transient",
             details={"ad_server": buy.ad_server},
         ) from None
+    except Exception:
+        await interrupted.release_unbooked(state, buy.media_buy_id)
+        raise
     if any(booking.creatives.values()):
         await creative_library.push_pending(state, caller.tenant_id, caller.principal_id)
     return response
@@ -443,30 +453,6 @@ async def create(
 
 class _Released(Exception):
     """The provisional buy was released as stranded while the ad server booked it."""
-
-
-async def _cancel_late_order(
-    state: AppState, caller: Caller, adapter: AdServerAdapter, buy: MediaBuy, order_id: str
-) -> None:
-    """Cancel the order a released booking made, and tell ad ops (audit) how it went."""
-    cancelled = True
-    try:
-        await adapter.order_action(order_id, "cancel")
-    except Exception:  # noqa: BLE001 - reported for ad ops; the buyer's answer stands
-        cancelled = False
-        log.exception(
-            "could not cancel order %s of released media buy %s", order_id, buy.media_buy_id
-        )
-    async with state.db.transaction() as session:
-        await audit.record(
-            session,
-            caller,
-            "media_buy.late_order_cancelled",
-            target_type="media_buy",
-            target_id=buy.media_buy_id,
-            success=cancelled,
-            details={"ad_server": buy.ad_server, "external_order_id": order_id},
-        )
 
 
 async def _book(
