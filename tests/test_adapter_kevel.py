@@ -124,6 +124,20 @@ async def test_create_order_books_campaign_and_flights(server, kevel):
     assert {r.headers["x-adzerk-apikey"] for r in server.requests} == {API_KEY}
 
 
+async def test_find_order_finds_the_campaign_create_order_made_for_a_media_buy(server, kevel):
+    """What the sweep of stranded bookings asks before releasing a buy: the campaign
+    named for it, found across the campaign list's pages; None for a buy with none."""
+    kevel.page_cap = 1  # every campaign on a page of its own
+    kevel_adapter = adapter(server)
+    made = await kevel_adapter.create_order(order())
+    other = await kevel_adapter.create_order(replace(order(), media_buy_id="mb_43"))
+    assert await kevel_adapter.find_order("mb_42", "Acme spring") == made.external_order_id
+    assert await kevel_adapter.find_order("mb_43", "Acme spring") == other.external_order_id
+    assert await kevel_adapter.find_order("mb_44", "Acme spring") is None
+    pages = [r.query["page"] for r in server.seen("GET", "/v1/campaign")]
+    assert pages[:2] == ["1", "2"]
+
+
 async def test_unknown_advertiser_is_created_and_mapping_skips_search(server, kevel):
     spec = replace(order(), advertiser_name="Brand New Co")
     result = await adapter(server).create_order(spec)

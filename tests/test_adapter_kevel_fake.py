@@ -170,6 +170,7 @@ class KevelFake:
             "/site": self.sites,
             "/zone": self.zones,
             "/adtypes": self.adtypes,
+            "/campaign": list(self.campaigns.values()),
         }
         if m == "GET" and p in lists:
             return self._page(lists[p], r.query)

@@ -45,6 +45,10 @@ class TritonFake:
         p, m = r.path.removeprefix("/api"), r.method
         if (m, p) == ("GET", "/stations"):
             return 200, {"stations": [{"id": "WXYZ-FM", "name": "WXYZ 101.1"}, {"id": "KABC-AM"}]}
+        if (m, p) == ("GET", "/campaigns"):
+            wanted = r.query.get("external_id")
+            found = [c for c in self.campaigns.values() if c["external_id"] == wanted]
+            return 200, {"campaigns": [{"id": c["id"], "external_id": wanted} for c in found]}
         if (m, p) == ("POST", "/campaigns"):
             cid = next(self.ids)
             self.campaigns[cid] = {**r.json, "id": cid, "flights": []}
@@ -139,6 +143,16 @@ async def test_create_order_posts_campaign_then_flights(server, triton):
         ("POST", "/api/campaigns"),
         ("POST", f"/api/campaigns/{campaign['id']}/flights"),
     ]
+
+
+async def test_find_order_finds_the_campaign_by_the_media_buy_it_carries(server, triton):
+    """What the sweep of stranded bookings asks before releasing a buy."""
+    triton_adapter = adapter(server)
+    made = await triton_adapter.create_order(order())
+    assert await triton_adapter.find_order("mb_9", "Harbor Bank mb_9") == made.external_order_id
+    assert await triton_adapter.find_order("mb_10", "Harbor Bank mb_10") is None
+    asked = server.seen("GET", "/api/campaigns")
+    assert [r.query for r in asked] == [{"external_id": "mb_9"}, {"external_id": "mb_10"}]
 
 
 async def test_paths_and_auth_header_come_from_config(server, triton):

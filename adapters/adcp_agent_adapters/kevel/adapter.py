@@ -47,6 +47,11 @@ from adcp_agent_adapters.kevel.config import KevelConfig
 _NESTED = ("GeoTargeting", "SiteZoneTargeting", "CreativeMaps", "Flights")
 
 
+def _campaign_name(name: str, media_buy_id: str) -> str:
+    """The Kevel campaign name of a media buy's order (Kevel caps names at 200)."""
+    return f"{name} ({media_buy_id})"[:200]
+
+
 def _id(value: str | int, what: str) -> int:
     try:
         return int(value)
@@ -194,7 +199,7 @@ class KevelAdapter:
                 "POST",
                 "/campaign",
                 json={
-                    "Name": f"{spec.name} ({spec.media_buy_id})"[:200],
+                    "Name": _campaign_name(spec.name, spec.media_buy_id),
                     "AdvertiserId": advertiser,
                     "IsActive": False,  # nothing serves before order_action("activate")
                     "IsDeleted": False,
@@ -219,6 +224,17 @@ class KevelAdapter:
                     exc.details["cleanup"] = "failed: archive the campaign in Kevel by hand"
                 raise
         return OrderResult(str(campaign_id), line_ids)
+
+    async def find_order(self, media_buy_id: str, name: str) -> str | None:
+        """The campaign ``create_order`` made for this media buy, by the name it gave it
+        (which carries the buy id). Kevel has no search by campaign name: the campaign
+        list is read page by page — only for a booking interrupted mid-way."""
+        wanted = _campaign_name(name, media_buy_id)
+        async with self._api.session() as api:
+            for campaign in await self._list(api, "/campaign"):
+                if campaign.get("Name") == wanted and campaign.get("Id") is not None:
+                    return str(campaign["Id"])
+        return None
 
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
         campaign_id = _id(external_order_id, "campaign")

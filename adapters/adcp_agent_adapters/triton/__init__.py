@@ -17,6 +17,9 @@ stations              GET     → ``{"stations": [{"id", "name"}]}`` (or a bare 
 health                GET     any 2xx means healthy (default: the stations list)
 campaigns             POST    ``{name, external_id, advertiser: {id?, name}, start, end,
                               budget: {amount, currency}, po_number, status: "draft"}`` → ``{id}``
+campaigns             GET     ``?external_id=<media buy id>`` → ``{"campaigns": [{id,
+                              external_id}]}`` (or a bare array / ``items``): the campaign a
+                              booking interrupted after this POST made, to cancel it
 campaign              GET     → ``{id, status, flights: [{id, status}]}``
 campaign              PATCH   ``{status}``: active | approved | paused | archived | canceled
 flights               POST    ``{name, external_id, guaranteed, start, end, stations: [id],

@@ -225,6 +225,18 @@ class TritonAdapter:
                 raise
         return OrderResult(campaign_id, line_ids)
 
+    async def find_order(self, media_buy_id: str, name: str) -> str | None:
+        """The campaign ``create_order`` made for this media buy: listed by the
+        ``external_id`` it carries (matched here too, should the filter be ignored)."""
+        async with self._api.session() as api:
+            found = await api.request(
+                "GET", self.paths.campaigns, params={"external_id": media_buy_id}
+            )
+        for campaign in _items(found, "campaigns"):
+            if str(campaign.get("external_id")) == media_buy_id and campaign.get("id"):
+                return str(campaign["id"])
+        return None
+
     async def _set_status(self, api: ApiSession, campaign_id: str, status: str) -> None:
         path = fill(self.paths.campaign, campaign_id=campaign_id)
         await api.request("PATCH", path, json={"status": status})
