@@ -97,9 +97,9 @@ class MediaBuy(SQLModel, table=True):
 
 # Copies of the buy's state, flight and sandbox flag, kept by database triggers
 # (migration 0015), and numbers the database computes from them (generated columns,
-# migrations 0017, 0021): the flight in epoch seconds and the package's reserving rate
-# (a guaranteed package's impressions goal per second of flight while its buy holds
-# inventory, else NULL), for the reservation sum. Columns of the packages table but not
+# migration 0017): the flight in epoch seconds and the package's reserving rate (its
+# impressions goal per second of flight while its buy holds inventory, else NULL), for
+# the reservation sum of guaranteed packages (migration 0021). Columns of the packages table but not
 # of the model (excluded from its mapper), so the application never loads or writes
 # them; services.avails reads them through Package.__table__.
 _FLIGHT_COPIES = (
@@ -117,8 +117,9 @@ class Package(SQLModel, table=True):
     __tablename__ = "packages"
     __table_args__ = (
         *_FLIGHT_COPIES,
-        # Holds only reserving packages, with what the reservation sum every booking
-        # and avails check runs (services.avails.reserved) needs, read from it alone.
+        # Holds only reserving guaranteed packages, with what the reservation sum every
+        # booking and avails check runs (services.avails.reserved) needs, read from it
+        # alone.
         Index(
             "ix_packages_reserving",
             "tenant_id",
@@ -128,8 +129,8 @@ class Package(SQLModel, table=True):
             "flight_start_s",
             "reserve_rate",
             "media_buy_id",
-            sqlite_where=text("reserve_rate IS NOT NULL"),
-            postgresql_where=text("reserve_rate IS NOT NULL"),
+            sqlite_where=text("reserve_rate IS NOT NULL AND guaranteed = 1"),
+            postgresql_where=text("reserve_rate IS NOT NULL AND guaranteed = true"),
         ),
     )
     __mapper_args__ = {"exclude_properties": [c.name for c in _FLIGHT_COPIES]}

@@ -55,12 +55,12 @@ def rate_of(option: dict) -> tuple[float, bool]:
 # (thousands on a busy product): each package carries its buy's flight, state and
 # sandbox flag (copied by triggers, migration 0015) and, computed from them by the
 # database, its flight in epoch seconds and its reserving rate — impressions goal per
-# second of flight while it is guaranteed and its buy is in a RESERVING state, else NULL
-# (generated columns, migrations 0017 and 0021, which spell RESERVING out). The partial
-# index ix_packages_reserving holds just those numbers for just the reserving packages,
-# so the database adds up rate x seconds of the package's flight inside ours from the
-# index alone. Built once: building and cache-keying the statement per call cost more
-# than running it.
+# second of flight while its buy is in a RESERVING state, else NULL (generated columns,
+# migration 0017, which spells RESERVING out). Only guaranteed packages count. The
+# partial index ix_packages_reserving holds just those numbers for just the reserving
+# guaranteed packages (migration 0021), so the database adds up rate x seconds of the
+# package's flight inside ours from the index alone. Built once: building and
+# cache-keying the statement per call cost more than running it.
 _COPY = Package.__table__.c  # type: ignore[attr-defined]  # the database-kept columns
 _INSIDE = Least(_COPY.flight_end_s, bindparam("hi", type_=Float)) - Greatest(
     _COPY.flight_start_s, bindparam("lo", type_=Float)
@@ -71,7 +71,8 @@ _RESERVED = select(func.coalesce(func.sum(_COPY.reserve_rate * _INSIDE), 0.0)).w
     _COPY.buy_sandbox == bindparam("sandbox"),
     _COPY.flight_end_s > bindparam("lo", type_=Float),
     _COPY.flight_start_s < bindparam("hi", type_=Float),
-    _COPY.reserve_rate.is_not(None),  # the partial index's condition
+    _COPY.reserve_rate.is_not(None),  # the partial index's condition, spelled as it is
+    Package.guaranteed == True,  # noqa: E712 - compiles to the index's "guaranteed = 1"
     Package.media_buy_id != bindparam("exclude"),
 )
 

@@ -11,11 +11,10 @@ avails for the next buyer (towards zero on a busy auction product), and every bo
 and avails check of that product added up all of them (~0.26 µs a package on SQLite:
 ~1 ms a booking at 4,000 running auction buys, growing with each one booked).
 
-0017's generated ``reserve_rate`` now also requires ``guaranteed``, so the partial
-index ``ix_packages_reserving`` holds only guaranteed packages. A generated column's
-expression cannot be altered: the index and the column are dropped and made again
-(SQLite: a VIRTUAL column, nothing rewritten; PostgreSQL: STORED, the table rewritten
-once).
+The reservation sum now also requires ``guaranteed``, and the partial index
+``ix_packages_reserving`` holds only guaranteed reserving packages. Only the index is
+made again: 0017's generated columns stay as they are (dropping a column needs SQLite
+3.35; PostgreSQL would rewrite the table).
 """
 
 from collections.abc import Sequence
@@ -28,12 +27,6 @@ down_revision: str | None = "0020_interrupted_work"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# As 0017 spelled them (services.avails.RESERVING; a change there needs a migration).
-RESERVING = "('provisioning', 'pending_approval', 'live', 'paused')"
-EPOCH = {
-    "sqlite": "((julianday({0}) - 2440587.5) * 86400.0)",
-    "postgresql": "EXTRACT(EPOCH FROM ({0} - TIMESTAMPTZ '1970-01-01 00:00:00+00'))",
-}
 INDEX = "ix_packages_reserving"
 INDEX_COLUMNS = [
     "tenant_id",
@@ -44,40 +37,30 @@ INDEX_COLUMNS = [
     "reserve_rate",
     "media_buy_id",
 ]
+# Spelled as the sum's WHERE clause compiles (``Package.guaranteed == True``): SQLite
+# uses a partial index only when the query's terms match the index's.
+GUARANTEED = {
+    "sqlite": "reserve_rate IS NOT NULL AND guaranteed = 1",
+    "postgresql": "reserve_rate IS NOT NULL AND guaranteed = true",
+}
+ANY = "reserve_rate IS NOT NULL"
 
 
-def reserve_rate(dialect: str, *, guaranteed_only: bool) -> str:
-    """The generated column's SQL: impressions goal per second of flight while the buy
-    holds inventory (and, from this revision, the package is guaranteed), else NULL."""
-    start, end = (EPOCH[dialect].format(c) for c in ("flight_start", "flight_end"))
-    only = "guaranteed AND " if guaranteed_only else ""
-    return (
-        f"CASE WHEN {only}buy_state IN {RESERVING} AND impressions_goal > 0 "
-        f"AND flight_end > flight_start THEN impressions_goal / ({end} - {start}) END"
-    )
-
-
-def _redefine(*, guaranteed_only: bool) -> None:
-    dialect = op.get_bind().dialect.name
+def _index(sqlite_where: str, postgresql_where: str) -> None:
     op.drop_index(INDEX, table_name="packages")
-    # Plain ALTER TABLE (no batch copy on SQLite: that would drop 0015's triggers).
-    op.drop_column("packages", "reserve_rate")
-    sql = reserve_rate(dialect, guaranteed_only=guaranteed_only)
-    computed = sa.Computed(sa.text(sql), persisted=dialect == "postgresql")
-    op.add_column("packages", sa.Column("reserve_rate", sa.Float(), computed, nullable=True))
     op.create_index(
         INDEX,
         "packages",
         INDEX_COLUMNS,
         unique=False,
-        sqlite_where=sa.text("reserve_rate IS NOT NULL"),
-        postgresql_where=sa.text("reserve_rate IS NOT NULL"),
+        sqlite_where=sa.text(sqlite_where),
+        postgresql_where=sa.text(postgresql_where),
     )
 
 
 def upgrade() -> None:
-    _redefine(guaranteed_only=True)
+    _index(GUARANTEED["sqlite"], GUARANTEED["postgresql"])
 
 
 def downgrade() -> None:
-    _redefine(guaranteed_only=False)
+    _index(ANY, ANY)
