@@ -341,7 +341,9 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
         [left] = await stored_rows(
             live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
         )
+        monkeypatch.setattr(idempotency, "WAIT_FOR_IN_FLIGHT", 0.2)  # not 10 s
         too_soon = await call(client, "create_media_buy", request)
+        monkeypatch.undo()
         await _age_claims(live, idempotency.STALE_AFTER + timedelta(seconds=5))
 
         async def unreachable(self: MockAdapter, order_id: str, action: Any) -> None:
