@@ -371,6 +371,13 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
     assert order.status == "canceled"
     audit = await _interrupted_audit(live, mb)
     assert audit.details["released_by"] == "retry"
+    [event] = await stored_rows(
+        live.settings,
+        OutboxEvent,
+        OutboxEvent.media_buy_id == mb,
+        col(OutboxEvent.event_type) == "media_buy.failed",
+    )
+    assert "retry with the same idempotency key" in event.payload["error"]["message"]
     assert abs(after - available * 0.4) < available * 0.01  # one booking's worth, not two
 
 

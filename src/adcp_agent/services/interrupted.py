@@ -54,6 +54,21 @@ STRANDED = AdcpError(
     "The server stopped while booking this media buy; it was not booked. Retry the request.",
     recovery="transient",
 )
+# What the buyer's media_buy.failed event says, by what released the buy.
+RELEASED = {
+    "sweep": STRANDED,
+    "retry": AdcpError(
+        "SERVICE_UNAVAILABLE",
+        "The server stopped while booking this media buy; it was not booked, and the "
+        "retry with the same idempotency key books it afresh.",
+        recovery="transient",
+    ),
+    "failed": AdcpError(
+        "SERVICE_UNAVAILABLE",
+        "This media buy could not be recorded as booked; it was not booked. Retry the request.",
+        recovery="transient",
+    ),
+}
 
 _STRANDED = (
     select(MediaBuy.media_buy_id)
@@ -223,7 +238,7 @@ async def release_booking(
             if not _stranded(stored, now, older_than):
                 raise _Gone
             assert stored is not None
-            await buy_events.failed(session, stored, STRANDED)
+            await buy_events.failed(session, stored, RELEASED.get(cause, STRANDED))
             await audit.record(
                 session,
                 None,
