@@ -260,20 +260,10 @@ async def test_a_stranded_booking_stops_holding_inventory(
     assert not rebooked.is_error, rebooked.data
     mb = stranded.media_buy_id
     assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
-    [audit] = await stored_rows(
-        live.settings,
-        AuditLog,
-        AuditLog.target_id == mb,
-        AuditLog.action == "media_buy.create_interrupted",
-    )
+    audit = await _interrupted_audit(live, mb)
     assert audit.details["ad_server"] == "mock" and audit.details["external_order_id"] is None
     assert audit.details["note"] == "The ad server holds no order for it."
-    [event] = await stored_rows(
-        live.settings,
-        OutboxEvent,
-        OutboxEvent.media_buy_id == mb,
-        col(OutboxEvent.event_type) == "media_buy.failed",
-    )
+    event = await _failed_event(live, mb)
     assert event.payload["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert event.payload["product_ids"] == ["podcast_host_read"]
 
@@ -311,6 +301,16 @@ def _mock_orders(live: LiveServer, mb: str) -> list[tuple[str, Any]]:
     """The mock ad server's orders (id, order) for media buy ``mb``."""
     orders, _ = load_state(live.data_dir / "adapters" / "demo-mock.state")
     return [(k, o) for k, o in orders.items() if o.spec.media_buy_id == mb]
+
+
+async def _failed_event(live: LiveServer, mb: str) -> OutboxEvent:
+    [event] = await stored_rows(
+        live.settings,
+        OutboxEvent,
+        OutboxEvent.media_buy_id == mb,
+        col(OutboxEvent.event_type) == "media_buy.failed",
+    )
+    return event
 
 
 async def _interrupted_audit(live: LiveServer, mb: str) -> AuditLog:
@@ -371,12 +371,7 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
     assert order.status == "canceled"
     audit = await _interrupted_audit(live, mb)
     assert audit.details["released_by"] == "retry"
-    [event] = await stored_rows(
-        live.settings,
-        OutboxEvent,
-        OutboxEvent.media_buy_id == mb,
-        col(OutboxEvent.event_type) == "media_buy.failed",
-    )
+    event = await _failed_event(live, mb)
     assert "retry with the same idempotency key" in event.payload["error"]["message"]
     assert abs(after - available * 0.4) < available * 0.01  # one booking's worth, not two
 
@@ -439,12 +434,7 @@ async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
     assert failed.is_error
     assert swept[0] >= 1 and abs(freed - available) < available * 0.01
     assert order.status == "canceled"
-    [audit] = await stored_rows(
-        live.settings,
-        AuditLog,
-        AuditLog.target_id == mb,
-        AuditLog.action == "media_buy.create_interrupted",
-    )
+    audit = await _interrupted_audit(live, mb)
     assert audit.details["external_order_id"] == order_id
     assert audit.details["note"] == f"Its order {order_id} was cancelled."
 
