@@ -244,9 +244,7 @@ async def test_a_stranded_booking_stops_holding_inventory(
         )
         monkeypatch.undo()
         held = await _available(client, avail_args)
-        [stranded] = await stored_rows(
-            live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
-        )
+        stranded = await _provisioning(live)
         early = await _sweep(live, utcnow())
         swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
         freed = await _available(client, avail_args)
@@ -303,6 +301,14 @@ def _mock_orders(live: LiveServer, mb: str) -> list[tuple[str, Any]]:
     return [(k, o) for k, o in orders.items() if o.spec.media_buy_id == mb]
 
 
+async def _provisioning(live: LiveServer) -> MediaBuy:
+    """The one buy a stopped booking left provisioning."""
+    [buy] = await stored_rows(
+        live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
+    )
+    return buy
+
+
 async def _failed_event(live: LiveServer, mb: str) -> OutboxEvent:
     [event] = await stored_rows(
         live.settings,
@@ -338,9 +344,7 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
         _stop_after_the_order(monkeypatch, claim_stays=True)
         killed = await call(client, "create_media_buy", request)
         monkeypatch.undo()
-        [left] = await stored_rows(
-            live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
-        )
+        left = await _provisioning(live)
         monkeypatch.setattr(idempotency, "WAIT_FOR_IN_FLIGHT", 0.2)  # not 10 s
         too_soon = await call(client, "create_media_buy", request)
         monkeypatch.undo()
@@ -423,9 +427,7 @@ async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
             client, "create_media_buy", _host_read(_share(available, 0.3), flight_args)
         )
         monkeypatch.undo()
-        [stranded] = await stored_rows(
-            live.settings, MediaBuy, MediaBuy.state == "provisioning", MediaBuy.tenant_id == "demo"
-        )
+        stranded = await _provisioning(live)
         swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
         freed = await _available(client, avail_args)
     mb = stranded.media_buy_id
