@@ -55,7 +55,11 @@ class Journal:
 
     def _file(self) -> int:
         """Our descriptor on the file now at the path (reopened, and read from the
-        start, when a compaction replaced it)."""
+        start, when a compaction replaced it). While we hold the lock it is current:
+        a compaction replaces the file only under the same lock."""
+        if self._locked:
+            assert self._fd is not None
+            return self._fd
         if self._fd is not None and not self._is_current(self._fd):
             self._close()
         if self._fd is None:
@@ -65,7 +69,7 @@ class Journal:
 
     def _is_current(self, fd: int) -> bool:
         try:
-            held, there = os.fstat(fd), self.path.stat()
+            held, there = os.fstat(fd), os.stat(self.path)
         except FileNotFoundError:
             return False
         return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
@@ -84,18 +88,24 @@ class Journal:
     # -- reading ---------------------------------------------------------------------
 
     def refresh(self) -> bool:
-        """Replay what was appended since the last look; True if anything changed."""
-        fd = self._file()
+        """Replay what was appended since the last look; True if anything changed.
+        Nothing can have been while we hold the lock (``locked`` replayed it all)."""
+        if self._locked:
+            return False
+        return self._replay(self._file())[0]
+
+    def _replay(self, fd: int) -> tuple[bool, int]:
+        """Replay ``fd``'s records past our offset: (whether any were, the file's size)."""
         size = os.fstat(fd).st_size
         if size <= self._offset:
-            return False
+            return False, size
         data = os.pread(fd, size - self._offset, self._offset)
         consumed = 0
         for end, (kind, key, value) in _records(data):
             self._apply(kind, key, value)
             consumed = end
         self._offset += consumed  # a torn tail (a writer killed mid-append) waits here
-        return consumed > 0
+        return consumed > 0, size
 
     def _apply(self, kind: str, key: str, value: Any) -> None:
         self._records += 1
@@ -113,15 +123,16 @@ class Journal:
         if self._locked:
             yield False
             return
+        fd = self._fd if self._fd is not None else self._file()
         while True:
-            fd = self._file()
             fcntl.flock(fd, fcntl.LOCK_EX)
             if self._is_current(fd):
                 break
             fcntl.flock(fd, fcntl.LOCK_UN)  # compacted meanwhile: take the new file
+            fd = self._file()
         try:
-            changed = self.refresh()
-            if os.fstat(fd).st_size > self._offset:
+            changed, size = self._replay(fd)
+            if size > self._offset:
                 os.ftruncate(fd, self._offset)  # a dead writer's torn tail
             self._locked = True
             yield changed
