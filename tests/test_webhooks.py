@@ -121,6 +121,32 @@ async def test_event_is_signed_and_delivered(tmp_path: Path) -> None:
     assert delivery["destination"] == f"http://127.0.0.1:{receiver.port}/…"
 
 
+async def test_an_event_goes_to_the_webhooks_that_want_it_and_to_slack(tmp_path: Path) -> None:
+    """The tenant's live webhooks subscribed to the event's type (or to every type) and
+    its Slack channel each get a delivery; a deleted webhook and one subscribed to
+    other types get none."""
+    slack = "https://hooks.slack.com/services/T0/B0/x"
+    async with publisher(tmp_path, {"slack_webhook_url": slack}) as pub:
+        created = await _hook(pub, "https://a.example.com/h", events=["media_buy.created"])
+        every = await _hook(pub, "https://b.example.com/h")
+        other = await _hook(pub, "https://c.example.com/h", events=["creative.approved"])
+        gone = await _hook(pub, "https://d.example.com/h", events=["media_buy.created"])
+        path = f"/tenants/{pub.tenant_id}/webhooks/{gone['webhook_id']}"
+        assert (await pub.api.request("DELETE", path)).status_code == 200
+        [event] = await pub.events(media_buy_id=await _buy(pub))
+        deliveries = await pub.deliveries(event.event_id)
+    assert other["webhook_id"] not in {d.target_id for d in deliveries}
+    # (The Slack URL is stored sealed, as the tenant's features keep it.)
+    assert sorted((d.channel, d.target_id or "") for d in deliveries) == [
+        ("slack", ""),
+        *sorted(("webhook", str(h["webhook_id"])) for h in (created, every)),
+    ]
+    assert {d.url for d in deliveries if d.channel == "webhook"} == {
+        created["url"],
+        every["url"],
+    }
+
+
 async def test_receiver_errors_are_retried_with_backoff(tmp_path: Path) -> None:
     async with Receiver() as receiver, publisher(tmp_path, LOCAL, outbox_backoff_seconds=10) as pub:
         await _hook(pub, receiver.url())

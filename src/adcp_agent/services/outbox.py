@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlmodel import col, select
+from sqlmodel import and_, col, select
 
 from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
@@ -156,9 +156,19 @@ def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None)
 
 
 # Every event looks these up: built once (building and cache-keying them per call cost
-# more than running them).
-_ENDPOINTS = select(WebhookEndpoint).where(
-    WebhookEndpoint.tenant_id == bindparam("tenant"), col(WebhookEndpoint.deleted_at).is_(None)
+# more than running them). The tenant's webhooks and its features (the Slack channel)
+# in one statement: a row per live webhook, or one row without a webhook.
+_DESTINATIONS = (
+    select(Tenant.features, WebhookEndpoint.webhook_id, WebhookEndpoint.url, WebhookEndpoint.events)
+    .select_from(Tenant)
+    .outerjoin(
+        WebhookEndpoint,
+        and_(
+            col(WebhookEndpoint.tenant_id) == col(Tenant.tenant_id),
+            col(WebhookEndpoint.deleted_at).is_(None),
+        ),
+    )
+    .where(Tenant.tenant_id == bindparam("tenant"))
 )
 _REGISTRATION = (
     select(PushNotificationRegistration)
@@ -170,17 +180,14 @@ _REGISTRATION = (
     .limit(1)
 )
 
-_FEATURES = select(Tenant.features).where(Tenant.tenant_id == bindparam("tenant"))
-
 
 async def _destinations(session: Tx, event: OutboxEvent) -> list[EventDelivery]:
     out: list[EventDelivery] = []
-    endpoints = await statements.fetch(session, _ENDPOINTS, {"tenant": event.tenant_id})
-    for endpoint in endpoints:
-        if not endpoint.events or event.event_type in endpoint.events:
-            out.append(_delivery(event, "webhook", endpoint.url, endpoint.webhook_id))
-    tenant = await statements.fetch(session, _FEATURES, {"tenant": event.tenant_id})
-    slack_url = (tenant[0].features if tenant else {}).get(SLACK_FEATURE)
+    rows = await statements.fetch(session, _DESTINATIONS, {"tenant": event.tenant_id})
+    for row in rows:
+        if row.webhook_id is not None and (not row.events or event.event_type in row.events):
+            out.append(_delivery(event, "webhook", row.url, row.webhook_id))
+    slack_url = (rows[0].features if rows else {}).get(SLACK_FEATURE)
     if isinstance(slack_url, str) and slack_url:
         out.append(_delivery(event, "slack", slack_url, None))
     if event.media_buy_id and event.event_type in PUSH_EVENTS:
