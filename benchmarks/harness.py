@@ -56,13 +56,15 @@ class Server:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
         self.name, self.port = name, port
         began = time.perf_counter()
-        self.proc = subprocess.Popen(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        # Its log goes to a file, not a pipe: a pipe nobody reads during the run fills
+        # (64 kB) and the server then blocks on its next log line, mid-request.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by stop()
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = began + 60
         while time.perf_counter() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited early:\n{self.proc.stderr.read()}")  # type: ignore[union-attr]
+                self.log.seek(0)
+                raise RuntimeError(f"{name} exited early:\n{self.log.read()}")
             try:
                 if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
                     break
@@ -93,10 +95,11 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.communicate(timeout=15)
+            self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
+        self.log.close()
 
 
 def call(tool: str, arguments: dict[str, Any]) -> Body:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastmcp import FastMCP
 
 from adcp_agent import __version__
@@ -30,7 +32,27 @@ get_media_buy_delivery → provide_performance_feedback / update_media_buy. Auth
 a code, the offending field and a suggestion."""
 
 
+class InvalidArgumentsAreTheCallers(logging.Filter):
+    """FastMCP logs a WARNING for every call whose arguments its schema refuses. The
+    caller gets a typed VALIDATION_ERROR naming the field; for the server it is the
+    client's mistake, not a problem, and a buyer agent retrying bad arguments must not
+    flood the log: such records go out at DEBUG (seen with ``--log-level debug``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith(
+            "Invalid arguments for tool"
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+FASTMCP_SERVER_LOG = "fastmcp.server.server"
+_CALLERS_MISTAKES = InvalidArgumentsAreTheCallers()
+
+
 def build_mcp(state: AppState) -> FastMCP:
+    logging.getLogger(FASTMCP_SERVER_LOG).addFilter(_CALLERS_MISTAKES)  # (added once)
     adcp = AdcpMiddleware(state)
     mcp = AgentMCP(
         name="adcp-agent",
