@@ -1,0 +1,110 @@
+"""A buyer's malformed input is answered with a typed error naming the field, and is
+not logged as the server's problem."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from adcp_agent_tools.app import FASTMCP_SERVER_LOG
+
+from tests.media_helpers import non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client
+
+HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "authorization": f"Bearer {DEMO_TOKEN}",
+}
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def _fastmcp_log(level: int) -> Iterator[list[logging.LogRecord]]:
+    logger = logging.getLogger(FASTMCP_SERVER_LOG)
+    kept, before = _Kept(), logger.level
+    logger.addHandler(kept)
+    logger.setLevel(level)
+    try:
+        yield kept.records
+    finally:
+        logger.removeHandler(kept)
+        logger.setLevel(before)
+
+
+async def test_invalid_arguments_are_a_typed_error_and_no_server_warning(
+    live: LiveServer,
+) -> None:
+    """FastMCP warned on every call its schema refused (a multi-line record each): an
+    agent retrying bad arguments flooded the log, and a benchmark whose server log went
+    to an unread pipe hung once it filled. The caller gets VALIDATION_ERROR naming the
+    field; the server logs it at DEBUG, only when asked to."""
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        with _fastmcp_log(logging.INFO) as quiet:
+            refused = await call(client, "get_products", {"brief": 42})
+        with _fastmcp_log(logging.DEBUG) as verbose:
+            await call(client, "get_products", {"brief": ["a list"]})
+    [error] = refused.data["errors"]
+    assert refused.is_error and error["code"] == "VALIDATION_ERROR"
+    assert error["field"] == "brief"
+    assert [r.getMessage() for r in quiet] == []
+    [debug] = [r for r in verbose if "Invalid arguments" in r.getMessage()]
+    assert debug.levelno == logging.DEBUG and "get_products" in debug.getMessage()
+
+
+async def _raw_call(live: LiveServer, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """tools/call as JSON text: json.dumps writes a lone surrogate as its \\u escape,
+    which JSON allows and an SDK client would refuse to send."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    body["params"] = {"name": tool, "arguments": arguments}
+    async with httpx.AsyncClient(headers=HEADERS) as http:
+        response = await http.post(live.mcp_url, content=json.dumps(body))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["result"]
+    return result
+
+
+async def test_a_lone_utf16_surrogate_is_a_validation_error_naming_its_field(
+    live: LiveServer,
+) -> None:
+    """``"\\ud83d"`` alone is valid JSON but no valid text: it used to fail inside the
+    tool (SQLite could not bind it) as a retryable SERVICE_UNAVAILABLE, with a
+    traceback in the log. A pair (an emoji) is text like any other."""
+    lone = "mb_\ud83d"
+    with _fastmcp_log(logging.INFO) as logged:
+        status = await _raw_call(live, "check_media_buy_status", {"media_buy_id": lone})
+        buy = non_guaranteed(budget=1000)
+        buy["packages"][0]["buyer_ref"] = "ref \udfff"
+        buy["context"] = {"note": "\ud800"}
+        create = await _raw_call(live, "create_media_buy", buy)
+        key = await _raw_call(live, "get_products", {"filters": {"x\ud800": 1}})
+        paired = await _raw_call(
+            live, "create_media_buy", {**non_guaranteed(1000), "buyer_ref": "🎯 q4"}
+        )
+    for result, field in (
+        (status, "media_buy_id"),
+        (create, "packages[0].buyer_ref"),
+        (key, "filters.x\\ud800"),
+    ):
+        [error] = result["structuredContent"]["errors"]
+        assert result["isError"] and error["code"] == "VALIDATION_ERROR", result
+        assert error["field"] == field and "not valid Unicode" in error["message"]
+    assert "context" not in create["structuredContent"]  # (the surrogate is not echoed)
+    assert not paired["isError"], paired
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        listed = await call(client, "get_media_buys", {})
+    [stored] = listed.data["media_buys"]  # only the buy with the emoji was created
+    assert stored["context"] == {"buyer_ref": "🎯 q4"}
+    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
