@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -61,23 +62,30 @@ def _headers() -> dict[str, str]:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def unpaired_surrogate(value: Any, path: str = "") -> str | None:
-    """The path of the first string (or key) in ``value`` holding an unpaired UTF-16
-    surrogate, if any. JSON lets ``"\\ud83d"`` through on its own (a pair decodes to one
-    character, a lone half stays), and such a string cannot be stored or sent on: it
-    failed deep inside a tool as an unexpected error, so it is refused at the door."""
+def malformed(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(path, what is wrong) of the first value in ``value`` no JSON text should hold,
+    if any: a string (or key) with half a UTF-16 surrogate pair — JSON lets
+    ``"\\ud83d"`` through on its own, and no such string can be stored or sent on —
+    or NaN/Infinity, which Python's JSON parser accepts and JSON does not have (a NaN
+    budget slipped past every comparison). Both used to fail deep inside a tool as an
+    unexpected error, or not fail at all."""
     if isinstance(value, str):
-        return None if value.isascii() or not _SURROGATE.search(value) else path
+        if value.isascii() or not _SURROGATE.search(value):
+            return None
+        return path, "is not valid Unicode: it holds half of a UTF-16 surrogate pair"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, "is not a finite number")
     if isinstance(value, dict):
         for key, item in value.items():
             here = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
-                return here.encode("utf-8", "backslashreplace").decode()  # named, escaped
-            if (found := unpaired_surrogate(item, here)) is not None:
+                here = here.encode("utf-8", "backslashreplace").decode()  # named, escaped
+                return here, "is not valid Unicode: it holds half of a UTF-16 surrogate pair"
+            if (found := malformed(item, here)) is not None:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            if (found := unpaired_surrogate(item, f"{path}[{i}]")) is not None:
+            if (found := malformed(item, f"{path}[{i}]")) is not None:
                 return found
     return None
 
@@ -163,13 +171,9 @@ class AdcpMiddleware(Middleware):
             params.name in SANDBOX_ONLY_TOOLS and not await self.sees_sandbox_tools()
         ):
             return _with_context(error_result([_unknown_tool(params.name)]), echo)
-        if (bad := unpaired_surrogate(arguments)) is not None:
-            error = AdcpError(
-                "VALIDATION_ERROR",
-                f"'{bad}' is not valid Unicode: it holds half of a UTF-16 surrogate pair "
-                "(a lone \\ud800-\\udfff escape).",
-                field=bad,
-            )
+        if (bad := malformed(arguments)) is not None:
+            field, problem = bad
+            error = AdcpError("VALIDATION_ERROR", f"'{field}' {problem}.", field=field)
             return error_result([error])  # (its context is not echoed: it may be the one)
         dropped = sorted(set(arguments) - declared)
         if dropped:

@@ -34,6 +34,7 @@ from adcp_agent.services import (
     buy_events,
     catalog,
     interrupted,
+    limits,
     push_notifications,
 )
 from adcp_agent.services import creatives as creative_library
@@ -178,7 +179,7 @@ def _rate(option: dict[str, Any], req: PackageRequest, i: int, flat: bool, notes
             field=_field(i, "bid_price"),
             details={"floor_price": price},
         )
-    return float(req.bid_price)
+    return limits.cpm(float(req.bid_price), _field(i, "bid_price"))
 
 
 async def prepare(
@@ -222,6 +223,7 @@ async def prepare(
         option = _pricing(product, preq, i)
         rate = _rate(option, preq, i, req.flat_form, notes)
         floor = float(option.get("min_spend") or 0)
+        limits.amount(preq.budget, _field(i, "budget"))
         if preq.budget <= 0 or preq.budget < floor:
             raise AdcpError(
                 "BUDGET_TOO_LOW",

@@ -16,7 +16,7 @@ from adcp_agent.db.models import Product, Signal, Tenant
 from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import avails, buy_state, catalog
+from adcp_agent.services import avails, buy_state, catalog, limits
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.identity import Caller, new_id
@@ -141,6 +141,7 @@ async def _check_capacity(
 
 def _set_budget(plan: Plan, package: Package, product: Product, budget: float, op: Op) -> None:
     floor = _min_spend(product, package)
+    limits.amount(budget, op.field)
     if budget <= 0 or budget < floor:
         raise AdcpError(
             "BUDGET_TOO_LOW",
@@ -234,7 +235,7 @@ async def plan_ops(
                 await _check_capacity(state, caller, tenant, plan, package, op.field)
             continue
         if k == "daily_cap":
-            amount = float(op.value)
+            amount = limits.amount(float(op.value), op.field, "daily cap")
             if amount <= 0:
                 raise AdcpError("VALIDATION_ERROR", "A daily cap must be positive.", field=op.field)
             b.daily_cap = amount
@@ -362,7 +363,7 @@ async def plan_ops(
                     field=op.field,
                     details={"floor_price": floor},
                 )
-            package.rate = float(op.value)
+            package.rate = limits.cpm(float(op.value), op.field)
             package.impressions_goal = int(package.budget / package.rate * 1000)
             plan.line(
                 package,
