@@ -155,3 +155,39 @@ async def test_nan_infinity_and_absurd_amounts_are_validation_errors(live: LiveS
         listed = await call(client, "get_media_buys", {})
     created = [b for b in listed.data["media_buys"] if b["media_buy_id"] not in before]
     assert [(b["media_buy_id"], b["total_budget"]) for b in created] == [(buy_id, 1000)]
+
+
+async def test_dates_off_the_calendar_and_deep_nesting_are_refused_not_crashes(
+    live: LiveServer,
+) -> None:
+    """9999-12-31 ends a flight or a report window where the day after it overflows,
+    and 0001-01-01 with an offset underflows UTC: both failed as unexpected errors.
+    Arguments nested hundreds deep failed inside the tool; a body nested thousands
+    deep was an HTTP 500 from the JSON parser. Now: the field, or a JSON-RPC parse
+    error."""
+    avails = {
+        "product_ids": ["display_run_of_site"],
+        "flight_start_date": "2031-01-01",
+        "flight_end_date": "9999-12-31",
+    }
+    refused = {
+        "flight_end_date": await _raw_call(live, "get_avails", avails),
+        "total_budget": await _raw_call(
+            live, "get_avails", {**avails, "flight_end_date": "2031-01-09", "total_budget": 1e308}
+        ),
+        "end_date": await _raw_call(live, "get_media_buy_delivery", {"end_date": "9999-12-31"}),
+        "end_time": await _raw_call(
+            live, "create_media_buy", {**non_guaranteed(), "end_time": "9999-12-31T00:00:00Z"}
+        ),
+        "pagination" + "[0]" * 31: await _raw_call(
+            live, "get_products", {"pagination": json.loads("[" * 40 + "]" * 40)}
+        ),
+    }
+    for field, result in refused.items():
+        [error] = result["structuredContent"]["errors"]
+        assert (error["code"], error["field"]) == ("VALIDATION_ERROR", field), result
+    nested = '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": '
+    nested += '"get_products", "arguments": {"pagination": ' + "[" * 5000 + "]" * 5000 + "}}}"
+    async with httpx.AsyncClient(headers=HEADERS) as http:
+        response = await http.post(live.mcp_url, content=nested)
+    assert response.status_code == 400 and response.json()["error"]["code"] == -32700

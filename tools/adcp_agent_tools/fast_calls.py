@@ -120,7 +120,7 @@ def _tool_call(body: bytes) -> tuple[int | str, str, dict[str, Any]] | None:
     """(id, tool, arguments) of a single well-formed tools/call request, else None."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested past the parser's depth: the SDK says so)
         return None
     if not isinstance(message, dict) or set(message) != {"jsonrpc", "id", "method", "params"}:
         return None

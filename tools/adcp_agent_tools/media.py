@@ -17,6 +17,7 @@ from adcp_agent.services import (
     delivery_reports,
     idempotency,
     interrupted,
+    limits,
     media_reads,
     sandbox_arms,
 )
@@ -67,6 +68,20 @@ class PackageIn(_Open):
     context: dict[str, Any] | None = None
 
 
+# The calendar a buyer's dates must fall in: a flight or report window outside it is a
+# mistake, and at the calendar's edge (9999-12-31) the day after a date overflowed.
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2199, 12, 31)
+
+
+def _in_calendar(day: date, value: str, field: str) -> None:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"'{value}' is outside the dates this agent plans ({EARLIEST_DAY} to {LATEST_DAY}).",
+            field=field,
+        )
+
+
 def parse_time(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -80,16 +95,19 @@ def parse_time(value: str, field: str) -> datetime:
             f"'{value}' has no time zone; add 'Z' or an offset.",
             field=field,
         )
+    _in_calendar(parsed.date(), value, field)  # (before UTC: 0001-01-01+01:00 underflows)
     return parsed.astimezone(UTC)
 
 
 def parse_day(value: str, field: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise AdcpError(
             "VALIDATION_ERROR", f"'{value}' is not a YYYY-MM-DD date.", field=field
         ) from None
+    _in_calendar(day, value, field)
+    return day
 
 
 def flight_from_dates(start: str, end: str, now: datetime) -> tuple[datetime | None, datetime]:
@@ -369,6 +387,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
         results = await avails.check(
             state, caller, tenant, product_ids, begins, end, targeting_overlay
         )
+        if total_budget is not None:
+            limits.amount(total_budget, "total_budget")
         share = total_budget / len(product_ids) if total_budget else None
         rows: list[dict[str, Any]] = []
         warnings: list[str] = []
