@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 from adcp_agent_tools.app import FASTMCP_SERVER_LOG
 
+from adcp_agent.rest.http_io import parse_json
 from tests.media_helpers import non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client
 
@@ -191,3 +193,22 @@ async def test_dates_off_the_calendar_and_deep_nesting_are_refused_not_crashes(
     async with httpx.AsyncClient(headers=HEADERS) as http:
         response = await http.post(live.mcp_url, content=nested)
     assert response.status_code == 400 and response.json()["error"]["code"] == -32700
+
+
+def test_rest_bodies_are_parsed_as_json_not_as_python_reads_json() -> None:
+    """Every REST body goes through ``parse_json`` (the tools and chat API, tenant
+    management): NaN, Infinity and a body nested past the parser's depth are invalid
+    JSON like any other, where they were a value or an HTTP 500."""
+    for text in ('{"x": NaN}', '{"x": -Infinity}', "[" * 5000 + "]" * 5000, "{"):
+        with pytest.raises(ValueError):
+            parse_json(text.encode())
+    assert parse_json(b'{"x": 1.5e300, "y": "\\ud83d\\ude00"}') == {"x": 1.5e300, "y": "😀"}
+
+
+async def test_the_rest_tools_api_answers_a_malformed_body_with_400(live: LiveServer) -> None:
+    bodies = ('{"brief": NaN}', '{"brief": ' + "[" * 5000 + "]" * 5000 + "}")
+    async with httpx.AsyncClient(base_url=live.base_url, headers=HEADERS) as http:
+        answers = [await http.post("/api/tools/get_products", content=b) for b in bodies]
+    for response in answers:
+        assert response.status_code == 400, response.text
+        assert "not valid JSON" in response.text

@@ -4,7 +4,6 @@ the offending field, and the API-key check in front of every route but init."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adcp_agent.errors import AdcpError
-from adcp_agent.rest.http_io import validation_error
+from adcp_agent.rest.http_io import parse_json, validation_error
 from adcp_agent.services import admin_keys
 from adcp_agent.state import AppState
 
@@ -44,8 +43,8 @@ async def read_body(request: Request, model: type[M]) -> M:
     data: Any = {}
     if raw.strip():
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = parse_json(raw)
+        except ValueError as exc:  # (JSONDecodeError and UnicodeDecodeError are)
             raise AdcpError(
                 "INVALID_REQUEST",
                 f"The request body is not valid JSON ({exc}).",

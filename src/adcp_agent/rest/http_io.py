@@ -47,6 +47,20 @@ def app_state(request: Request) -> AppState:
     return state
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_json(raw: bytes) -> Any:
+    """``raw`` as JSON, strictly: ``NaN`` and ``Infinity`` (Python's parser takes them,
+    JSON has neither) and nesting past the parser's depth (a RecursionError: every REST
+    route answered it with a 500) raise ValueError, as any other invalid JSON does."""
+    try:
+        return json.loads(raw, parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object; an empty body is ``{}`` so a missing required field is
     reported by name rather than as a missing body."""
@@ -54,10 +68,10 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = parse_json(raw)
+    except ValueError as exc:  # (UnicodeDecodeError is one)
         raise AdcpError(
-            "INVALID_REQUEST", "The request body is not valid JSON.", field="body"
+            "INVALID_REQUEST", f"The request body is not valid JSON ({exc}).", field="body"
         ) from None
     if not isinstance(data, dict):
         raise AdcpError("VALIDATION_ERROR", "The request body must be a JSON object.", field="body")
