@@ -368,3 +368,22 @@ async def test_too_many_ids_is_a_typed_error_not_a_database_failure(live: LiveSe
         assert result.error["field"] == "media_buy_ids"
     assert not fine.is_error
     assert len(fine.data["errors"]) == 1000  # each unknown id is named, none is served
+
+
+async def test_a_buy_left_out_by_a_status_filter_is_not_reported_missing(
+    live: LiveServer,
+) -> None:
+    """Asked for by id with a status that does not match, a buy is just not in the
+    answer; it used to come back as MEDIA_BUY_NOT_FOUND — telling the buyer it did not
+    exist (a buyer agent might book it again). An id that is not the caller's still is."""
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        created = await call(client, "create_media_buy", non_guaranteed())  # starts later
+        buy_id = created.data["media_buy_id"]
+        wanted = {"media_buy_ids": [buy_id, "mb_nobody"], "status_filter": "completed"}
+        listed = await call(client, "get_media_buys", wanted)
+        report = await call(client, "get_media_buy_delivery", wanted)
+        pending = await call(client, "get_media_buys", {**wanted, "status_filter": "pending_start"})
+    for answer in (listed, report):
+        assert [e["field"] for e in answer.data["errors"]] == ["media_buy_ids[1]"], answer.data
+    assert listed.data["media_buys"] == []
+    assert [b["media_buy_id"] for b in pending.data["media_buys"]] == [buy_id]

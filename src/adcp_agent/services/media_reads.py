@@ -112,6 +112,12 @@ async def page_buys(
             rows = await db.read(stmt, params)
         matched = sorted(rows, key=lambda b: (-b.created_at.timestamp(), b.media_buy_id))
         found = {b.media_buy_id for b in matched}  # ids on other pages are not missing
+        unmatched = [i for i in media_buy_ids if i not in found]
+        if filters and unmatched:
+            # Filtered out is not missing: a buy of the caller's that a status (or
+            # account) filter leaves out is just not in this answer. Reported as
+            # MEDIA_BUY_NOT_FOUND, it told the buyer the buy did not exist.
+            found |= {b.media_buy_id for b in await db.read(*_BUYS_BY_ID.bind(unmatched, **owner))}
         total = len(matched)
         buys = matched[offset : offset + limit] if limit is not None else matched
     else:
