@@ -212,3 +212,22 @@ async def test_the_rest_tools_api_answers_a_malformed_body_with_400(live: LiveSe
     for response in answers:
         assert response.status_code == 400, response.text
         assert "not valid JSON" in response.text
+
+
+async def test_a_nul_character_is_refused_wherever_it_comes_from(live: LiveServer) -> None:
+    """PostgreSQL text cannot hold U+0000: an id holding one failed in the database's
+    hands (an unexpected error over MCP, an HTTP 500 from the chat routes). It is
+    refused on its field, on SQLite as on PostgreSQL."""
+    status = await _raw_call(live, "check_media_buy_status", {"media_buy_id": "mb_\x00"})
+    [error] = status["structuredContent"]["errors"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "media_buy_id")
+    assert "NUL" in error["message"]
+    async with httpx.AsyncClient(base_url=live.base_url, headers=HEADERS) as http:
+        by_path = await http.get("/api/chat/conversations/c%00")
+        by_query = await http.get("/api/chat/conversations", params={"cursor": "a\x00"})
+        in_body = await http.post(
+            "/api/tools/check_media_buy_status", json={"media_buy_id": "\x00"}
+        )
+    for response, field in ((by_path, "id"), (by_query, "cursor"), (in_body, "media_buy_id")):
+        assert response.status_code == 422, response.text  # REST's VALIDATION_ERROR
+        assert response.json()["error"]["details"]["field"] == field

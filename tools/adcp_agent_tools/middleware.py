@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +25,7 @@ from fastmcp.tools.base import Tool, ToolResult
 from pydantic import ValidationError
 
 from adcp_agent.errors import AdcpError
+from adcp_agent.json_values import malformed
 from adcp_agent.services import identity, sandbox
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import get_preset_caller, reset_caller, set_caller
@@ -57,42 +56,6 @@ def _headers() -> dict[str, str]:
     except RuntimeError:
         return {}
     return {k.lower(): v for k, v in request.headers.items()}
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-MAX_DEPTH = 32  # AdCP arguments nest ~6 deep; 300 levels failed deep inside a tool
-
-
-def malformed(value: Any, path: str = "", depth: int = 0) -> tuple[str, str] | None:
-    """(path, what is wrong) of the first value in ``value`` no JSON text should hold,
-    if any: a string (or key) with half a UTF-16 surrogate pair — JSON lets
-    ``"\\ud83d"`` through on its own, and no such string can be stored or sent on —
-    or NaN/Infinity, which Python's JSON parser accepts and JSON does not have (a NaN
-    budget slipped past every comparison). Both used to fail deep inside a tool as an
-    unexpected error, or not fail at all. And objects nested past ``MAX_DEPTH``."""
-    if isinstance(value, str):
-        if value.isascii() or not _SURROGATE.search(value):
-            return None
-        return path, "is not valid Unicode: it holds half of a UTF-16 surrogate pair"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path, "is not a finite number")
-    if isinstance(value, dict | list) and depth == MAX_DEPTH:
-        return path, f"nests deeper than {MAX_DEPTH} levels"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
-                here = here.encode("utf-8", "backslashreplace").decode()  # named, escaped
-                return here, "is not valid Unicode: it holds half of a UTF-16 surrogate pair"
-            if (found := malformed(item, here, depth + 1)) is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if (found := malformed(item, f"{path}[{i}]", depth + 1)) is not None:
-                return found
-    return None
 
 
 def validation_errors(exc: ValidationError) -> list[AdcpError]:

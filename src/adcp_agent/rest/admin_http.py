@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from adcp_agent.errors import AdcpError
-from adcp_agent.rest.http_io import parse_json, validation_error
+from adcp_agent.rest.http_io import check_request, check_values, parse_json, validation_error
 from adcp_agent.services import admin_keys
 from adcp_agent.state import AppState
 
@@ -51,6 +51,7 @@ async def read_body(request: Request, model: type[M]) -> M:
                 field="body",
                 suggestion='Send a JSON object, e.g. -d \'{"name": "..."}\'.',
             ) from None
+    check_values(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -86,6 +87,7 @@ def admin_route(
                 )
             if auth:
                 await admin_keys.verify_api_key(state.db, request.headers.get(admin_keys.HEADER))
+            check_request(request)
             return await handler(request)
         except AdcpError as exc:
             return error_response(exc)

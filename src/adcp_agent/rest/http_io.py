@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adcp_agent.errors import AdcpError
+from adcp_agent.json_values import malformed
 from adcp_agent.services import identity
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -35,6 +36,7 @@ def endpoint(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: Request) -> Response:
         try:
+            check_request(request)
             return await handler(request)
         except AdcpError as exc:
             return error_response(exc)
@@ -61,6 +63,21 @@ def parse_json(raw: bytes) -> Any:
         raise ValueError("nested too deeply") from None
 
 
+def check_values(data: Any) -> None:
+    """VALIDATION_ERROR naming where, if ``data`` holds anything ``json_values.malformed``
+    refuses (a NUL character, which PostgreSQL cannot store; half a surrogate pair;
+    deep nesting)."""
+    if (bad := malformed(data)) is not None:
+        field, problem = bad
+        raise AdcpError("VALIDATION_ERROR", f"'{field}' {problem}.", field=field or "body")
+
+
+def check_request(request: Request) -> None:
+    """``check_values`` for the path's and the query's parameters (an id holding a NUL
+    character failed in PostgreSQL's hands, an HTTP 500)."""
+    check_values({**request.query_params, **request.path_params})
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object; an empty body is ``{}`` so a missing required field is
     reported by name rather than as a missing body."""
@@ -75,6 +92,7 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise AdcpError("VALIDATION_ERROR", "The request body must be a JSON object.", field="body")
+    check_values(data)
     return data
 
 
