@@ -87,6 +87,8 @@ class FakeServer:
                 body = fault[4] if fault[4] is not None else {"message": f"fault {fault[2]}"}
                 return JSONResponse(body, status_code=fault[2], headers=fault[3])
         status, body = self.handle(seen)
+        if status == 204:  # No Content: no body at all (h11 refused the JSON "null")
+            return Response(status_code=204)
         return JSONResponse(body, status_code=status)
 
     def start(self) -> FakeServer:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+from logging import Logger
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,12 +16,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_layering_contracts_hold() -> None:
     from importlinter.cli import lint_imports
 
+    # import-linter configures logging with dictConfig, which disables every logger
+    # that exists by then: without this, no later test in the session saw a log record.
+    loggers = [x for x in logging.root.manager.loggerDict.values() if isinstance(x, Logger)]
+    disabled = {logger: logger.disabled for logger in loggers}
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
         code = lint_imports(no_cache=True, no_logo=True)
     finally:
         os.chdir(cwd)
+        for logger, was in disabled.items():
+            logger.disabled = was
     assert code == 0, "import-linter contracts are broken (see output above)"
 
 
