@@ -10,29 +10,23 @@ MAX_AMOUNT = 1_000_000_000_000.0  # a budget or a daily cap, in the buy's curren
 MAX_CPM = 1_000_000.0  # a bid, per thousand impressions
 
 
-def _shown(value: float) -> str:
-    return f"{value:,.2f}" if value < 1e15 else f"{value:.3g}"
+def _at_most(value: float, maximum: float, field: str, what: str) -> float:
+    if value > maximum:
+        shown = f"{value:,.2f}" if value < 1e15 else f"{value:.3g}"
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"A {what} of {shown} is more than the {maximum:,.0f} this agent accepts.",
+            field=field,
+            details={"maximum": maximum},
+        )
+    return value
 
 
 def amount(value: float, field: str, what: str = "budget") -> float:
     """``value`` if it is at most ``MAX_AMOUNT``; else VALIDATION_ERROR on ``field``."""
-    if value > MAX_AMOUNT:
-        raise AdcpError(
-            "VALIDATION_ERROR",
-            f"A {what} of {_shown(value)} is more than the {MAX_AMOUNT:,.0f} this agent accepts.",
-            field=field,
-            details={"maximum": MAX_AMOUNT},
-        )
-    return value
+    return _at_most(value, MAX_AMOUNT, field, what)
 
 
 def cpm(value: float, field: str) -> float:
-    """``value`` if it is at most ``MAX_CPM``; else VALIDATION_ERROR on ``field``."""
-    if value > MAX_CPM:
-        raise AdcpError(
-            "VALIDATION_ERROR",
-            f"A bid of {_shown(value)} CPM is more than the {MAX_CPM:,.0f} this agent accepts.",
-            field=field,
-            details={"maximum": MAX_CPM},
-        )
-    return value
+    """``value`` (a bid) if it is at most ``MAX_CPM``; else VALIDATION_ERROR on ``field``."""
+    return _at_most(value, MAX_CPM, field, "bid (CPM)")
