@@ -68,6 +68,8 @@ BOTH_BACKENDS = frozenset(
         "test_reservations",
         "test_group_commit",
         "test_statements",
+        "test_bad_input",
+        "test_malformed_arguments",
     }
 )
 

@@ -231,3 +231,19 @@ async def test_a_nul_character_is_refused_wherever_it_comes_from(live: LiveServe
     for response, field in ((by_path, "id"), (by_query, "cursor"), (in_body, "media_buy_id")):
         assert response.status_code == 422, response.text  # REST's VALIDATION_ERROR
         assert response.json()["error"]["details"]["field"] == field
+
+
+async def test_references_longer_than_their_columns_are_refused(live: LiveServer) -> None:
+    """po_number (100) and buyer_ref (200, the buy's and a package's) are stored in
+    bounded columns: PostgreSQL refused longer ones, as an unexpected error."""
+    too_long = {
+        "po_number": {**non_guaranteed(), "po_number": "p" * 101},
+        "buyer_ref": {**non_guaranteed(), "buyer_ref": "b" * 201},
+        "packages[0].buyer_ref": non_guaranteed(buyer_ref="b" * 201),
+    }
+    not_text = non_guaranteed(context={"buyer_ref": {"not": "text"}})  # a package's context
+    answers = {f: await _raw_call(live, "create_media_buy", a) for f, a in too_long.items()}
+    answers["packages[0].buyer_ref "] = await _raw_call(live, "create_media_buy", not_text)
+    for field, result in answers.items():
+        [error] = result["structuredContent"]["errors"]
+        assert (error["code"], error["field"]) == ("VALIDATION_ERROR", field.strip()), result

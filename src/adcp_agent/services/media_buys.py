@@ -130,6 +130,17 @@ async def _tenant(state: AppState, tenant_id: str) -> Tenant:
     return tenant
 
 
+def _short_text(value: Any, column: Any, field: str) -> None:
+    """A buyer's reference stored in a bounded column (PostgreSQL refuses a longer one)."""
+    limit = column.type.length
+    if value is not None and (not isinstance(value, str) or len(value) > limit):
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"{field} must be text of at most {limit} characters.",
+            field=field,
+        )
+
+
 def _pricing(product: Product, req: PackageRequest, i: int) -> dict[str, Any]:
     options = product.pricing_options
     if req.pricing_option_id is None:
@@ -204,6 +215,8 @@ async def prepare(
         raise AdcpError(
             "INVALID_REQUEST", "A media buy needs at least one package.", field="packages"
         )
+    _short_text(req.po_number, _BUYS.po_number, "po_number")
+    _short_text(req.buyer_ref, _BUYS.buyer_ref, "buyer_ref")
     cat = await catalog.tenant_catalog(state.db, caller)
     products = cat.products_by_id
     signal_ids = set(cat.signals)
@@ -220,6 +233,7 @@ async def prepare(
                 field=_field(i, "product_id"),
                 suggestion="Call get_products for valid ids.",
             )
+        _short_text(preq.buyer_ref, _PACKAGES.buyer_ref, _field(i, "buyer_ref"))
         option = _pricing(product, preq, i)
         rate = _rate(option, preq, i, req.flat_form, notes)
         floor = float(option.get("min_spend") or 0)

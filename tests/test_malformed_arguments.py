@@ -1,0 +1,104 @@
+"""Every tool, every argument, a dozen malformed values: the answer is always an AdCP
+result — never an unexpected failure, never an HTTP error. A sweep found eleven ways a
+malformed value got through (tests/test_bad_input.py has each); this keeps the next
+tool honest too, on SQLite and PostgreSQL (a NUL character only broke PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.databases import Backend, database_settings, per_backend
+from tests.media_helpers import non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, start_live_server
+
+HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "authorization": f"Bearer {DEMO_TOKEN}",
+}
+
+
+def _sweep_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
+    """A server of this module's own: ~1,500 calls would spend the shared servers'
+    per-token rate limit (1,000 a minute) that other tests count on."""
+    data_dir = factory.mktemp(f"sweep_{backend}")
+    database = database_settings(data_dir, backend)
+    thread, server = start_live_server(
+        data_dir, None, mcp_rate_limit_per_minute="1000000000", **database
+    )
+    yield server
+    thread.stop()
+
+
+sweep, sweep_sqlite, sweep_postgres = per_backend("sweep", _sweep_server)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+MALFORMED: list[Any] = [
+    math.nan,
+    -math.inf,
+    1e308,
+    2**63,
+    -1,
+    "mb_\ud83d",  # half a surrogate pair
+    "mb_\x00",
+    "9999-12-31",
+    "x" * 5000,
+    "",
+    [],
+    {},
+    _nested(40),
+]
+# What no malformed argument may produce: the middleware's answer to a crash in a tool.
+CRASHED = "failed unexpectedly"
+
+
+async def _tools_call(http: httpx.AsyncClient, url: str, name: str, args: dict[str, Any]) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    body["params"] = {"name": name, "arguments": args}
+    response = await http.post(url, content=json.dumps(body, allow_nan=True))
+    assert response.status_code == 200, (name, args, response.text[:300])
+    return response.json()
+
+
+async def test_no_malformed_argument_makes_a_tool_fail_unexpectedly(sweep: LiveServer) -> None:
+    live = sweep
+    async with httpx.AsyncClient(headers=HEADERS, timeout=30) as http:
+        booked = await _tools_call(http, live.mcp_url, "create_media_buy", non_guaranteed())
+        content = booked["result"]["structuredContent"]
+        buy_id, package_id = content["media_buy_id"], content["packages"][0]["package_id"]
+        listing = await http.post(
+            live.mcp_url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+        )
+        tools = listing.json()["result"]["tools"]
+        crashed: list[tuple[str, str, str]] = []
+        calls = 0
+        for tool in tools:
+            names = list(tool["inputSchema"].get("properties", {}))
+            valid = {"media_buy_id": buy_id, "package_id": package_id}
+            base = {k: v for k, v in valid.items() if k in names}
+            if tool["name"] == "create_media_buy":
+                base = non_guaranteed()
+            for name in names:
+                for value in MALFORMED:
+                    args = {**base, name: value}
+                    if tool["name"] == "create_media_buy":
+                        args["idempotency_key"] = f"malformed-{calls:012d}"
+                    answer = await _tools_call(http, live.mcp_url, tool["name"], args)
+                    calls += 1
+                    if "error" in answer or CRASHED in json.dumps(answer["result"]):
+                        crashed.append((tool["name"], name, repr(value)[:40]))
+    assert calls > 1000
+    assert crashed == [], crashed
