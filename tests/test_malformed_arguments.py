@@ -5,6 +5,7 @@ tool honest too, on SQLite and PostgreSQL (a NUL character only broke PostgreSQL
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterator
@@ -61,6 +62,14 @@ MALFORMED: list[Any] = [
     {},
     _nested(40),
 ]
+# Nested objects swept field by field (the top-level sweep replaces them whole).
+PACKAGE_FIELDS = (
+    "product_id", "pricing_option_id", "budget", "bid_price", "impressions", "pacing",
+    "targeting_overlay", "creative_ids", "format_ids", "buyer_ref", "context",
+)  # fmt: skip
+UPDATE_FIELDS = ("package_id", "budget", "bid_price", "impressions", "paused", "pacing",
+                 "targeting_overlay", "creative_ids", "end_time")  # fmt: skip
+CREATIVE_FIELDS = ("creative_id", "name", "format_id", "assets", "click_url", "tags")
 # What no malformed argument may produce: the middleware's answer to a crash in a tool.
 CRASHED = "failed unexpectedly"
 
@@ -73,32 +82,62 @@ async def _tools_call(http: httpx.AsyncClient, url: str, name: str, args: dict[s
     return response.json()
 
 
+def _creative() -> dict[str, Any]:
+    return {
+        "creative_id": "cr_sweep",
+        "name": "Sweep",
+        "format_id": {"agent_url": "http://127.0.0.1", "id": "display_300x250"},
+        "assets": {"image": {"url": "https://cdn.example/a.png", "width": 300, "height": 250}},
+        "click_url": "https://example.com/landing",
+    }
+
+
+def _cases(tools: list[dict[str, Any]], buy_id: str, package_id: str) -> list[Any]:
+    """(tool, valid arguments, where a malformed value goes) for every argument of every
+    tool, and every field of a package and of a creative."""
+    cases: list[Any] = []
+    for tool in tools:
+        names = list(tool["inputSchema"].get("properties", {}))
+        valid = {"media_buy_id": buy_id, "package_id": package_id}
+        base = {k: v for k, v in valid.items() if k in names}
+        if tool["name"] == "create_media_buy":
+            base = non_guaranteed()
+        cases += [(tool["name"], base, (name,)) for name in names]
+    update = {"media_buy_id": buy_id, "packages": [{"package_id": package_id, "budget": 1200}]}
+    cases += [("create_media_buy", non_guaranteed(), ("packages", 0, f)) for f in PACKAGE_FIELDS]
+    cases += [("update_media_buy", update, ("packages", 0, f)) for f in UPDATE_FIELDS]
+    sync = {"creatives": [_creative()], "dry_run": True}
+    cases += [("sync_creatives", sync, ("creatives", 0, f)) for f in CREATIVE_FIELDS]
+    return cases
+
+
 async def test_no_malformed_argument_makes_a_tool_fail_unexpectedly(sweep: LiveServer) -> None:
-    live = sweep
     async with httpx.AsyncClient(headers=HEADERS, timeout=30) as http:
-        booked = await _tools_call(http, live.mcp_url, "create_media_buy", non_guaranteed())
+        booked = await _tools_call(http, sweep.mcp_url, "create_media_buy", non_guaranteed())
         content = booked["result"]["structuredContent"]
         buy_id, package_id = content["media_buy_id"], content["packages"][0]["package_id"]
         listing = await http.post(
-            live.mcp_url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+            sweep.mcp_url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
         )
-        tools = listing.json()["result"]["tools"]
+        cases = _cases(listing.json()["result"]["tools"], buy_id, package_id)
+        for tool, valid, where in cases:
+            if len(where) > 1:  # a nested case's arguments are valid as they are
+                answer = await _tools_call(http, sweep.mcp_url, tool, valid)
+                assert not answer["result"].get("isError"), (tool, answer["result"])
         crashed: list[tuple[str, str, str]] = []
         calls = 0
-        for tool in tools:
-            names = list(tool["inputSchema"].get("properties", {}))
-            valid = {"media_buy_id": buy_id, "package_id": package_id}
-            base = {k: v for k, v in valid.items() if k in names}
-            if tool["name"] == "create_media_buy":
-                base = non_guaranteed()
-            for name in names:
-                for value in MALFORMED:
-                    args = {**base, name: value}
-                    if tool["name"] == "create_media_buy":
-                        args["idempotency_key"] = f"malformed-{calls:012d}"
-                    answer = await _tools_call(http, live.mcp_url, tool["name"], args)
-                    calls += 1
-                    if "error" in answer or CRASHED in json.dumps(answer["result"]):
-                        crashed.append((tool["name"], name, repr(value)[:40]))
+        for tool, valid, where in cases:
+            for value in MALFORMED:
+                args = copy.deepcopy(valid)
+                target = args
+                for step in where[:-1]:
+                    target = target[step]
+                target[where[-1]] = value
+                if tool == "create_media_buy":
+                    args["idempotency_key"] = f"malformed-{calls:012d}"
+                answer = await _tools_call(http, sweep.mcp_url, tool, args)
+                calls += 1
+                if "error" in answer or CRASHED in json.dumps(answer["result"]):
+                    crashed.append((tool, ".".join(map(str, where)), repr(value)[:40]))
     assert calls > 1000
     assert crashed == [], crashed
