@@ -247,3 +247,32 @@ async def test_references_longer_than_their_columns_are_refused(live: LiveServer
     for field, result in answers.items():
         [error] = result["structuredContent"]["errors"]
         assert (error["code"], error["field"]) == ("VALIDATION_ERROR", field.strip()), result
+
+
+async def test_a_body_over_the_size_limit_is_refused_before_it_is_held(
+    live: LiveServer,
+) -> None:
+    """A 100 MB tools/call was read, parsed and held whole (RSS 130 → 450 MiB). Past
+    ``max_request_bytes`` (4 MiB) a body is refused with 413 in the route's language —
+    declared (Content-Length) or sent in chunks — and one under it, chunked, works."""
+    limit = live.settings.max_request_bytes
+    brief = {"brief": "x" * (limit + 1)}
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call"}
+    call["params"] = {"name": "get_products", "arguments": brief}
+
+    async def chunks(data: bytes) -> Any:
+        for start in range(0, len(data), 65536):
+            yield data[start : start + 65536]
+
+    small = {**call, "params": {"name": "get_products", "arguments": {"brief": "sports"}}}
+    async with httpx.AsyncClient(base_url=live.base_url, headers=HEADERS, timeout=30) as http:
+        declared = await http.post("/mcp/", content=json.dumps(call))
+        chunked = await http.post("/mcp/", content=chunks(json.dumps(call).encode()))
+        rest = await http.post("/api/tools/get_products", content=json.dumps(brief))
+        fine = await http.post("/mcp/", content=chunks(json.dumps(small).encode()))
+    for response in (declared, chunked):
+        assert response.status_code == 413, response.text[:200]
+        error = response.json()["error"]
+        assert error["code"] == -32600 and error["data"]["details"]["max_bytes"] == limit
+    assert rest.status_code == 413 and rest.json()["error"]["code"] == "INVALID_REQUEST"
+    assert fine.status_code == 200 and fine.json()["result"]["structuredContent"]["products"]

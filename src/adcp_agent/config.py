@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     admin_rate_limit_per_minute: int = Field(
         default=100, ge=1, description="Tenant-management API requests a minute per API key."
     )
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 beyond it): a 100 MB body was "
+        "read, parsed and held whole.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet keys, comma-separated, sealing stored secrets (the first seals, "

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from adcp_agent.body_limit import BodyLimitMiddleware
 from adcp_agent.db.migrate import startup_lock, upgrade_to_head
 from adcp_agent.ratelimit import Clock, RateLimitMiddleware
 from adcp_agent.rest.routes import build_routes
@@ -70,6 +71,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(RateLimitMiddleware, settings=state.settings, clock=clock)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=state.settings.max_request_bytes)
     app.state.adcp = state
     app.state.mcp = mcp
     app.state.tools = executor
