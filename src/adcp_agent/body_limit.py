@@ -1,8 +1,9 @@
 """A ceiling on request bodies. Without one a single request of 100 MB was read, parsed
 and held whole (the server's RSS went from 130 to 450 MiB), and a few at once could
-take the memory. A declared ``Content-Length`` over the limit is refused before any of
-the body is read; a body sent without one (chunked) is refused once it passes the
-limit, if the answer has not started. The refusal speaks the route's language: a
+take the memory. A declared ``Content-Length`` over the limit is refused before the
+body is held (read and dropped up to ``DRAIN_BYTES``, so the client gets the answer);
+a body sent without one (chunked) is read here and refused once it passes the limit,
+before the application sees any of it. The refusal speaks the route's language: a
 JSON-RPC error under ``/mcp``, the REST error envelope elsewhere."""
 
 from __future__ import annotations
