@@ -182,6 +182,9 @@ async def test_simulated_delivery_accumulates_and_stops_at_the_budget(sbx: Sandb
         unapproved = await control(
             client, "simulate_delivery", {"media_buy_id": "mb_sbx_unapproved", "impressions": 1}
         )
+        overflowing = await control(
+            client, "simulate_delivery", {"media_buy_id": "mb_sbx_delivery", "impressions": 2**63}
+        )
     assert first.data["simulated"] == {
         "impressions": 100_000,
         "clicks": 250,
@@ -195,6 +198,9 @@ async def test_simulated_delivery_accumulates_and_stops_at_the_budget(sbx: Sandb
     assert "reach" in second.data["message"]  # said, not silently dropped
     assert capped.data["simulated"]["reported_spend"]["amount"] == 248.0
     assert "capped" in capped.data["message"]
+    # More than 10^12 at once is refused; 2^63 failed as an unexpected error.
+    assert overflowing.data["error"] == "INVALID_PARAMS"
+    assert "impressions" in overflowing.data["error_detail"]
     assert delivered["totals"]["impressions"] == 1_200_000
     assert delivered["totals"]["spend"] == 1000.0
     assert spend.data["simulated"] == {

@@ -80,10 +80,16 @@ class Money(_Params):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
+# Per simulate_delivery call: the counts are added to 64-bit integer columns, and 2^63
+# at once failed as an unexpected error (two calls of 2^62 broke every later delivery
+# read of the buy, its sum past what SQLite adds up).
+MAX_SIMULATED = 10**12
+
+
 class SimulateDelivery(_Params):
     media_buy_id: str
-    impressions: int = Field(default=0, ge=0)
-    clicks: int = Field(default=0, ge=0)
+    impressions: int = Field(default=0, ge=0, le=MAX_SIMULATED)
+    clicks: int = Field(default=0, ge=0, le=MAX_SIMULATED)
     reported_spend: Money | None = None
 
 
