@@ -9,8 +9,10 @@ from typing import Any
 from tests.creative_helpers import display
 from tests.media_helpers import key
 from tests.sandbox_support import (
+    CONTROLLER,
     REC_MAPPINGS,
     REC_TOKEN,
+    SANDBOX,
     SBX_OTHER_TOKEN,
     SBX_TOKEN,
     RecordingAdapter,
@@ -279,3 +281,50 @@ async def test_a_booking_hands_the_buyers_advertiser_mapping_to_the_ad_server(
     assert [line.package_id for line in order.lines] == [
         p["package_id"] for p in buy.data["packages"]
     ]
+
+
+# Fields of each seed scenario's fixture, and values of the wrong kind for them: a
+# fixture is the caller's free-form JSON, read field by field.
+_FIXTURE_FIELDS = {
+    "seed_product": ("product_id", ["channels", "delivery_type", "format_ids", "property_ids",
+                     "publisher_properties", "pricing_options", "name", "keywords",
+                     "countries", "targeting", "inventory"]),
+    "seed_creative_format": ("format_id", ["kind", "renders", "width", "height", "durations_s",
+                             "duration_ms", "name", "mime_types"]),
+    "seed_account": ("account_id", ["brand", "name", "advertiser", "operator", "billing",
+                     "payment_terms", "currency", "status"]),
+    "seed_creative": ("creative_id", ["format_id", "name", "assets", "status", "tags"]),
+    "seed_media_buy": ("media_buy_id", ["packages", "status", "start_time", "end_time",
+                       "total_budget", "product_id", "bid_price", "brand", "po_number"]),
+}  # fmt: skip
+_WRONG = [7, "x", [1], {"a": 1}, True, -1, 10**20, [None], [{"x": 1}], "x" * 3000]
+
+
+async def test_a_fixture_of_the_wrong_shape_is_invalid_params_not_a_crash(
+    sbx: SandboxServer,
+) -> None:
+    """107 of 480 such fixtures (a number where an object belongs, an object where text
+    does, 10^20 pixels) failed as unexpected errors; each is INVALID_PARAMS naming the
+    field now, or is taken (a value of the right kind)."""
+    crashed: list[tuple[str, str, str]] = []
+    n = 0
+    async with mcp_client(sbx.mcp_url, SBX_TOKEN) as client:
+        brand = await call(
+            client,
+            CONTROLLER,
+            {"scenario": "seed_account", "account": SANDBOX,
+             "params": {"account_id": "acc_wrong_brand", "fixture": {"brand": ["x"]}}},
+        )  # fmt: skip
+        for scenario, (id_name, fields) in _FIXTURE_FIELDS.items():
+            for name in fields:
+                for value in _WRONG:
+                    n += 1
+                    params = {id_name: f"wrong_{n}", "fixture": {name: value}}
+                    args = {"scenario": scenario, "account": SANDBOX, "params": params}
+                    answer = await call(client, CONTROLLER, args)
+                    refused = answer.data.get("error")
+                    if answer.is_error or refused not in (None, "INVALID_PARAMS", "NOT_FOUND"):
+                        crashed.append((scenario, name, repr(value)[:30]))
+    assert n > 400 and crashed == [], crashed
+    assert brand.data["error"] == "INVALID_PARAMS"
+    assert "params.fixture.brand must be an object" in brand.data["error_detail"]

@@ -32,6 +32,7 @@ from adcp_agent.services.sandbox import ControllerError, Scope, tenant_is_sandbo
 from adcp_agent.services.sandbox_status import force_media_buy_status, set_creative_status
 
 MAX_ID = 64
+MAX_PIXELS = 100_000  # a format's width or height (an integer column)
 DEFAULT_INVENTORY = {"daily_impressions": 1_000_000, "fill_rate": 1.0, "ctr": 0.002,
                      "viewability": 0.7, "completion_rate": 0.8}  # fmt: skip
 DEFAULT_TARGETING = ["geo_country", "geo_region", "geo_metro", "device_type", "signals"]
@@ -54,9 +55,53 @@ def _check_id(value: str, name: str) -> None:
         raise ControllerError("INVALID_PARAMS", f"{name} must be 1-{MAX_ID} characters here.")
 
 
+_KINDS: dict[Any, str] = {
+    str: "text",
+    dict: "an object",
+    list: "a list",
+    (int, float): "a number",
+    int: "a whole number",
+}
+
+
+def _get(
+    fx: dict[str, Any], name: str, kind: Any, where: str = "fixture", *, most: int | None = 200
+) -> Any:
+    """``fx[name]`` if it is of ``kind`` (None when missing or null), text at most
+    ``most`` characters (the columns it lands in); a fixture is the caller's free-form
+    JSON, so anything else is INVALID_PARAMS naming the field (a number where an object
+    belongs, or 3,000 characters of a name, failed as an unexpected error)."""
+    value = fx.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ControllerError("INVALID_PARAMS", f"params.{where}.{name} must be {_KINDS[kind]}.")
+    if isinstance(value, str) and most is not None and len(value) > most:
+        raise ControllerError(
+            "INVALID_PARAMS", f"params.{where}.{name} must be at most {most} characters."
+        )
+    return value
+
+
+def _texts(fx: dict[str, Any], name: str, where: str = "fixture") -> list[str] | None:
+    """``fx[name]`` as a list of text (None when missing)."""
+    values = _get(fx, name, list, where)
+    if values is not None and not all(isinstance(v, str) for v in values):
+        raise ControllerError("INVALID_PARAMS", f"params.{where}.{name} must be a list of text.")
+    return values
+
+
+def _objects(fx: dict[str, Any], name: str, where: str = "fixture") -> list[dict[str, Any]]:
+    """``fx[name]`` as a list of objects ([] when missing)."""
+    values = _get(fx, name, list, where) or []
+    if not all(isinstance(v, dict) for v in values):
+        raise ControllerError("INVALID_PARAMS", f"params.{where}.{name} must be a list of objects.")
+    return values
+
+
 def _format_id(value: Any) -> str | None:
     if isinstance(value, dict):
-        return value.get("id")
+        value = value.get("id")
     return value if isinstance(value, str) else None
 
 
@@ -102,16 +147,21 @@ async def _load(scope: Scope, **items: list[dict[str, Any]]) -> None:
         raise _invalid(exc) from exc
 
 
-def pricing_option(raw: dict[str, Any]) -> dict[str, Any]:
+def pricing_option(raw: dict[str, Any], where: str = "fixture") -> dict[str, Any]:
     """An AdCP pricing option as the catalog stores it."""
-    guidance = raw.get("price_guidance") or {}
+    guidance = _get(raw, "price_guidance", dict, where) or {}
+    number = (int, float)
+    floor = _get(raw, "floor_price", number, where)
+    spend = _get(raw, "min_spend", number, where)
     out = {
-        "pricing_option_id": raw.get("pricing_option_id"),
-        "pricing_model": raw.get("pricing_model", "cpm"),
-        "currency": raw.get("currency", "USD"),
-        "fixed_price": raw.get("fixed_price"),
-        "floor_price": raw.get("floor_price", guidance.get("floor")),
-        "min_spend": raw.get("min_spend", raw.get("min_spend_per_package")),
+        "pricing_option_id": _get(raw, "pricing_option_id", str, where),
+        "pricing_model": _get(raw, "pricing_model", str, where) or "cpm",
+        "currency": _get(raw, "currency", str, where) or "USD",
+        "fixed_price": _get(raw, "fixed_price", number, where),
+        "floor_price": floor if floor is not None else _get(guidance, "floor", number, where),
+        "min_spend": spend
+        if spend is not None
+        else _get(raw, "min_spend_per_package", number, where),
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -119,36 +169,41 @@ def pricing_option(raw: dict[str, Any]) -> dict[str, Any]:
 async def seed_product(scope: Scope, product_id: str, fx: dict[str, Any]) -> str:
     _catalog_tenant(scope)
     formats, props = await _catalog(scope)
-    channels = list(fx.get("channels") or ["display"])
-    delivery_type = fx.get("delivery_type", "non_guaranteed")
+    channels = _texts(fx, "channels") or ["display"]
+    delivery_type = _get(fx, "delivery_type", str) or "non_guaranteed"
     kinds = {KIND_OF_CHANNEL.get(c) for c in channels}
     format_ids = (
-        [f for f in map(_format_id, fx.get("format_ids") or []) if f]
+        [f for f in map(_format_id, _get(fx, "format_ids", list) or []) if f]
         or [f.format_id for f in formats if f.kind in kinds]
         or [f.format_id for f in formats]
     )
-    property_ids = list(fx.get("property_ids") or [])
-    for selection in fx.get("publisher_properties") or []:
-        property_ids += list(selection.get("property_ids") or [])
-    if fx.get("pricing_options"):
-        options = [pricing_option(o) for o in fx["pricing_options"]]
+    property_ids = list(_texts(fx, "property_ids") or [])
+    for i, selection in enumerate(_objects(fx, "publisher_properties")):
+        property_ids += (
+            _texts(selection, "property_ids", f"fixture.publisher_properties[{i}]") or []
+        )
+    if options_in := _objects(fx, "pricing_options"):
+        options = [
+            pricing_option(o, f"fixture.pricing_options[{i}]") for i, o in enumerate(options_in)
+        ]
     elif delivery_type == "guaranteed":
         options = [{"pricing_option_id": f"{product_id}_cpm", "fixed_price": 10.0}]
     else:
         options = [{"pricing_option_id": f"{product_id}_cpm", "floor_price": 1.0}]
     product = {
         "product_id": product_id,
-        "name": fx.get("name") or product_id,
-        "description": fx.get("description") or f"Sandbox fixture product {product_id}.",
-        "keywords": list(fx.get("keywords") or []),
+        "name": _get(fx, "name", str) or product_id,
+        "description": _get(fx, "description", str, most=None)
+        or f"Sandbox fixture product {product_id}.",
+        "keywords": _texts(fx, "keywords") or [],
         "channels": channels,
         "delivery_type": delivery_type,
         "format_ids": format_ids,
         "property_ids": property_ids or props,
-        "countries": list(fx.get("countries") or []),
+        "countries": _texts(fx, "countries") or [],
         "pricing_options": options,
-        "targeting": list(fx.get("targeting") or DEFAULT_TARGETING),
-        "inventory": {**DEFAULT_INVENTORY, **(fx.get("inventory") or {})},
+        "targeting": _texts(fx, "targeting") or list(DEFAULT_TARGETING),
+        "inventory": {**DEFAULT_INVENTORY, **(_get(fx, "inventory", dict) or {})},
     }
     await _load(scope, products=[product])
     return f"Product {product_id} seeded."
@@ -178,25 +233,35 @@ async def seed_pricing_option(
 
 async def seed_creative_format(scope: Scope, format_id: str, fx: dict[str, Any]) -> str:
     _catalog_tenant(scope)
-    kind = fx.get("kind") or fx.get("type")
+    kind = _get(fx, "kind", str) or _get(fx, "type", str)
     if kind not in ("display", "video", "audio"):
         kind = next((k for k in ("video", "audio") if k in format_id), "display")
-    dims = ((fx.get("renders") or [{}])[0] or {}).get("dimensions") or {}
+    renders = _objects(fx, "renders")
+    dims = (_get(renders[0], "dimensions", dict, "fixture.renders[0]") if renders else None) or {}
     size = re.search(r"(\d+)x(\d+)", format_id)
-    width = fx.get("width") or dims.get("width") or (int(size[1]) if size else None)
-    height = fx.get("height") or dims.get("height") or (int(size[2]) if size else None)
-    durations = fx.get("durations_s") or (
-        [int(fx["duration_ms"]) // 1000] if fx.get("duration_ms") else []
-    )
+    width = _get(fx, "width", int) or _get(dims, "width", int, "fixture.renders[0].dimensions")
+    height = _get(fx, "height", int) or _get(dims, "height", int, "fixture.renders[0].dimensions")
+    width = width or (int(size[1]) if size else None)
+    height = height or (int(size[2]) if size else None)
+    if any(d is not None and not 0 < d <= MAX_PIXELS for d in (width, height)):
+        raise ControllerError(
+            "INVALID_PARAMS", f"params.fixture width and height must be 1-{MAX_PIXELS} pixels."
+        )
+    durations = _get(fx, "durations_s", list)
+    if durations is None:
+        ms = _get(fx, "duration_ms", int)
+        durations = [ms // 1000] if ms else []
+    elif not all(isinstance(d, int) and not isinstance(d, bool) for d in durations):
+        raise ControllerError("INVALID_PARAMS", "params.fixture.durations_s must be whole numbers.")
     fmt = {
         "format_id": format_id,
-        "name": fx.get("name") or format_id,
-        "description": fx.get("description") or "",
+        "name": _get(fx, "name", str) or format_id,
+        "description": _get(fx, "description", str, most=None) or "",
         "kind": kind,
         "width": width if kind != "audio" else None,
         "height": height if kind != "audio" else None,
         "durations_s": durations if kind != "display" else [],
-        "mime_types": list(fx.get("mime_types") or []),
+        "mime_types": _texts(fx, "mime_types") or [],
     }
     await _load(scope, formats=[fmt])
     return f"Creative format {format_id} seeded."
@@ -210,25 +275,26 @@ async def seed_account(scope: Scope, account_id: str, fx: dict[str, Any]) -> str
         linked = await session.get(AccountPrincipal, (account_id, scope.principal_id))
     if existing is not None and (linked is None or not scope.in_sandbox(existing.sandbox)):
         raise ControllerError("INVALID_PARAMS", f"account_id '{account_id}' is already in use.")
-    brand = fx.get("brand") or {}
+    brand = _get(fx, "brand", dict) or {}
+    domain = _get(brand, "domain", str, "fixture.brand")
     try:
         if existing is None:
             existing = await accounts.create_account(
                 db,
                 scope.tenant.tenant_id,
                 account_id=account_id,
-                name=fx.get("name") or account_id,
+                name=_get(fx, "name", str) or account_id,
                 principal_ids=[scope.principal_id],
-                advertiser=fx.get("advertiser") or brand.get("domain"),
-                brand_domain=brand.get("domain"),
-                operator=fx.get("operator"),
-                billing=fx.get("billing", "operator"),
-                payment_terms=fx.get("payment_terms"),
-                currency=fx.get("currency", "USD"),
+                advertiser=_get(fx, "advertiser", str) or domain,
+                brand_domain=domain,
+                operator=_get(fx, "operator", str, most=253),
+                billing=_get(fx, "billing", str) or "operator",
+                payment_terms=_get(fx, "payment_terms", str),
+                currency=_get(fx, "currency", str, most=3) or "USD",
                 sandbox=True,
                 actor=scope.actor,
             )
-        status = fx.get("status")
+        status = _get(fx, "status", str)
         if status and status != existing.status:
             await accounts.set_status(
                 db, scope.tenant.tenant_id, account_id, status, actor=scope.actor
@@ -264,7 +330,7 @@ async def seed_creative(scope: Scope, creative_id: str, fx: dict[str, Any]) -> s
     except ControllerError as exc:
         if exc.code != "NOT_FOUND":
             raise
-    format_id = _format_id(fx.get("format_id"))
+    format_id = _format_id(fx.get("format_id"))  # (text, or an object with its id)
     if not format_id:
         raise ControllerError("INVALID_PARAMS", "fixture.format_id is required.")
     formats, _ = await _catalog(scope)
@@ -274,10 +340,10 @@ async def seed_creative(scope: Scope, creative_id: str, fx: dict[str, Any]) -> s
     account = await scope.account()
     creative = creative_library.CreativeIn(
         creative_id=creative_id,
-        name=fx.get("name") or creative_id,
+        name=_get(fx, "name", str) or creative_id,
         format_id=format_id,
-        assets=fx.get("assets") or placeholder_assets(fmt, creative_id),
-        tags=list(fx.get("tags") or []),
+        assets=_get(fx, "assets", dict) or placeholder_assets(fmt, creative_id),
+        tags=_texts(fx, "tags") or [],
     )
     try:
         [item] = await creative_library.sync(
@@ -287,11 +353,10 @@ async def seed_creative(scope: Scope, creative_id: str, fx: dict[str, Any]) -> s
         raise _invalid(exc) from exc
     if item.action == "failed" or item.creative is None:
         raise _invalid(item.errors[0])
-    if fx.get("status"):
+    if status := _get(fx, "status", str):
         stored = await scope.creative(creative_id)
-        await set_creative_status(
-            scope, stored, fx["status"], fx.get("rejection_reason"), strict=False
-        )
+        reason = _get(fx, "rejection_reason", str)
+        await set_creative_status(scope, stored, status, reason, strict=False)
     return f"Creative {creative_id} seeded ({item.action})."
 
 
@@ -306,11 +371,13 @@ def _time(value: Any, name: str) -> datetime | None:
 
 
 async def _package_requests(scope: Scope, fx: dict[str, Any]) -> list[media_buys.PackageRequest]:
-    raw = list(fx.get("packages") or [])
+    raw = _objects(fx, "packages")
+    where = [f"fixture.packages[{i}]" for i in range(len(raw))]
     if not raw:
         raw = [{k: fx[k] for k in ("product_id", "pricing_option_id", "bid_price") if k in fx}]
         if "total_budget" in fx:
             raw[0]["budget"] = fx["total_budget"]
+        where = ["fixture"]
     async with scope.state.db.session() as session:
         products = {
             p.product_id: p
@@ -325,27 +392,30 @@ async def _package_requests(scope: Scope, fx: dict[str, Any]) -> list[media_buys
     if not products:
         raise ControllerError("INVALID_PARAMS", "The catalog has no product to seed a buy on.")
     out = []
-    for p in raw:
-        product = products.get(p.get("product_id") or next(iter(products)))
+    number = (int, float)
+    for p, at in zip(raw, where, strict=True):
+        product_id = _get(p, "product_id", str, at)
+        product = products.get(product_id or next(iter(products)))
         if product is None:
-            raise ControllerError("INVALID_PARAMS", f"Product '{p.get('product_id')}' not found.")
+            raise ControllerError("INVALID_PARAMS", f"Product '{product_id}' not found.")
         budget = p.get("budget")
         if isinstance(budget, dict):
-            budget = budget.get("amount")
+            budget = _get(budget, "amount", number, f"{at}.budget")
+        elif budget is not None:
+            budget = _get(p, "budget", number, at)
+        assignments = _objects(p, "creative_assignments", at)
         out.append(
             media_buys.PackageRequest(
                 product_id=product.product_id,
                 budget=float(budget or max(1000.0, min_spend(product))),
-                pricing_option_id=p.get("pricing_option_id")
+                pricing_option_id=_get(p, "pricing_option_id", str, at)
                 or product.pricing_options[0]["pricing_option_id"],
-                bid_price=p.get("bid_price"),
-                impressions=p.get("impressions"),
-                pacing=p.get("pacing"),
-                targeting=p.get("targeting_overlay"),
+                bid_price=_get(p, "bid_price", number, at),
+                impressions=_get(p, "impressions", int, at),
+                pacing=_get(p, "pacing", str, at),
+                targeting=_get(p, "targeting_overlay", dict, at),
                 creative_ids=[
-                    a["creative_id"]
-                    for a in p.get("creative_assignments") or []
-                    if "creative_id" in a
+                    a["creative_id"] for a in assignments if isinstance(a.get("creative_id"), str)
                 ],
             )
         )
@@ -379,8 +449,8 @@ async def seed_media_buy(scope: Scope, media_buy_id: str, fx: dict[str, Any]) ->
             start_time=start,
             end_time=end,
             account={"account_id": account.account_id},
-            brand=fx.get("brand") or {"domain": account.brand_domain or "sandbox.example"},
-            po_number=fx.get("po_number"),
+            brand=_get(fx, "brand", dict) or {"domain": account.brand_domain or "sandbox.example"},
+            po_number=_get(fx, "po_number", str),
             flat_form=True,  # an auction package without a bid bids the floor
             media_buy_id=media_buy_id,
         )
@@ -391,6 +461,7 @@ async def seed_media_buy(scope: Scope, media_buy_id: str, fx: dict[str, Any]) ->
         except AdcpError as exc:
             raise _invalid(exc) from exc
         action = "created"
-    if fx.get("status"):
-        await force_media_buy_status(scope, media_buy_id, fx["status"], fx.get("rejection_reason"))
+    if status := _get(fx, "status", str):
+        reason = _get(fx, "rejection_reason", str)
+        await force_media_buy_status(scope, media_buy_id, status, reason)
     return f"Media buy {media_buy_id} seeded ({action})."
