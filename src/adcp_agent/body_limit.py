@@ -8,11 +8,9 @@ JSON-RPC error under ``/mcp``, the REST error envelope elsewhere."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adcp_agent.asgi_refusals import error_body, send_json
 from adcp_agent.errors import AdcpError
 
 DRAIN_BYTES = 64 * 1024 * 1024  # an over-limit body up to this is read and dropped
@@ -75,26 +73,11 @@ class BodyLimitMiddleware:
             details={"max_bytes": self.max_bytes},
             http_status=413,
         )
-        body: dict[str, Any]
         path = scope["path"]
-        if path == "/mcp" or path.startswith("/mcp/"):
-            # The request id is unknown without reading the body; JSON-RPC allows null.
-            data = error.to_adcp()
-            body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, **_rpc(data)}}
-        else:
-            body = error.to_rest()
-        payload = json.dumps(body).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"connection", b"close"),  # the rest of the body is not read
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
-
-
-def _rpc(data: dict[str, Any]) -> dict[str, Any]:
-    return {"message": data["message"], "data": data}
+        mcp = path == "/mcp" or path.startswith("/mcp/")
+        body = error_body(error, jsonrpc_code=-32600 if mcp else None)
+        # "connection: close": the rest of the body is not read.
+        await send_json(send, 413, body, [(b"connection", b"close")])
 
 
 def _content_length(scope: Scope) -> int | None:

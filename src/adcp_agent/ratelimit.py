@@ -11,7 +11,6 @@ process enforces its own limits. The clock is injected so tests never sleep.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adcp_agent.asgi_refusals import error_body, send_json
 from adcp_agent.config import Settings
 from adcp_agent.errors import AdcpError
 from adcp_agent.services.identity import token_from_headers
@@ -173,25 +173,12 @@ def _error(decision: Decision) -> AdcpError:
 
 
 def _rest_body(decision: Decision) -> dict[str, Any]:
-    return _error(decision).to_rest()
+    return error_body(_error(decision), jsonrpc_code=None)
 
 
 def _jsonrpc_body(decision: Decision) -> dict[str, Any]:
-    error = _error(decision)
-    # The request id is unknown without reading the body; JSON-RPC allows null here.
-    return {
-        "jsonrpc": "2.0",
-        "id": None,
-        "error": {"code": -32000, "message": error.message, "data": error.to_adcp()},
-    }
+    return error_body(_error(decision), jsonrpc_code=-32000)
 
 
 async def _reject(send: Send, decision: Decision, body: dict[str, Any]) -> None:
-    payload = json.dumps(body).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        *decision.headers(),
-    ]
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, 429, body, decision.headers())
