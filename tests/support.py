@@ -4,6 +4,7 @@ the AdCP 3.1 schema oracle."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import threading
@@ -23,6 +24,13 @@ from adcp_agent.server import create_app, prepare
 from adcp_agent.state import AppState
 
 DEMO_TOKEN = "adcp_test_demo_token_0123456789abcdef"
+# A JSON-RPC request sent as text, as the demo buyer: for what an SDK client would refuse
+# to send (a lone surrogate, NaN) or would not let a test see (the raw HTTP answer).
+RAW_HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "authorization": f"Bearer {DEMO_TOKEN}",
+}
 
 
 def free_port() -> int:
@@ -203,3 +211,16 @@ async def stored_rows(settings: Settings, model: Any, *where: Any) -> list[Any]:
             return list((await session.exec(select(model).where(*where))).all())
     finally:
         await db.dispose()
+
+
+async def raw_tool_call(
+    http: httpx.AsyncClient, url: str, tool: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON-RPC answer to ``tools/call`` sent as JSON text (``json.dumps``: a lone
+    surrogate as its \\u escape, NaN as NaN), with ``http``'s headers (RAW_HEADERS)."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    body["params"] = {"name": tool, "arguments": arguments}
+    response = await http.post(url, content=json.dumps(body))
+    assert response.status_code == 200, (tool, response.text[:300])
+    answer: dict[str, Any] = response.json()
+    return answer

@@ -16,13 +16,8 @@ from adcp_agent_tools.app import FASTMCP_SERVER_LOG
 
 from adcp_agent.rest.http_io import parse_json
 from tests.media_helpers import non_guaranteed
-from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client
-
-HEADERS = {
-    "accept": "application/json, text/event-stream",
-    "content-type": "application/json",
-    "authorization": f"Bearer {DEMO_TOKEN}",
-}
+from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client, raw_tool_call
+from tests.support import RAW_HEADERS as HEADERS
 
 
 class _Kept(logging.Handler):
@@ -68,14 +63,9 @@ async def test_invalid_arguments_are_a_typed_error_and_no_server_warning(
 
 
 async def _raw_call(live: LiveServer, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """tools/call as JSON text: json.dumps writes a lone surrogate as its \\u escape,
-    which JSON allows and an SDK client would refuse to send."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
-    body["params"] = {"name": tool, "arguments": arguments}
     async with httpx.AsyncClient(headers=HEADERS) as http:
-        response = await http.post(live.mcp_url, content=json.dumps(body))
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()["result"]
+        answer = await raw_tool_call(http, live.mcp_url, tool, arguments)
+    result: dict[str, Any] = answer["result"]
     return result
 
 

@@ -16,13 +16,7 @@ import pytest
 
 from tests.databases import Backend, database_settings, per_backend
 from tests.media_helpers import non_guaranteed
-from tests.support import DEMO_TOKEN, LiveServer, start_live_server
-
-HEADERS = {
-    "accept": "application/json, text/event-stream",
-    "content-type": "application/json",
-    "authorization": f"Bearer {DEMO_TOKEN}",
-}
+from tests.support import RAW_HEADERS, LiveServer, raw_tool_call, start_live_server
 
 
 def _sweep_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
@@ -74,14 +68,6 @@ CREATIVE_FIELDS = ("creative_id", "name", "format_id", "assets", "click_url", "t
 CRASHED = "failed unexpectedly"
 
 
-async def _tools_call(http: httpx.AsyncClient, url: str, name: str, args: dict[str, Any]) -> Any:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
-    body["params"] = {"name": name, "arguments": args}
-    response = await http.post(url, content=json.dumps(body, allow_nan=True))
-    assert response.status_code == 200, (name, args, response.text[:300])
-    return response.json()
-
-
 def _creative() -> dict[str, Any]:
     return {
         "creative_id": "cr_sweep",
@@ -112,8 +98,8 @@ def _cases(tools: list[dict[str, Any]], buy_id: str, package_id: str) -> list[An
 
 
 async def test_no_malformed_argument_makes_a_tool_fail_unexpectedly(sweep: LiveServer) -> None:
-    async with httpx.AsyncClient(headers=HEADERS, timeout=30) as http:
-        booked = await _tools_call(http, sweep.mcp_url, "create_media_buy", non_guaranteed())
+    async with httpx.AsyncClient(headers=RAW_HEADERS, timeout=30) as http:
+        booked = await raw_tool_call(http, sweep.mcp_url, "create_media_buy", non_guaranteed())
         content = booked["result"]["structuredContent"]
         buy_id, package_id = content["media_buy_id"], content["packages"][0]["package_id"]
         listing = await http.post(
@@ -122,7 +108,7 @@ async def test_no_malformed_argument_makes_a_tool_fail_unexpectedly(sweep: LiveS
         cases = _cases(listing.json()["result"]["tools"], buy_id, package_id)
         for tool, valid, where in cases:
             if len(where) > 1:  # a nested case's arguments are valid as they are
-                answer = await _tools_call(http, sweep.mcp_url, tool, valid)
+                answer = await raw_tool_call(http, sweep.mcp_url, tool, valid)
                 assert not answer["result"].get("isError"), (tool, answer["result"])
         crashed: list[tuple[str, str, str]] = []
         calls = 0
@@ -135,7 +121,7 @@ async def test_no_malformed_argument_makes_a_tool_fail_unexpectedly(sweep: LiveS
                 target[where[-1]] = value
                 if tool == "create_media_buy":
                     args["idempotency_key"] = f"malformed-{calls:012d}"
-                answer = await _tools_call(http, sweep.mcp_url, tool, args)
+                answer = await raw_tool_call(http, sweep.mcp_url, tool, args)
                 calls += 1
                 if "error" in answer or CRASHED in json.dumps(answer["result"]):
                     crashed.append((tool, ".".join(map(str, where)), repr(value)[:40]))
