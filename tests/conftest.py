@@ -49,6 +49,7 @@ BOTH_BACKENDS = frozenset(
         "test_media_updates",
         "test_update_races",
         "test_interrupted",
+        "test_local_bookings",
         "test_sealing",
         "test_buy_listing",
         "test_creatives",

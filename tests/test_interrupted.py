@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,31 +25,22 @@ from adcp_agent.db.models_events import OutboxEvent
 from adcp_agent.db.models_media import IdempotencyRecord, MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import idempotency, interrupted, media_buys, media_updates
+from adcp_agent.services import booking, idempotency, interrupted, media_updates
 from adcp_agent.state import AppState
-from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
+from tests import host_reads
+from tests.media_helpers import key, non_guaranteed
 from tests.notifications_support import publisher
 from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client, stored_rows
 
 
-def _flight(days_ahead: int) -> tuple[dict[str, Any], dict[str, str]]:
-    return whole_days("podcast_host_read", days_ahead, days=30)
-
-
-def _host_read(budget: float, flight_args: dict[str, str]) -> dict[str, Any]:
-    return {
-        **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
-        **flight_args,
-    }
-
-
-def _share(available: int, fraction: float) -> float:
-    return round(available * fraction * 25 / 1000, 2)  # host reads sell at a 25.00 CPM
-
-
-async def _available(client: Any, avail_args: dict[str, Any]) -> int:
-    found = await call(client, "get_avails", avail_args)
-    return int(found.data["packages"][0]["available_impressions"])
+@pytest.fixture(autouse=True)
+def _a_remote_ad_server() -> Iterator[None]:
+    """The mock ad server stands in for a remote one here: called between the
+    booking's two commits (services.booking), which is what a stop can interrupt.
+    (Not ``monkeypatch``: the tests undo theirs midway.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MockAdapter, "orders_are_local", False)
+        yield
 
 
 async def _buy(client: Any, mb: str) -> dict[str, Any]:
@@ -87,10 +79,12 @@ def _stop_during_updates(monkeypatch: pytest.MonkeyPatch) -> None:
 async def _book_host_read(
     live: LiveServer, client: Any, fraction: float, days_ahead: int
 ) -> dict[str, Any]:
-    avail_args, flight_args = _flight(days_ahead)
-    available = await _available(client, avail_args)
+    avail_args, flight_args = host_reads.flight(days_ahead)
+    available = await host_reads.available(client, avail_args)
     booked = await call(
-        client, "create_media_buy", _host_read(_share(available, fraction), flight_args)
+        client,
+        "create_media_buy",
+        host_reads.request(host_reads.budget(available, fraction), flight_args),
     )
     assert not booked.is_error, booked.data
     mb = booked.data["message"].split()[2]
@@ -114,25 +108,32 @@ async def test_what_an_interrupted_update_reserved_is_undone_when_its_lease_laps
         package = b["buy"]["packages"][0]
         _stop_during_updates(monkeypatch)
         grow = {
-            "packages": [{"package_id": package["package_id"], "budget": _share(available, 0.8)}]
+            "packages": [
+                {"package_id": package["package_id"], "budget": host_reads.budget(available, 0.8)}
+            ]
         }
         failed = await call(client, "update_media_buy", _update(mb, **grow))
         monkeypatch.undo()
-        held = await _available(client, avail_args)
+        held = await host_reads.available(client, avail_args)
         early = await _sweep(live, utcnow())
-        still_held = await _available(client, avail_args)
+        still_held = await host_reads.available(client, avail_args)
         swept = await _sweep(live, utcnow() + media_updates.LEASE + timedelta(seconds=1))
-        freed = await _available(client, avail_args)
+        freed = await host_reads.available(client, avail_args)
         after = await _buy(client, mb)
         grown = await call(
             client,
             "update_media_buy",
             _update(
                 mb,
-                packages=[{"package_id": package["package_id"], "budget": _share(available, 0.5)}],
+                packages=[
+                    {
+                        "package_id": package["package_id"],
+                        "budget": host_reads.budget(available, 0.5),
+                    }
+                ],
             ),
         )
-        finally_left = await _available(client, avail_args)
+        finally_left = await host_reads.available(client, avail_args)
     assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
     # Until the lease lapses the larger goal stays reserved: the ad server may have it.
     assert abs(held - available * 0.2) < available * 0.01
@@ -195,7 +196,9 @@ async def test_a_value_changed_since_the_interruption_is_kept(
         mb, available = b["mb"], b["available"]
         package_id = b["buy"]["packages"][0]["package_id"]
         _stop_during_updates(monkeypatch)
-        grow = {"packages": [{"package_id": package_id, "budget": _share(available, 0.4)}]}
+        grow = {
+            "packages": [{"package_id": package_id, "budget": host_reads.budget(available, 0.4)}]
+        }
         await call(client, "update_media_buy", _update(mb, **grow))
         monkeypatch.undo()
     db = create_database(live.settings.resolved_database_url())
@@ -229,27 +232,31 @@ def _stop_during_bookings(monkeypatch: pytest.MonkeyPatch) -> None:
         return None
 
     monkeypatch.setattr(MockAdapter, "create_order", refused)
-    monkeypatch.setattr(media_buys, "_abandon", stopped)
+    monkeypatch.setattr(booking, "_abandon", stopped)
 
 
 async def test_a_stranded_booking_stops_holding_inventory(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    avail_args, flight_args = _flight(days_ahead=320)
+    avail_args, flight_args = host_reads.flight(days_ahead=320)
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
+        available = await host_reads.available(client, avail_args)
         _stop_during_bookings(monkeypatch)
         failed = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.6), flight_args)
+            client,
+            "create_media_buy",
+            host_reads.request(host_reads.budget(available, 0.6), flight_args),
         )
         monkeypatch.undo()
-        held = await _available(client, avail_args)
+        held = await host_reads.available(client, avail_args)
         stranded = await _provisioning(live)
         early = await _sweep(live, utcnow())
         swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
-        freed = await _available(client, avail_args)
+        freed = await host_reads.available(client, avail_args)
         rebooked = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.6), flight_args)
+            client,
+            "create_media_buy",
+            host_reads.request(host_reads.budget(available, 0.6), flight_args),
         )
     assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
     assert abs(held - available * 0.4) < available * 0.01  # held by nobody's buy
@@ -277,7 +284,7 @@ def _stop_after_the_order(monkeypatch: pytest.MonkeyPatch, *, claim_stays: bool 
     async def nothing(*_a: Any, **_k: Any) -> None:
         return None
 
-    monkeypatch.setattr(media_buys, "_book", stopped)
+    monkeypatch.setattr(booking._Outcome, "_book", stopped)
     monkeypatch.setattr(interrupted, "release_unbooked", nothing)
     if claim_stays:
         monkeypatch.setattr(idempotency, "_release", nothing)
@@ -293,12 +300,6 @@ async def _age_claims(live: LiveServer, by: timedelta) -> None:
                 session.add(record)
     finally:
         await state.db.dispose()
-
-
-def _mock_orders(live: LiveServer, mb: str) -> list[tuple[str, Any]]:
-    """The mock ad server's orders (id, order) for media buy ``mb``."""
-    orders, _ = load_state(live.data_dir / "adapters" / "demo-mock.state")
-    return [(k, o) for k, o in orders.items() if o.spec.media_buy_id == mb]
 
 
 async def _provisioning(live: LiveServer) -> MediaBuy:
@@ -337,10 +338,10 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
     releases that buy (cancelling its order) before booking — not beside it, where it
     would find only 40% left. While the ad server cannot cancel the order, the retry
     is told to come back, and nothing is released."""
-    avail_args, flight_args = _flight(days_ahead=410)
+    avail_args, flight_args = host_reads.flight(days_ahead=410)
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
-        request = _host_read(_share(available, 0.6), flight_args)
+        available = await host_reads.available(client, avail_args)
+        request = host_reads.request(host_reads.budget(available, 0.6), flight_args)
         _stop_after_the_order(monkeypatch, claim_stays=True)
         killed = await call(client, "create_media_buy", request)
         monkeypatch.undo()
@@ -361,7 +362,7 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
         )
         retried = await call(client, "create_media_buy", request)
         replayed = await call(client, "create_media_buy", request)
-        after = await _available(client, avail_args)
+        after = await host_reads.available(client, avail_args)
     assert killed.is_error
     assert too_soon.error_codes == ["IDEMPOTENCY_IN_FLIGHT"]  # not stale yet: it may be running
     assert ad_server_down.error_codes == ["SERVICE_UNAVAILABLE"]
@@ -371,7 +372,7 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
     assert replayed.data.get("replayed") is True
     mb = left.media_buy_id
     assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
-    [(_, order)] = _mock_orders(live, mb)
+    [(_, order)] = host_reads.mock_orders(live, mb)
     assert order.status == "canceled"
     audit = await _interrupted_audit(live, mb)
     assert audit.details["released_by"] == "retry"
@@ -385,18 +386,18 @@ async def test_a_booking_that_fails_to_commit_releases_its_buy_at_once(
 ) -> None:
     """The booked state did not commit and the buyer was told: the provisional buy
     goes at once (its order cancelled), so a retry books the whole share again."""
-    avail_args, flight_args = _flight(days_ahead=440)
+    avail_args, flight_args = host_reads.flight(days_ahead=440)
 
     async def failing(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("the disk is full")
 
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
-        request = _host_read(_share(available, 0.6), flight_args)
-        monkeypatch.setattr(media_buys, "_book", failing)
+        available = await host_reads.available(client, avail_args)
+        request = host_reads.request(host_reads.budget(available, 0.6), flight_args)
+        monkeypatch.setattr(booking._Outcome, "_book", failing)
         failed = await call(client, "create_media_buy", request)
         monkeypatch.undo()
-        freed = await _available(client, avail_args)
+        freed = await host_reads.available(client, avail_args)
         retried = await call(client, "create_media_buy", request)
     assert failed.is_error
     assert abs(freed - available) < available * 0.01
@@ -408,7 +409,7 @@ async def test_a_booking_that_fails_to_commit_releases_its_buy_at_once(
         )
         if a.details["released_by"] == "failed"
     ]
-    [(order_id, order)] = _mock_orders(live, audit.target_id)
+    [(order_id, order)] = host_reads.mock_orders(live, audit.target_id)
     assert order.status == "canceled" and audit.details["external_order_id"] == order_id
 
 
@@ -418,18 +419,20 @@ async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
     """The server stopped after the ad server took the order, before the booked state
     committed: the sweep finds that order (the adapter's find_order) and cancels it
     before releasing the buy, so nothing serves that no buy records."""
-    avail_args, flight_args = _flight(days_ahead=380)
+    avail_args, flight_args = host_reads.flight(days_ahead=380)
 
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
+        available = await host_reads.available(client, avail_args)
         _stop_after_the_order(monkeypatch)
         failed = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.3), flight_args)
+            client,
+            "create_media_buy",
+            host_reads.request(host_reads.budget(available, 0.3), flight_args),
         )
         monkeypatch.undo()
         stranded = await _provisioning(live)
         swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
-        freed = await _available(client, avail_args)
+        freed = await host_reads.available(client, avail_args)
     mb = stranded.media_buy_id
     orders, _ = load_state(live.data_dir / "adapters" / "demo-mock.state")
     [(order_id, order)] = [(k, o) for k, o in orders.items() if o.spec.media_buy_id == mb]
@@ -447,7 +450,7 @@ async def test_a_booking_back_after_its_release_cancels_its_order(
     """The ad server answered after the buy had been released as stranded: the order
     it made is cancelled and the buyer told nothing was booked — never a buy that
     exists at the ad server only, or an answer for rows that are gone."""
-    avail_args, flight_args = _flight(days_ahead=350)
+    avail_args, flight_args = host_reads.flight(days_ahead=350)
     entered, proceed = threading.Event(), threading.Event()
     create_order, order_action = MockAdapter.create_order, MockAdapter.order_action
     made: list[str] = []
@@ -467,16 +470,20 @@ async def test_a_booking_back_after_its_release_cancels_its_order(
     monkeypatch.setattr(MockAdapter, "create_order", slow)
     monkeypatch.setattr(MockAdapter, "order_action", recorded)
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
+        available = await host_reads.available(client, avail_args)
         booking = asyncio.ensure_future(
-            call(client, "create_media_buy", _host_read(_share(available, 0.5), flight_args))
+            call(
+                client,
+                "create_media_buy",
+                host_reads.request(host_reads.budget(available, 0.5), flight_args),
+            )
         )
         assert await asyncio.to_thread(entered.wait, 10)
         swept = await _sweep(live, utcnow() + interrupted.STRANDED_AFTER + timedelta(seconds=1))
         proceed.set()
         late = await booking
         monkeypatch.undo()
-        left = await _available(client, avail_args)
+        left = await host_reads.available(client, avail_args)
     assert swept[0] >= 1
     assert late.error_codes == ["SERVICE_UNAVAILABLE"] and "released" in late.error["message"]
     # The sweep found the order and cancelled it; the booking, back, cancelled it too.

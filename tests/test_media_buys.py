@@ -334,24 +334,30 @@ async def test_asap_start_is_active_immediately(live: LiveServer) -> None:
 async def test_provisional_rows_reach_the_disk_as_surely_as_the_ad_servers_orders(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The claim and provisional rows commit before the ad server is called: fsynced
-    for an ad server whose orders survive a power failure, not for the mock (whose
-    journal is not fsynced either); the booking itself always is."""
+    """A remote ad server is called between two commits: the claim and provisional rows
+    first — fsynced for an ad server whose orders survive a power failure, not for one
+    whose orders do not — and the booking, always fsynced. The mock ad server's orders
+    are local: its bookings are one transaction, fsynced."""
     seen: list[bool] = []
     write = Database.write
+    bookings = ("book_in_one_transaction", "book_around_the_call", "_book")
 
     def spying(self: Database, *, durable: bool = True) -> Any:
-        if sys._getframe(1).f_code.co_name in ("create", "_book"):  # media_buys' writes
+        if sys._getframe(1).f_code.co_name in bookings:  # services.booking's writes
             seen.append(durable)
         return write(self, durable=durable)
 
     monkeypatch.setattr(Database, "write", spying)
+    answers, transactions = [], []
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        mock = await call(client, "create_media_buy", non_guaranteed(budget=1000))
-        monkeypatch.setattr(MockAdapter, "orders_survive_power_loss", True)
-        remote = await call(client, "create_media_buy", non_guaranteed(budget=1000))
-    assert not mock.is_error and not remote.is_error
-    assert seen == [False, True, True, True]
+        for local, survives in [(True, False), (False, False), (False, True)]:
+            monkeypatch.setattr(MockAdapter, "orders_are_local", local)
+            monkeypatch.setattr(MockAdapter, "orders_survive_power_loss", survives)
+            answers.append(await call(client, "create_media_buy", non_guaranteed(budget=1000)))
+            transactions.append(seen[:])
+            seen.clear()
+    assert not any(a.is_error for a in answers), [a.data for a in answers]
+    assert transactions == [[True], [False, True], [True, True]]
 
 
 # (product, pricing option, CPM, targeting overlay, days ahead): a package of the whole

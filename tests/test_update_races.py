@@ -15,8 +15,10 @@ import pytest
 from adcp_agent_adapters.mock import MockAdapter
 
 from adcp_agent.errors import AdcpError
+from adcp_agent.services import booking as bookings
 from adcp_agent.services import media_buys, media_updates
-from tests.media_helpers import guaranteed, key, non_guaranteed, whole_days
+from tests import host_reads
+from tests.media_helpers import key, non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, ToolCall, call, mcp_client
 
 Meet = Callable[[], Awaitable[None]]
@@ -141,35 +143,15 @@ async def test_an_update_waits_for_another_only_so_long(
     assert buy["packages"][0]["budget"] == 7000 and buy["revision"] == 3
 
 
-def _avail_args(days_ahead: int) -> tuple[dict[str, Any], dict[str, str]]:
-    return whole_days("podcast_host_read", days_ahead, days=30)
-
-
-def _host_read(budget: float, flight_args: dict[str, str]) -> dict[str, Any]:
-    return {
-        **guaranteed(product="podcast_host_read", option="host_read_cpm", budget=budget),
-        **flight_args,
-    }
-
-
 async def _book_host_read(
     client: Any, budget: float, flight_args: dict[str, str]
 ) -> tuple[str, dict[str, Any]]:
     """A guaranteed host-read buy awaiting approval: its id and its package."""
-    booked = await call(client, "create_media_buy", _host_read(budget, flight_args))
+    booked = await call(client, "create_media_buy", host_reads.request(budget, flight_args))
     assert not booked.is_error, booked.data
     mb = booked.data["message"].split()[2]
     [package] = (await _buy(client, mb))["packages"]
     return mb, package
-
-
-def _share(available: int, fraction: float) -> float:
-    return round(available * fraction * 25 / 1000, 2)  # host reads sell at a 25.00 CPM
-
-
-async def _available(client: Any, avail_args: dict[str, Any]) -> int:
-    found = await call(client, "get_avails", avail_args)
-    return int(found.data["packages"][0]["available_impressions"])
 
 
 @pytest.mark.parametrize("first", ["update", "booking"])
@@ -181,7 +163,7 @@ async def test_a_budget_increase_and_a_booking_never_both_take_the_last_inventor
     finds the other's reservation and is refused: the booking confirms while the
     update is still at the ad server (its larger goal reserved ahead), or the update
     confirms after the booking committed."""
-    avail_args, flight_args = _avail_args(days_ahead=70 if first == "update" else 190)
+    avail_args, flight_args = host_reads.flight(days_ahead=70 if first == "update" else 190)
     meet = _meeting()
     committed: list[asyncio.Event] = []  # made on the server's loop
 
@@ -205,7 +187,7 @@ async def test_a_budget_increase_and_a_booking_never_both_take_the_last_inventor
             first_committed().set()
 
     booked: list[asyncio.Event] = []
-    update_line, create = MockAdapter.update_line, media_buys.create
+    update_line, create = MockAdapter.update_line, bookings.create
 
     async def after_the_booking(self: MockAdapter, *a: Any) -> Any:
         with contextlib.suppress(TimeoutError):
@@ -219,29 +201,33 @@ async def test_a_budget_increase_and_a_booking_never_both_take_the_last_inventor
         finally:
             booked[0].set()
 
-    sides = {
-        "update": (media_updates, "plan_ops", "_claim"),
-        "booking": (media_buys, "prepare", "create"),
+    sides = {  # (module, its check), (module, its commit)
+        "update": ((media_updates, "plan_ops"), (media_updates, "_claim")),
+        "booking": ((media_buys, "prepare"), (bookings, "create")),
     }
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
-        mb, package = await _book_host_read(client, _share(available, 0.3), flight_args)
-        for side, (module, check, commit) in sides.items():
-            check_fn, commit_fn = getattr(module, check), getattr(module, commit)
+        available = await host_reads.available(client, avail_args)
+        mb, package = await _book_host_read(client, host_reads.budget(available, 0.3), flight_args)
+        for side, ((checks, check), (commits, commit)) in sides.items():
+            check_fn, commit_fn = getattr(checks, check), getattr(commits, commit)
             second = side != first
-            monkeypatch.setattr(module, check, functools.partial(checked, check_fn, second))
+            monkeypatch.setattr(checks, check, functools.partial(checked, check_fn, second))
             if not second:
-                monkeypatch.setattr(module, commit, functools.partial(finished, commit_fn))
+                monkeypatch.setattr(commits, commit, functools.partial(finished, commit_fn))
         if first == "update":
             monkeypatch.setattr(MockAdapter, "update_line", after_the_booking)
-            monkeypatch.setattr(media_buys, "create", booking)
-        grow = _budget(mb, package["package_id"], _share(available, 0.8))
+            monkeypatch.setattr(bookings, "create", booking)
+        grow = _budget(mb, package["package_id"], host_reads.budget(available, 0.8))
         results: list[ToolCall] = await asyncio.gather(
             call(client, "update_media_buy", grow),
-            call(client, "create_media_buy", _host_read(_share(available, 0.6), flight_args)),
+            call(
+                client,
+                "create_media_buy",
+                host_reads.request(host_reads.budget(available, 0.6), flight_args),
+            ),
         )
         monkeypatch.undo()
-        left = await _available(client, avail_args)
+        left = await host_reads.available(client, avail_args)
     outcomes = {
         side: r.error_codes[0] if r.error_codes else "ok"
         for side, r in zip(sides, results, strict=True)
@@ -259,27 +245,31 @@ async def test_a_refused_update_gives_back_what_it_reserved(
 ) -> None:
     """The larger goal is reserved before the ad server is called; when the ad server
     refuses the change, the reservation and the lease go, and the revision stays."""
-    avail_args, flight_args = _avail_args(days_ahead=110)
+    avail_args, flight_args = host_reads.flight(days_ahead=110)
 
     async def refuse(self: MockAdapter, *args: Any) -> None:
         raise AdcpError("SERVICE_UNAVAILABLE", "The ad server is down.", recovery="transient")
 
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
-        mb, package = await _book_host_read(client, _share(available, 0.3), flight_args)
-        booked = await _available(client, avail_args)
+        available = await host_reads.available(client, avail_args)
+        mb, package = await _book_host_read(client, host_reads.budget(available, 0.3), flight_args)
+        booked = await host_reads.available(client, avail_args)
         monkeypatch.setattr(MockAdapter, "update_line", refuse)
         failed = await call(
-            client, "update_media_buy", _budget(mb, package["package_id"], _share(available, 0.8))
+            client,
+            "update_media_buy",
+            _budget(mb, package["package_id"], host_reads.budget(available, 0.8)),
         )
-        after_failure = await _available(client, avail_args)
+        after_failure = await host_reads.available(client, avail_args)
         unchanged = await _buy(client, mb)
         monkeypatch.undo()
         monkeypatch.setattr(media_updates, "WAIT_SECONDS", 0.0)  # a held lease answers at once
         retried = await call(
-            client, "update_media_buy", _budget(mb, package["package_id"], _share(available, 0.5))
+            client,
+            "update_media_buy",
+            _budget(mb, package["package_id"], host_reads.budget(available, 0.5)),
         )
-        after_retry = await _available(client, avail_args)
+        after_retry = await host_reads.available(client, avail_args)
     assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
     assert after_failure == booked
     assert unchanged["revision"] == 1 and unchanged["packages"][0]["budget"] == package["budget"]
@@ -291,11 +281,13 @@ async def test_a_refused_update_gives_back_what_it_reserved(
 async def test_resubmitting_a_rejected_buy_checks_its_inventory_again(live: LiveServer) -> None:
     """A rejected buy holds no inventory; sold to someone else meanwhile, it cannot
     simply be resubmitted for approval."""
-    avail_args, flight_args = _avail_args(days_ahead=150)
+    avail_args, flight_args = host_reads.flight(days_ahead=150)
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        available = await _available(client, avail_args)
+        available = await host_reads.available(client, avail_args)
         first = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.6), flight_args)
+            client,
+            "create_media_buy",
+            host_reads.request(host_reads.budget(available, 0.6), flight_args),
         )
         mb, task_id = first.data["message"].split()[2], first.data["task_id"]
         cli = await asyncio.create_subprocess_exec(
@@ -305,7 +297,9 @@ async def test_resubmitting_a_rejected_buy_checks_its_inventory_again(live: Live
         )  # fmt: skip
         assert await cli.wait() == 0
         second = await call(
-            client, "create_media_buy", _host_read(_share(available, 0.6), flight_args)
+            client,
+            "create_media_buy",
+            host_reads.request(host_reads.budget(available, 0.6), flight_args),
         )
         resubmitted = await call(
             client, "update_media_buy", {"media_buy_id": mb, "action": "submit_for_approval"}

@@ -116,6 +116,8 @@ class MockAdapter:
     wants_state_file: ClassVar[bool] = True
     # The journal is not fsynced (see mock_journal): a power failure may lose orders.
     orders_survive_power_loss: ClassVar[bool] = False
+    # Its orders are this process's dict and journal: booked inside the buy's transaction.
+    orders_are_local: ClassVar[bool] = True
 
     def __init__(self, config: MockConfig | None = None, *, state_file: Path | None = None):
         self.config = config or MockConfig()

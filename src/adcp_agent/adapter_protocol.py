@@ -231,6 +231,16 @@ def orders_survive_power_loss(adapter: AdServerAdapter) -> bool:
     return bool(getattr(adapter, "orders_survive_power_loss", True))
 
 
+def orders_are_local(adapter: AdServerAdapter) -> bool:
+    """Whether the adapter's orders live in this server's own files and its calls return
+    at once, touching nothing outside it (the mock ad server; not the default). Such an
+    adapter is called inside the booking's one database transaction (services.booking):
+    no provisional rows committed first, no second commit. A server killed between the
+    adapter's change and that commit leaves the adapter an order that no buy names;
+    nothing reads it (avails come from the buys), and the buyer's retry books afresh."""
+    return bool(getattr(adapter, "orders_are_local", False))
+
+
 class AdapterRegistry:
     """Adapter classes by name, discovered from entry points (or registered directly,
     which tests use for fakes)."""

@@ -63,9 +63,11 @@ async def booked(
     await _emit(session, buy, kind, data)
 
 
-async def failed(session: Tx, buy: MediaBuy, exc: Exception) -> None:
-    """The ad server refused the booking (call before the provisional rows are deleted:
-    the payload lists the packages)."""
+async def failed(
+    session: Tx, buy: MediaBuy, exc: Exception, packages: Sequence[Package] | None = None
+) -> None:
+    """The ad server refused the booking. The payload lists the packages: ``packages``,
+    or the provisional rows (call before they are deleted)."""
     error = (
         exc.to_adcp()
         if isinstance(exc, AdcpError)
@@ -74,7 +76,7 @@ async def failed(session: Tx, buy: MediaBuy, exc: Exception) -> None:
             "message": f"The ad server failed ({type(exc).__name__}).",
         }
     )
-    data = await outbox.media_buy_payload(session, buy, state="failed", error=error)
+    data = await outbox.media_buy_payload(session, buy, packages, state="failed", error=error)
     data.pop("media_buy_status", None)
     await _emit(session, buy, "media_buy.failed", data)
 

@@ -12,7 +12,7 @@
   way before booking afresh (``release_retaken``) — never beside it while it still
   holds inventory; a booking whose booked state failed to commit releases its own
   (``release_now``). A booking that does come back later finds its buy gone and
-  cancels the order it made (``media_buys.create``).
+  cancels the order it made (``booking.create``).
 * **Updates.** update_media_buy reserves a larger goal, a later end or a resubmitted
   state before it calls the ad server, under the buy's lease, and records what each
   replaced (``update_lease_undo``). A lease that lapsed (``media_updates.LEASE``) was

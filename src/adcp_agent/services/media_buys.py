@@ -1,6 +1,6 @@
-"""Creating media buys: validation, reservation check, booking through the adapter and
-committing — in that order, so nothing is acknowledged that is not both booked and
-durable, and nothing is left claiming success when the ad server said no."""
+"""Creating media buys, before the ad server is called: validating the request against
+the catalog, the account and the buyer's creatives, and checking guaranteed inventory
+(``prepare``). ``services.booking`` books what it returns."""
 
 from __future__ import annotations
 
@@ -11,37 +11,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam
-from sqlmodel import delete, select, update
+from sqlmodel import select
 
 from adcp_agent.adapter_protocol import (
     LineSpec,
-    OrderResult,
-    OrderSpec,
-    order_name,
-    orders_survive_power_loss,
 )
 from adcp_agent.db import statements
-from adcp_agent.db.models import Principal, Product, Tenant
+from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_accounts import Account
-from adcp_agent.db.models_creatives import Creative, CreativeAssignment
+from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
-from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
     accounts,
-    audit,
     avails,
-    buy_events,
     catalog,
-    interrupted,
     limits,
     push_notifications,
 )
 from adcp_agent.services import creatives as creative_library
-from adcp_agent.services import signals as signal_service
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.catalog import lead_days
-from adcp_agent.services.idempotency import Completion
 from adcp_agent.services.identity import Caller, new_id
 from adcp_agent.state import AppState
 
@@ -49,25 +39,8 @@ log = logging.getLogger(__name__)
 
 START_GRACE = timedelta(minutes=5)  # clock skew allowance for "start now"
 
-# The buyer's ad-server advertiser mappings, for the order (one column, not the row).
-_PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
-    Principal.principal_id == bindparam("principal")
-)
 _BUYS = MediaBuy.__table__.c  # type: ignore[attr-defined]
-_BOOKED = (
-    update(MediaBuy.__table__)  # type: ignore[arg-type]  # Core: no ORM synchronisation
-    # Still provisioning: a buy released as stranded meanwhile (interrupted) is gone.
-    .where(_BUYS.media_buy_id == bindparam("buy"), _BUYS.state == "provisioning")
-    .values(
-        external_order_id=bindparam("order"), state=bindparam("state"), updated_at=bindparam("now")
-    )
-)
 _PACKAGES = Package.__table__.c  # type: ignore[attr-defined]
-_LINED = (
-    update(Package.__table__)  # type: ignore[arg-type]
-    .where(_PACKAGES.package_id == bindparam("package"))
-    .values(external_line_id=bindparam("line"))
-)
 
 
 @dataclass(frozen=True)
@@ -385,187 +358,6 @@ def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
         format_ids=tuple(package.format_ids),
         implementation_config=product.implementation_config,
     )
-
-
-async def create(
-    state: AppState,
-    caller: Caller,
-    req: CreateRequest,
-    *,
-    completion: Completion,
-    render: Render,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    tenant, account, booking = await prepare(state, caller, req, now=now)
-    push_config = push_notifications.accept(tenant, req.push_notification_config, state.secrets)
-    buy, packages = booking.buy, booking.packages
-    for sid in sorted({s for p in packages for s in targeting_rules.signals_of(p.targeting)}):
-        # Targeting an owned signal activates it for this buyer (idempotent).
-        await signal_service.activate(
-            state.db, caller, sid, [{"type": "agent", "agent_url": state.agent_url}]
-        )
-    found = await state.db.read(_PLATFORM_MAPPINGS, {"principal": caller.principal_id})
-    mappings = found[0].platform_mappings if found else None
-    adapter = state.adapters.get(
-        tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
-    )
-    # The idempotency claim and the provisional rows, committed before the ad server is
-    # called: a crash in between leaves a "provisioning" buy to reconcile, never an
-    # order nobody knows about — as durably as the ad server keeps its orders (the mock
-    # ad server's survive a killed process, not a power loss: so do these rows).
-    async with state.db.write(durable=orders_survive_power_loss(adapter)) as tx:
-        await completion.claim(tx, subject=buy.media_buy_id)
-        await avails.confirm(tx, booking.holds, postgres=not state.db.is_sqlite)
-        await statements.insert(tx, buy)
-        await statements.insert(tx, *packages)
-    products = booking.products
-    spec = OrderSpec(
-        media_buy_id=buy.media_buy_id,
-        name=order_name(account.name, buy.media_buy_id),
-        advertiser_name=account.advertiser or account.name,
-        advertiser_mapping=dict(mappings or {}),
-        start=buy.start_time,
-        end=buy.end_time,
-        total_budget=buy.total_budget,
-        currency=buy.currency,
-        po_number=buy.po_number,
-        lines=tuple(line_spec(p, buy, products[p.product_id]) for p in packages),
-    )
-    try:
-        result = await adapter.create_order(spec)
-        if not buy.guaranteed:
-            await adapter.order_action(result.external_order_id, "activate")
-    except Exception as exc:
-        await _abandon(state, caller, buy, exc)
-        if isinstance(exc, AdcpError):
-            raise
-        log.exception("adapter %s failed creating %s", buy.ad_server, buy.media_buy_id)
-        raise AdcpError(
-            "SERVICE_UNAVAILABLE",
-            "The ad server could not book this media buy; nothing was created.",
-            recovery="transient",
-            details={"ad_server": buy.ad_server},
-        ) from exc
-    try:
-        response = await _book(
-            state, caller, booking, account, result, push_config, completion, render
-        )
-    except _Released:
-        await interrupted.cancel_late_order(state, caller, adapter, buy, result.external_order_id)
-        raise AdcpError(
-            "SERVICE_UNAVAILABLE",
-            "The ad server took too long to book this media buy and it was released; "
-            "nothing was booked. Retry the request.",
-            recovery="transient",
-            details={"ad_server": buy.ad_server},
-        ) from None
-    except Exception:
-        await interrupted.release_unbooked(state, buy.media_buy_id)
-        raise
-    if any(booking.creatives.values()):
-        await creative_library.push_pending(state, caller.tenant_id, caller.principal_id)
-    return response
-
-
-class _Released(Exception):
-    """The provisional buy was released as stranded while the ad server booked it."""
-
-
-async def _book(
-    state: AppState,
-    caller: Caller,
-    booking: Booking,
-    account: Account,
-    result: OrderResult,
-    push_config: push_notifications.PushNotificationConfig | None,
-    completion: Completion,
-    render: Render,
-) -> dict[str, Any]:
-    """Commit the booked state of the provisional rows, with everything that records
-    it (task, audit row, event, the answer); ``_Released`` if they are gone."""
-    buy, packages = booking.buy, booking.packages
-    async with state.db.write() as tx:
-        # The provisional rows as committed above: nothing else can have changed them
-        # (a provisioning buy is invisible to every reader and writer but this one, and
-        # the sweep of stranded bookings, which removes it), so they are updated as
-        # they are, and so are the objects that describe them.
-        stored = buy
-        stored.external_order_id = result.external_order_id
-        stored.state = "pending_approval" if buy.guaranteed else "live"
-        stored.updated_at = utcnow()
-        booked = {
-            "buy": buy.media_buy_id,
-            "order": stored.external_order_id,
-            "state": stored.state,
-            "now": stored.updated_at,
-        }
-        if await statements.execute(tx, _BOOKED, booked) != 1:
-            raise _Released
-        for package in packages:
-            package.external_line_id = result.external_line_ids.get(package.package_id)
-        lines = [{"package": p.package_id, "line": p.external_line_id} for p in packages]
-        await statements.execute(tx, _LINED, lines)
-        # A package created just now has no assignments to replace: only add named ones.
-        links = [
-            statements.build(
-                CreativeAssignment,
-                tenant_id=caller.tenant_id,
-                creative_pk=c.id or 0,
-                package_id=package_id,
-            )
-            for package_id, assigned in booking.creatives.items()
-            for c in assigned
-        ]
-        await statements.insert(tx, *links)
-        if buy.guaranteed:
-            booking.task = statements.build(
-                Task,
-                task_id=new_id("task"),
-                tenant_id=caller.tenant_id,
-                principal_id=caller.principal_id or "",
-                task_type="create_media_buy",
-                status="submitted",
-                media_buy_id=buy.media_buy_id,
-                message=(
-                    f"Media buy {buy.media_buy_id} includes guaranteed inventory and awaits the "
-                    "publisher's approval (IO sign-off). Poll get_task_status."
-                ),
-            )
-            await statements.insert(tx, booking.task)
-        await audit.record(
-            tx,
-            caller,
-            "media_buy.create",
-            target_type="media_buy",
-            target_id=buy.media_buy_id,
-            after=snapshot(stored, packages),
-            details={"ad_server": buy.ad_server, "account_id": account.account_id},
-        )
-        await buy_events.booked(tx, stored, packages, booking.task, push_config)
-        booking.buy = stored
-        response = render(booking)
-        await completion.mark(tx, response)
-    return response
-
-
-async def _abandon(state: AppState, caller: Caller, buy: MediaBuy, exc: Exception) -> None:
-    """The ad server refused: remove the provisional rows, keep the audit trail."""
-    async with state.db.transaction() as session:
-        await buy_events.failed(session, buy, exc)
-        await session.exec(delete(Package).where(Package.media_buy_id == buy.media_buy_id))
-        await session.exec(delete(MediaBuy).where(MediaBuy.media_buy_id == buy.media_buy_id))
-        await audit.record(
-            session,
-            caller,
-            "media_buy.create_failed",
-            target_type="media_buy",
-            target_id=buy.media_buy_id,
-            success=False,
-            details={
-                "ad_server": buy.ad_server,
-                "error": exc.to_adcp() if isinstance(exc, AdcpError) else type(exc).__name__,
-            },
-        )
 
 
 def snapshot(buy: MediaBuy, packages: Sequence[Package]) -> dict[str, Any]:

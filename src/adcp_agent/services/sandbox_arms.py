@@ -24,7 +24,7 @@ from adcp_agent.db.models_media import Task
 from adcp_agent.db.models_sandbox import SandboxDirective
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, media_buys
+from adcp_agent.services import accounts, audit, booking, media_buys
 from adcp_agent.services.idempotency import Completion
 from adcp_agent.services.identity import Caller
 from adcp_agent.services.sandbox import ControllerError, Scope
@@ -227,7 +227,7 @@ async def create_media_buy(
     render: media_buys.Render,
     render_forced: RenderForced,
 ) -> dict[str, Any]:
-    """``media_buys.create`` unless a directive is armed for this request's account."""
+    """``booking.create`` unless a directive is armed for this request's account."""
     if await _armed(state, caller, "create_media_buy"):
         _tenant, account, _booking = await media_buys.prepare(state, caller, req)
         fired = await _fire(
@@ -235,4 +235,4 @@ async def create_media_buy(
         )
         if fired is not None and fired[1] is not None:
             return fired[1]
-    return await media_buys.create(state, caller, req, completion=completion, render=render)
+    return await booking.create(state, caller, req, completion=completion, render=render)

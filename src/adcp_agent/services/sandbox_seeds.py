@@ -3,7 +3,7 @@
 Each fixture goes through the service — and so the validation — a real actor would use:
 products, pricing options and formats through ``catalog_admin.load_catalog``, accounts
 through ``accounts``, creatives through ``creatives.sync``, buys through
-``media_buys.create`` (booked on the mock engine like every sandbox buy). Fixture fields
+``booking.create`` (booked on the mock engine like every sandbox buy). Fixture fields
 use AdCP's shapes; what a fixture leaves out gets a sensible sandbox default.
 
 Seeding the same id again converges: catalog fixtures are replaced by the new values,
@@ -24,7 +24,7 @@ from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product
 from adcp_agent.db.models_accounts import Account, AccountPrincipal
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, catalog_admin, media_buys
+from adcp_agent.services import accounts, booking, catalog_admin, media_buys
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services.catalog import lead_days, min_spend
 from adcp_agent.services.idempotency import Completion
@@ -455,7 +455,7 @@ async def seed_media_buy(scope: Scope, media_buy_id: str, fx: dict[str, Any]) ->
             media_buy_id=media_buy_id,
         )
         try:
-            await media_buys.create(
+            await booking.create(
                 scope.state, scope.caller, req, completion=Completion(None), render=lambda _b: {}
             )
         except AdcpError as exc:
