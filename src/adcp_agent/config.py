@@ -60,6 +60,13 @@ class Settings(BaseSettings):
         description="Answer single tools/call requests without a per-request MCP session "
         "(adcp_agent_tools.fast_calls); off: every request goes through the SDK transport.",
     )
+    otel_spans: bool = Field(
+        default=False,
+        description="FastMCP's OpenTelemetry spans for each MCP request (fastmcp's "
+        "telemetry_mode native); off, it touches no trace context. Worth it only with an "
+        "OpenTelemetry SDK configured in the process: without one, each span is a no-op "
+        "that still cost ~1.6% of a booking.",
+    )
     anthropic_api_key: SecretStr | None = Field(
         default=None,
         validation_alias="ANTHROPIC_API_KEY",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import fastmcp
 from fastmcp import FastMCP
 
 from adcp_agent import __version__
@@ -53,6 +54,8 @@ _CALLERS_MISTAKES = InvalidArgumentsAreTheCallers()
 
 def build_mcp(state: AppState) -> FastMCP:
     logging.getLogger(FASTMCP_SERVER_LOG).addFilter(_CALLERS_MISTAKES)  # (added once)
+    # fastmcp's settings are the process's: one server per process.
+    fastmcp.settings.telemetry_mode = "native" if state.settings.otel_spans else "off"
     adcp = AdcpMiddleware(state)
     mcp = AgentMCP(
         name="adcp-agent",

@@ -1,14 +1,22 @@
-"""``AgentMCP`` resolves each tool once (fastmcp would resolve it through its providers
-on every call): the answer for a name is kept; an unknown name, a versioned lookup
-and a tool with component auth are asked of fastmcp every time."""
+"""What our FastMCP server does differently from fastmcp's defaults, for speed:
+``AgentMCP`` resolves each tool once (fastmcp would resolve it through its providers on
+every call) — the answer for a name is kept; an unknown name, a versioned lookup and a
+tool with component auth are asked of fastmcp every time — and fastmcp's OpenTelemetry
+spans are on only when asked for (``ADCP_AGENT_OTEL_SPANS``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import fastmcp
+from adcp_agent_tools.app import build_mcp
 from adcp_agent_tools.state_store import AgentMCP
 from fastmcp import FastMCP
+from fastmcp.telemetry import native_spans_enabled
 from fastmcp.utilities.versions import VersionSpec
+
+from adcp_agent.config import Settings
+from adcp_agent.state import AppState
 
 
 def _counting(monkeypatch: Any) -> list[str]:
@@ -58,3 +66,16 @@ async def test_a_tool_with_component_auth_is_checked_on_every_lookup(monkeypatch
     allowed["now"] = False
     assert await mcp.get_tool("guarded") is None  # refused now: the first answer not kept
     assert asked == ["guarded", "guarded"]
+
+
+async def test_fastmcp_spans_only_when_asked_for(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(fastmcp.settings, "telemetry_mode", "native")  # fastmcp's default
+    seen = []
+    for asked in (False, True):
+        state = AppState.from_settings(Settings(data_dir=tmp_path, otel_spans=asked))
+        try:
+            build_mcp(state)
+            seen.append(native_spans_enabled())
+        finally:
+            await state.db.dispose()
+    assert seen == [False, True]
