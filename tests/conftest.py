@@ -50,6 +50,7 @@ BOTH_BACKENDS = frozenset(
         "test_update_races",
         "test_interrupted",
         "test_local_bookings",
+        "test_malformed_controller",
         "test_sealing",
         "test_buy_listing",
         "test_creatives",
