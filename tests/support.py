@@ -198,6 +198,15 @@ HARBOR_CATALOG: dict[str, Any] = {
 }
 
 
+async def audit_row(settings: Settings, target_id: str, action: str) -> Any:
+    """The one audit row ``action`` recorded about ``target_id``."""
+    from adcp_agent.db.models import AuditLog
+
+    where = (AuditLog.target_id == target_id, AuditLog.action == action)
+    [row] = await stored_rows(settings, AuditLog, *where)
+    return row
+
+
 async def stored_rows(settings: Settings, model: Any, *where: Any) -> list[Any]:
     """The rows of ``model`` matching ``where`` in the database of a server started with
     ``settings``, read over a connection of the test's own."""

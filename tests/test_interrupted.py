@@ -30,7 +30,7 @@ from adcp_agent.state import AppState
 from tests import host_reads
 from tests.media_helpers import key, non_guaranteed
 from tests.notifications_support import publisher
-from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client, stored_rows
+from tests.support import DEMO_TOKEN, LiveServer, audit_row, call, mcp_client, stored_rows
 
 
 @pytest.fixture(autouse=True)
@@ -265,7 +265,7 @@ async def test_a_stranded_booking_stops_holding_inventory(
     assert not rebooked.is_error, rebooked.data
     mb = stranded.media_buy_id
     assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
-    audit = await _interrupted_audit(live, mb)
+    audit = await audit_row(live.settings, mb, "media_buy.create_interrupted")
     assert audit.details["ad_server"] == "mock" and audit.details["external_order_id"] is None
     assert audit.details["note"] == "The ad server holds no order for it."
     event = await _failed_event(live, mb)
@@ -320,16 +320,6 @@ async def _failed_event(live: LiveServer, mb: str) -> OutboxEvent:
     return event
 
 
-async def _interrupted_audit(live: LiveServer, mb: str) -> AuditLog:
-    [row] = await stored_rows(
-        live.settings,
-        AuditLog,
-        AuditLog.target_id == mb,
-        AuditLog.action == "media_buy.create_interrupted",
-    )
-    return row
-
-
 async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -374,7 +364,7 @@ async def test_a_retry_after_a_stopped_server_releases_what_its_attempt_left(
     assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
     [(_, order)] = host_reads.mock_orders(live, mb)
     assert order.status == "canceled"
-    audit = await _interrupted_audit(live, mb)
+    audit = await audit_row(live.settings, mb, "media_buy.create_interrupted")
     assert audit.details["released_by"] == "retry"
     event = await _failed_event(live, mb)
     assert "retry with the same idempotency key" in event.payload["error"]["message"]
@@ -439,7 +429,7 @@ async def test_the_order_of_a_stranded_booking_is_cancelled_at_the_ad_server(
     assert failed.is_error
     assert swept[0] >= 1 and abs(freed - available) < available * 0.01
     assert order.status == "canceled"
-    audit = await _interrupted_audit(live, mb)
+    audit = await audit_row(live.settings, mb, "media_buy.create_interrupted")
     assert audit.details["external_order_id"] == order_id
     assert audit.details["note"] == f"Its order {order_id} was cancelled."
 

@@ -12,22 +12,11 @@ from typing import Any
 import pytest
 from sqlmodel import col
 
-from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_media import IdempotencyRecord, MediaBuy
 from adcp_agent.services import booking, buy_events, idempotency
 from tests import host_reads
 from tests.media_helpers import key
-from tests.support import DEMO_TOKEN, LiveServer, call, mcp_client, stored_rows
-
-
-async def _failed_audit(live: LiveServer, mb: str) -> AuditLog:
-    [row] = await stored_rows(
-        live.settings,
-        AuditLog,
-        AuditLog.target_id == mb,
-        AuditLog.action == "media_buy.create_failed",
-    )
-    return row
+from tests.support import DEMO_TOKEN, LiveServer, audit_row, call, mcp_client, stored_rows
 
 
 async def test_concurrent_duplicates_book_once_with_one_order(live: LiveServer) -> None:
@@ -80,7 +69,7 @@ async def test_a_booking_failing_after_its_order_leaves_nothing_booked(
     assert await stored_rows(live.settings, MediaBuy, MediaBuy.media_buy_id == mb) == []
     [(order_id, order)] = host_reads.mock_orders(live, mb)
     assert order.status == "canceled"
-    audit = await _failed_audit(live, mb)
+    audit = await audit_row(live.settings, mb, "media_buy.create_failed")
     assert audit.details["external_order_id"] == order_id
     assert audit.details["order_cancelled"] is True
     assert audit.details["error"] == "RuntimeError"
