@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import pickle
-from collections.abc import Awaitable, Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -110,6 +111,64 @@ def _changes(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     return wrapper
 
 
+class _JournalOrders(MutableMapping[str, _Order]):
+    """The orders as the journal keeps them (bytes), with the ones in use as objects.
+
+    An order taken out (``[]``, ``get``) stays the same object while it is in use, so a
+    change made to it is recorded by ``MockAdapter._save_order``; the objects of the
+    ``LIVE`` most recently used orders are kept, the rest only as the journal's bytes
+    (see mock_journal: half the memory, and nothing for the garbage collector to
+    walk)."""
+
+    LIVE = 256
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._live: OrderedDict[str, _Order] = OrderedDict()
+
+    def forget(self) -> None:
+        """Drop the objects: the journal has others' changes (read afresh when used)."""
+        self._live.clear()
+
+    def get(self, order_id: str, default: Any = None) -> Any:  # type: ignore[override]
+        order = self._live.get(order_id)
+        if order is not None:
+            self._live.move_to_end(order_id)
+            return order
+        order = self._journal.get("order", order_id)
+        if order is None:
+            return default
+        self._keep(order_id, order)
+        return order
+
+    def __getitem__(self, order_id: str) -> _Order:
+        order = self.get(order_id)
+        if order is None:
+            raise KeyError(order_id)
+        return order  # type: ignore[no-any-return]
+
+    def __setitem__(self, order_id: str, order: _Order) -> None:
+        self._keep(order_id, order)
+
+    def __delitem__(self, order_id: str) -> None:
+        raise TypeError("an ad server's orders are cancelled or archived, not deleted")
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._live or ("order", order_id) in self._journal.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._journal.keys("order"), *self._live]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def _keep(self, order_id: str, order: _Order) -> None:
+        self._live[order_id] = order
+        self._live.move_to_end(order_id)
+        while len(self._live) > self.LIVE:
+            self._live.popitem(last=False)
+
+
 class MockAdapter:
     name: ClassVar[str] = "mock"
     config_model: ClassVar[type[BaseModel]] = MockConfig
@@ -122,12 +181,13 @@ class MockAdapter:
     def __init__(self, config: MockConfig | None = None, *, state_file: Path | None = None):
         self.config = config or MockConfig()
         self.state_file = state_file
-        self.orders: dict[str, _Order] = {}
+        self.orders: MutableMapping[str, _Order] = {}
         self.creatives: dict[str, CreativeSpec] = {}
         self._journal: Journal | None = None
         if state_file is not None:
             self._journal = Journal(state_file.with_suffix(".journal"))
             _import_snapshot(state_file, self._journal)
+            self.orders = _JournalOrders(self._journal)
             self._load()
 
     def close(self) -> None:
@@ -135,10 +195,10 @@ class MockAdapter:
             self._journal.close()
 
     def _load(self) -> None:
-        assert self._journal is not None
-        entries = self._journal.entries
-        self.orders = {key: v for (kind, key), v in entries.items() if kind == "order"}
-        self.creatives = {key: v for (kind, key), v in entries.items() if kind == "creative"}
+        assert self._journal is not None and isinstance(self.orders, _JournalOrders)
+        self.orders.forget()
+        journal = self._journal
+        self.creatives = {key: journal.get("creative", key) for key in journal.keys("creative")}
 
     def _refresh(self) -> None:
         """Pick up changes another process (the CLI, a second server) recorded."""

@@ -12,6 +12,10 @@ meanwhile. Under the lock any bytes past the last complete record can only be th
 tail of a writer that died mid-append: they are cut off before appending, so a torn
 tail never swallows later records.
 
+In memory each live entry is kept as its record's bytes (``get`` unpickles it): an
+ad server's orders are long-lived, and as objects an order took 3.7 kB and ~18 objects
+that every full garbage collection walks; as bytes, 1.8 kB and none.
+
 The journal is compacted (rewritten as one record per live entry) when it is opened and
 has grown to several times its live size; the compactor holds the same lock and
 replaces the file. Every reader keeps its file open, so a replaced file's inode cannot
@@ -42,7 +46,7 @@ COMPACT_MIN_BYTES = 1 << 20
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.entries: dict[tuple[str, str], Any] = {}
+        self.entries: dict[tuple[str, str], bytes] = {}  # each live entry's record
         self._fd: int | None = None
         self._offset = 0
         self._records = 0
@@ -101,18 +105,27 @@ class Journal:
             return False, size
         data = os.pread(fd, size - self._offset, self._offset)
         consumed = 0
-        for end, (kind, key, value) in _records(data):
-            self._apply(kind, key, value)
+        for end, blob in _blobs(data):
+            kind, key, value = _loaded(blob)
+            self._apply(kind, key, None if value is None else blob)
             consumed = end
         self._offset += consumed  # a torn tail (a writer killed mid-append) waits here
         return consumed > 0, size
 
-    def _apply(self, kind: str, key: str, value: Any) -> None:
+    def _apply(self, kind: str, key: str, blob: bytes | None) -> None:
         self._records += 1
-        if value is None:
+        if blob is None:
             self.entries.pop((kind, key), None)
         else:
-            self.entries[(kind, key)] = value
+            self.entries[(kind, key)] = blob
+
+    def get(self, kind: str, key: str) -> Any:
+        """The entry's value as last recorded (a new object each call), or None."""
+        blob = self.entries.get((kind, key))
+        return None if blob is None else _loaded(blob)[2]
+
+    def keys(self, kind: str) -> list[str]:
+        return [key for (k, key) in self.entries if k == kind]
 
     # -- writing ---------------------------------------------------------------------
 
@@ -141,8 +154,9 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     def put(self, kind: str, key: str, value: Any) -> None:
-        """Record the entry's new value (None deletes it). ``value`` is kept as the
-        live entry: the caller may go on using the object it passed."""
+        """Record the entry's new value (None deletes it). What is kept is the value as
+        it is now: a later change to the object the caller passed is recorded only by
+        putting it again."""
         if not self._locked:
             with self.locked():
                 self.put(kind, key, value)
@@ -155,7 +169,7 @@ class Journal:
             os.ftruncate(fd, self._offset)
             raise OSError(f"short write to {self.path}: {written} of {len(record)} bytes")
         self._offset += len(record)
-        self._apply(kind, key, value)
+        self._apply(kind, key, None if value is None else blob)
 
     def _compact_if_large(self) -> None:
         if self._offset < COMPACT_MIN_BYTES or self._records < COMPACT_FACTOR * max(
@@ -165,21 +179,30 @@ class Journal:
         with self.locked():
             tmp = self.path.with_suffix(f".{os.getpid()}.compact")
             with tmp.open("wb") as fh:
-                for (kind, key), value in self.entries.items():
-                    blob = pickle.dumps((kind, key, value), protocol=pickle.HIGHEST_PROTOCOL)
+                for blob in self.entries.values():
                     fh.write(_HEADER.pack(len(blob)) + blob)
             os.replace(tmp, self.path)
         self.refresh()  # reopens the new file and reads it back
 
 
-def _records(data: bytes) -> Iterator[tuple[int, tuple[str, str, Any]]]:
-    """(end offset, record) for each complete record in ``data``."""
+def _blobs(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(end offset, the record's bytes) for each complete record in ``data``."""
     pos = 0
     while pos + _HEADER.size <= len(data):
         (size,) = _HEADER.unpack_from(data, pos)
         end = pos + _HEADER.size + size
         if end > len(data):
             return
-        # Our own file, written by Journal.put; never a buyer-supplied input.
-        yield end, pickle.loads(data[pos + _HEADER.size : end])  # noqa: S301
+        yield end, data[pos + _HEADER.size : end]
         pos = end
+
+
+def _loaded(blob: bytes) -> tuple[str, str, Any]:
+    # Our own file, written by Journal.put; never a buyer-supplied input.
+    return pickle.loads(blob)  # type: ignore[no-any-return]  # noqa: S301
+
+
+def _records(data: bytes) -> Iterator[tuple[int, tuple[str, str, Any]]]:
+    """(end offset, record) for each complete record in ``data``."""
+    for end, blob in _blobs(data):
+        yield end, _loaded(blob)
