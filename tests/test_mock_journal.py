@@ -16,8 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,71 +25,21 @@ from adcp_agent_adapters import mock_journal
 from adcp_agent_adapters.mock import MockAdapter, load_state, store_order
 
 from adcp_agent.adapter_protocol import (
-    CreativeSpec,
     ExternalOrderState,
     LineChange,
-    LineSpec,
-    OrderSpec,
-    Targeting,
+)
+from tests.mock_support import (
+    creative_spec,
+    line_spec,
+    open_adapter,
+    order_spec,
+    state_file,
 )
 
+__all__ = ["open_adapter", "state_file"]  # the fixtures
+
 ROOT = Path(__file__).resolve().parent.parent
-START = datetime(2031, 3, 1, tzinfo=UTC)
-END = datetime(2031, 3, 31, tzinfo=UTC)
 HEADER = struct.Struct(">I")  # the journal's record length prefix
-
-
-def line_spec(package_id: str, *, guaranteed: bool = False) -> LineSpec:
-    return LineSpec(
-        package_id=package_id,
-        product_id="news_display",
-        name=f"News display {package_id}",
-        guaranteed=guaranteed,
-        pricing_model="cpm",
-        rate=12.5,
-        currency="USD",
-        budget=5000.0,
-        impressions_goal=400_000 if guaranteed else None,
-        start=START,
-        end=END,
-        pacing="even",
-        targeting=Targeting(geo_countries=("US",), key_values={"adcp_seg": ("auto",)}),
-        format_ids=("display_300x250",),
-        implementation_config={},
-    )
-
-
-def order_spec(media_buy_id: str, *, guaranteed: bool = False) -> OrderSpec:
-    return OrderSpec(
-        media_buy_id=media_buy_id,
-        name=f"Buy {media_buy_id}",
-        advertiser_name="Acme Motors",
-        advertiser_mapping={},
-        start=START,
-        end=END,
-        total_budget=10_000.0,
-        currency="USD",
-        po_number=None,
-        lines=(
-            line_spec("pkg_1", guaranteed=guaranteed),
-            line_spec("pkg_2", guaranteed=guaranteed),
-        ),
-    )
-
-
-def creative_spec(creative_id: str) -> CreativeSpec:
-    return CreativeSpec(
-        creative_id=creative_id,
-        name=f"Banner {creative_id}",
-        format_id="display_300x250",
-        kind="display",
-        asset_url=f"https://cdn.example/{creative_id}.png",
-        click_url="https://acme.example",
-        width=300,
-        height=250,
-        duration_s=None,
-        advertiser_mapping={},
-    )
 
 
 def journal_of(state_file: Path) -> Path:
@@ -119,26 +68,6 @@ def names_in(directory: Path) -> set[str]:
 def append_raw(state_file: Path, tail: bytes) -> None:
     with journal_of(state_file).open("ab") as fh:
         fh.write(tail)
-
-
-@pytest.fixture
-def state_file(tmp_path: Path) -> Path:
-    return tmp_path / "adapters" / "demo-mock.state"
-
-
-@pytest.fixture
-def open_adapter(state_file: Path) -> Iterator[Callable[[], MockAdapter]]:
-    """A new ``MockAdapter`` on the shared state file: another server, or a restart."""
-    opened: list[MockAdapter] = []
-
-    def open_() -> MockAdapter:
-        adapter = MockAdapter(state_file=state_file)
-        opened.append(adapter)
-        return adapter
-
-    yield open_
-    for adapter in opened:
-        adapter.close()
 
 
 # -- two servers on one state file -----------------------------------------------------
@@ -515,7 +444,7 @@ import asyncio, sys
 from pathlib import Path
 
 from adcp_agent_adapters.mock import MockAdapter
-from tests.test_mock_journal import order_spec
+from tests.mock_support import order_spec
 
 
 async def main(state_file, prefix, count):
@@ -576,42 +505,3 @@ def test_processes_appending_at_once_lose_no_record(
     for prefix in prefixes:
         for i in range(count):
             assert by_buy[f"{prefix}_{i}"].status == ("delivering" if i % 2 else "draft")
-
-
-# -- orders held as bytes ------------------------------------------------------------
-
-
-async def test_orders_are_held_as_bytes_and_a_change_to_one_put_away_is_kept(
-    open_adapter: Callable[[], MockAdapter], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past the few orders in use, the server holds its orders as the journal's bytes,
-    not as objects (half the memory, nothing for the garbage collector to walk). An
-    order put away and taken out again has every change made to it, in this server and
-    after a restart."""
-    import gc
-
-    from adcp_agent_adapters.mock import _JournalOrders, _Order
-
-    monkeypatch.setattr(_JournalOrders, "LIVE", 8)
-    adapter = open_adapter()
-    first = await adapter.create_order(order_spec("mb_bytes_0"))
-    await adapter.order_action(first.external_order_id, "activate")
-    others = [await adapter.create_order(order_spec(f"mb_bytes_{i}")) for i in range(1, 40)]
-    line = first.external_line_ids["pkg_2"]
-    await adapter.line_action(first.external_order_id, line, "pause")  # taken out again
-    for booked in others:
-        await adapter.order_action(booked.external_order_id, "approve")  # put away again
-    gc.collect()
-    held = [
-        o
-        for o in gc.get_objects()
-        if isinstance(o, _Order) and o.spec.media_buy_id.startswith("mb_bytes_")
-    ]
-    [state] = await adapter.sync_orders([first.external_order_id])
-    after_restart = open_adapter().orders[first.external_order_id]
-    assert len(held) <= 8 < len(adapter.orders) == 40
-    assert (state.status, state.line_statuses[line]) == ("delivering", "paused")
-    assert after_restart.status == "delivering" and after_restart.lines[line].status == "paused"
-    assert {o.status for o in map(adapter.orders.get, [b.external_order_id for b in others])} == {
-        "approved"
-    }
