@@ -215,13 +215,7 @@ class _Outcome:
     async def _withdraw(self, adapter: AdServerAdapter, order_id: str, exc: Exception) -> None:
         """The booking failed to commit after the ad server took its order: cancel it
         there and record the failure as a refusal's, naming the order."""
-        buy = self.booking.buy
-        cancelled = True
-        try:
-            await adapter.order_action(order_id, "cancel")
-        except Exception:  # noqa: BLE001 - reported for ad ops; the booking's failure stands
-            cancelled = False
-            log.exception("could not cancel order %s of unbooked %s", order_id, buy.media_buy_id)
+        cancelled = await interrupted.try_cancel(adapter, order_id, self.booking.buy.media_buy_id)
         order = {"external_order_id": order_id, "order_cancelled": cancelled}
         await _abandon(self.state, self.caller, self.booking, exc, order=order)
 

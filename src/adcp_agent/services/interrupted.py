@@ -190,19 +190,23 @@ async def release_unbooked(state: AppState, media_buy_id: str) -> None:
         log.exception("could not release unbooked media buy %s yet", media_buy_id)
 
 
+async def try_cancel(adapter: AdServerAdapter, order_id: str, media_buy_id: str) -> bool:
+    """Cancel an order no buy will keep; whether the ad server took it (a failure is
+    logged and reported by the caller for ad ops; the buyer's answer stands)."""
+    try:
+        await adapter.order_action(order_id, "cancel")
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("could not cancel order %s of media buy %s", order_id, media_buy_id)
+        return False
+    return True
+
+
 async def cancel_late_order(
     state: AppState, caller: Caller, adapter: AdServerAdapter, buy: MediaBuy, order_id: str
 ) -> None:
     """Cancel the order a booking made after its buy was released, and tell ad ops
     (audit) how it went."""
-    cancelled = True
-    try:
-        await adapter.order_action(order_id, "cancel")
-    except Exception:  # noqa: BLE001 - reported for ad ops; the buyer's answer stands
-        cancelled = False
-        log.exception(
-            "could not cancel order %s of released media buy %s", order_id, buy.media_buy_id
-        )
+    cancelled = await try_cancel(adapter, order_id, buy.media_buy_id)
     async with state.db.transaction() as session:
         await audit.record(
             session,
