@@ -8,17 +8,22 @@ beartype-checked code on every one. We serve MCP statelessly over HTTP and use n
 that state, so this keeps the same three calls (``get``/``put``/``delete``) in a
 bounded dict: whatever fastmcp stores still reads back within the process.
 
-``AgentMCP`` is the FastMCP server with that store, and with each tool's lookup kept.
+``AgentMCP`` is the FastMCP server with that store, with each tool's lookup kept, and
+with each tool function's signature parsed once a process (``parsed_tools``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import Tool
 from fastmcp.utilities.versions import VersionSpec
+
+from adcp_agent_tools.parsed_tools import OPTIONS, function_tool
 
 
 class BoundedStateStore:
@@ -71,3 +76,17 @@ class AgentMCP(FastMCP):
             if tool is not None and tool.auth is None:
                 self._resolved[name] = tool
         return tool
+
+    def tool(self, name_or_fn: Any = None, **options: Any) -> Any:  # type: ignore[override]
+        """``@mcp.tool(name=..., ...)`` and ``mcp.tool(fn, name=...)`` as fastmcp has them,
+        with the parse kept (``parsed_tools``); other forms and options go to fastmcp."""
+        if not (name_or_fn is None or inspect.isroutine(name_or_fn)) or not (
+            options.keys() <= OPTIONS
+        ):
+            return super().tool(name_or_fn, **options)
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_tool(function_tool(fn, options))
+            return fn
+
+        return register if name_or_fn is None else register(name_or_fn)
