@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adcp_agent.adapter_protocol import Forecast, ForecastRequest
 from adcp_agent.errors import AdcpError
+from adcp_agent.tls import client_tls
 
 SleepFn = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
@@ -302,6 +303,7 @@ class HttpApi:
             timeout=timeout,
             transport=self._transport,
             follow_redirects=False,
+            verify=client_tls(),
         ) as client:
             yield ApiSession(client, s, self._sleep)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import marshal
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -55,6 +56,14 @@ def _key(fn: Callable[..., Any], options: dict[str, Any]) -> Hashable | None:
     )
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of a JSON-like value (marshal is ~5x faster than ``copy.deepcopy``)."""
+    try:
+        return marshal.loads(marshal.dumps(value))
+    except ValueError:  # not only built-in types
+        return copy.deepcopy(value)
+
+
 def function_tool(fn: Callable[..., Any], options: dict[str, Any]) -> FunctionTool:
     """``FunctionTool.from_function(fn, **options)``, parsed at most once a definition."""
     if isinstance(options.get("annotations"), dict):
@@ -70,10 +79,10 @@ def function_tool(fn: Callable[..., Any], options: dict[str, Any]) -> FunctionTo
     return kept.model_copy(
         update={
             "fn": fn,
-            "parameters": copy.deepcopy(kept.parameters),
-            "output_schema": copy.deepcopy(kept.output_schema),
+            "parameters": _copy(kept.parameters),
+            "output_schema": _copy(kept.output_schema),
             "annotations": copy.deepcopy(kept.annotations),
             "tags": set(kept.tags),
-            "meta": copy.deepcopy(kept.meta),
+            "meta": _copy(kept.meta),
         }
     )

@@ -29,6 +29,7 @@ from google.oauth2 import service_account
 from googleads import ad_manager, oauth2
 
 from adcp_agent.errors import AdcpError
+from adcp_agent.tls import client_tls
 from adcp_agent_adapters.gam import faults
 from adcp_agent_adapters.gam.config import GamConfig, ServiceAccountKey, resolve_credentials
 
@@ -179,7 +180,9 @@ class GamSession:
             )
         try:
             with (
-                httpx.Client(timeout=self.config.timeout_seconds, follow_redirects=True) as http,
+                httpx.Client(
+                    timeout=self.config.timeout_seconds, follow_redirects=True, verify=client_tls()
+                ) as http,
                 http.stream("GET", url) as resp,
             ):
                 resp.raise_for_status()

@@ -30,6 +30,7 @@ from adcp_agent.sealing import SecretKeyError
 from adcp_agent.services import deliveries, interrupted, outbox, ssrf
 from adcp_agent.services.identity import new_id
 from adcp_agent.state import AppState
+from adcp_agent.tls import client_tls
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,12 @@ class OutboxWorker:
         self.resolver = resolver
         self.worker_id = worker_id or new_id("worker")
         timeout = httpx.Timeout(self.settings.webhook_timeout_seconds, connect=5.0)
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+        self.client = httpx.AsyncClient(
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=client_tls(trust_env=False),
+        )
         self._task: asyncio.Task[None] | None = None
         self._next_campaign_check: datetime | None = None
         self._completion_due = _completion_due(state.db.is_sqlite)
