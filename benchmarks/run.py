@@ -12,9 +12,11 @@ get_media_buy_delivery (skipped if the build does not serve it) and create_media
 each against the floor's no-op call (tools/list against the floor's tools/list); cold
 start (spawn to /health 200, fresh data dir); RSS after the load; the tools/list
 payload; and with ``--buys`` the same calls on a second server whose database holds that
-many bulk-loaded media buys. The servers run side by side and are measured in
-alternating rounds, so background load on the machine hits them alike. Targets are
-printed next to the numbers; nothing here asserts.
+many bulk-loaded media buys. The servers run side by side; in every round each
+operation is measured on the floor and the server(s) back to back, in an order that
+rotates from round to round, so a ratio or a drift compares measurements taken moments
+apart and background load on the machine hits them alike. Targets are printed next to
+the numbers; nothing here asserts.
 """
 
 from __future__ import annotations
@@ -163,20 +165,23 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 loaded = start_agent(Path(tmp) / "loaded", args.loaded_database_url)
                 servers.append(loaded)
                 targets["loaded"] = (loaded, await _plan(loaded, "loaded"))
-            floor_plan = [("tools/list", tools_list), ("noop", call("noop", {"brief": "x"}))]
-            samples: dict[str, dict[str, Samples]] = {
-                name: {op: Samples() for op, _ in plan}
-                for name, (_, plan) in [("floor", (floor, floor_plan)), *targets.items()]
+            # Each operation is measured on the floor (its tools/list, else its no-op
+            # call), the agent and the loaded agent back to back, so every ratio and
+            # drift compares measurements minutes apart at most.
+            noop = call("noop", {"brief": "x"})
+            ops = [op for op, _ in targets["agent"][1]]
+            plans = {
+                "floor": {op: tools_list if op == "tools/list" else noop for op in ops},
+                **{name: dict(plan) for name, (_, plan) in targets.items()},
             }
+            where = {"floor": floor, **{name: server for name, (server, _) in targets.items()}}
+            samples = {name: {op: Samples() for op in ops} for name in plans}
             share = args.seconds / args.rounds
-            for _ in range(args.rounds):
-                for op, body in floor_plan:
-                    await load(floor.mcp_url, body, args.clients, share, args.warmup,
-                               samples["floor"][op])  # fmt: skip
-                for name, (server, plan) in targets.items():
-                    for op, body in plan:
-                        await load(server.mcp_url, body, args.clients, share, args.warmup,
-                                   samples[name][op])  # fmt: skip
+            for round_no in range(args.rounds):
+                for op in ops:  # in the plan's order: create_media_buy last, it grows the data
+                    for name in rotated(list(plans), round_no):
+                        await load(where[name].mcp_url, plans[name][op], args.clients,
+                                   share, args.warmup, samples[name][op])  # fmt: skip
             results: dict[str, Any] = {}
             for name, server in [("floor", floor), *((n, s) for n, (s, _) in targets.items())]:
                 rss, peak = server.memory_mib()
@@ -202,6 +207,14 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "loaded": None,
         **results,
     }
+
+
+def rotated(names: list[str], round_no: int) -> list[str]:
+    """The order the servers take an operation in this round: each takes each place
+    in turn, so neither a place (first after a change of operation, say) nor a slow
+    moment of the machine favours one of them."""
+    shift = round_no % len(names)
+    return names[shift:] + names[:shift]
 
 
 def machine() -> str:
