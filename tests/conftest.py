@@ -72,6 +72,7 @@ BOTH_BACKENDS = frozenset(
         "test_statements",
         "test_bad_input",
         "test_malformed_arguments",
+        "test_malformed_rest",
     }
 )
 

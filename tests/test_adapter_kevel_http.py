@@ -260,3 +260,16 @@ def test_registry_loads_kevel_from_its_entry_point():
     with pytest.raises(AdcpError) as exc:
         registry.create("kevel", {"network_id": 23})
     assert exc.value.code == "VALIDATION_ERROR"
+
+
+def test_retry_after_nan_is_no_wait_rather_than_a_failed_sleep() -> None:
+    import httpx
+    from adcp_agent_adapters._http import _retry_after
+
+    def wait(value: str) -> float | None:
+        return _retry_after(httpx.Response(429, headers={"Retry-After": value}))
+
+    assert wait("nan") is None
+    assert wait("2.5") == 2.5
+    assert wait("inf") == float("inf")  # longer than any max_retry_after_s: given up
+    assert wait("-3") == 0.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -343,3 +343,23 @@ async def test_delivery_is_pinned_to_the_checked_address_and_never_redirected(
     assert [r.headers["host"] for r in receiver.requests] == [
         f"hooks.partner.example:{receiver.port}"
     ] * 2
+
+
+def test_a_receivers_retry_after_is_read_within_bounds() -> None:
+    """Whatever a receiver puts in Retry-After, the worker gets a wait or none, never an
+    exception: "²" passes str.isdigit but not int(); 10**30 s overflows timedelta."""
+    import httpx
+
+    from adcp_agent.services.outbox_worker import RETRY_AFTER_CAP_S, _retry_after
+
+    now = datetime.now(UTC)
+
+    def wait(value: str) -> timedelta | None:
+        raw = value.encode("latin-1")  # as the receiver's bytes arrive
+        return _retry_after(httpx.Response(429, headers={"retry-after": raw}), now)
+
+    assert wait("120") == timedelta(seconds=120)
+    assert wait("1" + "0" * 30) == timedelta(seconds=RETRY_AFTER_CAP_S)
+    assert wait("\u00b2") is None
+    assert wait("soon") is None
+    assert wait("Wed, 21 Oct 2099 07:28:00 GMT") > timedelta(days=1)

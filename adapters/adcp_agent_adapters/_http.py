@@ -23,6 +23,7 @@ The API key never appears in an error.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import string
 import time
@@ -136,9 +137,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     if raw is None:
         return None
     try:
-        return max(float(raw), 0.0)
+        seconds = float(raw)
     except ValueError:
         pass
+    else:  # "nan" would pass every "too long?" check and then fail asyncio.sleep
+        return None if math.isnan(seconds) else max(seconds, 0.0)
     try:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError):

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.routing import Mount
 
 from adcp_agent.body_limit import BodyLimitMiddleware
 from adcp_agent.db.migrate import startup_lock, upgrade_to_head
 from adcp_agent.ratelimit import Clock, RateLimitMiddleware
-from adcp_agent.rest.routes import build_routes
+from adcp_agent.rest.routes import build_routes, http_error
 from adcp_agent.services.bootstrap import DemoInfo, ensure_demo
 from adcp_agent.services.outbox_worker import running as outbox_worker
 from adcp_agent.services.sealed_secrets import adopt_key
@@ -69,6 +70,7 @@ def create_app(
         # otherwise be matched against each REST route's pattern before its own.
         routes=[Mount("/mcp", app=mcp_app), *build_routes(state, executor)],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
     )
     app.add_middleware(RateLimitMiddleware, settings=state.settings, clock=clock)
     app.add_middleware(BodyLimitMiddleware, max_bytes=state.settings.max_request_bytes)

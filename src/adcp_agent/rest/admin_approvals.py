@@ -77,11 +77,12 @@ class DecisionView(BaseModel):
 class AccountCreate(_Strict):
     name: str = Field(min_length=1, max_length=200)
     principal_ids: list[str] = Field(min_length=1)
-    advertiser: str | None = None
-    brand_domain: str | None = None
-    operator: str | None = None
+    # The columns' lengths (PostgreSQL refused a longer value: an HTTP 500).
+    advertiser: str | None = Field(default=None, max_length=200)
+    brand_domain: str | None = Field(default=None, max_length=253)
+    operator: str | None = Field(default=None, max_length=253)
     billing: Literal["operator", "agent", "advertiser"] = "operator"
-    payment_terms: str | None = None
+    payment_terms: str | None = Field(default=None, max_length=20)
     credit_limit: float | None = Field(default=None, ge=0)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     sandbox: bool = False
@@ -89,9 +90,9 @@ class AccountCreate(_Strict):
 
 class AccountUpdate(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    advertiser: str | None = None
+    advertiser: str | None = Field(default=None, max_length=200)
     status: Literal[accounts.STATUSES] | None = None  # type: ignore[valid-type]
-    payment_terms: str | None = None
+    payment_terms: str | None = Field(default=None, max_length=20)
     credit_limit: float | None = Field(default=None, ge=0)
 
 

@@ -62,7 +62,9 @@ def creative_review_routes(state: AppState) -> list[BaseRoute]:
     async def decide(request: Request, approve: bool) -> Response:
         body = await read_body(request, Decision)
         raw = request.path_params["creative"]
-        if not raw.isdigit():
+        # ASCII digits within a 64-bit row id: "²" is a digit to str.isdigit, and 2**63
+        # overflowed the database's integer (an HTTP 500).
+        if not (raw.isascii() and raw.isdigit() and int(raw) < 2**63):
             raise AdcpError(
                 "VALIDATION_ERROR", "The creative is addressed by its numeric id.", field="creative"
             )

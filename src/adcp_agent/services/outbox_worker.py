@@ -63,12 +63,18 @@ def backoff(attempt: int, base: float, cap: float, rand: float) -> timedelta:
     return timedelta(seconds=raw * (0.5 + rand / 2))
 
 
+RETRY_AFTER_CAP_S = 366 * 86400
+
+
 def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
     value = response.headers.get("retry-after")
     if not value:
         return None
-    if value.strip().isdigit():
-        return timedelta(seconds=int(value))
+    seconds = value.strip()
+    if seconds.isascii() and seconds.isdigit():  # ("²" is a digit to str.isdigit)
+        # A receiver's year-long (or 10**30 s) wait is capped by the backoff cap anyway;
+        # timedelta itself overflows past ~10**14 s.
+        return timedelta(seconds=min(int(seconds), RETRY_AFTER_CAP_S))
     try:
         return max(parsedate_to_datetime(value) - now, timedelta(0))
     except (TypeError, ValueError):
