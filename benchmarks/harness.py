@@ -92,6 +92,11 @@ class Server:
         rss, peak = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
         return round(rss, 1), round(peak, 1)
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU the server process has used, from /proc."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -143,17 +148,23 @@ def error_of(payload: dict[str, Any]) -> str | None:
 
 @dataclass
 class Samples:
-    """Every measured request of one operation on one server, over all rounds."""
+    """Every measured request of one operation on one server, over all rounds; and the
+    CPU the server and the load generator spent over whole loads (warm-up included),
+    with the number of requests those loads made."""
 
     latencies: list[float] = field(default_factory=list)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     payload_bytes: int = 0
+    sent: int = 0
+    server_cpu_s: float = 0.0
+    client_cpu_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
         count = len(ordered)
         p99 = ordered[min(count - 1, int(count * 0.99))] if count else 0.0
+        per_request = 1000 / self.sent if self.sent else 0.0
         return {
             "requests": count,
             "errors": len(self.errors),
@@ -162,16 +173,19 @@ class Samples:
             "rps": round(count / self.seconds, 1) if self.seconds else 0.0,
             "payload_bytes": self.payload_bytes,
             "first_error": self.errors[0] if self.errors else None,
+            "server_cpu_ms": round(self.server_cpu_s * per_request, 3),
+            "client_cpu_ms": round(self.client_cpu_s * per_request, 3),
         }
 
 
 async def load(
-    url: str, body: Body, clients: int, seconds: float, warmup: float, into: Samples
+    server: Server, body: Body, clients: int, seconds: float, warmup: float, into: Samples
 ) -> None:
     """``clients`` closed loops (send, wait for the answer, send again) for ``warmup``
     unmeasured seconds and then ``seconds`` measured ones; adds to ``into``."""
     counter = itertools.count()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
     async with httpx.AsyncClient(headers=HEADERS, limits=limits, timeout=120) as http:
         measure_from = time.perf_counter() + warmup
         stop_at = measure_from + seconds
@@ -181,8 +195,9 @@ async def load(
             # Every client measures at least one request, even when one answer outlasts
             # the whole window (tiny windows in the harness's own test, a slow machine).
             while (sent := time.perf_counter()) < stop_at or not measured:
-                response = await http.post(url, json=body(next(counter)))
+                response = await http.post(server.mcp_url, json=body(next(counter)))
                 took = time.perf_counter() - sent
+                into.sent += 1
                 if sent < measure_from:
                     continue
                 measured += 1
@@ -193,3 +208,5 @@ async def load(
 
         await asyncio.gather(*(client() for _ in range(clients)))
     into.seconds += seconds
+    into.server_cpu_s += server.cpu_seconds() - server_cpu
+    into.client_cpu_s += time.process_time() - client_cpu

@@ -49,6 +49,28 @@ def _ops_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _cpu_table(results: dict[str, Any]) -> list[str]:
+    """Where the time went: CPU per request of each server and of the load generator
+    (which shares the machine's cores with them), over whole loads."""
+    floor, agent = results["floor"]["ops"], results["agent"]["ops"]
+    lines = [
+        "CPU per request (ms; /proc for the servers, the load generator's own process "
+        "time; warm-ups included):",
+        "",
+        "| operation | adcp-agent | its floor call | ratio | load generator (agent) "
+        "| load generator (floor) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, op in agent.items():
+        base = floor[name]
+        ratio = op["server_cpu_ms"] / base["server_cpu_ms"] if base["server_cpu_ms"] else 0.0
+        lines.append(
+            f"| {name} | {op['server_cpu_ms']} | {base['server_cpu_ms']} | {ratio:.2f} | "
+            f"{op['client_cpu_ms']} | {base['client_cpu_ms']} |"
+        )
+    return lines
+
+
 def _measures_table(results: dict[str, Any]) -> list[str]:
     floor, agent = results["floor"], results["agent"]
     tools_kb = agent["ops"]["tools/list"]["payload_bytes"] / 1024
@@ -106,6 +128,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"round; database: {results['database']}.",
         "",
         *_ops_table(results),
+        "",
+        *_cpu_table(results),
         "",
         *_measures_table(results),
     ]

@@ -180,7 +180,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             for round_no in range(args.rounds):
                 for op in ops:  # in the plan's order: create_media_buy last, it grows the data
                     for name in rotated(list(plans), round_no):
-                        await load(where[name].mcp_url, plans[name][op], args.clients,
+                        await load(where[name], plans[name][op], args.clients,
                                    share, args.warmup, samples[name][op])  # fmt: skip
             results: dict[str, Any] = {}
             for name, server in [("floor", floor), *((n, s) for n, (s, _) in targets.items())]:

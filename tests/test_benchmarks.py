@@ -44,8 +44,11 @@ def test_harness_measures_every_operation_against_the_floor(
         for name, op in results[server]["ops"].items():
             assert op["requests"] > 0, (server, name)
             assert op["errors"] == 0, (server, name, op["first_error"])
+            assert op["client_cpu_ms"] > 0, (server, name)
     assert results["agent"]["ops"]["tools/list"]["payload_bytes"] > 1000
     assert "| create_media_buy | " in report and "| noop |" in report
+    assert "CPU per request" in report
+    assert results["agent"]["ops"]["create_media_buy"]["server_cpu_ms"] > 0
     for line in ("| get_products |", "cold start", "RSS after the load", "tools/list payload"):
         assert line in report
     assert "With 50 media buys bulk-loaded" in report
