@@ -98,16 +98,19 @@ def _loaded_table(results: dict[str, Any]) -> list[str]:
         f"With {results['settings']['buys']:,} media buys bulk-loaded (seed_buys.py, "
         f"{results['seed_seconds']} s), measured next to the empty database's in the same rounds:",
         "",
-        "| operation | p50 ms empty | p50 ms loaded | drift | p99 ms loaded | req/s loaded | met |",
-        "|---|---|---|---|---|---|---|",
+        "| operation | p50 ms empty | p50 ms loaded | drift | p99 ms loaded | req/s loaded | met "
+        "| server CPU ms empty → loaded |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, op in loaded["ops"].items():
         before = agent["ops"][name]["p50_ms"]
         drift = (op["p50_ms"] - before) / before if before else float("inf")
         met = abs(drift) <= TARGETS["p50_drift"] and not op["errors"]
+        cpu = agent["ops"][name]["server_cpu_ms"], op["server_cpu_ms"]
+        cpu_drift = (cpu[1] - cpu[0]) / cpu[0] if cpu[0] else float("inf")
         lines.append(
             f"| {name} | {before} | {op['p50_ms']} | {drift:+.0%} | {op['p99_ms']} | "
-            f"{op['rps']} | {_yes(met)} |"
+            f"{op['rps']} | {_yes(met)} | {cpu[0]} → {cpu[1]} ({cpu_drift:+.0%}) |"
         )
     lines += [
         "",

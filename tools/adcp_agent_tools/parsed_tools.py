@@ -6,9 +6,8 @@ server builds its app once, but the test suite builds hundreds (one per test app
 that parse was ~20% of the suite's time. Our tool functions are closures over the app
 state, defined anew by every ``build_mcp``; the schema depends only on the code, its
 name and docstring, (string) annotations and defaults and the decorator's options,
-never on the closure,
-so the first parse is kept and every later registration of the same definition gets a
-copy bound to its own function.
+never on the closure, so the first parse is kept and every later registration of the
+same definition gets a copy bound to its own function.
 """
 
 from __future__ import annotations
