@@ -340,3 +340,5 @@ async def test_unknown_paths_and_methods_answer_in_the_error_envelope(rest: Swee
     wrong = await rest.client.put("/api/tools", headers=rest.headers)
     assert wrong.status_code == 405 and "GET" in wrong.headers["allow"]
     assert wrong.json()["error"]["code"] == "INVALID_REQUEST"
+    allowed = wrong.json()["error"]["message"].rsplit("; use ", 1)[1].rstrip(".")
+    assert set(allowed.split(", ")) == {"GET", "HEAD"}  # (a set's order: either)

@@ -40,6 +40,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     take) in the error envelope every other answer uses, instead of plain text."""
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
+    allow = next((v for k, v in headers.items() if k.lower() == "allow"), "another method")
     if exc.status_code == 404:
         error = AdcpError(
             "NOT_FOUND",
@@ -49,8 +50,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         error = AdcpError(
             "INVALID_REQUEST",
-            f"{request.method} is not supported at {request.url.path}; "
-            f"use {headers.get('allow', 'another method')}.",
+            f"{request.method} is not supported at {request.url.path}; use {allow}.",
         )
     else:
         error = AdcpError("INVALID_REQUEST", str(exc.detail))
