@@ -126,7 +126,23 @@ async def test_create_order_books_campaign_and_flights(server, kevel):
 
 async def test_find_order_finds_the_campaign_create_order_made_for_a_media_buy(server, kevel):
     """What the sweep of stranded bookings asks before releasing a buy: the campaign
-    named for it, found across the campaign list's pages; None for a buy with none."""
+    named for it, by Kevel's campaign search (one request, whatever the number of
+    campaigns; an exact name among its substring matches); None for a buy with none."""
+    kevel_adapter = adapter(server)
+    # Named so that the search for the first also matches it: the exact name decides.
+    await kevel_adapter.create_order(replace(order(), name="Big Acme spring"))
+    made = await kevel_adapter.create_order(order())
+    other = await kevel_adapter.create_order(replace(order(), media_buy_id="mb_4"))
+    assert await kevel_adapter.find_order("mb_42", "Acme spring") == made.external_order_id
+    assert await kevel_adapter.find_order("mb_4", "Acme spring") == other.external_order_id
+    assert await kevel_adapter.find_order("mb_44", "Acme spring") is None
+    searched = [r.form["campaignName"] for r in server.seen("POST", "/v1/campaign/search")]
+    assert searched == ["Acme spring (mb_42)", "Acme spring (mb_4)", "Acme spring (mb_44)"]
+    assert server.seen("GET", "/v1/campaign") == []  # no list read
+
+
+async def test_find_order_reads_the_campaign_pages_where_search_is_missing(server, kevel):
+    kevel.campaign_search = False
     kevel.page_cap = 1  # every campaign on a page of its own
     kevel_adapter = adapter(server)
     made = await kevel_adapter.create_order(order())

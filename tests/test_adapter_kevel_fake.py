@@ -149,6 +149,7 @@ class KevelFake:
         self.report_polls = 2
         self.report_result: dict[str, Any] = {"Records": []}
         self.forecast_total = {"available": {"impressions": 9000}, "booked": {"impressions": 1000}}
+        self.campaign_search = True  # False: a network answering 404 to /campaign/search
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, str]) -> Reply:
         size = min(int(query.get("pageSize", 500)), self.page_cap)
@@ -181,6 +182,9 @@ class KevelFake:
             return 200, {
                 "items": [a for a in self.advertisers.values() if name in a["Title"].lower()]
             }
+        if (m, p) == ("POST", "/campaign/search") and self.campaign_search:
+            name = r.form.get("campaignName", "").lower()  # a substring match, as documented
+            return 200, {"items": [c for c in self.campaigns.values() if name in c["Name"].lower()]}
         if (m, p) == ("POST", "/advertiser"):
             return self._new(self.advertisers, body)
         if (m, p) == ("POST", "/campaign"):

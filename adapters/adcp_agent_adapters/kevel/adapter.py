@@ -52,6 +52,15 @@ def _campaign_name(name: str, media_buy_id: str) -> str:
     return f"{name} ({media_buy_id})"[:200]
 
 
+def _search_items(found: Any) -> list[dict[str, Any]]:
+    """The matches of a Kevel search answer: ``{"items": [...]}`` (``Items`` in some of
+    its documentation's examples) or a bare list."""
+    if isinstance(found, list):
+        return found
+    body = found or {}
+    return list(body.get("items") or body.get("Items") or [])
+
+
 def _id(value: str | int, what: str) -> int:
     try:
         return int(value)
@@ -183,7 +192,7 @@ class KevelAdapter:
         if mapping.get("kevel_advertiser_id"):
             return _id(mapping["kevel_advertiser_id"], "advertiser")
         found = await api.request("POST", "/advertiser/search", data={"advertiserName": name})
-        for adv in (found or {}).get("items") or []:
+        for adv in _search_items(found):
             if str(adv.get("Title", "")).casefold() == name.casefold() and not adv.get("IsDeleted"):
                 return int(adv["Id"])
         created = await api.request(
@@ -227,13 +236,26 @@ class KevelAdapter:
 
     async def find_order(self, media_buy_id: str, name: str) -> str | None:
         """The campaign ``create_order`` made for this media buy, by the name it gave it
-        (which carries the buy id). Kevel has no search by campaign name: the campaign
-        list is read page by page — only for a booking interrupted mid-way."""
+        (which carries the buy id): asked of Kevel's campaign search (a name match, like
+        the advertiser search), or — on a network answering 404 to it — looked for in
+        the campaign list, page by page. Only for a booking interrupted mid-way."""
         wanted = _campaign_name(name, media_buy_id)
         async with self._api.session() as api:
-            for campaign in await self._list(api, "/campaign"):
-                if campaign.get("Name") == wanted and campaign.get("Id") is not None:
-                    return str(campaign["Id"])
+            try:
+                found = await api.request("POST", "/campaign/search", data={"campaignName": wanted})
+            except AdcpError as exc:
+                if exc.details.get("status") != 404:
+                    raise
+                campaigns = await self._list(api, "/campaign")
+            else:
+                campaigns = _search_items(found)
+        for campaign in campaigns:
+            if (
+                campaign.get("Name") == wanted
+                and campaign.get("Id") is not None
+                and not campaign.get("IsDeleted")
+            ):
+                return str(campaign["Id"])
         return None
 
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
