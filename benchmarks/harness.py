@@ -146,6 +146,21 @@ def error_of(payload: dict[str, Any]) -> str | None:
     return None
 
 
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else 0.0
+
+
+async def _watch_lag(into: list[float], start: float, stop: float, every: float = 0.005) -> None:
+    """How late the load generator's own event loop wakes from a 5 ms sleep, between
+    ``start`` and ``stop`` (``time.perf_counter``): while it is late, answers that have
+    arrived wait to be timed — latency the server did not cause."""
+    while (due := time.perf_counter() + every) < stop:
+        await asyncio.sleep(every)
+        if due >= start:
+            into.append(max(time.perf_counter() - due, 0.0))
+
+
 @dataclass
 class Samples:
     """Every measured request of one operation on one server, over all rounds; and the
@@ -159,11 +174,12 @@ class Samples:
     sent: int = 0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    client_lag: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         ordered = sorted(self.latencies)
         count = len(ordered)
-        p99 = ordered[min(count - 1, int(count * 0.99))] if count else 0.0
+        p99 = _p99(ordered)
         per_request = 1000 / self.sent if self.sent else 0.0
         return {
             "requests": count,
@@ -175,6 +191,7 @@ class Samples:
             "first_error": self.errors[0] if self.errors else None,
             "server_cpu_ms": round(self.server_cpu_s * per_request, 3),
             "client_cpu_ms": round(self.client_cpu_s * per_request, 3),
+            "client_lag_p99_ms": round(_p99(self.client_lag) * 1000, 2),
         }
 
 
@@ -206,7 +223,10 @@ async def load(
                 if problem := problem_of(response.status_code, response.content):
                     into.errors.append(problem)
 
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(
+            _watch_lag(into.client_lag, measure_from, stop_at),
+            *(client() for _ in range(clients)),
+        )
     into.seconds += seconds
     into.server_cpu_s += server.cpu_seconds() - server_cpu
     into.client_cpu_s += time.process_time() - client_cpu

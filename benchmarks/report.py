@@ -55,18 +55,20 @@ def _cpu_table(results: dict[str, Any]) -> list[str]:
     floor, agent = results["floor"]["ops"], results["agent"]["ops"]
     lines = [
         "CPU per request (ms; /proc for the servers, the load generator's own process "
-        "time; warm-ups included):",
+        "time; warm-ups included), and how late the load generator's event loop woke "
+        "(a p99 latency near it is the generator's, not the server's):",
         "",
         "| operation | adcp-agent | its floor call | ratio | load generator (agent) "
-        "| load generator (floor) |",
-        "|---|---|---|---|---|---|",
+        "| load generator (floor) | generator's loop lag p99 ms (agent / floor) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, op in agent.items():
         base = floor[name]
         ratio = op["server_cpu_ms"] / base["server_cpu_ms"] if base["server_cpu_ms"] else 0.0
         lines.append(
             f"| {name} | {op['server_cpu_ms']} | {base['server_cpu_ms']} | {ratio:.2f} | "
-            f"{op['client_cpu_ms']} | {base['client_cpu_ms']} |"
+            f"{op['client_cpu_ms']} | {base['client_cpu_ms']} | "
+            f"{op['client_lag_p99_ms']} / {base['client_lag_p99_ms']} |"
         )
     return lines
 

@@ -71,3 +71,22 @@ def test_answers_are_checked_without_decoding_successful_ones() -> None:
     assert "-32602" in harness.problem_of(200, rpc_error)
     assert harness.problem_of(200, spaced_error) is not None
     assert harness.problem_of(401, b'{"error":"unauthorized"}').startswith("HTTP 401")
+
+
+async def test_the_load_generators_own_lateness_is_measured() -> None:
+    """A load generator whose loop was held up (here 50 ms on purpose) says so: the
+    lateness it records bounds the latency that was its own, not the server's."""
+    import asyncio
+    import time
+
+    harness = sys.modules[_harness().load.__module__]
+    lag: list[float] = []
+    start = time.perf_counter()
+
+    async def hold_the_loop() -> None:
+        await asyncio.sleep(0.02)
+        time.sleep(0.05)  # a busy generator: no coroutine runs meanwhile
+
+    await asyncio.gather(harness._watch_lag(lag, start, start + 0.5), hold_the_loop())
+    # The wake-up due during the hold (at most 5 ms after it began) came after it.
+    assert max(lag) >= 0.04
