@@ -85,7 +85,7 @@ async def test_the_load_generators_own_lateness_is_measured() -> None:
 
     async def hold_the_loop() -> None:
         await asyncio.sleep(0.02)
-        time.sleep(0.05)  # a busy generator: no coroutine runs meanwhile
+        time.sleep(0.05)  # noqa: ASYNC251 - a busy generator: nothing else runs meanwhile
 
     await asyncio.gather(harness._watch_lag(lag, start, start + 0.5), hold_the_loop())
     # The wake-up due during the hold (at most 5 ms after it began) came after it.
