@@ -178,6 +178,9 @@ async def rest(tmp_path: Path, seen: Seen) -> AsyncIterator[Sweep]:
         demo_token=DEMO_TOKEN,
         admin_rate_limit_per_minute=10**9,
         mcp_rate_limit_per_minute=10**9,
+        # No deliveries: the sweep's webhook names a public host, and tests never reach
+        # the network beyond 127.0.0.1 (a delivery would resolve it).
+        outbox_worker=False,
         **database_settings(tmp_path),
     )
     state = AppState.from_settings(settings)
