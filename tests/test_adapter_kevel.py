@@ -126,8 +126,9 @@ async def test_create_order_books_campaign_and_flights(server, kevel):
 
 async def test_find_order_finds_the_campaign_create_order_made_for_a_media_buy(server, kevel):
     """What the sweep of stranded bookings asks before releasing a buy: the campaign
-    named for it, by Kevel's campaign search (one request, whatever the number of
-    campaigns; an exact name among its substring matches); None for a buy with none."""
+    named for it, by Kevel's campaign search (one request; the exact name among its
+    substring matches); a name the search does not return is looked for in the
+    campaign list before the answer is None."""
     kevel_adapter = adapter(server)
     # Named so that the search for the first also matches it: the exact name decides.
     await kevel_adapter.create_order(replace(order(), name="Big Acme spring"))
@@ -135,10 +136,20 @@ async def test_find_order_finds_the_campaign_create_order_made_for_a_media_buy(s
     other = await kevel_adapter.create_order(replace(order(), media_buy_id="mb_4"))
     assert await kevel_adapter.find_order("mb_42", "Acme spring") == made.external_order_id
     assert await kevel_adapter.find_order("mb_4", "Acme spring") == other.external_order_id
+    assert server.seen("GET", "/v1/campaign") == []  # found by the search alone
     assert await kevel_adapter.find_order("mb_44", "Acme spring") is None
     searched = [r.form["campaignName"] for r in server.seen("POST", "/v1/campaign/search")]
     assert searched == ["Acme spring (mb_42)", "Acme spring (mb_4)", "Acme spring (mb_44)"]
-    assert server.seen("GET", "/v1/campaign") == []  # no list read
+    assert server.seen("GET", "/v1/campaign") != []  # not found: the list decided
+
+
+async def test_find_order_reads_the_list_when_the_search_misses_a_campaign(server, kevel):
+    """Should Kevel's search not match a name with punctuation, the campaign is still
+    found (else it could go on serving with nobody's buy behind it)."""
+    kevel_adapter = adapter(server)
+    made = await kevel_adapter.create_order(order())
+    kevel.search_matches = False
+    assert await kevel_adapter.find_order("mb_42", "Acme spring") == made.external_order_id
 
 
 async def test_find_order_reads_the_campaign_pages_where_search_is_missing(server, kevel):

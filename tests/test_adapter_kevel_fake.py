@@ -150,6 +150,7 @@ class KevelFake:
         self.report_result: dict[str, Any] = {"Records": []}
         self.forecast_total = {"available": {"impressions": 9000}, "booked": {"impressions": 1000}}
         self.campaign_search = True  # False: a network answering 404 to /campaign/search
+        self.search_matches = True  # False: the search returns nothing (odd punctuation)
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, str]) -> Reply:
         size = min(int(query.get("pageSize", 500)), self.page_cap)

@@ -236,27 +236,31 @@ class KevelAdapter:
 
     async def find_order(self, media_buy_id: str, name: str) -> str | None:
         """The campaign ``create_order`` made for this media buy, by the name it gave it
-        (which carries the buy id): asked of Kevel's campaign search (a name match, like
-        the advertiser search), or — on a network answering 404 to it — looked for in
-        the campaign list, page by page. Only for a booking interrupted mid-way."""
+        (which carries the buy id). Kevel's campaign search answers in one request; its
+        matching of names with punctuation is not documented, so a name it does not
+        return (or a network answering 404 to it) is looked for in the campaign list,
+        page by page: a campaign missed here could go on serving with nobody's buy
+        behind it. Only for a booking interrupted mid-way."""
         wanted = _campaign_name(name, media_buy_id)
+
+        def exact(campaigns: list[dict[str, Any]]) -> str | None:
+            for campaign in campaigns:
+                if (
+                    campaign.get("Name") == wanted
+                    and campaign.get("Id") is not None
+                    and not campaign.get("IsDeleted")
+                ):
+                    return str(campaign["Id"])
+            return None
+
         async with self._api.session() as api:
             try:
                 found = await api.request("POST", "/campaign/search", data={"campaignName": wanted})
             except AdcpError as exc:
                 if exc.details.get("status") != 404:
                     raise
-                campaigns = await self._list(api, "/campaign")
-            else:
-                campaigns = _search_items(found)
-        for campaign in campaigns:
-            if (
-                campaign.get("Name") == wanted
-                and campaign.get("Id") is not None
-                and not campaign.get("IsDeleted")
-            ):
-                return str(campaign["Id"])
-        return None
+                found = None
+            return exact(_search_items(found)) or exact(await self._list(api, "/campaign"))
 
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
         campaign_id = _id(external_order_id, "campaign")
