@@ -73,6 +73,7 @@ BOTH_BACKENDS = frozenset(
         "test_bad_input",
         "test_malformed_arguments",
         "test_malformed_rest",
+        "test_lifecycle_walk",
     }
 )
 

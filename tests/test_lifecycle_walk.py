@@ -1,0 +1,220 @@
+"""A seeded random walk through the media-buy lifecycle, checked against a model of it
+after every step: pause, resume, cancel, archive, package budget, package pause and
+end-time changes
+on four live auction buys, in whatever order the seed gives. A legal change succeeds,
+bumps the revision by one and shows in get_media_buys; an illegal one is INVALID_STATE,
+one based on a stale revision CONFLICT (never an unexpected failure), and neither
+changes anything. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adcp_agent.config import Settings
+from adcp_agent.server import create_app, prepare
+from adcp_agent.state import AppState
+from tests.databases import database_settings
+from tests.media_helpers import non_guaranteed
+from tests.support import DEMO_TOKEN
+from tests.tenant_admin_support import _lifespan
+
+HEADERS = {
+    "accept": "application/json, text/event-stream",
+    "content-type": "application/json",
+    "authorization": f"Bearer {DEMO_TOKEN}",
+}
+STEPS = 150
+# The end of a buy's life comes rarely, so the walk spends its steps on living buys.
+ACTIONS = {
+    "pause": 6,
+    "resume": 6,
+    "budget": 6,
+    "end_time": 4,
+    "package_paused": 4,
+    "cancel": 1,
+    "archive": 1,
+}
+
+
+@dataclass
+class Buy:
+    """What the model expects of one buy."""
+
+    media_buy_id: str
+    package_id: str
+    end_time: datetime
+    budget: float
+    revision: int
+    state: str = "live"  # live | paused | canceled
+    archived: bool = False
+    package_paused: bool = False
+    history: list[str] = field(default_factory=list)
+
+    def legal(self, action: str) -> bool:
+        if self.archived:
+            return False
+        running = self.state in ("live", "paused")
+        return {
+            "pause": self.state == "live",
+            "resume": self.state == "paused",
+            "cancel": running,
+            # A live buy is paused (or has finished) before it is archived.
+            "archive": self.state in ("paused", "canceled"),
+            "budget": running,
+            "end_time": running,
+            "package_paused": running,
+        }[action]
+
+    @property
+    def wire_status(self) -> str:
+        # The flights start in the future (tests.media_helpers.flight).
+        return {"live": "pending_start", "paused": "paused", "canceled": "canceled"}[self.state]
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        data_dir=tmp_path,
+        demo_token=DEMO_TOKEN,
+        mcp_rate_limit_per_minute=10**9,
+        outbox_worker=False,
+        **database_settings(tmp_path),
+    )
+    state = AppState.from_settings(settings)
+    app = create_app(state, startup=await prepare(state))
+    try:
+        async with _lifespan(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://127.0.0.1:8000", headers=HEADERS
+            ) as http:
+                yield http
+    finally:
+        await state.db.dispose()
+
+
+async def _call(http: httpx.AsyncClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    body["params"] = {"name": tool, "arguments": arguments}
+    answer = (await http.post("/mcp/", content=json.dumps(body))).json()
+    assert "result" in answer, answer
+    content: dict[str, Any] = answer["result"]["structuredContent"]
+    return content
+
+
+def _change(buy: Buy, action: str, rng: random.Random) -> dict[str, Any]:
+    """The update_media_buy arguments of ``action``, and the model's expectation set
+    aside in ``buy.history`` for the message of a failed check."""
+    args: dict[str, Any] = {"media_buy_id": buy.media_buy_id}
+    if action == "pause":
+        args["paused"] = True
+    elif action == "resume":
+        args["paused"] = False
+    elif action == "cancel":
+        args["canceled"] = True
+    elif action == "archive":
+        args["action"] = "archive_order"
+    elif action == "budget":
+        budget = float(rng.randrange(500, 20_000, 50))
+        args["packages"] = [{"package_id": buy.package_id, "budget": budget}]
+    elif action == "end_time":
+        args["end_time"] = (buy.end_time + timedelta(days=rng.randrange(1, 5))).isoformat()
+    elif action == "package_paused":
+        args["packages"] = [{"package_id": buy.package_id, "paused": rng.random() < 0.5}]
+    return args
+
+
+def _apply(buy: Buy, action: str, args: dict[str, Any]) -> None:
+    buy.revision += 1
+    if action == "pause":
+        buy.state = "paused"
+    elif action == "resume":
+        buy.state = "live"
+    elif action == "cancel":
+        buy.state = "canceled"
+    elif action == "archive":
+        buy.archived = True
+    elif action == "budget":
+        buy.budget = args["packages"][0]["budget"]
+    elif action == "end_time":
+        buy.end_time = datetime.fromisoformat(args["end_time"])
+    elif action == "package_paused":
+        buy.package_paused = args["packages"][0]["paused"]
+
+
+async def _observed(http: httpx.AsyncClient, buy: Buy) -> dict[str, Any]:
+    listed = await _call(http, "get_media_buys", {"media_buy_ids": [buy.media_buy_id]})
+    [seen] = listed["media_buys"]
+    return seen
+
+
+def _mismatch(buy: Buy, seen: dict[str, Any]) -> str | None:
+    package = next(p for p in seen["packages"] if p["package_id"] == buy.package_id)
+    checks = {
+        "status": (seen["status"], buy.wire_status),
+        "revision": (seen.get("revision"), buy.revision),
+        "budget": (package["budget"], buy.budget),
+        # A paused buy's packages read as paused too; each keeps its own flag for after.
+        "package paused": (package["paused"], buy.package_paused or buy.state == "paused"),
+        "end_time": (datetime.fromisoformat(seen["end_time"]), buy.end_time),
+    }
+    wrong = {k: v for k, v in checks.items() if v[0] != v[1]}
+    return None if not wrong else f"{wrong} (seen, expected) after {buy.history}"
+
+
+async def test_a_random_walk_through_the_lifecycle_matches_the_model(
+    client: httpx.AsyncClient,
+) -> None:
+    rng = random.Random(20261207)
+    buys = []
+    for _ in range(4):
+        created = await _call(client, "create_media_buy", non_guaranteed(budget=5000))
+        assert created["status"] == "completed", created
+        seen = await _call(client, "get_media_buys", {"media_buy_ids": [created["media_buy_id"]]})
+        [listed] = seen["media_buys"]
+        buys.append(
+            Buy(
+                media_buy_id=created["media_buy_id"],
+                package_id=listed["packages"][0]["package_id"],
+                end_time=datetime.fromisoformat(listed["end_time"]),
+                budget=listed["packages"][0]["budget"],
+                revision=listed["revision"],
+            )
+        )
+    legal_steps = 0
+    for step in range(STEPS):
+        buy = rng.choice(buys)
+        [action] = rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))
+        args = _change(buy, action, rng)
+        legal = buy.legal(action)
+        # Now and then the revision the change was based on: the current one, or (for a
+        # legal change) a stale one, which must be refused as a CONFLICT.
+        stale = legal and buy.revision > 1 and rng.random() < 0.15
+        if stale:
+            args["revision"] = buy.revision - 1
+        elif rng.random() < 0.15:
+            args["revision"] = buy.revision
+        tag = "(stale)" if stale else "" if legal else "(illegal)"
+        buy.history.append(f"{step}:{action}{tag}")
+        answer = await _call(client, "update_media_buy", args)
+        codes = [e["code"] for e in answer.get("errors", [])]
+        if stale:
+            assert codes == ["CONFLICT"], (action, answer, buy.history)
+        elif legal:
+            assert not codes, (action, answer, buy.history)
+            _apply(buy, action, args)
+            legal_steps += 1
+        else:
+            assert codes == ["INVALID_STATE"], (action, answer, buy.history)
+        assert (problem := _mismatch(buy, await _observed(client, buy))) is None, problem
+    assert legal_steps > 30  # the walk did change things, not only bounce off
+    assert any(b.archived for b in buys) and any(b.state == "canceled" for b in buys)
