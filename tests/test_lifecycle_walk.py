@@ -21,11 +21,16 @@ import pytest
 
 from adcp_agent.config import Settings
 from adcp_agent.server import create_app, prepare
+from adcp_agent.services import tenants
 from adcp_agent.state import AppState
 from tests.databases import database_settings
-from tests.media_helpers import non_guaranteed
+from tests.media_helpers import guaranteed, non_guaranteed
 from tests.support import DEMO_TOKEN
 from tests.tenant_admin_support import _lifespan
+from tests.test_reservations import _assert_sums_agree
+
+ADMIN_TOKEN = "adcp_test_walk_admin_token_0123456789ab"
+GUARANTEED_PRODUCT = "ctv_sports_premium"
 
 HEADERS = {
     "accept": "application/json, text/event-stream",
@@ -54,6 +59,7 @@ class Buy:
     end_time: datetime
     budget: float
     revision: int
+    guaranteed: bool = False
     state: str = "live"  # live | paused | canceled
     archived: bool = False
     package_paused: bool = False
@@ -80,8 +86,14 @@ class Buy:
         return {"live": "pending_start", "paused": "paused", "canceled": "canceled"}[self.state]
 
 
+@dataclass
+class Walk:
+    http: httpx.AsyncClient
+    state: AppState
+
+
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def walk(tmp_path: Path) -> AsyncIterator[Walk]:
     settings = Settings(
         data_dir=tmp_path,
         demo_token=DEMO_TOKEN,
@@ -91,21 +103,27 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     )
     state = AppState.from_settings(settings)
     app = create_app(state, startup=await prepare(state))
+    await tenants.create_principal(
+        state.db, tenant_id="demo", name="Ops", token=ADMIN_TOKEN, role="admin"
+    )
     try:
         async with _lifespan(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://127.0.0.1:8000", headers=HEADERS
             ) as http:
-                yield http
+                yield Walk(http, state)
     finally:
         await state.db.dispose()
 
 
-async def _call(http: httpx.AsyncClient, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+async def _call(
+    http: httpx.AsyncClient, tool: str, arguments: dict[str, Any], token: str = DEMO_TOKEN
+) -> dict[str, Any]:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
     body["params"] = {"name": tool, "arguments": arguments}
-    answer = (await http.post("/mcp/", content=json.dumps(body))).json()
+    auth = {"authorization": f"Bearer {token}"}
+    answer = (await http.post("/mcp/", content=json.dumps(body), headers=auth)).json()
     assert "result" in answer, answer
     content: dict[str, Any] = answer["result"]["structuredContent"]
     return content
@@ -124,7 +142,10 @@ def _change(buy: Buy, action: str, rng: random.Random) -> dict[str, Any]:
     elif action == "archive":
         args["action"] = "archive_order"
     elif action == "budget":
-        budget = float(rng.randrange(500, 20_000, 50))
+        # A guaranteed package only shrinks (a larger one may not fit the inventory), to
+        # no less than its pricing option's 10,000 minimum spend.
+        low, top = (10_000, int(buy.budget)) if buy.guaranteed else (500, 20_000)
+        budget = float(rng.randrange(low, top + 1, 50))
         args["packages"] = [{"package_id": buy.package_id, "budget": budget}]
     elif action == "end_time":
         args["end_time"] = (buy.end_time + timedelta(days=rng.randrange(1, 5))).isoformat()
@@ -171,25 +192,37 @@ def _mismatch(buy: Buy, seen: dict[str, Any]) -> str | None:
     return None if not wrong else f"{wrong} (seen, expected) after {buy.history}"
 
 
-async def test_a_random_walk_through_the_lifecycle_matches_the_model(
-    client: httpx.AsyncClient,
-) -> None:
+async def _buy(http: httpx.AsyncClient, created: dict[str, Any], guaranteed: bool) -> Buy:
+    seen = await _call(http, "get_media_buys", {"media_buy_ids": [created["media_buy_id"]]})
+    [listed] = seen["media_buys"]
+    return Buy(
+        media_buy_id=created["media_buy_id"],
+        package_id=listed["packages"][0]["package_id"],
+        end_time=datetime.fromisoformat(listed["end_time"]),
+        budget=listed["packages"][0]["budget"],
+        revision=listed["revision"],
+        guaranteed=guaranteed,
+    )
+
+
+async def test_a_random_walk_through_the_lifecycle_matches_the_model(walk: Walk) -> None:
+    client = walk.http
     rng = random.Random(20261207)
     buys = []
     for _ in range(4):
         created = await _call(client, "create_media_buy", non_guaranteed(budget=5000))
         assert created["status"] == "completed", created
-        seen = await _call(client, "get_media_buys", {"media_buy_ids": [created["media_buy_id"]]})
-        [listed] = seen["media_buys"]
-        buys.append(
-            Buy(
-                media_buy_id=created["media_buy_id"],
-                package_id=listed["packages"][0]["package_id"],
-                end_time=datetime.fromisoformat(listed["end_time"]),
-                budget=listed["packages"][0]["budget"],
-                revision=listed["revision"],
-            )
-        )
+        buys.append(await _buy(client, created, guaranteed=False))
+    for _ in range(2):
+        held = await _call(client, "create_media_buy", guaranteed(budget=20_000))
+        assert held["status"] == "submitted", held
+        media_buy_id = held["message"].split()[2]  # "Media buy mb_… awaits …"
+        approve = {"media_buy_id": media_buy_id, "action": "approve_order"}
+        approved = await _call(client, "update_media_buy", approve, token=ADMIN_TOKEN)
+        assert not approved.get("errors"), approved
+        buys.append(await _buy(client, {"media_buy_id": media_buy_id}, guaranteed=True))
+    now = walk.state.clock.now()
+    assert await _assert_sums_agree(walk.state, [GUARANTEED_PRODUCT], now) > 0
     legal_steps = 0
     for step in range(STEPS):
         buy = rng.choice(buys)
@@ -216,5 +249,7 @@ async def test_a_random_walk_through_the_lifecycle_matches_the_model(
         else:
             assert codes == ["INVALID_STATE"], (action, answer, buy.history)
         assert (problem := _mismatch(buy, await _observed(client, buy))) is None, problem
+        if buy.guaranteed:
+            await _assert_sums_agree(walk.state, [GUARANTEED_PRODUCT], now)
     assert legal_steps > 30  # the walk did change things, not only bounce off
     assert any(b.archived for b in buys) and any(b.state == "canceled" for b in buys)
