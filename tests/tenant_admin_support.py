@@ -177,6 +177,30 @@ async def admin_api(tmp_path: Path, **overrides: Any) -> AsyncIterator[AdminApi]
             yield AdminApi(client=client, state=state, clock=clock)
 
 
+@dataclass
+class ServedApp:
+    http: httpx.AsyncClient
+    state: AppState
+    app: Starlette
+
+
+@asynccontextmanager
+async def served_app(
+    settings: Settings, *, base_url: str = "http://127.0.0.1:8000", **client: Any
+) -> AsyncIterator[ServedApp]:
+    """The real app on ``settings`` (prepared as ``serve`` prepares it, its lifespan
+    running), and an httpx client for it in-process (``client``: headers, ...)."""
+    state = AppState.from_settings(settings)
+    app = create_app(state, startup=await prepare(state))
+    try:
+        async with _lifespan(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=base_url, **client) as c:
+                yield ServedApp(c, state, app)
+    finally:
+        await state.db.dispose()
+
+
 @asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     """Run the app's lifespan in a task of its own: the MCP session manager's task group

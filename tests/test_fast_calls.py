@@ -15,11 +15,9 @@ from typing import Any
 import httpx
 
 from adcp_agent.config import Settings
-from adcp_agent.server import create_app
-from adcp_agent.state import AppState
 from tests.media_helpers import non_guaranteed
 from tests.support import DEMO_TOKEN
-from tests.tenant_admin_support import _lifespan
+from tests.tenant_admin_support import served_app
 
 HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 AUTH = {**HEADERS, "authorization": f"Bearer {DEMO_TOKEN}"}
@@ -105,12 +103,8 @@ async def _server(tmp_path: Path, fast: bool) -> AsyncIterator[tuple[httpx.Async
         mcp_fast_tool_calls=fast,
         outbox_worker=False,
     )
-    state = AppState.from_settings(settings)
-    app = create_app(state)
-    async with _lifespan(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
-            yield c, app
+    async with served_app(settings) as served:
+        yield served.http, served.app
 
 
 def _fast_path(app: Any) -> Any:

@@ -30,14 +30,12 @@ import pytest
 from adcp_agent_adapters.mock import load_state
 
 from adcp_agent.config import Settings
-from adcp_agent.server import create_app, prepare
 from adcp_agent.services import tenants
-from adcp_agent.state import AppState
 from tests.creative_helpers import display, sync_args
 from tests.databases import database_settings
 from tests.media_helpers import guaranteed, non_guaranteed
 from tests.support import DEMO_TOKEN
-from tests.tenant_admin_support import _lifespan
+from tests.tenant_admin_support import ServedApp, served_app
 from tests.test_reservations import _assert_sums_agree
 
 ADMIN_TOKEN = "adcp_test_walk_admin_token_0123456789ab"
@@ -97,14 +95,8 @@ class Buy:
         return {"live": "pending_start", "paused": "paused", "canceled": "canceled"}[self.state]
 
 
-@dataclass
-class Walk:
-    http: httpx.AsyncClient
-    state: AppState
-
-
 @pytest.fixture
-async def walk(tmp_path: Path) -> AsyncIterator[Walk]:
+async def walk(tmp_path: Path) -> AsyncIterator[ServedApp]:
     settings = Settings(
         data_dir=tmp_path,
         demo_token=DEMO_TOKEN,
@@ -112,20 +104,11 @@ async def walk(tmp_path: Path) -> AsyncIterator[Walk]:
         outbox_worker=False,
         **database_settings(tmp_path),
     )
-    state = AppState.from_settings(settings)
-    app = create_app(state, startup=await prepare(state))
-    await tenants.create_principal(
-        state.db, tenant_id="demo", name="Ops", token=ADMIN_TOKEN, role="admin"
-    )
-    try:
-        async with _lifespan(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://127.0.0.1:8000", headers=HEADERS
-            ) as http:
-                yield Walk(http, state)
-    finally:
-        await state.db.dispose()
+    async with served_app(settings, headers=HEADERS) as served:
+        await tenants.create_principal(
+            served.state.db, tenant_id="demo", name="Ops", token=ADMIN_TOKEN, role="admin"
+        )
+        yield served
 
 
 async def _call(
@@ -216,7 +199,7 @@ async def _buy(http: httpx.AsyncClient, created: dict[str, Any], guaranteed: boo
     )
 
 
-async def test_a_random_walk_through_the_lifecycle_matches_the_model(walk: Walk) -> None:
+async def test_a_random_walk_through_the_lifecycle_matches_the_model(walk: ServedApp) -> None:
     client = walk.http
     rng = random.Random(20261207)
     buys = []
@@ -267,7 +250,7 @@ async def test_a_random_walk_through_the_lifecycle_matches_the_model(walk: Walk)
 
 
 async def test_a_random_walk_of_creatives_and_assignments_matches_the_model(
-    walk: Walk, tmp_path: Path
+    walk: ServedApp, tmp_path: Path
 ) -> None:
     """Creatives uploaded, changed, re-sent unchanged and assigned to packages of two
     buys in a seeded order: each sync reports created / updated / unchanged as the model

@@ -30,13 +30,11 @@ from starlette.routing import Mount, Route
 from adcp_agent.chat.scripted import ScriptedModel, Turn
 from adcp_agent.config import Settings
 from adcp_agent.rest import admin_http, http_io
-from adcp_agent.server import create_app, prepare
 from adcp_agent.services.admin_keys import HEADER as KEY_HEADER
-from adcp_agent.state import AppState
 from tests.databases import database_settings
 from tests.media_helpers import guaranteed, non_guaranteed
 from tests.support import DEMO_TOKEN
-from tests.tenant_admin_support import _lifespan
+from tests.tenant_admin_support import served_app
 from tests.test_malformed_arguments import MALFORMED
 
 PREFIX = "/api/v1/tenant-management"
@@ -183,20 +181,16 @@ async def rest(tmp_path: Path, seen: Seen) -> AsyncIterator[Sweep]:
         outbox_worker=False,
         **database_settings(tmp_path),
     )
-    state = AppState.from_settings(settings)
-    app = create_app(state, startup=await prepare(state))
-    app.state.chat_model = ScriptedModel([Turn(text="We sell video and display.")] * 10_000)
-    try:
-        async with _lifespan(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                key = (await c.post(f"{PREFIX}/init-api-key")).json()["api_key"]
-                headers = {KEY_HEADER: key, "authorization": f"Bearer {DEMO_TOKEN}"}
-                sweep = Sweep(c, headers, {})
-                sweep.ids = await _real_ids(sweep)
-                yield sweep
-    finally:
-        await state.db.dispose()
+    async with served_app(settings, base_url="http://testserver") as served:
+        served.app.state.chat_model = ScriptedModel(
+            [Turn(text="We sell video and display.")] * 10_000
+        )
+        c = served.http
+        key = (await c.post(f"{PREFIX}/init-api-key")).json()["api_key"]
+        headers = {KEY_HEADER: key, "authorization": f"Bearer {DEMO_TOKEN}"}
+        sweep = Sweep(c, headers, {})
+        sweep.ids = await _real_ids(sweep)
+        yield sweep
 
 
 async def _ok(sweep: Sweep, method: str, path: str, body: Any = None) -> Any:

@@ -23,11 +23,10 @@ from fastmcp.tools.function_tool import FunctionTool
 from fastmcp.utilities.versions import VersionSpec
 
 from adcp_agent.config import Settings
-from adcp_agent.server import create_app
 from adcp_agent.state import AppState
 from tests.media_helpers import non_guaranteed
 from tests.support import DEMO_TOKEN
-from tests.tenant_admin_support import _lifespan
+from tests.tenant_admin_support import served_app
 
 AUTH = {
     "accept": "application/json, text/event-stream",
@@ -107,19 +106,13 @@ async def _tool_call(client: httpx.AsyncClient, name: str, arguments: dict[str, 
 
 async def test_a_second_app_has_the_same_tools_working_on_its_own_state(tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
-        clients = []
-        for name in ("first", "second"):
-            settings = Settings(data_dir=tmp_path / name, demo_token=DEMO_TOKEN)
-            state = AppState.from_settings(settings)
-            stack.push_async_callback(state.db.dispose)
-            app = create_app(state)
-            await stack.enter_async_context(_lifespan(app))
-            transport = httpx.ASGITransport(app=app)
-            clients.append(
-                await stack.enter_async_context(
-                    httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
-                )
+        clients = [
+            (await stack.enter_async_context(served_app(settings))).http
+            for settings in (
+                Settings(data_dir=tmp_path / name, demo_token=DEMO_TOKEN)
+                for name in ("first", "second")
             )
+        ]
         created = await _tool_call(clients[0], "create_media_buy", non_guaranteed())
         assert created["status"] == "completed", created
         listed = [await _tool_call(c, "get_media_buys", {}) for c in clients]
