@@ -74,25 +74,35 @@ class DecisionView(BaseModel):
         return cls(task=TaskView.of(task), media_buy_id=buy.media_buy_id, media_buy_state=buy.state)
 
 
+def _length(column: str) -> int:
+    """The length of an account text column: a longer value was refused by PostgreSQL
+    (an HTTP 500), so the request models take theirs from the table, never drifting."""
+    return Account.__table__.c[column].type.length  # type: ignore[attr-defined, no-any-return]
+
+
+def _fits(column: str, *, min_length: int = 0) -> Any:
+    """An optional text field that fits its account column."""
+    return Field(default=None, min_length=min_length, max_length=_length(column))
+
+
 class AccountCreate(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=_length("name"))
     principal_ids: list[str] = Field(min_length=1)
-    # The columns' lengths (PostgreSQL refused a longer value: an HTTP 500).
-    advertiser: str | None = Field(default=None, max_length=200)
-    brand_domain: str | None = Field(default=None, max_length=253)
-    operator: str | None = Field(default=None, max_length=253)
+    advertiser: str | None = _fits("advertiser")
+    brand_domain: str | None = _fits("brand_domain")
+    operator: str | None = _fits("operator")
     billing: Literal["operator", "agent", "advertiser"] = "operator"
-    payment_terms: str | None = Field(default=None, max_length=20)
+    payment_terms: str | None = _fits("payment_terms")
     credit_limit: float | None = Field(default=None, ge=0)
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     sandbox: bool = False
 
 
 class AccountUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    advertiser: str | None = Field(default=None, max_length=200)
+    name: str | None = _fits("name", min_length=1)
+    advertiser: str | None = _fits("advertiser")
     status: Literal[accounts.STATUSES] | None = None  # type: ignore[valid-type]
-    payment_terms: str | None = Field(default=None, max_length=20)
+    payment_terms: str | None = _fits("payment_terms")
     credit_limit: float | None = Field(default=None, ge=0)
 
 
