@@ -329,12 +329,14 @@ async def test_no_malformed_value_makes_a_rest_route_fail(rest: Sweep, seen: See
     assert failures == [], "\n".join(map(str, failures[:40]))
 
 
-async def test_unknown_paths_and_methods_answer_in_the_error_envelope(rest: Sweep) -> None:
-    missing = await rest.client.get("/api/nothing-here", headers=rest.headers)
+async def test_unknown_paths_and_methods_answer_in_the_error_envelope(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, outbox_worker=False, **database_settings(tmp_path))
+    async with served_app(settings) as served:
+        missing = await served.http.get("/api/nothing-here")
+        wrong = await served.http.put("/api/tools")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "NOT_FOUND"
     assert "/api/nothing-here" in missing.json()["error"]["message"]
-    wrong = await rest.client.put("/api/tools", headers=rest.headers)
     assert wrong.status_code == 405 and "GET" in wrong.headers["allow"]
     assert wrong.json()["error"]["code"] == "INVALID_REQUEST"
     allowed = wrong.json()["error"]["message"].rsplit("; use ", 1)[1].rstrip(".")
