@@ -429,7 +429,7 @@ async def test_two_servers_starting_on_an_old_snapshot_both_start(
         assert started and set(started[0].orders) == {booked.external_order_id}
         assert set(this.orders) == {booked.external_order_id}
         journal_file = state_file.with_suffix(".journal")
-        assert len(list(mock_journal._records(journal_file.read_bytes()))) == 1  # once
+        assert len(list(mock_journal._blobs(journal_file.read_bytes()))) == 1  # once
         assert _gone(state_file)
     finally:
         this.close()

@@ -200,9 +200,3 @@ def _blobs(data: bytes) -> Iterator[tuple[int, bytes]]:
 def _loaded(blob: bytes) -> tuple[str, str, Any]:
     # Our own file, written by Journal.put; never a buyer-supplied input.
     return pickle.loads(blob)  # type: ignore[no-any-return]  # noqa: S301
-
-
-def _records(data: bytes) -> Iterator[tuple[int, tuple[str, str, Any]]]:
-    """(end offset, record) for each complete record in ``data``."""
-    for end, blob in _blobs(data):
-        yield end, _loaded(blob)
