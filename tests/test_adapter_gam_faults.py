@@ -119,7 +119,9 @@ async def test_quota_exhausted_is_rate_limited(fake, clock) -> None:
 
 
 async def test_a_stalled_call_times_out_and_is_retried(fake, clock) -> None:
-    gam = make_adapter(fake, clock, timeout_seconds=0.3)
+    # The retry must answer within the timeout: 0.3 s was too little for a loaded CI
+    # machine (the retry timed out too, a second sleep).
+    gam = make_adapter(fake, clock, timeout_seconds=1.5)
     await gam.health()  # WSDL fetched before the stall
     released = fake.hold("getCurrentNetwork")
     try:
