@@ -62,6 +62,8 @@ class _Shim:
 class _Connection:
     """An asyncpg connection as ``Writes`` runs statements on it."""
 
+    sends_together = True  # (statements.combined)
+
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 

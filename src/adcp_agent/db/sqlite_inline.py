@@ -177,6 +177,8 @@ class CommitTimer:
 class InlineConnection:
     """The subset of ``aiosqlite.Connection`` SQLAlchemy's aiosqlite dialect uses."""
 
+    sends_together = False  # each statement costs no round trip (statements.Writes)
+
     def __init__(
         self,
         conn: sqlite3.Connection,

@@ -21,6 +21,7 @@ SQLite database; ``execute`` and ``fetch`` take either (``Tx``).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -114,11 +115,59 @@ def _wrapped(sql: str, args: Any, error: Exception) -> DBAPIError:
 
 
 class Connection(Protocol):
-    """A transaction's driver connection as ``Writes`` uses it."""
+    """A transaction's driver connection as ``Writes`` uses it. One whose
+    ``sends_together`` is true takes several statements as one (``Writes.together``)."""
+
+    sends_together: bool
 
     async def run(self, sql: str, sets: list[list[Any]], /) -> int: ...
 
     async def fetch(self, sql: str, args: list[Any], /) -> Sequence[Any]: ...
+
+
+class RowCountError(RuntimeError):
+    """A statement run with ``expect`` changed another number of rows."""
+
+
+# A write that can be a part of one statement (a CTE of it): no literal text in which
+# a "$" would not be a parameter.
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+_WRITE = ("INSERT ", "UPDATE ", "DELETE ")
+MAX_PARAMETERS = 32_000  # PostgreSQL's limit is 32,767 a statement
+
+
+def _target(sql: str) -> str:
+    """The table a write changes: INSERT INTO t, UPDATE t, DELETE FROM t."""
+    words = sql.split(None, 3)
+    return words[2] if words[0] in ("INSERT", "DELETE") else words[1]
+
+
+def _combinable(sql: str, args: list[Any]) -> bool:
+    if not sql.startswith(_WRITE) or "'" in sql:
+        return False
+    numbers = {int(n) for n in _PLACEHOLDER.findall(sql)}
+    return numbers == set(range(1, len(args) + 1))
+
+
+def combined(queued: list[tuple[str, list[Any], int | None]]) -> tuple[str, list[Any]]:
+    """One statement for ``queued`` writes (SQL, parameters, expected row count): each a
+    data-modifying CTE, their placeholders renumbered, and a SELECT of the row counts
+    (those without an expectation count 0). PostgreSQL runs every CTE once, to
+    completion, all on the same snapshot: none sees another's rows, and foreign keys
+    are checked when the statement ends."""
+    parts, counts, flat = [], [], []
+    for i, (sql, args, expect) in enumerate(queued):
+        offset = len(flat)
+        text = _PLACEHOLDER.sub(lambda m, o=offset: f"${int(m[1]) + o}", sql)  # type: ignore[misc]
+        if expect is None:
+            parts.append(f"s{i} AS ({text})")
+            counts.append("0")
+        else:
+            returning = "" if " RETURNING " in text else " RETURNING 1"
+            parts.append(f"s{i} AS ({text}{returning})")
+            counts.append(f"(SELECT count(*) FROM s{i})")
+        flat.extend(args)
+    return f"WITH {', '.join(parts)} SELECT {', '.join(counts)}", flat
 
 
 Wrap = Callable[[str, Any, Exception], DBAPIError]
@@ -143,6 +192,9 @@ class Writes:
         self._conn = conn
         self._errors = errors
         self._wrap = wrap
+        # Writes waiting to be sent as one statement (``together``): SQL, parameters,
+        # the row count expected of it.
+        self._queued: list[tuple[str, list[Any], int | None]] | None = None
 
     def _plan(self, statement: Executable) -> Any:
         plan = self._plans.plan(statement)
@@ -150,15 +202,72 @@ class Writes:
             raise TypeError("a write transaction runs statements built once, without lists")
         return plan
 
-    async def execute(self, statement: Executable, sets: list[Params]) -> int:
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """Writes made inside are sent to the database as one statement where the
+        driver can (PostgreSQL: one round trip instead of one each), when the block
+        ends or before the next read; elsewhere each runs at once, as outside. A
+        write's errors (a duplicate key) then surface there, and ``execute`` answers
+        -1 for its row count (use ``expect`` to have it checked). Only for writes that
+        do not depend on one another's rows but through foreign keys: each sees the
+        database as it was before the first of them (so does a trigger they fire).
+        A second write to a table, or one with several parameter sets, sends those
+        before it first (keys drawn from a sequence keep the order of the writes)."""
+        if self._queued is not None or not getattr(self._conn, "sends_together", False):
+            yield
+            return
+        self._queued = []
+        try:
+            yield
+            await self._send()
+        finally:
+            self._queued = None
+
+    async def _send(self) -> None:
+        """Send the queued writes, as one statement."""
+        queued = self._queued
+        if not queued:
+            return
+        self._queued = []
+        sql, args = combined(queued)
+        try:
+            [counts] = await self._conn.fetch(sql, args)
+        except self._errors as exc:
+            raise self._wrap(sql, args, exc) from exc
+        for (one, _, expect), count in zip(queued, counts, strict=True):
+            if expect is not None and count != expect:
+                raise RowCountError(f"{count} rows changed, {expect} expected: {one}")
+
+    async def execute(
+        self, statement: Executable, sets: list[Params], expect: int | None = None
+    ) -> int:
         plan = self._plan(statement)
         args = [self._plans.args(plan, p) for p in sets]
+        if self._queued is not None:
+            if len(args) == 1 and _combinable(plan.sql, args[0]):
+                queued = self._queued
+                table = _target(plan.sql)
+                if (
+                    any(_target(sql) == table for sql, _, _ in queued)
+                    or sum(len(a) for _, a, _ in queued) + len(args[0]) > MAX_PARAMETERS
+                ):
+                    # One write a table a statement: the parts of one statement run in
+                    # no set order, and keys drawn from a sequence would follow it.
+                    await self._send()
+                self._queued.append((plan.sql, args[0], expect))
+                return -1
+            await self._send()  # in order, before this one (several sets: executemany)
         try:
-            return await self._conn.run(plan.sql, args)
+            count = await self._conn.run(plan.sql, args)
         except self._errors as exc:
             raise self._wrap(plan.sql, args, exc) from exc
+        if expect is not None and count != expect:
+            raise RowCountError(f"{count} rows changed, {expect} expected: {plan.sql}")
+        return count
 
     async def fetch(self, statement: Executable, params: Params) -> list[Any]:
+        if self._queued:
+            await self._send()  # a read sees the writes made before it
         plan = self._plan(statement)
         args = self._plans.args(plan, params)
         try:
@@ -220,19 +329,40 @@ async def _fast(session: AsyncSession, statement: Executable) -> Writes | None:
     return Writes(plans, driver) if isinstance(driver, InlineConnection) else None
 
 
-async def execute(session: Tx, statement: Executable, params: Params | Sequence[Params]) -> int:
+async def execute(
+    session: Tx,
+    statement: Executable,
+    params: Params | Sequence[Params],
+    *,
+    expect: int | None = None,
+) -> int:
     """Run an INSERT, UPDATE or DELETE built once (one parameter set, or several for
     one statement each) in ``session``'s transaction; the number of rows it changed
-    (with several sets, -1 where the driver does not count them: asyncpg)."""
+    (-1 where the driver does not count them: asyncpg with several sets, a write in a
+    ``together`` block). ``expect``: raise ``RowCountError`` unless it changes that
+    many rows (checked wherever the statement is sent)."""
     sets = [params] if isinstance(params, dict) else list(params)
     if not sets:
         return 0  # (an empty list is no statement, not one without parameters)
     fast = session if isinstance(session, Writes) else await _fast(session, statement)
     if fast is not None:
-        return await fast.execute(statement, sets)
+        return await fast.execute(statement, sets, expect)
     conn = await session.connection()  # type: ignore[union-attr]
     result = await conn.execute(statement, sets[0] if isinstance(params, dict) else sets)
+    if expect is not None and result.rowcount != expect:
+        raise RowCountError(f"{result.rowcount} rows changed, {expect} expected: {statement}")
     return result.rowcount
+
+
+@asynccontextmanager
+async def together(session: Tx) -> AsyncIterator[None]:
+    """``Writes.together`` for a ``Database.write`` transaction; a session's statements
+    run one by one as usual."""
+    if isinstance(session, Writes):
+        async with session.together():
+            yield
+    else:
+        yield
 
 
 async def insert(session: Tx, *rows: SQLModel) -> None:

@@ -16,7 +16,7 @@ import logging
 from typing import Any, NoReturn
 
 from sqlalchemy import bindparam
-from sqlmodel import delete, select, update
+from sqlmodel import delete, update
 
 from adcp_agent.adapter_protocol import (
     AdServerAdapter,
@@ -27,7 +27,6 @@ from adcp_agent.adapter_protocol import (
     orders_survive_power_loss,
 )
 from adcp_agent.db import statements
-from adcp_agent.db.models import Principal
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_creatives import CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package, Task
@@ -51,10 +50,6 @@ from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
 
-# The buyer's ad-server advertiser mappings, for the order (one column, not the row).
-_PLATFORM_MAPPINGS = select(Principal.platform_mappings).where(
-    Principal.principal_id == bindparam("principal")
-)
 _BUYS = MediaBuy.__table__.c  # type: ignore[attr-defined]
 _BOOKED = (
     update(MediaBuy.__table__)  # type: ignore[arg-type]  # Core: no ORM synchronisation
@@ -88,8 +83,6 @@ async def create(
         await signal_service.activate(
             state.db, caller, sid, [{"type": "agent", "agent_url": state.agent_url}]
         )
-    found = await state.db.read(_PLATFORM_MAPPINGS, {"principal": caller.principal_id})
-    mappings = found[0].platform_mappings if found else None
     adapter = state.adapters.get(
         tenant, buy.ad_server, account_id=buy.account_id, tool="create_media_buy"
     )
@@ -97,7 +90,7 @@ async def create(
         media_buy_id=buy.media_buy_id,
         name=order_name(account.name, buy.media_buy_id),
         advertiser_name=account.advertiser or account.name,
-        advertiser_mapping=dict(mappings or {}),
+        advertiser_mapping=booking.advertiser_mapping,
         start=buy.start_time,
         end=buy.end_time,
         total_budget=buy.total_budget,
@@ -187,9 +180,10 @@ class _Outcome:
                 result = await _place(adapter, spec, buy)
                 placing = False
                 _booked(buy, packages, result)
-                await statements.insert(tx, buy)
-                await statements.insert(tx, *packages)
-                return await self._record(tx)
+                await statements.insert(tx, buy)  # first: the packages' trigger reads it
+                async with statements.together(tx):
+                    await statements.insert(tx, *packages)
+                    return await self._record(tx)
         except Exception as exc:
             if placing:
                 await self._refused(exc)
@@ -238,12 +232,14 @@ class _Outcome:
             if await statements.execute(tx, _BOOKED, booked) != 1:
                 raise _Released
             lines = [{"package": p.package_id, "line": p.external_line_id} for p in packages]
-            await statements.execute(tx, _LINED, lines)
-            return await self._record(tx)
+            async with statements.together(tx):
+                await statements.execute(tx, _LINED, lines)
+                return await self._record(tx)
 
     async def _record(self, tx: statements.Tx) -> dict[str, Any]:
         """Everything that records a booked buy (creatives, task, audit row, event, the
-        answer), in the transaction that commits it."""
+        answer), in the transaction that commits it: in a ``together`` block (on
+        PostgreSQL its writes go in two round trips, split by the event's lookups)."""
         caller, booking = self.caller, self.booking
         buy, packages = booking.buy, booking.packages
         # A package created just now has no assignments to replace: only add named ones.

@@ -164,10 +164,8 @@ class Completion:
             self.marked = True
             return
         params = {**_of(self._ident), "answer": response, "now": utcnow()}
-        if (
-            await statements.execute(session, _COMPLETE, params) != 1
-        ):  # the claim row is ours and uncommitted work needs it
-            raise RuntimeError(f"idempotency claim {self._ident} vanished")
+        # The claim row is ours, and the uncommitted work needs it.
+        await statements.execute(session, _COMPLETE, params, expect=1)
         self.marked = True
 
 

@@ -17,7 +17,7 @@ from adcp_agent.adapter_protocol import (
     LineSpec,
 )
 from adcp_agent.db import statements
-from adcp_agent.db.models import Product, Tenant
+from adcp_agent.db.models import Principal, Product, Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
@@ -83,6 +83,8 @@ class Booking:
     products: dict[str, Product] = field(default_factory=dict)  # by product_id, as validated
     # Guaranteed packages' capacity as checked, confirmed where they are booked.
     holds: list[avails.Hold] = field(default_factory=list)
+    # The buyer's advertiser ids on the tenant's ad servers (read with the tenant).
+    advertiser_mapping: dict[str, Any] = field(default_factory=dict)
 
 
 Render = Callable[[Booking], dict[str, Any]]
@@ -92,15 +94,29 @@ def _field(i: int, name: str) -> str:
     return f"packages[{i}].{name}"
 
 
-_TENANT = select(Tenant).where(Tenant.tenant_id == bindparam("tenant"))
+_TENANT_COLUMNS = tuple(c.key for c in Tenant.__table__.c)  # type: ignore[attr-defined]
+# The tenant's row and, in the same statement, the buyer's ad-server mappings.
+_TENANT = select(
+    *Tenant.__table__.c,  # type: ignore[attr-defined]
+    select(Principal.platform_mappings)
+    .where(
+        Principal.principal_id == bindparam("principal"),
+        Principal.tenant_id == Tenant.tenant_id,
+    )
+    .scalar_subquery()
+    .label("buyer_mappings"),
+).where(Tenant.tenant_id == bindparam("tenant"))
 
 
-async def _tenant(state: AppState, tenant_id: str) -> Tenant:
-    found = await state.db.read_models(Tenant, _TENANT, {"tenant": tenant_id})
-    tenant = found[0] if found else None
-    if tenant is None:
+async def _tenant(state: AppState, caller: Caller) -> tuple[Tenant, dict[str, Any]]:
+    """The caller's tenant, and the caller's advertiser mappings on its ad servers."""
+    params = {"tenant": caller.tenant_id, "principal": caller.principal_id}
+    found = await state.db.read(_TENANT, params)
+    if not found:
         raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
-    return tenant
+    row = found[0]._asdict()
+    tenant = statements.build(Tenant, **{k: row[k] for k in _TENANT_COLUMNS})
+    return tenant, dict(row["buyer_mappings"] or {})
 
 
 def _short_text(value: Any, column: Any, field: str) -> None:
@@ -172,7 +188,7 @@ async def prepare(
     """Validate a create request completely, before anything is written."""
     principal_id = caller.require_principal()
     now = now or state.clock.now()
-    tenant = await _tenant(state, caller.tenant_id)
+    tenant, advertiser_mapping = await _tenant(state, caller)
     account = await accounts.resolve(state.db, caller, req.account)
     start = req.start_time or now
     if start < now - START_GRACE:
@@ -336,7 +352,9 @@ async def prepare(
         ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
         sandbox=account.sandbox,
     )
-    booking = Booking(buy, packages, None, notes, creatives_by_package, products, holds)
+    booking = Booking(
+        buy, packages, None, notes, creatives_by_package, products, holds, advertiser_mapping
+    )
     return tenant, account, booking
 
 
