@@ -71,6 +71,7 @@ BOTH_BACKENDS = frozenset(
         "test_group_commit",
         "test_statements",
         "test_statements_together",
+        "test_reading_sessions",
         "test_bad_input",
         "test_malformed_arguments",
         "test_malformed_rest",

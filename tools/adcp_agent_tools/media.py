@@ -381,7 +381,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         caller = current_caller()
         start, end = flight_from_dates(flight_start_date, flight_end_date, state.clock.now())
         begins = start or state.clock.now()
-        async with state.db.session() as session:
+        async with state.db.reading() as session:
             tenant = await session.get(Tenant, caller.tenant_id)
         assert tenant is not None
         results = await avails.check(

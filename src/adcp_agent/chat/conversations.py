@@ -109,7 +109,7 @@ async def create(
 
 
 async def get(db: Database, caller: Caller, conversation_id: str) -> ConversationInfo:
-    async with db.session() as session:
+    async with db.reading() as session:
         return _info(await _owned(session, caller, conversation_id))
 
 
@@ -138,7 +138,7 @@ async def list_page(
     stmt = stmt.order_by(
         col(ChatConversation.updated_at).desc(), col(ChatConversation.id).desc()
     ).limit(limit + 1)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list((await session.exec(stmt)).all())
     items = [_info(r) for r in rows[:limit]]
     next_cursor = None
@@ -157,7 +157,7 @@ async def history_page(
             after = int(_decode(cursor, "m")["s"])
         except (KeyError, TypeError, ValueError):
             raise _bad_cursor() from None
-    async with db.session() as session:
+    async with db.reading() as session:
         info = _info(await _owned(session, caller, conversation_id))
         rows = list(
             (
@@ -180,7 +180,7 @@ async def history_page(
 async def all_messages(
     db: Database, caller: Caller, conversation_id: str
 ) -> tuple[ConversationInfo, list[StoredMessage]]:
-    async with db.session() as session:
+    async with db.reading() as session:
         info = _info(await _owned(session, caller, conversation_id))
         rows = await session.exec(
             select(ChatMessageRecord)

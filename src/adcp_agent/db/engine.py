@@ -21,11 +21,12 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.orm.session import Session
 
 from adcp_agent.db.fast_reads import FastReads
 from adcp_agent.db.pg_fast import PgFast
 from adcp_agent.db.sqlite_inline import SqliteFile
-from adcp_agent.db.statements import PLANS, Tx, Writer, build
+from adcp_agent.db.statements import PLANS, READ_ONLY, ReadOnlyError, Tx, Writer, build
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -47,6 +48,21 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+class _ReadingSession(Session):
+    """A session that refuses to write (``Database.reading``)."""
+
+
+@event.listens_for(_ReadingSession, "do_orm_execute")
+def _refuse_writes(execute_state: Any) -> None:
+    if execute_state.is_insert or execute_state.is_update or execute_state.is_delete:
+        raise ReadOnlyError(f"a reading session cannot run {execute_state.statement}")
+
+
+@event.listens_for(_ReadingSession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    raise ReadOnlyError("a reading session cannot write objects")
+
+
 @dataclass
 class Database:
     engine: AsyncEngine
@@ -62,12 +78,21 @@ class Database:
     # SELECT cost two more round trips (BEGIN, and ROLLBACK when the pool takes the
     # connection back); a single statement reads committed data either way.
     reads: AsyncEngine = field(init=False)
+    # Sessions for ``reading``: on ``reads``, refusing writes.
+    reading_sessions: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = (
             self.engine
             if self.engine.dialect.name == "sqlite"
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self.reading_sessions = async_sessionmaker(
+            self.reads,
+            class_=AsyncSession,
+            sync_session_class=_ReadingSession,
+            expire_on_commit=False,
+            info={**self.sessions.kw.get("info", {}), READ_ONLY: True},
         )
 
     async def read(self, statement: Select[Any], params: dict[str, Any]) -> Sequence[Any]:
@@ -104,6 +129,17 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: a write (an ORM object flushed, an INSERT, UPDATE
+        or DELETE statement; textual SQL is not inspected) raises ``ReadOnlyError``.
+        On PostgreSQL it runs without a transaction (each statement reads what is
+        committed when it runs, as it would in a READ COMMITTED transaction), which
+        saves the BEGIN and the ROLLBACK — two round trips; on SQLite it is a session
+        as ``session`` gives (its reads share one snapshot)."""
+        async with self.reading_sessions() as session:
             yield session
 
     @asynccontextmanager

@@ -42,6 +42,12 @@ from adcp_agent.db.fast_reads import FastReads, Plans
 from adcp_agent.db.sqlite_inline import InlineConnection, SqliteFile
 
 PLANS = "fast_reads"  # the session's info key holding the engine's FastReads, if any
+READ_ONLY = "read_only"  # a session's info key: ``Database.reading`` made it
+
+
+class ReadOnlyError(RuntimeError):
+    """A write in a session that ``Database.reading`` gave (a programming error)."""
+
 
 Params = dict[str, Any]
 M = TypeVar("M", bound=SQLModel)
@@ -344,6 +350,8 @@ async def execute(
     sets = [params] if isinstance(params, dict) else list(params)
     if not sets:
         return 0  # (an empty list is no statement, not one without parameters)
+    if not isinstance(session, Writes) and session.info.get(READ_ONLY):
+        raise ReadOnlyError(f"a reading session cannot run {statement}")
     fast = session if isinstance(session, Writes) else await _fast(session, statement)
     if fast is not None:
         return await fast.execute(statement, sets, expect)

@@ -382,7 +382,7 @@ async def grant(
 
 async def list_for_tenant(db: Database, tenant_id: str) -> list[tuple[Account, list[str]]]:
     """Every account of a tenant with the principals that may use it (admin view)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         accounts = list(
             (
                 await session.exec(

@@ -66,7 +66,7 @@ async def verify_api_key(db: Database, presented: str | None) -> None:
             suggestion=f"Send '{HEADER}: <key>'. No key yet? POST "
             "/api/v1/tenant-management/init-api-key once to create it.",
         )
-    async with db.session() as session:
+    async with db.reading() as session:
         row = await session.get(AdminApiKey, ADMIN_KEY_ID)
     if row is None or not hmac.compare_digest(row.key_hash, hash_token(presented.strip())):
         raise AdcpError(

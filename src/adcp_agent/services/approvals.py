@@ -42,7 +42,7 @@ def approver_for(caller: Caller) -> Approver:
 
 
 async def _task(state: AppState, tenant_id: str, task_id: str) -> Task:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         task = await session.get(Task, task_id)
     if task is None or task.tenant_id != tenant_id:
         raise AdcpError("REFERENCE_NOT_FOUND", f"Task '{task_id}' was not found.", field="task_id")
@@ -50,7 +50,7 @@ async def _task(state: AppState, tenant_id: str, task_id: str) -> Task:
 
 
 async def pending_task_for(state: AppState, tenant_id: str, media_buy_id: str) -> Task:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         task = (
             await session.exec(
                 select(Task).where(
@@ -85,7 +85,7 @@ async def decide(
             f"Task '{task_id}' is {task.status}; only submitted tasks can be decided.",
             field="task_id",
         )
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         buy = await session.get(MediaBuy, task.media_buy_id)
         tenant = await session.get(Tenant, approver.tenant_id)
     assert buy is not None and tenant is not None
@@ -167,7 +167,7 @@ async def list_tasks(
     newest_first: bool = True,
 ) -> list[Task]:
     caller.require_principal()
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         stmt = select(Task).where(
             Task.tenant_id == caller.tenant_id, Task.principal_id == caller.principal_id
         )
@@ -187,7 +187,7 @@ async def list_tasks(
 
 async def pending(state: AppState, tenant_id: str | None = None) -> list[Task]:
     """The publisher's approval queue (admin API and CLI)."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         stmt = select(Task).where(Task.status == "submitted")
         if tenant_id:
             stmt = stmt.where(Task.tenant_id == tenant_id)
@@ -199,7 +199,7 @@ async def decide_as_admin(
 ) -> tuple[Task, MediaBuy]:
     """The installation admin (admin API key or CLI) decides for whichever tenant owns
     the task."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         task = await session.get(Task, task_id)
     if task is None:
         raise AdcpError("REFERENCE_NOT_FOUND", f"Task '{task_id}' was not found.", field="task_id")

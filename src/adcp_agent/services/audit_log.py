@@ -58,6 +58,6 @@ async def list_audit_logs(db: Database, query: AuditQuery) -> Page[AuditLog]:
     stmt = stmt.order_by(col(AuditLog.created_at).desc(), col(AuditLog.id).desc()).limit(
         query.limit + 1
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list((await session.exec(stmt)).all())
     return paging.build_page(rows, query.limit, "audit_logs", lambda r: (r.created_at, r.id or 0))

@@ -161,7 +161,7 @@ _CACHE_TENANTS = 256  # catalogs kept per process; the least recently used goes 
 
 
 async def _load(db: Database, tenant_id: str, version: int | None) -> Catalog:
-    async with db.session() as session:
+    async with db.reading() as session:
         products = tuple(
             (
                 await session.exec(

@@ -255,7 +255,7 @@ async def sync(
 async def push_pending(state: AppState, tenant_id: str, principal_id: str | None = None) -> int:
     """Send approved-but-unpushed assignments to the ad server. Failures stay unpushed
     (and are retried on the next sync or decision); returns how many were pushed."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         stmt = (
             select(CreativeAssignment, Creative, Package, MediaBuy)
             .join(Creative, Creative.id == CreativeAssignment.creative_pk)
@@ -279,7 +279,7 @@ async def push_pending(state: AppState, tenant_id: str, principal_id: str | None
         try:
             external = creative.external_ids.get(buy.ad_server)
             if external is None:
-                async with state.db.session() as session:
+                async with state.db.reading() as session:
                     principal = await session.get(Principal, creative.principal_id)
                 found = creative_rules.primary_asset(creative.assets, creative.kind)
                 asset = found[1] if found else {}
@@ -365,7 +365,7 @@ async def list_creatives(
     account_id = None
     if account_ref is not None:
         account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         stmt = select(Creative).where(
             Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
         )
@@ -466,7 +466,7 @@ async def decide(
 
 
 async def pending_review(state: AppState, tenant_id: str | None) -> list[Creative]:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         stmt = select(Creative).where(Creative.status == "pending_review")
         if tenant_id:
             stmt = stmt.where(Creative.tenant_id == tenant_id)
@@ -483,7 +483,7 @@ async def assignable(
     """The caller's creatives with these ids, each in one of the package's formats."""
     if not creative_ids:
         return []
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         library = await _library(session, caller, creative_ids)
     out = []
     for cid in creative_ids:
@@ -555,7 +555,7 @@ async def replace_assignments(
 
 async def serving_ids(state: AppState, package_id: str) -> set[str]:
     """Creative ids the ad server already holds for a package."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         rows = await session.exec(
             select(Creative.creative_id)
             .join(CreativeAssignment, CreativeAssignment.creative_pk == Creative.id)

@@ -62,7 +62,7 @@ async def claim(
 ) -> list[EventDelivery]:
     """Lease up to ``limit`` due deliveries. The read-only probe first keeps an idle
     worker from taking SQLite's write lock on every poll."""
-    async with db.session() as session:
+    async with db.reading() as session:
         ids = list(
             (
                 await session.exec(

@@ -123,7 +123,7 @@ async def close_hours(state: AppState, buy: MediaBuy, now: datetime | None = Non
 
 async def close_hours_of(state: AppState, media_buy_id: str) -> None:
     """``close_hours`` by id, for services that hold no buy row (e.g. creatives)."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         buy = await session.get(MediaBuy, media_buy_id)
     if buy is not None:
         await close_hours(state, buy)
@@ -131,7 +131,7 @@ async def close_hours_of(state: AppState, media_buy_id: str) -> None:
 
 async def catch_up_all(state: AppState, now: datetime) -> int:
     """Every running simulated buy, across tenants (the simulated clock is global)."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         buys = (
             await session.exec(
                 select(MediaBuy).where(
@@ -316,7 +316,7 @@ async def _simulate(state: AppState, buy: MediaBuy, now: datetime) -> None:
     upto = min(floor_hour(now), ceil_hour(buy.end_time))
     if floor_hour(buy.start_time) >= upto:
         return  # not started: nothing to materialise (the watermark is never earlier)
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         mark = await session.get(DeliveryWatermark, buy.media_buy_id)
         begin = mark.materialised_until if mark else floor_hour(buy.start_time)
         if begin >= upto:
@@ -369,7 +369,7 @@ async def _sync_adapter(state: AppState, buy: MediaBuy, now: datetime) -> None:
     """Replace the buy's ``adapter`` rows with the ad server's current daily report."""
     if not buy.external_order_id or now < buy.start_time:
         return
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         mark = await session.get(DeliveryWatermark, buy.media_buy_id)
         if mark and mark.adapter_synced_at and now - mark.adapter_synced_at < ADAPTER_REFRESH:
             return

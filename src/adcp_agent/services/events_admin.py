@@ -44,7 +44,7 @@ async def list_events(
             paging.after(OutboxEvent.created_at, OutboxEvent.event_id, position, descending=True)
         )
     stmt = stmt.order_by(col(OutboxEvent.created_at).desc(), col(OutboxEvent.event_id).desc())
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list((await session.exec(stmt.limit(query.limit + 1))).all())
         page = paging.build_page(rows, query.limit, "events", lambda e: (e.created_at, e.event_id))
         by_event = await _deliveries(session, [e.event_id for e in page.items])
@@ -68,7 +68,7 @@ async def _deliveries(
 
 
 async def get_event(db: Database, event_id: str) -> tuple[OutboxEvent, list[EventDelivery]]:
-    async with db.session() as session:
+    async with db.reading() as session:
         event = await session.get(OutboxEvent, event_id)
         if event is None:
             raise AdcpError("NOT_FOUND", f"Event '{event_id}' was not found.", field="event_id")

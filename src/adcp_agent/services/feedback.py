@@ -97,7 +97,7 @@ def _number(data: dict[str, Any], key: str, *, required: bool = False) -> float 
 async def _period_spend(
     state: AppState, buy: MediaBuy, package_id: str | None, start: datetime, end: datetime
 ) -> float:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         stmt = select(func.coalesce(func.sum(DeliveryHour.spend), 0.0)).where(
             DeliveryHour.media_buy_id == buy.media_buy_id,
             DeliveryHour.hour >= start,

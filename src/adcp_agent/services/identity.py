@@ -153,7 +153,7 @@ async def anonymous(db: Database, tenant_hint: str | None) -> Caller:
             "Authentication is required.",
             suggestion="Send 'Authorization: Bearer <token>' or 'x-adcp-auth: <token>'.",
         )
-    async with db.session() as session:
+    async with db.reading() as session:
         tenant = (
             await session.exec(
                 select(Tenant).where(

@@ -131,7 +131,7 @@ def _stranded(buy: MediaBuy | None, now: datetime, older_than: timedelta) -> boo
 async def _cancel_order(state: AppState, buy: MediaBuy) -> dict[str, Any]:
     """Cancel the order the interrupted booking may have made, where the adapter can
     find it; what to tell ad ops."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         tenant = await session.get(Tenant, buy.tenant_id)
         account = await session.get(Account, buy.account_id)
     assert tenant is not None and account is not None
@@ -230,7 +230,7 @@ async def release_booking(
     """Remove a stranded provisioning buy, cancelling first the order its booking made
     at the ad server if the adapter can find it; False if it is not one (booked
     meanwhile, released by another server, or not ``older_than`` old)."""
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         buy = await session.get(MediaBuy, media_buy_id)
     if not _stranded(buy, now, older_than):
         return False

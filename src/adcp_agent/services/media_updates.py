@@ -71,7 +71,7 @@ async def load_buy(
     account_id = None
     if account_ref is not None:
         account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         buy = await session.get(MediaBuy, media_buy_id)
         visible = (
             buy is not None
@@ -280,7 +280,7 @@ async def update(
 ) -> dict[str, Any]:
     if not ops:
         raise AdcpError("INVALID_REQUEST", "The request changes nothing.", field="media_buy_id")
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         tenant = await session.get(Tenant, caller.tenant_id)
     assert tenant is not None
     push_config = push_notifications.accept(tenant, push_notification_config, state.secrets)

@@ -58,7 +58,7 @@ async def _tenant(state: AppState, viewer: Viewer, tenant_id: str | None) -> Ten
     wanted = viewer.tenant_id or tenant_id
     if not wanted:
         raise AdcpError("INVALID_REQUEST", "Name the tenant: ?tenant_id=...", field="tenant_id")
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         tenant = await session.get(Tenant, wanted)
     if tenant is None or tenant.deleted_at is not None:
         raise AdcpError("NOT_FOUND", f"Tenant '{wanted}' was not found.", field="tenant_id")
@@ -67,7 +67,7 @@ async def _tenant(state: AppState, viewer: Viewer, tenant_id: str | None) -> Ten
 
 async def config(state: AppState, viewer: Viewer, tenant_id: str | None) -> dict[str, Any]:
     tenant = await _tenant(state, viewer, tenant_id)
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         webhooks = (
             await session.exec(
                 select(func.count())
@@ -103,7 +103,7 @@ def _visible(stmt: SelectOfScalar[NotificationDraft], viewer: Viewer) -> Any:
 
 
 async def _render(state: AppState, draft: NotificationDraft) -> RenderedDraft:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         event = await session.get(OutboxEvent, draft.event_id)
         tenant = await session.get(Tenant, draft.tenant_id)
         principal = await session.get(Principal, draft.principal_id) if draft.principal_id else None
@@ -124,7 +124,7 @@ async def get_draft(state: AppState, viewer: Viewer, ident: str) -> RenderedDraf
     if not ident.startswith("draft_"):
         return await latest_for_media_buy(state, viewer, ident)
     stmt = _visible(select(NotificationDraft).where(NotificationDraft.draft_id == ident), viewer)
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         draft = (await session.exec(stmt)).first()
     if draft is None:
         raise AdcpError("NOT_FOUND", f"Draft '{ident}' was not found.", field="id")
@@ -138,7 +138,7 @@ async def latest_for_media_buy(state: AppState, viewer: Viewer, media_buy_id: st
         .order_by(col(NotificationDraft.created_at).desc(), col(NotificationDraft.draft_id).desc()),
         viewer,
     )
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         draft = (await session.exec(stmt)).first()
     if draft is None:
         raise AdcpError(

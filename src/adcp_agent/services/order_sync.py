@@ -55,7 +55,7 @@ class SyncReport:
 
 
 async def sync_orders(state: AppState, tenant_id: str, *, actor: str = "admin") -> SyncReport:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         tenant = await session.get(Tenant, tenant_id)
         if tenant is None or tenant.deleted_at is not None:
             raise AdcpError("NOT_FOUND", f"Tenant '{tenant_id}' was not found.", field="tenant_id")

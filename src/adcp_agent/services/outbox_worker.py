@@ -233,7 +233,7 @@ class OutboxWorker:
         delivery retries keep the worker's own clock."""
         now = self.business_now()
         db = self.state.db
-        async with db.session() as session:
+        async with db.reading() as session:
             rows = await session.exec(self._completion_due, params={"now": now})  # type: ignore[call-overload]
             ids = [media_buy_id for (media_buy_id,) in rows]
         emitted = 0

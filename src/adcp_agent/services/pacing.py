@@ -230,7 +230,7 @@ async def alerts(
     limit: int = 200,
 ) -> list[PacingAlert]:
     """Newest first: by buys (buyer view) or by tenant (publisher view)."""
-    async with db.session() as session:
+    async with db.reading() as session:
         stmt = select(PacingAlert)
         if media_buy_ids is not None:
             stmt = stmt.where(col(PacingAlert.media_buy_id).in_(list(media_buy_ids)))

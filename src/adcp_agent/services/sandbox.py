@@ -49,7 +49,7 @@ def tenant_is_sandbox(tenant: Tenant) -> bool:
 
 
 async def _linked(db: Database, caller: Caller) -> list[Account]:
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.exec(
             select(Account)
             .join(AccountPrincipal, AccountPrincipal.account_id == Account.account_id)
@@ -139,7 +139,7 @@ class Scope:
         return account
 
     async def buy(self, media_buy_id: str) -> MediaBuy:
-        async with self.state.db.session() as session:
+        async with self.state.db.reading() as session:
             buy = await session.get(MediaBuy, media_buy_id)
         if (
             buy is None
@@ -158,7 +158,7 @@ class Scope:
         return buy
 
     async def creative(self, creative_id: str) -> Creative:
-        async with self.state.db.session() as session:
+        async with self.state.db.reading() as session:
             found = (
                 await session.exec(
                     select(Creative, Account)
@@ -182,7 +182,7 @@ class Scope:
         return creative
 
     async def task(self, task_id: str) -> Task:
-        async with self.state.db.session() as session:
+        async with self.state.db.reading() as session:
             task = await session.get(Task, task_id)
         if (
             task is None
@@ -196,7 +196,7 @@ class Scope:
 
 
 async def open_scope(state: AppState, caller: Caller, ref: dict[str, Any]) -> Scope:
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         tenant = await session.get(Tenant, caller.tenant_id)
     if tenant is None or not is_sandbox_caller(caller):
         raise ControllerError("FORBIDDEN", "The test controller is for sandbox callers only.")

@@ -114,7 +114,7 @@ async def _armed(state: AppState, caller: Caller, tool: str) -> bool:
     else is answered without a query."""
     if caller.principal_id is None or not caller.sandbox:
         return False
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         hit = (
             await session.exec(
                 select(SandboxDirective.id)

@@ -92,7 +92,7 @@ async def _prepared(scope: Scope, media_buy_id: str) -> tuple[MediaBuy, list[Pac
         )
     now = scope.state.clock.now()
     await delivery.catch_up(scope.state, buy, now)
-    async with scope.state.db.session() as session:
+    async with scope.state.db.reading() as session:
         packages = list(
             (
                 await session.exec(
@@ -264,7 +264,7 @@ async def simulate_budget_spend(
     else:
         assert account_id is not None
         account = await scope.linked_account(account_id)
-        async with scope.state.db.session() as session:
+        async with scope.state.db.reading() as session:
             buys = list(
                 (
                     await session.exec(

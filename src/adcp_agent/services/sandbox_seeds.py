@@ -115,7 +115,7 @@ def _catalog_tenant(scope: Scope) -> None:
 
 
 async def _catalog(scope: Scope) -> tuple[list[CreativeFormat], list[str]]:
-    async with scope.state.db.session() as session:
+    async with scope.state.db.reading() as session:
         tid = scope.tenant.tenant_id
         formats = list(
             (
@@ -213,7 +213,7 @@ async def seed_pricing_option(
     scope: Scope, product_id: str, pricing_option_id: str, fx: dict[str, Any]
 ) -> str:
     _catalog_tenant(scope)
-    async with scope.state.db.session() as session:
+    async with scope.state.db.reading() as session:
         row = (
             await session.exec(
                 select(Product).where(
@@ -270,7 +270,7 @@ async def seed_creative_format(scope: Scope, format_id: str, fx: dict[str, Any])
 async def seed_account(scope: Scope, account_id: str, fx: dict[str, Any]) -> str:
     _check_id(account_id, "account_id")
     db = scope.state.db
-    async with db.session() as session:
+    async with db.reading() as session:
         existing = await session.get(Account, account_id)
         linked = await session.get(AccountPrincipal, (account_id, scope.principal_id))
     if existing is not None and (linked is None or not scope.in_sandbox(existing.sandbox)):
@@ -378,7 +378,7 @@ async def _package_requests(scope: Scope, fx: dict[str, Any]) -> list[media_buys
         if "total_budget" in fx:
             raw[0]["budget"] = fx["total_budget"]
         where = ["fixture"]
-    async with scope.state.db.session() as session:
+    async with scope.state.db.reading() as session:
         products = {
             p.product_id: p
             for p in (
@@ -424,7 +424,7 @@ async def _package_requests(scope: Scope, fx: dict[str, Any]) -> list[media_buys
 
 async def seed_media_buy(scope: Scope, media_buy_id: str, fx: dict[str, Any]) -> str:
     _check_id(media_buy_id, "media_buy_id")
-    async with scope.state.db.session() as session:
+    async with scope.state.db.reading() as session:
         existing = await session.get(MediaBuy, media_buy_id)
     if existing is not None:
         await scope.buy(media_buy_id)  # ours and in a sandbox, else NOT_FOUND / FORBIDDEN
@@ -433,7 +433,7 @@ async def seed_media_buy(scope: Scope, media_buy_id: str, fx: dict[str, Any]) ->
         account = await scope.account()
         packages = await _package_requests(scope, fx)
         now = scope.state.clock.now()
-        async with scope.state.db.session() as session:
+        async with scope.state.db.reading() as session:
             wanted = [p.product_id for p in packages]
             rows = (await session.exec(select(Product).where(
                 Product.tenant_id == scope.tenant.tenant_id,

@@ -78,7 +78,7 @@ async def _move_flight(scope: Scope, media_buy_id: str, edge: str) -> None:
     between a booked buy and active/completed, and a sandbox may not wait for it."""
     state = scope.state
     now = state.clock.now()
-    async with state.db.session() as session:
+    async with state.db.reading() as session:
         buy = await session.get(MediaBuy, media_buy_id)
     assert buy is not None
     if (edge == "start" and buy.start_time <= now) or (edge == "end" and buy.end_time <= now):
@@ -195,7 +195,7 @@ _REVIEWED = ("pending_review", "approved", "rejected", "suspended")
 
 async def _close_hours_of_creative(scope: Scope, creative: Creative) -> None:
     """Hours served so far ran with the old status: materialise them first."""
-    async with scope.state.db.session() as session:
+    async with scope.state.db.reading() as session:
         buy_ids = (
             await session.exec(
                 select(Package.media_buy_id)

@@ -47,7 +47,7 @@ async def search_signals(
     ]
     activations: dict[str, list[dict[str, Any]]] = {}
     if caller.principal_id:
-        async with db.session() as session:
+        async with db.reading() as session:
             acts = await session.exec(
                 select(SignalActivation).where(
                     SignalActivation.tenant_id == caller.tenant_id,

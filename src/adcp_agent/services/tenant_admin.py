@@ -65,7 +65,7 @@ async def require_principal(db: Database, tenant_id: str, principal_id: str) -> 
 
 
 async def count_tenants(db: Database) -> int:
-    async with db.session() as session:
+    async with db.reading() as session:
         total = (
             await session.exec(
                 select(func.count()).select_from(Tenant).where(col(Tenant.deleted_at).is_(None))
@@ -82,7 +82,7 @@ async def list_tenants(db: Database, page: PageRequest) -> Page[Tenant]:
             paging.after(Tenant.created_at, Tenant.tenant_id, position, descending=False)
         )
     query = query.order_by(col(Tenant.created_at), col(Tenant.tenant_id)).limit(page.limit + 1)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list((await session.exec(query)).all())
     return paging.build_page(rows, page.limit, "tenants", lambda t: (t.created_at, t.tenant_id))
 
@@ -92,7 +92,7 @@ async def create_tenant(
 ) -> Tenant:
     require_installed(registry, body.ad_server)
     if body.tenant_id is not None:
-        async with db.session() as session:
+        async with db.reading() as session:
             if await session.get(Tenant, body.tenant_id) is not None:
                 raise AdcpError(
                     "CONFLICT", f"Tenant id '{body.tenant_id}' is taken.", field="tenant_id"
@@ -202,7 +202,7 @@ async def list_principals(db: Database, tenant_id: str, page: PageRequest) -> Pa
     query = query.order_by(col(Principal.created_at), col(Principal.principal_id)).limit(
         page.limit + 1
     )
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list((await session.exec(query)).all())
     return paging.build_page(
         rows, page.limit, "principals", lambda p: (p.created_at, p.principal_id)
@@ -215,7 +215,7 @@ async def create_principal(
     await require_tenant(db, tenant_id)
     if body.principal_id is not None:
         # Principal ids are unique across the installation, not per tenant.
-        async with db.session() as session:
+        async with db.reading() as session:
             if await session.get(Principal, body.principal_id) is not None:
                 raise AdcpError(
                     "CONFLICT",

@@ -193,13 +193,13 @@ async def set_principal_token(
 
 
 async def get_tenant(db: Database, tenant_id: str) -> Tenant | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         tenant = await session.get(Tenant, tenant_id)
     return tenant if tenant is not None and tenant.deleted_at is None else None
 
 
 async def get_principal(db: Database, tenant_id: str, principal_id: str) -> Principal | None:
-    async with db.session() as session:
+    async with db.reading() as session:
         principal = await session.get(Principal, principal_id)
     return principal if principal is not None and principal.tenant_id == tenant_id else None
 

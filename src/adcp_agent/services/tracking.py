@@ -97,7 +97,7 @@ async def record(state: AppState, caller: Caller, event: EventIn) -> Recorded:
             field="timestamp",
         )
     if event.kind == "completion":
-        async with state.db.session() as session:
+        async with state.db.reading() as session:
             product = (
                 await session.exec(
                     select(Product).where(

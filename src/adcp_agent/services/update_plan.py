@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import select
 
 from adcp_agent.adapter_protocol import AdServerAdapter, LineChange
-from adcp_agent.db.models import Product, Signal, Tenant
+from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.errors import AdcpError
@@ -76,19 +77,22 @@ class Plan:
         self.call(what, lambda a: a.order_action(order, action))  # type: ignore[arg-type]
 
 
-async def _context(state: AppState, tenant_id: str, packages: Sequence[Package]):
-    async with state.db.session() as session:
-        tenant = await session.get(Tenant, tenant_id)
-        products = await catalog.products_by_id(
-            session, tenant_id, [p.product_id for p in packages]
-        )
-        signal_ids = set(
-            (
-                await session.exec(select(Signal.signal_id).where(Signal.tenant_id == tenant_id))
-            ).all()
-        )
-    assert tenant is not None
-    return tenant, products, signal_ids
+_TENANT = select(Tenant).where(Tenant.tenant_id == bindparam("tenant"))
+
+
+async def _context(
+    state: AppState, caller: Caller, packages: Sequence[Package]
+) -> tuple[Tenant, dict[str, Product], set[str]]:
+    """The tenant's row, and the products and signal ids to validate against, from
+    the catalog as ``catalog.tenant_catalog`` keeps it (the same one create_media_buy
+    validates with)."""
+    found = await state.db.read_models(Tenant, _TENANT, {"tenant": caller.tenant_id})
+    if not found:
+        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+    cat = await catalog.tenant_catalog(state.db, caller)
+    by_id = cat.products_by_id
+    products = {p.product_id: by_id[p.product_id] for p in packages if p.product_id in by_id}
+    return found[0], products, set(cat.signals)
 
 
 def _min_spend(product: Product, package: Package) -> float:
@@ -170,7 +174,7 @@ async def plan_ops(
 ) -> Plan:
     """Validate every op against working copies; no side effects. ``check_capacity=
     False`` for what the ad server already took: it is booked, whatever is left."""
-    tenant, products, signal_ids = await _context(state, caller.tenant_id, packages)
+    tenant, products, signal_ids = await _context(state, caller, packages)
     plan = Plan(buy, packages)
     plan.check_capacity = check_capacity
     b = plan.buy

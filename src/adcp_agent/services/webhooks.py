@@ -61,7 +61,7 @@ def _hint(secret: str) -> str:
 
 async def list_webhooks(db: Database, tenant_id: str) -> list[WebhookEndpoint]:
     await tenant_admin.require_tenant(db, tenant_id)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = await session.exec(
             select(WebhookEndpoint)
             .where(
