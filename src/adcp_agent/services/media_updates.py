@@ -100,6 +100,8 @@ async def load_buy(
     return buy, packages
 
 
+_TENANT = select(Tenant).where(col(Tenant.tenant_id) == bindparam("tenant"))
+
 # How long an update may hold a buy's lease: its ad-server calls finish well within it;
 # what a server killed mid-update reserved is undone once it lapses (interrupted).
 LEASE = timedelta(minutes=2)
@@ -280,9 +282,10 @@ async def update(
 ) -> dict[str, Any]:
     if not ops:
         raise AdcpError("INVALID_REQUEST", "The request changes nothing.", field="media_buy_id")
-    async with state.db.reading() as session:
-        tenant = await session.get(Tenant, caller.tenant_id)
-    assert tenant is not None
+    found = await state.db.read_models(Tenant, _TENANT, {"tenant": caller.tenant_id})
+    if not found:
+        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+    tenant = found[0]
     push_config = push_notifications.accept(tenant, push_notification_config, state.secrets)
     token = new_id("lease")
     deadline = time.monotonic() + WAIT_SECONDS
@@ -301,7 +304,7 @@ async def update(
                 field="revision",
                 details={"current_revision": buy.revision},
             )
-        plan = await plan_ops(state, caller, buy, packages, ops, when)
+        plan = await plan_ops(state, caller, buy, packages, ops, when, tenant=tenant)
         adapter = state.adapters.get(
             tenant, buy.ad_server, account_id=buy.account_id, tool="update_media_buy"
         )
@@ -330,7 +333,14 @@ async def update(
             # Only part of the change (or none) reached the ad server: commit the ops it
             # fully took, as they are: capacity was confirmed for the whole change.
             plan = await plan_ops(
-                state, caller, buy, packages, ops[:failed_op], when, check_capacity=False
+                state,
+                caller,
+                buy,
+                packages,
+                ops[:failed_op],
+                when,
+                tenant=tenant,
+                check_capacity=False,
             )
     except BaseException:
         await _abandon(state, buy, packages, claim)

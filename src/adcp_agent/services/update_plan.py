@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlmodel import select
-
 from adcp_agent.adapter_protocol import AdServerAdapter, LineChange
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_creatives import Creative
@@ -77,22 +74,15 @@ class Plan:
         self.call(what, lambda a: a.order_action(order, action))  # type: ignore[arg-type]
 
 
-_TENANT = select(Tenant).where(Tenant.tenant_id == bindparam("tenant"))
-
-
 async def _context(
     state: AppState, caller: Caller, packages: Sequence[Package]
-) -> tuple[Tenant, dict[str, Product], set[str]]:
-    """The tenant's row, and the products and signal ids to validate against, from
-    the catalog as ``catalog.tenant_catalog`` keeps it (the same one create_media_buy
-    validates with)."""
-    found = await state.db.read_models(Tenant, _TENANT, {"tenant": caller.tenant_id})
-    if not found:
-        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+) -> tuple[dict[str, Product], set[str]]:
+    """The products and signal ids to validate against, from the catalog as
+    ``catalog.tenant_catalog`` keeps it (the one create_media_buy validates with)."""
     cat = await catalog.tenant_catalog(state.db, caller)
     by_id = cat.products_by_id
     products = {p.product_id: by_id[p.product_id] for p in packages if p.product_id in by_id}
-    return found[0], products, set(cat.signals)
+    return products, set(cat.signals)
 
 
 def _min_spend(product: Product, package: Package) -> float:
@@ -170,11 +160,12 @@ async def plan_ops(
     ops: Sequence[Op],
     now: datetime,
     *,
+    tenant: Tenant,
     check_capacity: bool = True,
 ) -> Plan:
     """Validate every op against working copies; no side effects. ``check_capacity=
     False`` for what the ad server already took: it is booked, whatever is left."""
-    tenant, products, signal_ids = await _context(state, caller, packages)
+    products, signal_ids = await _context(state, caller, packages)
     plan = Plan(buy, packages)
     plan.check_capacity = check_capacity
     b = plan.buy
