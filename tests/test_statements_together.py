@@ -71,6 +71,17 @@ def test_combined_writes_number_their_parameters_in_turn() -> None:
     assert args == ["p", 1, "q", "k", "{}"]
 
 
+def test_only_plain_writes_are_combined() -> None:
+    """A write whose text could hold a "$" that is not a parameter (a literal), a read,
+    or one whose placeholders do not match its parameters runs on its own."""
+    combinable = statements._combinable  # noqa: SLF001 - the rule itself
+    assert combinable("INSERT INTO a (x) VALUES ($1::VARCHAR)", ["v"])
+    assert combinable("DELETE FROM a WHERE a.x = $1::VARCHAR", ["v"])
+    assert not combinable("UPDATE a SET x='$1' WHERE a.y = $1::VARCHAR", ["v"])
+    assert not combinable("SELECT a.x FROM a WHERE a.y = $1::VARCHAR", ["v"])
+    assert not combinable("INSERT INTO a (x, y) VALUES ($1::VARCHAR, $3::VARCHAR)", ["v", "w"])
+
+
 async def test_writes_sent_together_commit_with_the_transaction(state: AppState) -> None:
     async with state.db.write() as tx:
         async with statements.together(tx):
