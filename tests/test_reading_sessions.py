@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, update
 from sqlmodel import select
 
 from adcp_agent.db import statements
@@ -16,13 +15,9 @@ from adcp_agent.db.models import AuditLog, Tenant
 from adcp_agent.db.statements import ReadOnlyError
 from adcp_agent.state import AppState
 from tests.databases import Backend
+from tests.test_statements import _RENAME_ONE as _RENAME
 
 _AUDITS = AuditLog.__table__.c  # type: ignore[attr-defined]
-_RENAME = (
-    update(AuditLog.__table__)  # type: ignore[arg-type]
-    .where(_AUDITS.action == bindparam("was"))
-    .values(action=bindparam("to"))
-)
 
 
 @pytest.fixture

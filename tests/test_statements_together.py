@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 
 from adcp_agent.config import Settings
@@ -23,13 +23,9 @@ from tests.databases import Backend, database_settings
 from tests.media_helpers import non_guaranteed
 from tests.support import DEMO_TOKEN
 from tests.tenant_admin_support import ServedApp, served_app
+from tests.test_statements import _RENAME_ONE as _RENAME
 
 _AUDITS = AuditLog.__table__.c  # type: ignore[attr-defined]
-_RENAME = (
-    update(AuditLog.__table__)  # type: ignore[arg-type]
-    .where(_AUDITS.action == bindparam("was"))
-    .values(action=bindparam("to"))
-)
 _BY_ACTOR = (
     statements.insert_of(AuditLog).table.select().where(_AUDITS.actor == bindparam("who"))
 ).order_by(_AUDITS.id)
