@@ -17,8 +17,6 @@ from adcp_agent.state import AppState
 from tests.databases import Backend
 from tests.test_statements import _RENAME_ONE as _RENAME
 
-_AUDITS = AuditLog.__table__.c  # type: ignore[attr-defined]
-
 
 @pytest.fixture
 def state(prepared_state: AppState) -> AppState:
