@@ -135,8 +135,6 @@ class RowCountError(RuntimeError):
     """A statement run with ``expect`` changed another number of rows."""
 
 
-# A write that can be a part of one statement (a CTE of it): no literal text in which
-# a "$" would not be a parameter.
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _WRITE = ("INSERT ", "UPDATE ", "DELETE ")
 MAX_PARAMETERS = 32_000  # PostgreSQL's limit is 32,767 a statement
@@ -149,6 +147,8 @@ def _target(sql: str) -> str:
 
 
 def _combinable(sql: str, args: list[Any]) -> bool:
+    """A write that can be a part of one statement (a CTE of it): no literal text, in
+    which a "$" need not be a parameter, and its parameters numbered 1 to n."""
     if not sql.startswith(_WRITE) or "'" in sql:
         return False
     numbers = {int(n) for n in _PLACEHOLDER.findall(sql)}
@@ -219,7 +219,7 @@ class Writes:
         database as it was before the first of them (so does a trigger they fire).
         A second write to a table, or one with several parameter sets, sends those
         before it first (keys drawn from a sequence keep the order of the writes)."""
-        if self._queued is not None or not getattr(self._conn, "sends_together", False):
+        if self._queued is not None or not self._conn.sends_together:
             yield
             return
         self._queued = []
