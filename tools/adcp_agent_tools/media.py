@@ -10,7 +10,6 @@ from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from pydantic import Field
 
-from adcp_agent.db.models import Tenant
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
     avails,
@@ -20,6 +19,7 @@ from adcp_agent.services import (
     limits,
     media_reads,
     sandbox_arms,
+    tenants,
 )
 from adcp_agent.services import media_buys as buys
 from adcp_agent.services.push_notifications import PushNotificationConfig
@@ -381,9 +381,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         caller = current_caller()
         start, end = flight_from_dates(flight_start_date, flight_end_date, state.clock.now())
         begins = start or state.clock.now()
-        async with state.db.reading() as session:
-            tenant = await session.get(Tenant, caller.tenant_id)
-        assert tenant is not None
+        tenant = await tenants.callers_tenant(state.db, caller)
         results = await avails.check(
             state, caller, tenant, product_ids, begins, end, targeting_overlay
         )

@@ -26,7 +26,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import AdServerAdapter
 from adcp_agent.db import statements
-from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
@@ -38,6 +37,7 @@ from adcp_agent.services import (
     delivery,
     interrupted,
     push_notifications,
+    tenants,
 )
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services.idempotency import Completion
@@ -99,8 +99,6 @@ async def load_buy(
         )
     return buy, packages
 
-
-_TENANT = select(Tenant).where(col(Tenant.tenant_id) == bindparam("tenant"))
 
 # How long an update may hold a buy's lease: its ad-server calls finish well within it;
 # what a server killed mid-update reserved is undone once it lapses (interrupted).
@@ -282,10 +280,7 @@ async def update(
 ) -> dict[str, Any]:
     if not ops:
         raise AdcpError("INVALID_REQUEST", "The request changes nothing.", field="media_buy_id")
-    found = await state.db.read_models(Tenant, _TENANT, {"tenant": caller.tenant_id})
-    if not found:
-        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
-    tenant = found[0]
+    tenant = await tenants.callers_tenant(state.db, caller)
     push_config = push_notifications.accept(tenant, push_notification_config, state.secrets)
     token = new_id("lease")
     deadline = time.monotonic() + WAIT_SECONDS

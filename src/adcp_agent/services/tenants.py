@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import bindparam
+from sqlmodel import col, select
 
 from adcp_agent.adapter_protocol import AdapterRegistry
 from adcp_agent.db.engine import Database
@@ -17,7 +18,7 @@ from adcp_agent.sealing import SecretBox, names_secrets, seal_named
 from adcp_agent.services import audit
 from adcp_agent.services.accounts import new_default_account
 from adcp_agent.services.admin_models import is_secret
-from adcp_agent.services.identity import TOKEN_PREFIX, hash_token, new_id, new_token
+from adcp_agent.services.identity import TOKEN_PREFIX, Caller, hash_token, new_id, new_token
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -190,6 +191,18 @@ async def set_principal_token(
             target_id=principal_id,
         )
     return IssuedToken(principal, token)
+
+
+_TENANT_ROW = select(Tenant).where(col(Tenant.tenant_id) == bindparam("tenant"))
+
+
+async def callers_tenant(db: Database, caller: Caller) -> Tenant:
+    """The caller's tenant row as committed now, for reading (an instance no session
+    knows: not for changing through one)."""
+    found = await db.read_models(Tenant, _TENANT_ROW, {"tenant": caller.tenant_id})
+    if not found or found[0].deleted_at is not None:
+        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+    return found[0]
 
 
 async def get_tenant(db: Database, tenant_id: str) -> Tenant | None:
