@@ -13,6 +13,7 @@ all."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from sqlalchemy import bindparam
@@ -38,6 +39,7 @@ from adcp_agent.services import (
     buy_events,
     interrupted,
     media_buys,
+    outbox,
     push_notifications,
 )
 from adcp_agent.services import creatives as creative_library
@@ -98,7 +100,11 @@ async def create(
         po_number=buy.po_number,
         lines=tuple(line_spec(p, buy, booking.products[p.product_id]) for p in packages),
     )
-    outcome = _Outcome(state, caller, booking, account, push_config, completion, render)
+    # Read before the transaction, not in it (outbox.emit).
+    destinations = await outbox.destinations(state.db, caller.tenant_id)
+    outcome = _Outcome(
+        state, caller, booking, account, push_config, completion, render, destinations
+    )
     if orders_are_local(adapter):
         response = await outcome.book_in_one_transaction(adapter, spec)
     else:
@@ -124,9 +130,11 @@ class _Outcome:
         push_config: push_notifications.PushNotificationConfig | None,
         completion: Completion,
         render: Render,
+        destinations: Sequence[Any],
     ) -> None:
         self.state, self.caller, self.booking, self.account = state, caller, booking, account
         self.push_config, self.completion, self.render = push_config, completion, render
+        self.destinations = destinations
 
     async def book_around_the_call(
         self, adapter: AdServerAdapter, spec: OrderSpec
@@ -239,7 +247,7 @@ class _Outcome:
     async def _record(self, tx: statements.Tx) -> dict[str, Any]:
         """Everything that records a booked buy (creatives, task, audit row, event, the
         answer), in the transaction that commits it: in a ``together`` block (on
-        PostgreSQL its writes go in two round trips, split by the event's lookups)."""
+        PostgreSQL its writes go in one round trip with the packages')."""
         caller, booking = self.caller, self.booking
         buy, packages = booking.buy, booking.packages
         # A package created just now has no assignments to replace: only add named ones.
@@ -278,7 +286,9 @@ class _Outcome:
             after=snapshot(buy, packages),
             details={"ad_server": buy.ad_server, "account_id": self.account.account_id},
         )
-        await buy_events.booked(tx, buy, packages, booking.task, self.push_config)
+        await buy_events.booked(
+            tx, buy, packages, booking.task, self.push_config, self.destinations
+        )
         response = self.render(booking)
         await self.completion.mark(tx, response)
         return response

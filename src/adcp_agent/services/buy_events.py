@@ -15,7 +15,13 @@ from adcp_agent.services import outbox, push_notifications
 from adcp_agent.services.push_notifications import PushNotificationConfig
 
 
-async def _emit(session: Tx, buy: MediaBuy, event_type: str, data: dict[str, Any]) -> None:
+async def _emit(
+    session: Tx,
+    buy: MediaBuy,
+    event_type: str,
+    data: dict[str, Any],
+    destinations: Sequence[Any] | None = None,
+) -> None:
     await outbox.emit(
         session,
         tenant_id=buy.tenant_id,
@@ -23,6 +29,7 @@ async def _emit(session: Tx, buy: MediaBuy, event_type: str, data: dict[str, Any
         payload=data,
         principal_id=buy.principal_id,
         media_buy_id=buy.media_buy_id,
+        destinations=destinations,
     )
 
 
@@ -51,8 +58,10 @@ async def booked(
     packages: Sequence[Package],
     task: Task | None,
     push_config: PushNotificationConfig | None,
+    destinations: Sequence[Any] | None = None,
 ) -> None:
-    """create_media_buy committed: live at once, or awaiting the publisher's approval."""
+    """create_media_buy committed: live at once, or awaiting the publisher's approval
+    (``destinations``: see ``outbox.emit``)."""
     await _register(session, buy, "create_media_buy", task, push_config)
     data = await outbox.media_buy_payload(
         session, buy, packages, task_id=task.task_id if task else None
@@ -60,7 +69,7 @@ async def booked(
     kind = "media_buy.approval_required" if task is not None else "media_buy.created"
     if task is not None:
         data["approval_reason"] = "Guaranteed inventory needs the publisher's IO sign-off."
-    await _emit(session, buy, kind, data)
+    await _emit(session, buy, kind, data, destinations)
 
 
 async def failed(

@@ -19,6 +19,7 @@ from sqlalchemy import bindparam
 from sqlmodel import and_, col, select
 
 from adcp_agent.db import statements
+from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_events import (
     EventDelivery,
@@ -88,6 +89,7 @@ async def emit(
     principal_id: str | None = None,
     media_buy_id: str | None = None,
     dedupe_key: str | None = None,
+    destinations: Sequence[Any] | None = None,
 ) -> OutboxEvent:
     """Record ``event_type`` in the caller's open transaction (call it inside
     ``async with db.transaction() as session``, next to the change it reports; the
@@ -103,6 +105,9 @@ async def emit(
     - ``media_buy_id``: the buy it concerns, if any (push notifications, email draft).
     - ``dedupe_key``: for events that must exist once (a duplicate raises
       IntegrityError).
+    - ``destinations``: the tenant's webhooks and features as ``destinations`` read
+      them just before the transaction (it then reads them no more: on PostgreSQL a
+      round trip fewer inside it); read in ``session`` when not given.
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}; add it to EVENT_TYPES")
@@ -120,7 +125,7 @@ async def emit(
         created_at=now,
         updated_at=now,
     )
-    deliveries = await _destinations(session, event)
+    deliveries = await _destinations(session, event, destinations)
     if not deliveries:
         event.status = "delivered"  # nobody to tell: nothing is outstanding
     # After the lookups, inserted once with its final status; before the rows that
@@ -181,9 +186,17 @@ _REGISTRATION = (
 )
 
 
-async def _destinations(session: Tx, event: OutboxEvent) -> list[EventDelivery]:
+async def destinations(db: Database, tenant_id: str) -> Sequence[Any]:
+    """The tenant's live webhooks and its features, for ``emit(destinations=...)``."""
+    return await db.read(_DESTINATIONS, {"tenant": tenant_id})
+
+
+async def _destinations(
+    session: Tx, event: OutboxEvent, rows: Sequence[Any] | None = None
+) -> list[EventDelivery]:
     out: list[EventDelivery] = []
-    rows = await statements.fetch(session, _DESTINATIONS, {"tenant": event.tenant_id})
+    if rows is None:
+        rows = await statements.fetch(session, _DESTINATIONS, {"tenant": event.tenant_id})
     for row in rows:
         if row.webhook_id is not None and (not row.events or event.event_type in row.events):
             out.append(_delivery(event, "webhook", row.url, row.webhook_id))
