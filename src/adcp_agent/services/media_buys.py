@@ -28,6 +28,7 @@ from adcp_agent.services import (
     catalog,
     limits,
     push_notifications,
+    tenants,
 )
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import targeting as targeting_rules
@@ -113,7 +114,7 @@ async def _tenant(state: AppState, caller: Caller) -> tuple[Tenant, dict[str, An
     params = {"tenant": caller.tenant_id, "principal": caller.principal_id}
     found = await state.db.read(_TENANT, params)
     if not found:
-        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+        raise tenants.publisher_gone()
     row = found[0]._asdict()
     tenant = statements.build(Tenant, **{k: row[k] for k in _TENANT_COLUMNS})
     return tenant, dict(row["buyer_mappings"] or {})

@@ -201,8 +201,13 @@ async def callers_tenant(db: Database, caller: Caller) -> Tenant:
     knows: not for changing through one)."""
     found = await db.read_models(Tenant, _TENANT_ROW, {"tenant": caller.tenant_id})
     if not found or found[0].deleted_at is not None:
-        raise AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
+        raise publisher_gone()
     return found[0]
+
+
+def publisher_gone() -> AdcpError:
+    """The caller's tenant was deleted after its token was checked."""
+    return AdcpError("AUTH_INVALID", "The caller's publisher no longer exists.")
 
 
 async def get_tenant(db: Database, tenant_id: str) -> Tenant | None:
