@@ -5,9 +5,11 @@ never asserts a timing; benchmarks/RESULTS.md holds the measurements."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -90,3 +92,52 @@ async def test_the_load_generators_own_lateness_is_measured() -> None:
     await asyncio.gather(harness._watch_lag(lag, start, start + 0.5), hold_the_loop())
     # The wake-up due during the hold (at most 5 ms after it began) came after it.
     assert max(lag) >= 0.04
+
+
+def _db_latency() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench_db_latency", ROOT / "benchmarks" / "db_latency.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_delay_proxy_forwards_every_byte_and_holds_each_direction() -> None:
+    """db_latency.py's proxy: what goes through comes back whole and in order, and a
+    request-answer exchange takes at least the delay twice (it never answers early)."""
+    latency = _db_latency()
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    target = server.sockets[0].getsockname()[:2]
+    proxy = latency.DelayProxy(target, 0.05)
+    port = await proxy.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        payload = bytes(range(256)) * 1000
+        began = time.perf_counter()
+        writer.write(payload)
+        await writer.drain()
+        received = await reader.readexactly(len(payload))
+        took = time.perf_counter() - began
+        writer.close()
+    finally:
+        await proxy.close()
+        server.close()
+    assert received == payload
+    assert took >= 0.1
+
+
+def test_the_database_url_is_pointed_at_the_proxy() -> None:
+    through = _db_latency().through
+    assert through("postgresql://u:p@db.example:5432/x?ssl=1", 6000) == (
+        "postgresql://u:p@127.0.0.1:6000/x?ssl=1"
+    )
+    assert through("postgresql://db.example/x", 6001) == "postgresql://127.0.0.1:6001/x"
