@@ -15,6 +15,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.databases import database_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -141,3 +143,15 @@ def test_the_database_url_is_pointed_at_the_proxy() -> None:
         "postgresql://u:p@127.0.0.1:6000/x?ssl=1"
     )
     assert through("postgresql://db.example/x", 6001) == "postgresql://127.0.0.1:6001/x"
+
+
+async def test_db_latency_books_and_reads_through_the_proxy(tmp_path: Path) -> None:
+    """db_latency.py end to end on PostgreSQL (skipped without it): both servers start
+    through the proxy, every call answers without an error (``sequential`` raises on
+    one), and each operation has both measurements."""
+    url = database_settings(tmp_path, "postgres")["DATABASE_URL"]
+    results = await _db_latency().measure(url, 1.0, 2)
+    assert set(results) == {"create_media_buy", "get_products"}
+    for measured in results.values():
+        assert set(measured) == {"direct", "delayed"}
+        assert all(m["mean_ms"] > 0 and m["p50_ms"] > 0 for m in measured.values())
