@@ -31,7 +31,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import HEADERS, Body, call  # noqa: E402 - the scripts directory is not a package
+from harness import HEADERS, Body, call, problem_of  # noqa: E402 - the scripts directory is not a package
 from run import create_body, start_agent  # noqa: E402
 
 
@@ -88,9 +88,8 @@ async def sequential(url: str, body: Body, calls: int) -> list[float]:
             began = time.perf_counter()
             answer = await http.post(url, json=body(i))
             took = time.perf_counter() - began
-            result = answer.json().get("result", {})
-            if answer.status_code != 200 or result.get("isError"):
-                raise RuntimeError(f"call {i} failed: {answer.text[:300]}")
+            if problem := problem_of(answer.status_code, answer.content):
+                raise RuntimeError(f"call {i} failed: {problem}")
             if i >= 2:
                 out.append(took)
     return out
