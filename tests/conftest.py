@@ -186,18 +186,41 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         SELECTION.cluster.stop()
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default, see pyproject.toml): one worker a core, at most four —
+    each worker starts its own live servers and PostgreSQL cluster."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under xdist each worker has its own cluster: report what this one ran."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["postgres"] = SELECTION.report()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """On the xdist controller: add up the workers' PostgreSQL reports."""
+    report = getattr(node, "workeroutput", {}).get("postgres")
+    if report is not None:
+        SELECTION.merge(report)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if SELECTION.unavailable is not None:
+    report = SELECTION.report()
+    if report["unavailable"] is not None:
         terminalreporter.write_sep(
-            "!", f"PostgreSQL tests SKIPPED: {SELECTION.unavailable}", yellow=True, bold=True
+            "!", f"PostgreSQL tests SKIPPED: {report['unavailable']}", yellow=True, bold=True
         )
-    elif SELECTION.cluster is not None:
+    elif report["ports"]:
+        where = ", ".join(f"127.0.0.1:{port}" for port in report["ports"])
+        clusters = "a temporary cluster" if len(report["ports"]) == 1 else "temporary clusters"
         terminalreporter.write_line(
-            f"PostgreSQL: {SELECTION.postgres_tests} tests ran on a temporary cluster "
-            f"(127.0.0.1:{SELECTION.cluster.port})"
+            f"PostgreSQL: {report['tests']} tests ran on {clusters} ({where})"
         )
-    elif SELECTION.disabled is not None:
-        terminalreporter.write_line(f"PostgreSQL: {SELECTION.disabled}")
+    elif report["disabled"] is not None:
+        terminalreporter.write_line(f"PostgreSQL: {report['disabled']}")
 
 
 @pytest.fixture(autouse=True)

@@ -230,6 +230,7 @@ class Selection:
     disabled: str | None = None  # why Postgres must not be used at all (--db=sqlite)
     postgres_tests: int = 0
     sqlite_template: Path | None = None
+    merged_ports: list[int] = field(default_factory=list)  # workers' clusters (xdist)
 
     @property
     def current(self) -> Backend:
@@ -248,6 +249,23 @@ class Selection:
                 self.unavailable = str(exc)
                 raise
         return self.cluster
+
+    def report(self) -> dict[str, Any]:
+        """What the summary says about PostgreSQL (plain values: xdist workers send it
+        to the controller, which ``merge``s theirs)."""
+        ports = [self.cluster.port] if self.cluster is not None else []
+        return {
+            "tests": self.postgres_tests,
+            "ports": ports + self.merged_ports,
+            "unavailable": self.unavailable,
+            "disabled": self.disabled,
+        }
+
+    def merge(self, report: dict[str, Any]) -> None:
+        self.postgres_tests += report["tests"]
+        self.merged_ports.extend(report["ports"])
+        self.unavailable = self.unavailable or report["unavailable"]
+        self.disabled = self.disabled or report["disabled"]
 
     def migrated_sqlite(self) -> Path:
         """An SQLite file at the current schema, made on first use."""
