@@ -54,6 +54,8 @@ BOTH_BACKENDS = frozenset(
         "test_sealing",
         "test_buy_listing",
         "test_creatives",
+        "test_creative_listing",
+        "test_task_listing",
         "test_delivery",
         "test_delivery_feedback",
         "test_notifications",

@@ -12,14 +12,20 @@ from pydantic import Field
 
 from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.errors import AdcpError
+from adcp_agent.services import creative_listing, media_reads
 from adcp_agent.services import creatives as library
-from adcp_agent.services import media_reads
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.media_wire import iso
 from adcp_agent_tools.params import AccountRef, FormatRef, IdempotencyKey, Pagination, _Open, dump
-from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.results import (
+    adcp_errors_as_results,
+    fingerprint,
+    ok,
+    page_info,
+    page_window,
+)
 
 MUTATES = {"readOnlyHint": False, "idempotentHint": True, "openWorldHint": True}
 _KIND_ASSET = {"display": "image", "video": "video", "audio": "audio"}
@@ -40,14 +46,14 @@ class Assignment(_Open):
 
 
 class CreativeFilters(_Open):
-    statuses: list[str] | None = None
+    statuses: list[str] | None = Field(default=None, max_length=20)
     creative_ids: list[str] | None = Field(default=None, max_length=100)
     media_buy_ids: list[str] | None = Field(default=None, max_length=1000)
     assigned_to_packages: list[str] | None = Field(default=None, max_length=1000)
     unassigned: bool | None = None
     name_contains: str | None = None
-    tags_any: list[str] | None = None
-    format_ids: list[FormatRef] | None = None
+    tags_any: list[str] | None = Field(default=None, max_length=100)
+    format_ids: list[FormatRef] | None = Field(default=None, max_length=100)
 
 
 def creative_wire(c: Creative, links: list[CreativeAssignment], agent_url: str) -> dict[str, Any]:
@@ -107,7 +113,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
     @adcp_errors_as_results
     async def sync_creatives(
         creatives: Annotated[list[CreativeAsset], Field(min_length=1, max_length=100)],
-        assignments: list[Assignment] | None = None,
+        assignments: Annotated[list[Assignment] | None, Field(max_length=1000)] = None,
         dry_run: bool = False,
         account: AccountRef | None = None,
         idempotency_key: IdempotencyKey = None,
@@ -149,7 +155,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         statuses, creative_ids, media_buy_ids, assigned_to_packages, unassigned, name."""
         caller = current_caller()
         f = filters or CreativeFilters()
-        rows = await library.list_creatives(
+        query = fingerprint("creatives", caller.tenant_id, caller.principal_id, dump(f))
+        offset, limit = page_window(dump(pagination), query)
+        listing = await creative_listing.list_creatives(
             state,
             caller,
             statuses=f.statuses or [],
@@ -161,21 +169,20 @@ def register(mcp: FastMCP, state: AppState) -> None:
             tags_any=f.tags_any or [],
             format_ids=[x.id for x in f.format_ids or []],
             account_ref=dump(account),
-        )
-        page, page_info = paginate(
-            rows,
-            dump(pagination),
-            fingerprint("creatives", caller.tenant_id, caller.principal_id, dump(f)),
+            offset=offset,
+            limit=limit,
         )
         return ok(
             {
                 "query_summary": {
-                    "total_matching": len(rows),
-                    "returned": len(page),
+                    "total_matching": listing.total,
+                    "returned": len(listing.rows),
                     "filters_applied": [k for k, v in (dump(f) or {}).items() if v is not None],
                 },
-                "pagination": page_info,
-                "creatives": [creative_wire(c, links, state.agent_url) for c, links in page],
+                "pagination": page_info(offset, limit, listing.total, query),
+                "creatives": [
+                    creative_wire(c, links, state.agent_url) for c, links in listing.rows
+                ],
             }
         )
 
@@ -251,12 +258,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 f"Media buy '{media_buy_id}' was not found.",
                 field="media_buy_id",
             )
-        rows = await library.list_creatives(
-            state,
-            caller,
-            media_buy_ids=[media_buy_id],
-            creative_ids=[creative_id] if creative_id else [],
-        )
+        rows = (
+            await creative_listing.list_creatives(
+                state,
+                caller,
+                media_buy_ids=[media_buy_id],
+                creative_ids=[creative_id] if creative_id else [],
+            )
+        ).rows
         if creative_id and not rows:
             raise AdcpError(
                 "CREATIVE_NOT_FOUND",

@@ -10,7 +10,7 @@ from fastmcp.tools.base import ToolResult
 
 from adcp_agent import ADCP_VERSION
 from adcp_agent.db.models_media import MediaBuy, Package, Task
-from adcp_agent.services import buy_state
+from adcp_agent.services import approvals, buy_state
 from adcp_agent_tools.results import ok
 
 
@@ -135,13 +135,7 @@ def media_buy(
     return out
 
 
-TASK_DOMAIN = {
-    "create_media_buy": "media-buy",
-    "update_media_buy": "media-buy",
-    "get_signals": "signals",
-    "activate_signal": "signals",
-    "sync_creatives": "creative",
-}
+TASK_DOMAIN = approvals.TASK_DOMAIN
 
 
 def task(t: Task, *, result: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
@@ -16,9 +17,15 @@ from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.media import parse_time
 from adcp_agent_tools.params import AccountRef, Pagination, _Open, dump
-from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.results import (
+    adcp_errors_as_results,
+    fingerprint,
+    ok,
+    page_info,
+    page_window,
+)
 
-TASK_STATUSES = (
+TaskStatus = Literal[
     "submitted",
     "working",
     "input-required",
@@ -26,22 +33,73 @@ TASK_STATUSES = (
     "canceled",
     "failed",
     "rejected",
-)
+    "auth-required",
+    "unknown",
+]
+Protocol = Literal[
+    "media-buy",
+    "signals",
+    "governance",
+    "creative",
+    "brand",
+    "sponsored-intelligence",
+    "measurement",
+]
+# AdCP 3.1's TaskType enum (tasks of types this agent never creates simply match none).
+TaskType = Literal[
+    "create_media_buy", "update_media_buy", "media_buy_delivery", "sync_creatives",
+    "build_creative", "activate_signal", "get_products", "get_signals",
+    "create_property_list", "update_property_list", "get_property_list",
+    "list_property_lists", "delete_property_list", "sync_accounts",
+    "get_account_financials", "get_creative_delivery", "sync_event_sources",
+    "sync_audiences", "sync_catalogs", "log_event", "get_brand_identity", "search_brands",
+    "get_rights", "acquire_rights",
+]  # fmt: skip
 
 
 class TaskFilters(_Open):
-    status: str | None = None
-    statuses: list[str] | None = None
-    task_type: str | None = None
-    task_types: list[str] | None = None
-    task_ids: list[str] | None = Field(default=None, max_length=100)
+    status: TaskStatus | None = None
+    statuses: list[TaskStatus] | None = Field(default=None, min_length=1, max_length=20)
+    task_type: TaskType | None = None
+    task_types: list[TaskType] | None = Field(default=None, min_length=1, max_length=30)
+    protocol: Protocol | None = None
+    protocols: list[Protocol] | None = Field(default=None, min_length=1, max_length=10)
+    task_ids: list[str] | None = Field(default=None, min_length=1, max_length=100)
     created_after: str | None = None
     created_before: str | None = None
+    updated_after: str | None = None
+    updated_before: str | None = None
+    context_contains: str | None = Field(default=None, max_length=200)
+    has_webhook: bool | None = None
 
 
 class TaskSort(_Open):
-    field: str = "created_at"
-    direction: str = "desc"
+    field: Literal["created_at", "updated_at", "status", "task_type", "protocol"] = "created_at"
+    direction: Literal["asc", "desc"] = "desc"
+
+
+def _query(f: TaskFilters, sort: TaskSort) -> approvals.TaskQuery:
+    def both(one: str | None, many: list[str] | None) -> list[str]:
+        return [*(many or []), *([one] if one else [])]
+
+    def time(name: str) -> datetime | None:
+        value = getattr(f, name)
+        return parse_time(value, f"filters.{name}") if value else None
+
+    return approvals.TaskQuery(
+        statuses=both(f.status, f.statuses),  # type: ignore[arg-type]
+        task_types=both(f.task_type, f.task_types),  # type: ignore[arg-type]
+        protocols=both(f.protocol, f.protocols),  # type: ignore[arg-type]
+        task_ids=f.task_ids or [],
+        created_after=time("created_after"),
+        created_before=time("created_before"),
+        updated_after=time("updated_after"),
+        updated_before=time("updated_before"),
+        context_contains=f.context_contains,
+        has_webhook=f.has_webhook,
+        sort=sort.field,
+        descending=sort.direction == "desc",
+    )
 
 
 def register(mcp: FastMCP, state: AppState) -> None:
@@ -85,52 +143,39 @@ def register(mcp: FastMCP, state: AppState) -> None:
         pagination: Pagination | None = None,
         account: AccountRef | None = None,
     ) -> ToolResult:
-        """Your tasks, newest first; filter by status(es), task type(s), ids, dates."""
+        """Your tasks, newest first unless sorted otherwise (created_at, updated_at,
+        status, task_type, protocol); filter by status(es), task type(s), protocol(s),
+        task ids, created/updated time ranges, or a media buy id (context_contains)."""
         caller = current_caller()
         f = filters or TaskFilters()
-        statuses = list(f.statuses or []) + ([f.status] if f.status else [])
-        types = list(f.task_types or []) + ([f.task_type] if f.task_type else [])
-        after = parse_time(f.created_after, "filters.created_after") if f.created_after else None
-        before = (
-            parse_time(f.created_before, "filters.created_before") if f.created_before else None
+        order = sort or TaskSort()
+        query = fingerprint("tasks", caller.tenant_id, caller.principal_id, dump(f), dump(order))
+        offset, limit = page_window(dump(pagination), query)
+        listing = await approvals.list_tasks(
+            state, caller, _query(f, order), offset=offset, limit=limit
         )
-        newest_first = (sort or TaskSort()).direction != "asc"
-        tasks = await approvals.list_tasks(
-            state,
-            caller,
-            statuses=statuses,
-            task_types=types,
-            task_ids=f.task_ids or [],
-            created_after=after,
-            created_before=before,
-            newest_first=newest_first,
-        )
-        page, page_info = paginate(
-            tasks,
-            dump(pagination),
-            fingerprint("tasks", caller.tenant_id, caller.principal_id, dump(f), newest_first),
-        )
-        applied = [k for k, v in (dump(f) or {}).items() if v]
+        by_domain: Counter[str] = Counter()
+        by_status: Counter[str] = Counter()
+        for (status, kind), n in listing.counts.items():
+            by_domain[approvals.TASK_DOMAIN.get(kind, "media-buy")] += n
+            by_status[status] += n
+        page = listing.tasks
+        applied = [k for k, v in (dump(f) or {}).items() if v is not None]
         return ok(
             {
                 "query_summary": {
-                    "total_matching": len(tasks),
+                    "total_matching": listing.total,
                     "returned": len(page),
-                    "domain_breakdown": dict(
-                        Counter(media_wire.TASK_DOMAIN.get(t.task_type, "media-buy") for t in tasks)
-                    ),
-                    "status_breakdown": dict(Counter(t.status for t in tasks)),
+                    "domain_breakdown": dict(by_domain),
+                    "status_breakdown": dict(by_status),
                     "filters_applied": applied,
-                    "sort_applied": {
-                        "field": "created_at",
-                        "direction": "desc" if newest_first else "asc",
-                    },
+                    "sort_applied": {"field": order.field, "direction": order.direction},
                 },
                 "tasks": [
                     {
                         "task_id": t.task_id,
                         "task_type": t.task_type,
-                        "domain": media_wire.TASK_DOMAIN.get(t.task_type, "media-buy"),
+                        "domain": approvals.TASK_DOMAIN.get(t.task_type, "media-buy"),
                         "status": t.status,
                         "created_at": media_wire.iso(t.created_at),
                         "updated_at": media_wire.iso(t.updated_at),
@@ -139,7 +184,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     }
                     for t in page
                 ],
-                "pagination": page_info,
+                "pagination": page_info(offset, limit, listing.total, query),
                 "as_of": media_wire.iso(state.clock.now()),
             }
         )

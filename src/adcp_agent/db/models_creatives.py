@@ -15,7 +15,8 @@ class Creative(SQLModel, table=True):
     __tablename__ = "creatives"
     __table_args__ = (
         UniqueConstraint("tenant_id", "principal_id", "creative_id"),
-        Index("ix_creatives_tenant_principal", "tenant_id", "principal_id"),
+        # list_creatives: a buyer's library, most recently changed first
+        Index("ix_creatives_listing", "tenant_id", "principal_id", "updated_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -162,7 +162,8 @@ class Task(SQLModel, table=True):
     """Asynchronous work a buyer can poll: approvals now, slow adapters later."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_tenant_principal", "tenant_id", "principal_id"),)
+    # list_tasks: a buyer's tasks by creation time
+    __table_args__ = (Index("ix_tasks_listing", "tenant_id", "principal_id", "created_at"),)
 
     task_id: str = Field(primary_key=True, max_length=64)
     tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import case, false, func
+from sqlmodel import col, select
 
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Task
@@ -155,34 +157,113 @@ async def get_task(state: AppState, caller: Caller, task_id: str) -> Task:
     return task
 
 
+# The AdCP protocol ("domain") of each task type; any other type is a media-buy task.
+TASK_DOMAIN = {
+    "create_media_buy": "media-buy",
+    "update_media_buy": "media-buy",
+    "get_signals": "signals",
+    "activate_signal": "signals",
+    "sync_creatives": "creative",
+}
+_DOMAIN = case(TASK_DOMAIN, value=col(Task.task_type), else_="media-buy")
+_SORTS: dict[str, Any] = {
+    "created_at": col(Task.created_at),
+    "updated_at": col(Task.updated_at),
+    "status": col(Task.status),
+    "task_type": col(Task.task_type),
+    "protocol": _DOMAIN,
+}
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """list_tasks' filters (each given one must match) and order."""
+
+    statuses: Sequence[str] = ()
+    task_types: Sequence[str] = ()
+    protocols: Sequence[str] = ()
+    task_ids: Sequence[str] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    context_contains: str | None = None  # in the task's media_buy_id, any case
+    has_webhook: bool | None = None
+    sort: str = "created_at"  # a key of _SORTS
+    descending: bool = True
+
+
+@dataclass(frozen=True)
+class TaskListing:
+    """One page of the caller's tasks, and how many match in all by (status, type)."""
+
+    tasks: list[Task]
+    counts: dict[tuple[str, str], int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _task_filters(caller: Caller, query: TaskQuery) -> list[Any]:
+    where: list[Any] = [
+        Task.tenant_id == caller.tenant_id,
+        Task.principal_id == caller.principal_id,
+    ]
+    for column, values in (
+        (col(Task.status), query.statuses),
+        (col(Task.task_type), query.task_types),
+        (_DOMAIN, query.protocols),
+        (col(Task.task_id), query.task_ids),
+    ):
+        if values:
+            where.append(column.in_(list(values)))
+    for column, after, before in (
+        (col(Task.created_at), query.created_after, query.created_before),
+        (col(Task.updated_at), query.updated_after, query.updated_before),
+    ):
+        if after is not None:
+            where.append(column >= after)
+        if before is not None:
+            where.append(column < before)
+    if query.context_contains:
+        needle = query.context_contains.lower()
+        where.append(func.lower(col(Task.media_buy_id)).contains(needle, autoescape=True))
+    if query.has_webhook:
+        where.append(false())  # no task carries a webhook of its own
+    return where
+
+
 async def list_tasks(
     state: AppState,
     caller: Caller,
+    query: TaskQuery = TaskQuery(),
     *,
-    statuses: Sequence[str] = (),
-    task_types: Sequence[str] = (),
-    task_ids: Sequence[str] = (),
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    newest_first: bool = True,
-) -> list[Task]:
+    offset: int = 0,
+    limit: int | None = None,
+) -> TaskListing:
+    """The caller's tasks matching ``query``, in its order (then by task_id), paged in
+    the database; the counts come from one GROUP BY over the same filters."""
     caller.require_principal()
+    where = _task_filters(caller, query)
+    key = _SORTS[query.sort]
+    stmt = (
+        select(Task)
+        .where(*where)
+        .order_by(key.desc() if query.descending else key.asc(), col(Task.task_id))
+        .offset(offset)
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    grouped = (
+        select(Task.status, Task.task_type, func.count())
+        .where(*where)
+        .group_by(col(Task.status), col(Task.task_type))
+    )
     async with state.db.reading() as session:
-        stmt = select(Task).where(
-            Task.tenant_id == caller.tenant_id, Task.principal_id == caller.principal_id
-        )
-        if statuses:
-            stmt = stmt.where(Task.status.in_(list(statuses)))  # type: ignore[attr-defined]
-        if task_types:
-            stmt = stmt.where(Task.task_type.in_(list(task_types)))  # type: ignore[attr-defined]
-        if task_ids:
-            stmt = stmt.where(Task.task_id.in_(list(task_ids)))  # type: ignore[attr-defined]
-        if created_after:
-            stmt = stmt.where(Task.created_at >= created_after)
-        if created_before:
-            stmt = stmt.where(Task.created_at < created_before)
-        order = Task.created_at.desc() if newest_first else Task.created_at.asc()  # type: ignore[attr-defined]
-        return list((await session.exec(stmt.order_by(order, Task.task_id))).all())
+        tasks = list((await session.exec(stmt)).all())
+        counts = {(status, kind): n for status, kind, n in (await session.exec(grouped)).all()}
+    return TaskListing(tasks, counts)
 
 
 async def pending(state: AppState, tenant_id: str | None = None) -> list[Task]:

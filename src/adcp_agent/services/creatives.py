@@ -70,17 +70,34 @@ async def _library(
     return {c.creative_id: c for c in (await session.exec(stmt)).all()}
 
 
-async def _open_packages(session: AsyncSession, caller: Caller) -> dict[str, Package]:
+async def _open_packages(
+    session: AsyncSession, caller: Caller, package_ids: Sequence[str]
+) -> dict[str, Package]:
+    """Those of ``package_ids`` that are the caller's, in buys still open."""
     rows = await session.exec(
         select(Package)
         .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
         .where(
+            col(Package.package_id).in_(list(package_ids)),
             MediaBuy.tenant_id == caller.tenant_id,
             MediaBuy.principal_id == caller.principal_id,
-            MediaBuy.state.in_(OPEN_BUY_STATES),  # type: ignore[attr-defined]
+            col(MediaBuy.state).in_(OPEN_BUY_STATES),
         )
     )
     return {p.package_id: p for p in rows.all()}
+
+
+async def _assigned_pairs(
+    session: AsyncSession, creatives: Sequence[Creative], package_ids: Sequence[str]
+) -> set[tuple[int, str]]:
+    """Which (creative pk, package id) of these are assigned already."""
+    rows = await session.exec(
+        select(CreativeAssignment.creative_pk, CreativeAssignment.package_id).where(
+            col(CreativeAssignment.creative_pk).in_([c.id for c in creatives]),
+            col(CreativeAssignment.package_id).in_(list(package_ids)),
+        )
+    )
+    return set(rows.all())
 
 
 def _changed_fields(old: Creative, new: CreativeIn) -> list[str]:
@@ -123,7 +140,10 @@ async def sync(
                 )
             ).all()
         }
-        library = await _library(session, caller)
+        # Only the creatives this request names: a sync costs what it carries, not
+        # what the library holds.
+        named = {c.creative_id for c in creatives} | {a.creative_id for a in assignments}
+        library = await _library(session, caller, sorted(named))
         policy = _policy(tenant)
         for i, new in enumerate(creatives):
             where = f"creatives[{i}]"
@@ -196,7 +216,11 @@ async def sync(
                 )
         if not dry_run:
             await session.flush()
-        packages = await _open_packages(session, caller)
+        wanted = sorted({a.package_id for a in assignments})
+        packages = await _open_packages(session, caller, wanted) if wanted else {}
+        assigned: set[tuple[int, str]] = set()
+        if packages and not dry_run:
+            assigned = await _assigned_pairs(session, list(library.values()), wanted)
         by_id = {it.creative_id: it for it in items}
         for j, assign in enumerate(assignments):
             item = by_id.get(assign.creative_id)
@@ -227,15 +251,8 @@ async def sync(
                 target.assigned_to.append(assign.package_id)
             if dry_run:
                 continue
-            existing = (
-                await session.exec(
-                    select(CreativeAssignment).where(
-                        CreativeAssignment.creative_pk == creative.id,
-                        CreativeAssignment.package_id == package.package_id,
-                    )
-                )
-            ).first()
-            if existing is None:
+            if (creative.id or 0, package.package_id) not in assigned:
+                assigned.add((creative.id or 0, package.package_id))
                 session.add(
                     CreativeAssignment(
                         tenant_id=caller.tenant_id,
@@ -344,82 +361,6 @@ async def _creative_event(
         payload=payload,
         principal_id=creative.principal_id,
     )
-
-
-async def list_creatives(
-    state: AppState,
-    caller: Caller,
-    *,
-    statuses: Sequence[str] = (),
-    creative_ids: Sequence[str] = (),
-    media_buy_ids: Sequence[str] = (),
-    package_ids: Sequence[str] = (),
-    unassigned: bool | None = None,
-    name_contains: str | None = None,
-    tags_any: Sequence[str] = (),
-    format_ids: Sequence[str] = (),
-    account_ref: dict[str, Any] | None = None,
-    newest_first: bool = True,
-) -> list[tuple[Creative, list[CreativeAssignment]]]:
-    caller.require_principal()
-    account_id = None
-    if account_ref is not None:
-        account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
-    async with state.db.reading() as session:
-        stmt = select(Creative).where(
-            Creative.tenant_id == caller.tenant_id, Creative.principal_id == caller.principal_id
-        )
-        if account_id:
-            stmt = stmt.where(Creative.account_id == account_id)
-        if statuses:
-            stmt = stmt.where(Creative.status.in_(list(statuses)))  # type: ignore[attr-defined]
-        if creative_ids:
-            stmt = stmt.where(Creative.creative_id.in_(list(creative_ids)))  # type: ignore[attr-defined]
-        if format_ids:
-            stmt = stmt.where(Creative.format_id.in_(list(format_ids)))  # type: ignore[attr-defined]
-        order = Creative.updated_at.desc() if newest_first else Creative.updated_at.asc()  # type: ignore[attr-defined]
-        rows = list((await session.exec(stmt.order_by(order, Creative.creative_id))).all())
-        links = (
-            (
-                await session.exec(
-                    select(CreativeAssignment).where(
-                        CreativeAssignment.creative_pk.in_([c.id for c in rows])  # type: ignore[attr-defined]
-                    )
-                )
-            ).all()
-            if rows
-            else []
-        )
-        package_buys: dict[str, str] = {}
-        if links:
-            for p in (
-                await session.exec(
-                    select(Package).where(
-                        Package.package_id.in_({a.package_id for a in links})  # type: ignore[attr-defined]
-                    )
-                )
-            ).all():
-                package_buys[p.package_id] = p.media_buy_id
-    by_creative: dict[int, list[CreativeAssignment]] = {}
-    for link in links:
-        by_creative.setdefault(link.creative_pk, []).append(link)
-    out = []
-    for creative in rows:
-        assigned = by_creative.get(creative.id or 0, [])
-        if unassigned is not None and (not assigned) != unassigned:
-            continue
-        if package_ids and not {a.package_id for a in assigned} & set(package_ids):
-            continue
-        if media_buy_ids and not {package_buys.get(a.package_id) for a in assigned} & set(
-            media_buy_ids
-        ):
-            continue
-        if name_contains and name_contains.lower() not in creative.name.lower():
-            continue
-        if tags_any and not set(creative.tags) & set(tags_any):
-            continue
-        out.append((creative, assigned))
-    return out
 
 
 async def decide(
