@@ -42,7 +42,11 @@ class Creative(SQLModel, table=True):
 
 class CreativeAssignment(SQLModel, table=True):
     __tablename__ = "creative_assignments"
-    __table_args__ = (UniqueConstraint("creative_pk", "package_id"),)
+    __table_args__ = (
+        UniqueConstraint("creative_pk", "package_id"),
+        # push_pending: a tenant's assignments the ad server does not hold yet
+        Index("ix_creative_assignments_unpushed", "tenant_id", "pushed"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)

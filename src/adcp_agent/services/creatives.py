@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -280,7 +281,7 @@ async def push_pending(state: AppState, tenant_id: str, principal_id: str | None
             .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
             .where(
                 CreativeAssignment.tenant_id == tenant_id,
-                CreativeAssignment.pushed == False,  # noqa: E712
+                col(CreativeAssignment.pushed) == false(),  # a literal: the index's
                 Creative.status == "approved",
                 MediaBuy.state.in_(OPEN_BUY_STATES),  # type: ignore[attr-defined]
             )
