@@ -155,3 +155,17 @@ async def test_db_latency_books_and_reads_through_the_proxy(tmp_path: Path) -> N
     for measured in results.values():
         assert set(measured) == {"direct", "delayed"}
         assert all(m["mean_ms"] > 0 and m["p50_ms"] > 0 for m in measured.values())
+
+
+async def test_tool_cpu_calls_every_tool_without_an_error() -> None:
+    """tool_cpu.py in-process: a library of two sync batches, then every case once; a
+    call answering with an error raises, so each measured figure is a real call's."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_tool_cpu", ROOT / "benchmarks" / "tool_cpu.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = await module.measure(150, 1)
+    assert set(results) == set(module.cases([("mb", "pkg")] * 40))
+    assert all(ms > 0 for ms in results.values()), results
