@@ -24,11 +24,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import media_buy_args  # noqa: E402 - the scripts directory is not a package
+
 TOKEN = "adcp_benchmark_token_0123456789abcdefgh"
-START = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
 Case = Callable[[int], tuple[str, dict[str, Any]]]
 
 
@@ -50,23 +53,6 @@ def _creative(creative_id: str) -> dict[str, Any]:
                 "url": "https://bench.example/landing",
             },
         },
-    }
-
-
-def _booking(key: str) -> dict[str, Any]:
-    return {
-        "brand": {"domain": "bench.example"},
-        "start_time": START.isoformat(),
-        "end_time": (START + timedelta(days=14)).isoformat(),
-        "idempotency_key": key,
-        "packages": [
-            {
-                "product_id": "display_run_of_site",
-                "pricing_option_id": "ros_auction",
-                "bid_price": 4.0,
-                "budget": 1000,
-            }
-        ],
     }
 
 
@@ -145,7 +131,7 @@ def cases(buys: list[tuple[str, str]]) -> dict[str, Case]:
         ),
         "list_creative_formats": lambda i: ("list_creative_formats", {}),
         "get_signals": lambda i: ("get_signals", {"signal_spec": "commuters"}),
-        "create_media_buy": lambda i: ("create_media_buy", _booking(key("bench-create"))),
+        "create_media_buy": lambda i: ("create_media_buy", media_buy_args(key("bench-create"))),
         "get_media_buys": lambda i: ("get_media_buys", {"media_buy_ids": [buys[i % 40][0]]}),
         "get_media_buy_delivery": lambda i: (
             "get_media_buy_delivery",
@@ -196,7 +182,8 @@ async def measure(library: int, calls: int) -> dict[str, float]:
         async with app.router.lifespan_context(app):
             buys = []
             for i in range(40):
-                booked = await client.call("create_media_buy", _booking(f"bench-seed-{i:08d}"))
+                seed = media_buy_args(f"bench-seed-{i:08d}")
+                booked = await client.call("create_media_buy", seed)
                 buys.append((booked["media_buy_id"], booked["packages"][0]["package_id"]))
             for batch in range(0, library, 100):
                 ids = [f"lib-{n}" for n in range(batch, min(batch + 100, library))]

@@ -323,3 +323,17 @@ def per_backend(
         return request.getfixturevalue(f"{name}_{backend}")
 
     return pytest.fixture(name=name)(current), at("sqlite"), at("postgres")
+
+
+def live_servers(name: str, setup: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
+    """``per_backend`` fixtures of a module's own live server: the demo tenant plus
+    what ``setup(state)`` adds, on the test's backend."""
+    from tests.support import start_live_server
+
+    def start(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[Any]:
+        data_dir = factory.mktemp(f"{name}_{backend}")
+        thread, server = start_live_server(data_dir, setup, **database_settings(data_dir, backend))
+        yield server
+        thread.stop()
+
+    return per_backend(name, start)

@@ -20,9 +20,9 @@ from adcp_agent.services import creative_listing, identity, tenants
 from adcp_agent.services import creatives as library
 from adcp_agent.state import AppState
 from tests.creative_helpers import display, sync_args, video
-from tests.databases import Backend, database_settings, per_backend
+from tests.databases import live_servers
 from tests.media_helpers import non_guaranteed
-from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client, start_live_server
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 LISTER = "adcp_test_creative_lister_token_012345678"
 DISPLAY = "display_300x250"
@@ -34,14 +34,7 @@ async def _setup(state: AppState) -> None:
     )
 
 
-def _server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
-    data_dir = factory.mktemp(f"listing_{backend}")
-    thread, server = start_live_server(data_dir, _setup, **database_settings(data_dir, backend))
-    yield server
-    thread.stop()
-
-
-listing, listing_sqlite, listing_postgres = per_backend("listing", _server)
+listing, listing_sqlite, listing_postgres = live_servers("listing", _setup)
 
 
 def _named(creative_id: str, name: str, tags: list[str] | None = None, **size: int) -> dict:

@@ -6,7 +6,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +16,8 @@ from adcp_agent.db.models_media import Task
 from adcp_agent.services import tenants
 from adcp_agent.services.approvals import TASK_DOMAIN
 from adcp_agent.state import AppState
-from tests.databases import Backend, database_settings, per_backend
-from tests.support import LiveServer, assert_valid, call, mcp_client, start_live_server
+from tests.databases import live_servers
+from tests.support import LiveServer, assert_valid, call, mcp_client
 
 TASKER = "adcp_test_task_lister_token_0123456789ab"
 OTHER = "adcp_test_task_other_token_0123456789abc"
@@ -66,14 +65,7 @@ async def _setup(state: AppState) -> None:
         await session.commit()
 
 
-def _server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
-    data_dir = factory.mktemp(f"tasks_{backend}")
-    thread, server = start_live_server(data_dir, _setup, **database_settings(data_dir, backend))
-    yield server
-    thread.stop()
-
-
-tasking, tasking_sqlite, tasking_postgres = per_backend("tasking", _server)
+tasking, tasking_sqlite, tasking_postgres = live_servers("tasking", _setup)
 
 
 def _at(hours: float) -> str:
