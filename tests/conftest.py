@@ -56,6 +56,7 @@ BOTH_BACKENDS = frozenset(
         "test_creatives",
         "test_creative_listing",
         "test_task_listing",
+        "test_unsupported_fields",
         "test_delivery",
         "test_delivery_feedback",
         "test_notifications",

@@ -90,9 +90,20 @@ async def test_invalid_creatives_fail_alone_naming_the_field(live: LiveServer) -
                     unknown_format,
                     long_spot,
                     display("cr_fine"),
-                ]
+                ],
+                validation_mode="lenient",
             ),
         )
+        # The same sync, strict (AdCP's default): all six failures, and nothing stored.
+        strict = await call(
+            c,
+            "sync_creatives",
+            sync_args(
+                [bad_size, bad_url, no_click, wrong_type, unknown_format, long_spot]
+                + [display("cr_strict_fine")]
+            ),
+        )
+        listed = await call(c, "list_creatives", {"filters": {"creative_ids": ["cr_strict_fine"]}})
     assert not result.is_error
     assert_valid("sync_creatives", result.data)
     by_id = {i["creative_id"]: i for i in result.data["creatives"]}
@@ -110,6 +121,46 @@ async def test_invalid_creatives_fail_alone_naming_the_field(live: LiveServer) -
         assert by_id[cid]["errors"][0]["code"] == code, by_id[cid]
         assert by_id[cid]["errors"][0]["field"] == field
     assert by_id["cr_fine"]["action"] == "created"
+    assert strict.is_error
+    assert_valid("sync_creatives", strict.data)
+    assert [(e["code"], e["field"]) for e in strict.data["errors"]] == list(expect.values())
+    assert listed.data["creatives"] == []  # the valid one was not stored either
+
+
+async def test_a_strict_sync_with_a_bad_assignment_stores_nothing(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        buy = await call(c, "create_media_buy", non_guaranteed())
+        pkg = buy.data["packages"][0]["package_id"]
+        assignments = [
+            {"creative_id": "cr_strict_a", "package_id": pkg},
+            {"creative_id": "cr_strict_a", "package_id": "pkg_not_mine"},
+        ]
+        strict = await call(c, "sync_creatives", sync_args([display("cr_strict_a")], assignments))
+        listed = await call(c, "list_creatives", {"filters": {"creative_ids": ["cr_strict_a"]}})
+        lenient = await call(
+            c,
+            "sync_creatives",
+            sync_args([display("cr_strict_a")], assignments, validation_mode="lenient"),
+        )
+        scoped = await call(
+            c,
+            "sync_creatives",
+            sync_args(
+                [display("cr_scope_in"), display("cr_scope_out")], creative_ids=["cr_scope_in"]
+            ),
+        )
+        out = await call(c, "list_creatives", {"filters": {"creative_ids": ["cr_scope_out"]}})
+    assert strict.is_error
+    assert [(e["code"], e["field"]) for e in strict.data["errors"]] == [
+        ("VALIDATION_ERROR", "assignments[1]")
+    ]
+    assert "pkg_not_mine" in strict.data["errors"][0]["message"]
+    assert listed.data["creatives"] == []
+    [item] = lenient.data["creatives"]
+    assert item["action"] == "created" and item["assigned_to"] == [pkg]
+    assert list(item["assignment_errors"]) == ["pkg_not_mine"]
+    assert [i["creative_id"] for i in scoped.data["creatives"]] == ["cr_scope_in"]
+    assert out.data["creatives"] == []
 
 
 async def test_assignment_rules_and_buy_time_assignment(live: LiveServer) -> None:
@@ -124,7 +175,11 @@ async def test_assignment_rules_and_buy_time_assignment(live: LiveServer) -> Non
         wrong_format = await call(
             c,
             "sync_creatives",
-            sync_args([video("cr_spot")], [{"creative_id": "cr_spot", "package_id": pkg}]),
+            sync_args(
+                [video("cr_spot")],
+                [{"creative_id": "cr_spot", "package_id": pkg}],
+                validation_mode="lenient",
+            ),
         )
         ghost = await call(
             c,

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.creative_helpers import display
 from tests.databases import Backend, database_settings, per_backend
 from tests.media_helpers import non_guaranteed
 from tests.support import RAW_HEADERS, LiveServer, raw_tool_call, start_live_server
@@ -69,13 +70,7 @@ CRASHED = "failed unexpectedly"
 
 
 def _creative() -> dict[str, Any]:
-    return {
-        "creative_id": "cr_sweep",
-        "name": "Sweep",
-        "format_id": {"agent_url": "http://127.0.0.1", "id": "display_300x250"},
-        "assets": {"image": {"url": "https://cdn.example/a.png", "width": 300, "height": 250}},
-        "click_url": "https://example.com/landing",
-    }
+    return {**display("cr_sweep"), "click_url": "https://example.com/landing"}
 
 
 def _cases(tools: list[dict[str, Any]], buy_id: str, package_id: str) -> list[Any]:

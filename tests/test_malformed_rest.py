@@ -31,6 +31,7 @@ from adcp_agent.chat.scripted import ScriptedModel, Turn
 from adcp_agent.config import Settings
 from adcp_agent.rest import admin_http, http_io
 from adcp_agent.services.admin_keys import HEADER as KEY_HEADER
+from tests.creative_helpers import display
 from tests.databases import database_settings
 from tests.media_helpers import guaranteed, non_guaranteed
 from tests.support import DEMO_TOKEN
@@ -209,16 +210,7 @@ async def _real_ids(sweep: Sweep) -> dict[str, str]:
     webhook = await _ok(sweep, "POST", f"{PREFIX}/tenants/demo/webhooks", hook)
     events = await _ok(sweep, "GET", f"{PREFIX}/events")
     conversation = await _ok(sweep, "POST", "/api/chat/conversations", {})
-    creative = {
-        "creative_id": "cr_sweep",
-        "name": "Sweep",
-        "format_id": {
-            "agent_url": "https://creative.adcontextprotocol.org",
-            "id": "display_300x250",
-        },
-        "assets": {"image": {"url": "https://cdn.example.com/a.png", "width": 300, "height": 250}},
-    }
-    await _ok(sweep, "POST", "/api/tools/sync_creatives", {"creatives": [creative]})
+    await _ok(sweep, "POST", "/api/tools/sync_creatives", {"creatives": [display("cr_sweep")]})
     buy_data, task_data = _payload(buy), _payload(held)
     draft = await _ok(
         sweep, "GET", f"/api/notifications/draft/by-media-buy/{buy_data['media_buy_id']}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
@@ -20,6 +20,7 @@ from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.media_wire import iso
 from adcp_agent_tools.params import AccountRef, FormatRef, IdempotencyKey, Pagination, _Open, dump
 from adcp_agent_tools.results import (
+    AdcpErrors,
     adcp_errors_as_results,
     fingerprint,
     ok,
@@ -79,6 +80,23 @@ def creative_wire(c: Creative, links: list[CreativeAssignment], agent_url: str) 
     return out
 
 
+def _strict_failures(
+    items: list[library.SyncItem], assignments: list[library.AssignmentIn]
+) -> list[AdcpError]:
+    """Why a strict sync stored nothing: each creative's errors (fields as the lenient
+    answer names them) and each assignment that could not be made."""
+    errors = [e for item in items for e in item.errors]
+    for item in items:
+        for package_id, problem in item.assignment_errors.items():
+            index = next(
+                j
+                for j, a in enumerate(assignments)
+                if (a.creative_id, a.package_id) == (item.creative_id, package_id)
+            )
+            errors.append(AdcpError("VALIDATION_ERROR", problem, field=f"assignments[{index}]"))
+    return errors
+
+
 def register(mcp: FastMCP, state: AppState) -> None:
     def item_wire(item: library.SyncItem, dry_run: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"creative_id": item.creative_id, "action": item.action}
@@ -96,11 +114,20 @@ def register(mcp: FastMCP, state: AppState) -> None:
             out["assignment_errors"] = item.assignment_errors
         return out
 
-    async def run_sync(creatives: list[library.CreativeIn], assignments, account, dry_run):  # type: ignore[no-untyped-def]
+    async def run_sync(creatives, assignments, account, dry_run, strict=False):  # type: ignore[no-untyped-def]
         caller = current_caller()
-        items = await library.sync(
-            state, caller, creatives, assignments, account_ref=dump(account), dry_run=dry_run
-        )
+        try:
+            items = await library.sync(
+                state,
+                caller,
+                creatives,
+                assignments,
+                account_ref=dump(account),
+                dry_run=dry_run,
+                strict=strict,
+            )
+        except library.SyncRefused as refused:
+            raise AdcpErrors(_strict_failures(refused.items, assignments)) from None
         counts = Counter(i.action for i in items)
         message = (
             ("Dry run, nothing written: " if dry_run else "")
@@ -115,8 +142,23 @@ def register(mcp: FastMCP, state: AppState) -> None:
         creatives: Annotated[list[CreativeAsset], Field(min_length=1, max_length=100)],
         assignments: Annotated[list[Assignment] | None, Field(max_length=1000)] = None,
         dry_run: bool = False,
+        validation_mode: Annotated[
+            Literal["strict", "lenient"],
+            Field(
+                description="strict (AdCP's default): any invalid creative or assignment "
+                "fails the whole sync and nothing is stored; lenient: each fails alone."
+            ),
+        ] = "strict",
         account: AccountRef | None = None,
         idempotency_key: IdempotencyKey = None,
+        creative_ids: Annotated[
+            list[str] | None,
+            Field(
+                min_length=1,
+                max_length=100,
+                description="Only these of the creatives sent are created or updated.",
+            ),
+        ] = None,
     ) -> ToolResult:
         """Upload or update creatives (upsert by your creative_id) and assign them to
         packages. Each creative declares its format_id and its assets keyed by asset id,
@@ -124,10 +166,12 @@ def register(mcp: FastMCP, state: AppState) -> None:
         clickthrough_url: {asset_type: 'url', url_type: 'clickthrough', url}}. Each comes
         back created / updated / unchanged / failed (with errors naming the field); status
         tells whether the publisher approved it. Only approved creatives deliver."""
+        scope = set(creative_ids or [c.creative_id for c in creatives])
         items, message = await run_sync(
             [
                 library.CreativeIn(c.creative_id, c.name, c.format_id.id, c.assets, c.tags or [])
                 for c in creatives
+                if c.creative_id in scope
             ],
             [
                 library.AssignmentIn(a.creative_id, a.package_id, a.weight)
@@ -135,6 +179,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ],
             account,
             dry_run,
+            strict=validation_mode == "strict",
         )
         payload: dict[str, Any] = {
             "message": message,

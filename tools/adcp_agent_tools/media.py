@@ -32,6 +32,7 @@ from adcp_agent_tools.params import (
     BrandRef,
     FormatRef,
     IdempotencyKey,
+    Money,
     Pagination,
     _Open,
     dump,
@@ -154,10 +155,11 @@ def register(mcp: FastMCP, state: AppState) -> None:
         po_number: str | None = None,
         buyer_ref: str | None = None,
         total_budget: Annotated[
-            float | None,
+            float | Money | None,
             Field(
-                description="3.1: must equal the packages' sum. Seed form: split evenly "
-                "across product_ids."
+                description="3.1: {amount, currency}, equal to the packages' sum (a bare "
+                "number is accepted too). Seed form: a number split evenly across "
+                "product_ids."
             ),
         ] = None,
         idempotency_key: IdempotencyKey = None,
@@ -199,6 +201,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         flight_start_date, flight_end_date, targeting_overlay}."""
         caller = current_caller()
         raw = tool_arguments()
+        budget_currency = None
+        if isinstance(total_budget, Money):
+            total_budget, budget_currency = total_budget.amount, total_budget.currency
         if packages and product_ids:
             raise AdcpError(
                 "INVALID_REQUEST", "Send packages or product_ids, not both.", field="product_ids"
@@ -278,6 +283,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 po_number=po_number,
                 buyer_ref=buyer_ref,
                 total_budget=total_budget,
+                total_budget_currency=budget_currency,
                 push_notification_config=push_notification_config,
             )
         response = await idempotency.run_once(

@@ -28,6 +28,7 @@ from adcp_agent.errors import AdcpError
 from adcp_agent.json_values import malformed
 from adcp_agent.services import identity, sandbox
 from adcp_agent.state import AppState
+from adcp_agent_tools import unsupported
 from adcp_agent_tools.caller import get_preset_caller, reset_caller, set_caller
 from adcp_agent_tools.results import error_result
 
@@ -143,6 +144,8 @@ class AdcpMiddleware(Middleware):
             field, problem = bad
             error = AdcpError("VALIDATION_ERROR", f"'{field}' {problem}.", field=field)
             return error_result([error])  # (its context is not echoed: it may be the one)
+        if (refused := unsupported.refusal(params.name, arguments)) is not None:
+            return _with_context(error_result([refused]), echo)
         dropped = sorted(set(arguments) - declared)
         if dropped:
             arguments = {k: v for k, v in arguments.items() if k in declared}

@@ -76,3 +76,12 @@ IdempotencyKey = Annotated[
 
 def dump(model: BaseModel | None) -> dict[str, Any] | None:
     return model.model_dump(mode="json", exclude_none=True) if model is not None else None
+
+
+class Money(BaseModel):
+    """AdCP 3.1's {amount, currency} (create_media_buy's total_budget)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: float = Field(ge=0, allow_inf_nan=False)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")

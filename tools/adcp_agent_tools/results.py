@@ -42,6 +42,14 @@ def error_result(errors: Sequence[AdcpError]) -> ToolResult:
     return ToolResult(content=text, structured_content=payload, is_error=True)
 
 
+class AdcpErrors(Exception):
+    """Several domain errors answered together (e.g. every failure of a strict sync)."""
+
+    def __init__(self, errors: Sequence[AdcpError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = list(errors)
+
+
 def adcp_errors_as_results(
     fn: Callable[P, Awaitable[ToolResult]],
 ) -> Callable[P, Awaitable[ToolResult]]:
@@ -53,6 +61,8 @@ def adcp_errors_as_results(
             return await fn(*args, **kwargs)
         except AdcpError as exc:
             return error_result([exc])
+        except AdcpErrors as exc:
+            return error_result(exc.errors)
 
     return wrapper
 

@@ -123,9 +123,12 @@ async def sync(
     *,
     account_ref: dict[str, Any] | None = None,
     dry_run: bool = False,
+    strict: bool = False,
 ) -> list[SyncItem]:
-    """Upsert creatives and their assignments. Invalid creatives fail alone; the rest
-    are stored. Approved creatives with assignments are pushed to the ad server."""
+    """Upsert creatives and their assignments. Invalid creatives fail alone and the rest
+    are stored — or, ``strict``, any failure (a creative or an assignment) raises
+    ``SyncRefused`` and nothing is stored. Approved creatives with assignments are
+    pushed to the ad server."""
     principal_id = caller.require_principal()
     account = await accounts.resolve(state.db, caller, account_ref)
     items: list[SyncItem] = []
@@ -265,9 +268,19 @@ async def sync(
                 if creative.creative_id not in package.creative_ids:
                     package.creative_ids = [*package.creative_ids, creative.creative_id]
                     session.add(package)
+        if strict and any(i.action == "failed" or i.assignment_errors for i in items):
+            raise SyncRefused(items)  # the transaction rolls back: nothing is stored
     if not dry_run:
         await push_pending(state, caller.tenant_id, principal_id)
     return items
+
+
+class SyncRefused(Exception):
+    """A strict sync with a failure in it: what each creative would have come to."""
+
+    def __init__(self, items: list[SyncItem]) -> None:
+        super().__init__("strict sync refused")
+        self.items = items
 
 
 async def push_pending(state: AppState, tenant_id: str, principal_id: str | None = None) -> int:

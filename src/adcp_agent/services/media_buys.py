@@ -69,6 +69,7 @@ class CreateRequest:
     buyer_ref: str | None = None
     pacing: str = "even"
     total_budget: float | None = None
+    total_budget_currency: str | None = None  # 3.1's {amount, currency} form
     flat_form: bool = False  # seed-003 call: auction packages bid the floor
     push_notification_config: push_notifications.PushNotificationConfig | None = None
     media_buy_id: str | None = None  # caller-chosen id: sandbox fixtures (seed_media_buy)
@@ -225,6 +226,14 @@ async def prepare(
             )
         _short_text(preq.buyer_ref, _PACKAGES.buyer_ref, _field(i, "buyer_ref"))
         option = _pricing(product, preq, i)
+        currency = option.get("currency", "USD")
+        if req.total_budget_currency not in (None, currency):
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"total_budget is in {req.total_budget_currency}; '{product.product_id}' is "
+                f"priced in {currency}.",
+                field="total_budget.currency",
+            )
         rate = _rate(option, preq, i, req.flat_form, notes)
         floor = float(option.get("min_spend") or 0)
         limits.amount(preq.budget, _field(i, "budget"))
@@ -234,7 +243,7 @@ async def prepare(
                 f"Budget {preq.budget:,.2f} is below the {floor:,.2f} minimum for "
                 f"'{product.product_id}'.",
                 field=_field(i, "budget"),
-                details={"minimum_budget": floor, "currency": option.get("currency", "USD")},
+                details={"minimum_budget": floor, "currency": currency},
             )
         earliest = now + timedelta(days=lead_days(product))
         if start.date() < earliest.date():

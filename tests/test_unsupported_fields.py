@@ -1,0 +1,123 @@
+"""AdCP 3.1 fields this agent does not act on are refused by name, never dropped: a buy
+asked for paused is not booked live, a sync asked to archive what it leaves out does not
+quietly keep it. And the 3.1 forms it does take are taken (total_budget as {amount,
+currency}; package flights equal to the buy's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from adcp_agent_tools.unsupported import REFUSED
+
+from tests.creative_helpers import display, sync_args
+from tests.media_helpers import key, non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
+
+# A value that asks for each refused field (the table's paths, "[]" = the first item).
+ASKING: dict[str, Any] = {
+    "paused": True,
+    "packages[].paused": True,
+    "packages[].start_time": "2031-01-02T00:00:00Z",
+    "packages[].end_time": "2031-01-03T00:00:00Z",
+    "proposal_id": "prop_1",
+    "plan_id": "plan_1",
+    "packages[].creatives": [display("cr_inline")],
+    "packages[].optimization_goals": [{"kind": "event", "event_sources": []}],
+    "packages[].measurement_terms": {"billing_measurement": {"vendor": "x"}},
+    "packages[].performance_standards": [{"metric": "viewability", "threshold": 0.7}],
+    "packages[].committed_metrics": ["viewability"],
+    "packages[].catalogs": [{"catalog_id": "c1"}],
+    "reporting_webhook": {"url": "https://buyer.example/hook"},
+    "artifact_webhook": {"url": "https://buyer.example/art"},
+    "io_acceptance": {"accepted": True},
+    "invoice_recipient": {"name": "Finance"},
+    "start_time": "2031-01-02T00:00:00Z",
+    "new_packages": [non_guaranteed()["packages"][0]],
+    "delete_missing": True,
+    "creatives[].status": "approved",
+    "filters.has_served": True,
+    "filters.concept_ids": ["concept_1"],
+    "filters.has_variables": True,
+}
+
+
+def _with(args: dict[str, Any], path: str, value: Any) -> tuple[dict[str, Any], str]:
+    """``args`` with ``value`` at ``path``, and the path as the error names it."""
+    out = {**args}
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        name = head[:-2]
+        out[name] = [{**out[name][0], rest: value}, *out[name][1:]]
+        return out, f"{name}[0].{rest}"
+    if rest:
+        out[head] = {**out.get(head, {}), rest: value}
+        return out, path
+    out[head] = value
+    return out, path
+
+
+CASES = [(tool, path) for tool, checks in REFUSED.items() for path, _asks, _why in checks]
+
+
+@pytest.mark.parametrize(("tool", "path"), CASES, ids=[f"{t}:{p}" for t, p in CASES])
+async def test_each_field_not_acted_on_is_refused_by_name(
+    live: LiveServer, tool: str, path: str
+) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        base: dict[str, Any]
+        if tool == "create_media_buy":
+            base = non_guaranteed()
+        elif tool == "update_media_buy":
+            booked = await call(c, "create_media_buy", non_guaranteed())
+            base = {
+                "media_buy_id": booked.data["media_buy_id"],
+                "paused": True,
+                "idempotency_key": key("u"),
+            }
+        elif tool == "sync_creatives":
+            base = sync_args([display("cr_refused")])
+        else:
+            base = {"filters": {}}
+        args, field = _with(base, path, ASKING[path])
+        refused = await call(c, tool, args)
+        retried = await call(c, tool, base)  # the same key: nothing was claimed
+    assert refused.is_error, refused.data
+    assert refused.error_codes == ["UNSUPPORTED_FEATURE"]
+    assert refused.error["field"] == field
+    assert not retried.is_error, retried.data
+
+
+async def test_package_flights_equal_to_the_buy_are_accepted(live: LiveServer) -> None:
+    args = non_guaranteed()
+    args["packages"][0].update(start_time=args["start_time"], end_time=args["end_time"])
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        booked = await call(c, "create_media_buy", args)
+    assert not booked.is_error, booked.data
+
+
+@pytest.mark.parametrize(
+    ("total", "outcome"),
+    [
+        ({"amount": 5000, "currency": "USD"}, None),
+        (5000, None),
+        ({"amount": 4000, "currency": "USD"}, ("VALIDATION_ERROR", "total_budget")),
+        ({"amount": 5000, "currency": "EUR"}, ("VALIDATION_ERROR", "total_budget.currency")),
+        ({"amount": 5000, "currency": "usd"}, ("VALIDATION_ERROR", "total_budget")),
+        ({"amount": 5000}, ("VALIDATION_ERROR", "total_budget")),
+    ],
+)
+async def test_total_budget_takes_the_3_1_amount_and_currency(
+    live: LiveServer, total: Any, outcome: tuple[str, str] | None
+) -> None:
+    args = {**non_guaranteed(budget=5000), "total_budget": total}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        booked = await call(c, "create_media_buy", args)
+    if outcome is None:
+        assert not booked.is_error, booked.data
+        assert_valid("create_media_buy", booked.data)
+        return
+    assert booked.is_error
+    code, field = outcome
+    assert booked.error["code"] == code
+    assert booked.error["field"].startswith(field), booked.error

@@ -1,0 +1,175 @@
+"""AdCP 3.1 request fields this agent does not act on, refused by name.
+
+AdCP request objects are open (``additionalProperties``), and so are our argument
+models: a field a tool does not declare is dropped before the tool runs. For most that
+is right (``ext``, ``context``, hints a seller may ignore). For the fields below it is
+not: dropping them would book, change or list something other than what the buyer
+asked — a buy created live when asked for paused, a package run on the buy's flight
+when given its own, a sync that keeps creatives it was told to archive. Each is refused
+with UNSUPPORTED_FEATURE naming the field (and what to do instead) before anything is
+done. The middleware checks every call's raw arguments against this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from adcp_agent.errors import AdcpError
+
+# (value at the path, the whole arguments) -> whether the request asks for it
+Asks = Callable[[Any, dict[str, Any]], bool]
+
+
+def _given(value: Any, arguments: dict[str, Any]) -> bool:
+    return value not in (None, False, [], {}, "")
+
+
+def _instant(value: Any) -> datetime | str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+
+
+def _other_than(key: str) -> Asks:
+    """A per-package time other than the buy's own ``key``."""
+
+    def asks(value: Any, arguments: dict[str, Any]) -> bool:
+        return value is not None and _instant(value) != _instant(arguments.get(key))
+
+    return asks
+
+
+def _equal(expected: Any) -> Asks:
+    return lambda value, arguments: value == expected
+
+
+_NOT_BOOKED = "; nothing was booked."
+_TERMS = "Negotiated {} are not offered by this publisher" + _NOT_BOOKED
+_WEBHOOKS = (
+    "This agent reports through push_notification_config and get_media_buy_delivery; "
+    "{} is not offered."
+)
+
+REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
+    "create_media_buy": [
+        (
+            "paused",
+            _given,
+            "A media buy cannot be created paused here; create it, then pause it with "
+            "update_media_buy (paused: true) before its flight starts.",
+        ),
+        (
+            "packages[].paused",
+            _given,
+            "A package cannot be created paused here; pause it after booking with "
+            "update_media_buy (packages: [{package_id, paused: true}]).",
+        ),
+        (
+            "packages[].start_time",
+            _other_than("start_time"),
+            "Packages run the media buy's flight; a package flight of its own is not "
+            "offered. Book a separate media buy for a different flight.",
+        ),
+        (
+            "packages[].end_time",
+            _other_than("end_time"),
+            "Packages run the media buy's flight; a package flight of its own is not "
+            "offered. Book a separate media buy for a different flight.",
+        ),
+        ("proposal_id", _given, "Proposals are not offered; send packages" + _NOT_BOOKED),
+        ("plan_id", _given, "Media plans are not offered; send packages" + _NOT_BOOKED),
+        (
+            "packages[].creatives",
+            _given,
+            "Creatives are uploaded with sync_creatives and assigned here with "
+            "creative_assignments" + _NOT_BOOKED,
+        ),
+        ("packages[].optimization_goals", _given, _TERMS.format("optimization goals")),
+        ("packages[].measurement_terms", _given, _TERMS.format("measurement terms")),
+        ("packages[].performance_standards", _given, _TERMS.format("performance standards")),
+        ("packages[].committed_metrics", _given, _TERMS.format("committed metrics")),
+        ("packages[].catalogs", _given, "Catalog-driven packages are not offered" + _NOT_BOOKED),
+        ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
+        ("artifact_webhook", _given, _WEBHOOKS.format("artifact_webhook")),
+        ("io_acceptance", _given, "Insertion-order acceptance is not offered" + _NOT_BOOKED),
+        (
+            "invoice_recipient",
+            _given,
+            "Invoices go to the account's billing contact; a recipient per buy is not "
+            "offered" + _NOT_BOOKED,
+        ),
+    ],
+    "update_media_buy": [
+        (
+            "start_time",
+            _given,
+            "A booked media buy's start cannot be moved; change end_time, or cancel it and "
+            "book again. Nothing was changed.",
+        ),
+        (
+            "new_packages",
+            _given,
+            "Packages cannot be added to a booked media buy; book them as a new media buy. "
+            "Nothing was changed.",
+        ),
+        ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
+        (
+            "invoice_recipient",
+            _given,
+            "Invoices go to the account's billing contact; a recipient per buy is not "
+            "offered. Nothing was changed.",
+        ),
+    ],
+    "sync_creatives": [
+        (
+            "delete_missing",
+            _given,
+            "Archiving the creatives a sync leaves out is not offered; nothing was synced. "
+            "Creatives stop delivering when their packages end or are unassigned.",
+        ),
+        (
+            "creatives[].status",
+            _given,
+            "A creative's status is set by the publisher's review, not by the buyer; omit "
+            "it. Nothing was synced.",
+        ),
+    ],
+    "list_creatives": [
+        ("filters.has_served", _equal(True), "Filtering by delivery is not offered."),
+        ("filters.concept_ids", _given, "Creative concepts are not offered."),
+        ("filters.has_variables", _equal(True), "Dynamic (DCO) creatives are not offered."),
+    ],
+}
+
+
+def _found(node: Any, parts: list[str], where: str) -> Iterator[tuple[str, Any]]:
+    """(concrete path, value) of each value at ``parts`` below ``node``."""
+    if not parts:
+        yield where, node
+        return
+    head, rest = parts[0], parts[1:]
+    many = head.endswith("[]")
+    name = head[:-2] if many else head
+    if not isinstance(node, dict) or name not in node:
+        return
+    value, at = node[name], f"{where}.{name}" if where else name
+    if not many:
+        yield from _found(value, rest, at)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _found(item, rest, f"{at}[{i}]")
+
+
+def refusal(tool: str, arguments: dict[str, Any]) -> AdcpError | None:
+    """UNSUPPORTED_FEATURE for the first field of ``arguments`` this tool does not act
+    on, or None."""
+    for path, asks, message in REFUSED.get(tool, ()):
+        for where, value in _found(arguments, path.split("."), ""):
+            if asks(value, arguments):
+                return AdcpError("UNSUPPORTED_FEATURE", message, field=where)
+    return None
