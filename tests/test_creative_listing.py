@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adcp_agent_tools.creatives import CreativeSort
+from adcp_agent_tools.params import dump
 from adcp_agent_tools.results import _encode_cursor, fingerprint
 from sqlalchemy import event, text
 
@@ -191,13 +193,12 @@ async def test_each_filter_returns_exactly_its_creatives_newest_change_first(
     assert result.data["pagination"] == {"has_more": False, "total_count": len(expected)}
 
 
-async def test_the_library_is_listed_newest_change_first_with_its_assignments(
+async def test_the_library_is_listed_newest_first_with_its_assignments(
     listing: LiveServer, library_ids: dict[str, str]
 ) -> None:
     result = await _list(listing)
     synced_order = [c["creative_id"] for c, _ in LIBRARY]
-    # cr_rejected's status was changed by a statement that left updated_at alone.
-    assert _ids(result) == list(reversed(synced_order))
+    assert _ids(result) == list(reversed(synced_order))  # one sync each, in this order
     links = {
         c["creative_id"]: {a["package_id"] for a in c["assignments"]["assigned_packages"]}
         for c in result.data["creatives"]
@@ -240,7 +241,7 @@ async def test_a_page_past_the_end_is_empty_and_still_counts(
     listing: LiveServer, library_ids: dict[str, str], filters: dict[str, Any]
 ) -> None:
     whole = await _list(listing, filters)
-    query = fingerprint("creatives", "demo", "lister", filters)
+    query = fingerprint("creatives", "demo", "lister", filters, dump(CreativeSort()))
     beyond = await _list(listing, filters, cursor=_encode_cursor(50, query))
     assert not beyond.is_error, beyond.data
     assert _ids(beyond) == []
@@ -302,7 +303,8 @@ async def test_sync_and_list_load_only_what_they_name_or_return(
     assert page.total == 120 and len(page.rows) == 5
     assert len(loaded_creatives) == 5
     loaded_creatives.clear()
-    named = await creative_listing.list_creatives(state, caller, name_contains="banner 2", limit=5)
+    by_name = creative_listing.CreativeQuery(name_contains="banner 2")
+    named = await creative_listing.list_creatives(state, caller, by_name, limit=5)
     assert named.total == 40 and len(named.rows) == 5
     assert all(c.creative_id.startswith("cr_2_") for c, _ in named.rows)
     assert len(loaded_creatives) == 5  # the others were matched on (id, name) alone
@@ -310,3 +312,61 @@ async def test_sync_and_list_load_only_what_they_name_or_return(
 
 def _assets() -> dict[str, Any]:
     return display("x")["assets"]
+
+
+SORT_KEYS = {
+    "created_date": lambda c: c["created_date"],
+    "updated_date": lambda c: c["updated_date"],
+    "name": lambda c: c["name"],
+    "status": lambda c: c["status"],
+    "assignment_count": lambda c: c["assignments"]["assignment_count"],
+}
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+@pytest.mark.parametrize("field", list(SORT_KEYS))
+async def test_every_sort_field_orders_the_library(
+    listing: LiveServer, library_ids: dict[str, str], field: str, direction: str
+) -> None:
+    # Names in ASCII only: beyond it the order is the database's collation.
+    ascii_only = {
+        "creative_ids": [c["creative_id"] for c, _ in LIBRARY if c["creative_id"] != "cr_umlaut"]
+    }  # noqa: E501
+    args = {"filters": ascii_only, "sort": {"field": field, "direction": direction}}
+    args["pagination"] = {"max_results": 100}
+    async with mcp_client(listing.mcp_url, LISTER) as c:
+        result = await call(c, "list_creatives", args)
+    assert not result.is_error, result.data
+    rows = sorted(result.data["creatives"], key=lambda c: c["creative_id"])
+    rows.sort(key=SORT_KEYS[field], reverse=direction == "desc")  # then creative_id
+    assert _ids(result) == [c["creative_id"] for c in rows]
+    if field == "assignment_count":
+        counts = [SORT_KEYS[field](c) for c in result.data["creatives"]]
+        assert len(set(counts)) == 3  # 0, 1 and 2: the order is tested, not just ties
+
+
+async def test_time_ranges_tags_and_accounts_filter(
+    listing: LiveServer, library_ids: dict[str, str]
+) -> None:
+    everything = (await _list(listing)).data["creatives"]
+    oldest_first = sorted(everything, key=lambda c: c["created_date"])
+    cut = oldest_first[3]["created_date"]
+    newer = await _list(listing, {"created_after": cut})
+    older = await _list(listing, {"created_before": cut})
+    assert set(_ids(newer)) == {c["creative_id"] for c in oldest_first[3:]}
+    assert set(_ids(older)) == {c["creative_id"] for c in oldest_first[:3]}
+    cut = max(c["updated_date"] for c in everything)
+    assert set(_ids(await _list(listing, {"updated_after": cut}))) == {
+        c["creative_id"] for c in everything if c["updated_date"] == cut
+    }
+    assert _ids(await _list(listing, {"updated_before": "2000-01-01T00:00:00Z"})) == []
+    both = await _list(listing, {"tags": ["spring", "sale"]})
+    assert _ids(both) == ["cr_spring_1"]  # all the tags, not any of them
+    async with mcp_client(listing.mcp_url, LISTER) as c:
+        [account] = (await call(c, "list_accounts", {})).data["accounts"]
+    mine = await _list(listing, {"accounts": [{"account_id": account["account_id"]}]})
+    assert len(_ids(mine)) == len(LIBRARY)
+    foreign = await _list(listing, {"accounts": [{"account_id": "acct_not_mine"}]})
+    assert foreign.is_error and foreign.error_codes[0].startswith("ACCOUNT")
+    bad_time = await _list(listing, {"created_after": "last week"})
+    assert bad_time.is_error and bad_time.error["field"] == "filters.created_after"

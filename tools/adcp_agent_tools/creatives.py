@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
@@ -14,9 +16,11 @@ from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import creative_listing, media_reads
 from adcp_agent.services import creatives as library
+from adcp_agent.services.creative_listing import CreativeQuery
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
+from adcp_agent_tools.media import parse_time
 from adcp_agent_tools.media_wire import iso
 from adcp_agent_tools.params import AccountRef, FormatRef, IdempotencyKey, Pagination, _Open, dump
 from adcp_agent_tools.results import (
@@ -53,8 +57,46 @@ class CreativeFilters(_Open):
     assigned_to_packages: list[str] | None = Field(default=None, max_length=1000)
     unassigned: bool | None = None
     name_contains: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=100)
     tags_any: list[str] | None = Field(default=None, max_length=100)
     format_ids: list[FormatRef] | None = Field(default=None, max_length=100)
+    accounts: list[AccountRef] | None = Field(default=None, min_length=1, max_length=100)
+    created_after: str | None = None
+    created_before: str | None = None
+    updated_after: str | None = None
+    updated_before: str | None = None
+
+
+class CreativeSort(_Open):
+    field: Literal["created_date", "updated_date", "name", "status", "assignment_count"] = (
+        "created_date"
+    )
+    direction: Literal["asc", "desc"] = "desc"
+
+
+def _creative_query(f: CreativeFilters, sort: CreativeSort) -> CreativeQuery:
+    def time(name: str) -> datetime | None:
+        value = getattr(f, name)
+        return parse_time(value, f"filters.{name}") if value else None
+
+    return CreativeQuery(
+        statuses=f.statuses or [],
+        creative_ids=f.creative_ids or [],
+        media_buy_ids=f.media_buy_ids or [],
+        package_ids=f.assigned_to_packages or [],
+        unassigned=f.unassigned,
+        name_contains=f.name_contains,
+        tags=f.tags or [],
+        tags_any=f.tags_any or [],
+        format_ids=[x.id for x in f.format_ids or []],
+        account_refs=[dump(a) or {} for a in f.accounts or []],
+        created_after=time("created_after"),
+        created_before=time("created_before"),
+        updated_after=time("updated_after"),
+        updated_before=time("updated_before"),
+        sort=sort.field,
+        descending=sort.direction == "desc",
+    )
 
 
 def creative_wire(c: Creative, links: list[CreativeAssignment], agent_url: str) -> dict[str, Any]:
@@ -193,29 +235,25 @@ def register(mcp: FastMCP, state: AppState) -> None:
     @adcp_errors_as_results
     async def list_creatives(
         filters: CreativeFilters | None = None,
+        sort: CreativeSort | None = None,
         pagination: Pagination | None = None,
         account: AccountRef | None = None,
     ) -> ToolResult:
-        """Your creative library with approval status and package assignments; filter by
-        statuses, creative_ids, media_buy_ids, assigned_to_packages, unassigned, name."""
+        """Your creative library with approval status and package assignments, newest
+        first unless sorted otherwise (created_date, updated_date, name, status,
+        assignment_count); filter by statuses, creative_ids, formats, media_buy_ids,
+        assigned_to_packages, unassigned, name_contains, tags (all) / tags_any,
+        accounts, and created/updated time ranges."""
         caller = current_caller()
         f = filters or CreativeFilters()
-        query = fingerprint("creatives", caller.tenant_id, caller.principal_id, dump(f))
+        order = sort or CreativeSort()
+        query = fingerprint(
+            "creatives", caller.tenant_id, caller.principal_id, dump(f), dump(order)
+        )
         offset, limit = page_window(dump(pagination), query)
+        wanted = replace(_creative_query(f, order), account_ref=dump(account))
         listing = await creative_listing.list_creatives(
-            state,
-            caller,
-            statuses=f.statuses or [],
-            creative_ids=f.creative_ids or [],
-            media_buy_ids=f.media_buy_ids or [],
-            package_ids=f.assigned_to_packages or [],
-            unassigned=f.unassigned,
-            name_contains=f.name_contains,
-            tags_any=f.tags_any or [],
-            format_ids=[x.id for x in f.format_ids or []],
-            account_ref=dump(account),
-            offset=offset,
-            limit=limit,
+            state, caller, wanted, offset=offset, limit=limit
         )
         return ok(
             {
@@ -303,14 +341,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 f"Media buy '{media_buy_id}' was not found.",
                 field="media_buy_id",
             )
-        rows = (
-            await creative_listing.list_creatives(
-                state,
-                caller,
-                media_buy_ids=[media_buy_id],
-                creative_ids=[creative_id] if creative_id else [],
-            )
-        ).rows
+        wanted = CreativeQuery(
+            media_buy_ids=[media_buy_id], creative_ids=[creative_id] if creative_id else []
+        )
+        rows = (await creative_listing.list_creatives(state, caller, wanted)).rows
         if creative_id and not rows:
             raise AdcpError(
                 "CREATIVE_NOT_FOUND",

@@ -15,7 +15,8 @@ class Creative(SQLModel, table=True):
     __tablename__ = "creatives"
     __table_args__ = (
         UniqueConstraint("tenant_id", "principal_id", "creative_id"),
-        # list_creatives: a buyer's library, most recently changed first
+        # list_creatives: a buyer's library by creation (the default) or change time
+        Index("ix_creatives_created", "tenant_id", "principal_id", "created_at"),
         Index("ix_creatives_listing", "tenant_id", "principal_id", "updated_at"),
     )
 

@@ -1,17 +1,20 @@
-"""list_creatives: the caller's creative library, filtered and paged in the database.
+"""list_creatives: the caller's creative library, filtered, sorted and paged in the
+database.
 
 A page costs what the page holds, not what the library holds: the filters on columns
-and on assignments are SQL (the assignment ones as EXISTS subqueries), the page is cut
-with LIMIT/OFFSET on the listing index (newest change first), and only the page's
-assignments are read. ``name_contains`` and ``tags_any`` keep Python's matching (a
-case-insensitive substring for any script, which SQLite's ``lower()`` is not; tags in a
-JSON list): with either, the candidates are read as (id, name, tags) — no assets, no
-objects — matched here, and only the page's rows are loaded in full."""
+and on assignments are SQL (assignments to packages or buys as IN subqueries), the page
+is cut with LIMIT/OFFSET in the order asked (created or updated time on the listing
+indexes; name, status or assignment count), and only the page's assignments are read.
+``name_contains`` and the tag filters keep Python's matching (a case-insensitive
+substring in any script, which SQLite's ``lower()`` is not; tags in a JSON list): with
+one of them the candidates are read as (id, name, tags) — no assets, no objects —
+matched here, and only the page's rows are loaded in full."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, func, literal_column
@@ -22,6 +25,44 @@ from adcp_agent.db.models_media import Package
 from adcp_agent.services import accounts
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
+
+_ASSIGNMENTS = (
+    select(func.count())
+    .where(CreativeAssignment.creative_pk == Creative.id)
+    .correlate(Creative)
+    .scalar_subquery()
+)
+# list_creatives' sort fields (AdCP 3.1) and the columns they order by.
+SORTS: dict[str, Any] = {
+    "created_date": col(Creative.created_at),
+    "updated_date": col(Creative.updated_at),
+    "name": col(Creative.name),
+    "status": col(Creative.status),
+    "assignment_count": _ASSIGNMENTS,
+}
+
+
+@dataclass(frozen=True)
+class CreativeQuery:
+    """list_creatives' filters (each one given must match) and order."""
+
+    statuses: Sequence[str] = ()
+    creative_ids: Sequence[str] = ()
+    media_buy_ids: Sequence[str] = ()
+    package_ids: Sequence[str] = ()
+    unassigned: bool | None = None
+    name_contains: str | None = None
+    tags: Sequence[str] = ()  # all of them
+    tags_any: Sequence[str] = ()
+    format_ids: Sequence[str] = ()
+    account_refs: Sequence[dict[str, Any]] = ()  # any of them
+    account_ref: dict[str, Any] | None = None  # the request's account: this one
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    sort: str = "created_date"  # a key of SORTS
+    descending: bool = True
 
 
 @dataclass(frozen=True)
@@ -36,66 +77,34 @@ class Listing:
 async def list_creatives(
     state: AppState,
     caller: Caller,
+    query: CreativeQuery = CreativeQuery(),
     *,
-    statuses: Sequence[str] = (),
-    creative_ids: Sequence[str] = (),
-    media_buy_ids: Sequence[str] = (),
-    package_ids: Sequence[str] = (),
-    unassigned: bool | None = None,
-    name_contains: str | None = None,
-    tags_any: Sequence[str] = (),
-    format_ids: Sequence[str] = (),
-    account_ref: dict[str, Any] | None = None,
     offset: int = 0,
     limit: int | None = None,
 ) -> Listing:
-    """The caller's creatives matching every filter given, most recently changed first
-    (then by creative_id); ``limit`` of them from ``offset`` (all without a limit)."""
+    """The caller's creatives matching ``query``, in its order (then by creative_id);
+    ``limit`` of them from ``offset`` (all without a limit)."""
     caller.require_principal()
-    where: list[Any] = [
-        Creative.tenant_id == caller.tenant_id,
-        Creative.principal_id == caller.principal_id,
-    ]
-    if account_ref is not None:
-        account = await accounts.resolve(state.db, caller, account_ref)
-        where.append(Creative.account_id == account.account_id)
-    if statuses:
-        where.append(col(Creative.status).in_(list(statuses)))
-    if creative_ids:
-        where.append(col(Creative.creative_id).in_(list(creative_ids)))
-    if format_ids:
-        where.append(col(Creative.format_id).in_(list(format_ids)))
-    if unassigned is not None:
-        assigned = exists().where(CreativeAssignment.creative_pk == Creative.id)
-        where.append(~assigned if unassigned else assigned)
-    # Assigned to given packages or buys: the assignments name the creatives (an IN
-    # subquery the database starts from), rather than a probe for every creative.
-    if package_ids:
-        linked = select(CreativeAssignment.creative_pk).where(
-            col(CreativeAssignment.package_id).in_(list(package_ids))
-        )
-        where.append(col(Creative.id).in_(linked))
-    if media_buy_ids:
-        linked = (
-            select(CreativeAssignment.creative_pk)
-            .join(Package, col(Package.package_id) == CreativeAssignment.package_id)
-            .where(col(Package.media_buy_id).in_(list(media_buy_ids)))
-        )
-        where.append(col(Creative.id).in_(linked))
-    order = (col(Creative.updated_at).desc(), col(Creative.creative_id))
+    where = await _filters(state, caller, query)
+    key = SORTS[query.sort]
+    order = (key.desc() if query.descending else key.asc(), col(Creative.creative_id))
+    name_contains, tags_any, tags = query.name_contains, query.tags_any, query.tags
     end = None if limit is None else offset + limit
     async with state.db.reading() as session:
-        if name_contains or tags_any:
+        if name_contains or tags_any or tags:
             needle = (name_contains or "").lower()
-            wanted = set(tags_any)
-            tags = Creative.tags if wanted else literal_column("NULL")  # decoded only if asked
+            any_of, all_of = set(tags_any), set(tags)
+            # the tags column is decoded only if a tag filter asks for it
+            tag_column = Creative.tags if any_of or all_of else literal_column("NULL")
             candidates = await session.exec(
-                select(Creative.id, Creative.name, tags).where(*where).order_by(*order)
+                select(Creative.id, Creative.name, tag_column).where(*where).order_by(*order)
             )
             ids = [
                 pk
                 for pk, name, their_tags in candidates.all()
-                if needle in name.lower() and (not wanted or wanted.intersection(their_tags))
+                if needle in name.lower()
+                and (not any_of or any_of.intersection(their_tags))
+                and all_of.issubset(their_tags or ())
             ]
             total, page_ids = len(ids), ids[offset:end]
             loaded = {
@@ -126,3 +135,49 @@ async def list_creatives(
             ).all():
                 links.setdefault(link.creative_pk, []).append(link)
     return Listing([(c, links.get(c.id or 0, [])) for c in creatives], total)
+
+
+async def _filters(state: AppState, caller: Caller, query: CreativeQuery) -> list[Any]:
+    where: list[Any] = [
+        Creative.tenant_id == caller.tenant_id,
+        Creative.principal_id == caller.principal_id,
+    ]
+    if query.account_refs:
+        ids = [(await accounts.resolve(state.db, caller, r)).account_id for r in query.account_refs]
+        where.append(col(Creative.account_id).in_(ids))
+    if query.account_ref is not None:
+        account = await accounts.resolve(state.db, caller, query.account_ref)
+        where.append(Creative.account_id == account.account_id)
+    for column, values in (
+        (col(Creative.status), query.statuses),
+        (col(Creative.creative_id), query.creative_ids),
+        (col(Creative.format_id), query.format_ids),
+    ):
+        if values:
+            where.append(column.in_(list(values)))
+    for column, after, before in (
+        (col(Creative.created_at), query.created_after, query.created_before),
+        (col(Creative.updated_at), query.updated_after, query.updated_before),
+    ):
+        if after is not None:
+            where.append(column >= after)
+        if before is not None:
+            where.append(column < before)
+    if query.unassigned is not None:
+        assigned = exists().where(CreativeAssignment.creative_pk == Creative.id)
+        where.append(~assigned if query.unassigned else assigned)
+    # Assigned to given packages or buys: the assignments name the creatives (an IN
+    # subquery the database starts from), rather than a probe for every creative.
+    if query.package_ids:
+        linked = select(CreativeAssignment.creative_pk).where(
+            col(CreativeAssignment.package_id).in_(list(query.package_ids))
+        )
+        where.append(col(Creative.id).in_(linked))
+    if query.media_buy_ids:
+        linked = (
+            select(CreativeAssignment.creative_pk)
+            .join(Package, col(Package.package_id) == CreativeAssignment.package_id)
+            .where(col(Package.media_buy_id).in_(list(query.media_buy_ids)))
+        )
+        where.append(col(Creative.id).in_(linked))
+    return where
