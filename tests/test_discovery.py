@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+
+from adcp_agent import demo_catalog
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 
@@ -233,3 +237,51 @@ async def test_creative_formats_and_properties(live: LiveServer) -> None:
     for product in products.data["products"]:
         for sel in product["publisher_properties"]:
             assert set(sel["property_ids"]) <= prop_ids
+
+
+def _expected_formats(keep: Any) -> set[str]:
+    return {f["format_id"] for f in demo_catalog.FORMATS if keep(f)}
+
+
+def _sized(f: dict[str, Any]) -> bool:
+    return f.get("width") is not None and f.get("height") is not None
+
+
+FORMAT_FILTERS: list[tuple[dict[str, Any], Any]] = [
+    ({"name_search": "BANNER"}, lambda f: "banner" in f["name"].lower()),
+    ({"max_width": 320}, lambda f: _sized(f) and f["width"] <= 320),
+    ({"min_width": 728}, lambda f: _sized(f) and f["width"] >= 728),
+    ({"min_height": 250, "max_height": 480}, lambda f: _sized(f) and 250 <= f["height"] <= 480),
+    ({"max_width": 1, "max_height": 1}, lambda f: False),
+    ({"is_responsive": True}, lambda f: False),
+    ({"is_responsive": False}, lambda f: True),
+    (
+        {"name_search": "video", "min_width": 1920},
+        lambda f: "video" in f["name"].lower() and _sized(f) and f["width"] >= 1920,
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "keep"), FORMAT_FILTERS, ids=[str(a) for a, _ in FORMAT_FILTERS])
+async def test_creative_format_filters_select_exactly_their_formats(
+    live: LiveServer, args: dict[str, Any], keep: Any
+) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        result = await call(client, "list_creative_formats", args)
+    assert not result.is_error, result.data
+    assert_valid("list_creative_formats", result.data)
+    assert {f["format_id"]["id"] for f in result.data["formats"]} == _expected_formats(keep)
+    assert "errors" not in result.data
+
+
+async def test_creative_format_filters_not_applied_are_reported(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        result = await call(
+            client, "list_creative_formats", {"wcag_level": "AA", "property_id": "riverside_tv"}
+        )
+    assert not result.is_error
+    assert_valid("list_creative_formats", result.data)
+    assert [(e["code"], e["field"]) for e in result.data["errors"]] == [
+        ("UNSUPPORTED_FEATURE", "property_id"),
+        ("UNSUPPORTED_FEATURE", "wcag_level"),
+    ]

@@ -11,6 +11,7 @@ from pydantic import Field
 from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, catalog, sandbox, sandbox_arms, test_controller
+from adcp_agent.services.format_search import FormatQuery
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 from adcp_agent_tools import wire
@@ -241,16 +242,48 @@ def register(mcp: FastMCP, state: AppState) -> None:
         asset_types: Annotated[
             list[str] | None, Field(description="Only formats using these asset types.")
         ] = None,
+        name_search: Annotated[
+            str | None, Field(max_length=200, description="A part of the name, any case.")
+        ] = None,
+        min_width: Annotated[int | None, Field(ge=0)] = None,
+        max_width: Annotated[int | None, Field(ge=0)] = None,
+        min_height: Annotated[int | None, Field(ge=0)] = None,
+        max_height: Annotated[int | None, Field(ge=0)] = None,
+        is_responsive: bool | None = None,
         pagination: Pagination | None = None,
+        publisher_domain: str | None = None,
+        property_id: str | None = None,
+        wcag_level: str | None = None,
+        disclosure_positions: list[str] | None = None,
+        disclosure_persistence: list[str] | None = None,
+        output_format_ids: list[FormatRef] | None = None,
+        input_format_ids: list[FormatRef] | None = None,
     ) -> ToolResult:
         """List the creative formats this publisher accepts (display sizes, video and
         audio specs) with their asset requirements. Format ids are {agent_url, id}
-        objects; use them in creatives and product filters."""
+        objects; use them in creatives and product filters. Filter by ids, asset types,
+        name_search, min/max width and height (formats with fixed dimensions; audio has
+        none) and is_responsive (none of these formats are)."""
         caller = current_caller()
-        formats = await catalog.list_formats(state.db, caller)
-        if format_ids:
-            wanted = {ref.id for ref in format_ids}
-            formats = [f for f in formats if f.format_id in wanted]
+        unapplied = {
+            "publisher_domain": publisher_domain,
+            "property_id": property_id,
+            "wcag_level": wcag_level,
+            "disclosure_positions": disclosure_positions,
+            "disclosure_persistence": disclosure_persistence,
+            "output_format_ids": output_format_ids,
+            "input_format_ids": input_format_ids,
+        }
+        query = FormatQuery(
+            format_ids=[ref.id for ref in format_ids or []],
+            name_search=name_search,
+            min_width=min_width,
+            max_width=max_width,
+            min_height=min_height,
+            max_height=max_height,
+            is_responsive=is_responsive,
+        )
+        formats = [f for f in await catalog.list_formats(state.db, caller) if query.matches(f)]
         url = state.agent_url
         rendered = [wire.creative_format(f, agent_url=url) for f in formats]
         if asset_types:
@@ -260,14 +293,21 @@ def register(mcp: FastMCP, state: AppState) -> None:
         page, page_info = paginate(
             rendered,
             dump(pagination),
-            fingerprint(
-                "formats",
-                caller.tenant_id,
-                sorted(asset_types or []),
-                sorted(ref.id for ref in format_ids or []),
-            ),
+            fingerprint("formats", caller.tenant_id, repr(query), sorted(asset_types or [])),
         )
-        return ok({"source": "publisher", "formats": page, "pagination": page_info})
+        payload: dict[str, Any] = {"source": "publisher", "formats": page, "pagination": page_info}
+        ignored = [
+            AdcpError(
+                "UNSUPPORTED_FEATURE",
+                f"Filter '{name}' is not supported by this publisher and was not applied.",
+                field=name,
+            ).to_adcp()
+            for name, value in unapplied.items()
+            if value is not None
+        ]
+        if ignored:
+            payload["errors"] = ignored
+        return ok(payload)
 
     @mcp.tool(name="list_authorized_properties", annotations=READ_ONLY, output_schema=None)
     @adcp_errors_as_results
