@@ -77,3 +77,40 @@ async def test_identical_concurrent_activations_agree(live: LiveServer) -> None:
         results = await asyncio.gather(*(call(client, "activate_signal", args) for _ in range(6)))
     assert [r.is_error for r in results] == [False] * 6, [r.data for r in results]
     assert len({str(r.data["deployments"]) for r in results}) == 1
+
+
+async def test_get_signals_takes_the_3_1_lookups_and_reports_what_it_cannot_filter(
+    live: LiveServer,
+) -> None:
+    by_object = {"source": "agent", "agent_url": live.mcp_url, "id": "auto_intenders"}
+    by_ref = {"scope": "product", "signal_id": "food_lovers"}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        looked_up = await call(
+            client,
+            "get_signals",
+            {"signal_ids": [by_object, "new_parents"], "signal_refs": [by_ref]},
+        )
+        small = await call(client, "get_signals", {"max_results": 2})
+        both = await call(
+            client, "get_signals", {"max_results": 2, "pagination": {"max_results": 3}}
+        )
+        unapplied = await call(
+            client,
+            "get_signals",
+            {"countries": ["US"], "filters": {"catalog_types": ["marketplace"], "max_percent": 5}},
+        )
+    for r in (looked_up, small, both, unapplied):
+        assert not r.is_error, r.data
+        assert_valid("get_signals", r.data)
+    assert {s["signal_agent_segment_id"] for s in looked_up.data["signals"]} == {
+        "auto_intenders",
+        "new_parents",
+        "food_lovers",
+    }
+    assert len(small.data["signals"]) == 2 and small.data["pagination"]["has_more"]
+    assert len(both.data["signals"]) == 3  # pagination.max_results wins
+    assert [(e["code"], e["field"]) for e in unapplied.data["errors"]] == [
+        ("UNSUPPORTED_FEATURE", "countries"),
+        ("UNSUPPORTED_FEATURE", "filters.catalog_types"),
+    ]
+    assert unapplied.data["signals"]  # max_percent excludes no per-mille signal

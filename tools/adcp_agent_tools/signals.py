@@ -23,6 +23,24 @@ from adcp_agent_tools.test_controller import forced_result
 class SignalFilters(_Open):
     max_cpm: float | None = Field(default=None, ge=0)
     min_coverage_percentage: float | None = Field(default=None, ge=0, le=100)
+    # Every signal here is priced per mille: a percent-of-media cap excludes none.
+    max_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class SignalId(_Open):
+    """AdCP's SignalId ({source, data_provider_domain | agent_url, id}; deprecated)."""
+
+    id: str = Field(min_length=1, max_length=200)
+
+
+class SignalRef(_Open):
+    """AdCP 3.1's SignalRef ({scope, ..., signal_id})."""
+
+    signal_id: str = Field(min_length=1, max_length=200)
+
+
+# get_signals arguments this agent has no data for: answered, and reported as not applied.
+_UNAPPLIED = ("countries", "destinations", "filters.catalog_types", "filters.data_providers")
 
 
 def register(mcp: FastMCP, state: AppState) -> None:
@@ -45,12 +63,22 @@ def register(mcp: FastMCP, state: AppState) -> None:
             Field(description="Only signals of this kind."),
         ] = None,
         signal_ids: Annotated[
-            list[str] | None, Field(description="Fetch these signals by id.")
+            list[str | SignalId] | None,
+            Field(max_length=100, description="Fetch these signals by id (or SignalId)."),
+        ] = None,
+        signal_refs: Annotated[
+            list[SignalRef] | None,
+            Field(max_length=100, description="Fetch these signals: [{scope, signal_id}]."),
         ] = None,
         discovery_mode: Literal["brief", "wholesale"] | None = None,
         filters: SignalFilters | None = None,
         account: AccountRef | None = None,
         pagination: Pagination | None = None,
+        max_results: Annotated[
+            int | None, Field(ge=1, description="Deprecated page size (pagination wins).")
+        ] = None,
+        countries: list[str] | None = None,
+        destinations: list[dict[str, Any]] | None = None,
     ) -> ToolResult:
         """Discover the publisher's first-party targeting signals (audiences such as
         'Sports Enthusiasts', contextual segments, geo). Describe what you need in
@@ -61,6 +89,16 @@ def register(mcp: FastMCP, state: AppState) -> None:
         await resolve_account(state, caller, account)
         spec = signal_spec or query
         f = filters or SignalFilters()
+        wanted = [i if isinstance(i, str) else i.id for i in signal_ids or []]
+        wanted += [r.signal_id for r in signal_refs or []]
+        given = {
+            "countries": countries,
+            "destinations": destinations,
+            **{f"filters.{name}": value for name, value in (f.model_extra or {}).items()},
+        }
+        page_size = dump(pagination) or {}
+        if max_results is not None and "max_results" not in page_size:
+            page_size = {**page_size, "max_results": min(max_results, 100)}
         forced = await sandbox_arms.take(state, caller, "get_signals", dump(account))
         if forced is not None:  # a sandbox's force_get_signals_arm
             return forced_result(forced)
@@ -69,7 +107,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             caller,
             query=spec,
             signal_types=[type] if type else [],
-            signal_ids=signal_ids or [],
+            signal_ids=wanted,
             max_cpm=f.max_cpm,
         )
         if f.min_coverage_percentage is not None:
@@ -78,20 +116,29 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ]
         page, page_info = paginate(
             matches,
-            dump(pagination),
-            fingerprint("signals", caller.tenant_id, spec, type, signal_ids, dump(f)),
+            page_size,
+            fingerprint("signals", caller.tenant_id, spec, type, wanted, dump(f)),
         )
         domain = await publisher_domain()
-        return ok(
-            {
-                "cache_scope": "account" if caller.authenticated else "public",
-                "signals": [
-                    wire.signal(m.signal, agent_url=agent_url, publisher_domain=domain)
-                    for m in page
-                ],
-                "pagination": page_info,
-            }
-        )
+        payload: dict[str, Any] = {
+            "cache_scope": "account" if caller.authenticated else "public",
+            "signals": [
+                wire.signal(m.signal, agent_url=agent_url, publisher_domain=domain) for m in page
+            ],
+            "pagination": page_info,
+        }
+        unapplied = [
+            AdcpError(
+                "UNSUPPORTED_FEATURE",
+                f"'{name}' is not supported by this publisher and was not applied.",
+                field=name,
+            ).to_adcp()
+            for name in _UNAPPLIED
+            if given.get(name) is not None
+        ]
+        if unapplied:
+            payload["errors"] = unapplied
+        return ok(payload)
 
     @mcp.tool(
         name="activate_signal",
