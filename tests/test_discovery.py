@@ -285,3 +285,20 @@ async def test_creative_format_filters_not_applied_are_reported(live: LiveServer
         ("UNSUPPORTED_FEATURE", "property_id"),
         ("UNSUPPORTED_FEATURE", "wcag_level"),
     ]
+
+
+async def test_product_narrowing_it_cannot_apply_is_reported(live: LiveServer) -> None:
+    args = {
+        "buying_mode": "wholesale",
+        "property_list": {"agent_url": "https://lists.example", "list_id": "l1"},
+        "required_policies": ["policy_1"],
+    }
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        result = await call(client, "get_products", args)
+    assert not result.is_error
+    assert_valid("get_products", result.data)
+    assert result.data["products"]
+    assert [(e["code"], e["field"]) for e in result.data["errors"]] == [
+        ("UNSUPPORTED_FEATURE", "property_list"),
+        ("UNSUPPORTED_FEATURE", "required_policies"),
+    ]

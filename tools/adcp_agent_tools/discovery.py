@@ -10,7 +10,8 @@ from pydantic import Field
 
 from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, catalog, sandbox, sandbox_arms, test_controller
+from adcp_agent.services import accounts, sandbox, sandbox_arms, test_controller
+from adcp_agent.services import catalog as catalogs
 from adcp_agent.services.format_search import FormatQuery
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -71,8 +72,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
         if protocols:
             supported = [p for p in supported if p in protocols]
         specialisms = [s for s, need in SPECIALISM_TOOLS.items() if need <= tools]
-        products = await catalog.search_products(state.db, caller, catalog.ProductQuery())
-        properties = await catalog.list_properties(state.db, caller)
+        products = await catalogs.search_products(state.db, caller, catalogs.ProductQuery())
+        properties = await catalogs.list_properties(state.db, caller)
         channels = sorted({c for r in products for c in r.product.channels})
         countries = sorted({c for r in products for c in r.product.countries})
         models = sorted(
@@ -139,6 +140,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
             str | None, Field(description="Seed-003 alias: a channel or keyword to filter on.")
         ] = None,
         pagination: Pagination | None = None,
+        property_list: dict[str, Any] | None = None,
+        required_policies: list[str] | None = None,
+        catalog: dict[str, Any] | None = None,
     ) -> ToolResult:
         """Find advertising products for a campaign. Give a natural-language `brief`
         (e.g. "video ads for sports fans in the US, $50k, March") and/or `filters`
@@ -178,6 +182,18 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ).to_adcp()
             for name in sorted(f.model_extra or {})
             if name not in SUPPORTED_FILTERS and name != "ext"
+        ] + [
+            AdcpError(
+                "UNSUPPORTED_FEATURE",
+                f"'{name}' cannot be applied by this publisher; products are not narrowed by it.",
+                field=name,
+            ).to_adcp()
+            for name, value in (
+                ("property_list", property_list),
+                ("required_policies", required_policies),
+                ("catalog", catalog),
+            )
+            if value is not None
         ]
         budget = None
         if f.budget_range is not None:
@@ -189,7 +205,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         delivery = f.delivery_type
         if delivery is None and preferred_delivery_types and len(preferred_delivery_types) == 1:
             delivery = preferred_delivery_types[0]
-        query = catalog.ProductQuery(
+        query = catalogs.ProductQuery(
             brief=text or None,
             delivery_type=delivery,
             channels=channels,
@@ -209,13 +225,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
         forced = await sandbox_arms.take(state, caller, "get_products", dump(account))
         if forced is not None:  # a sandbox's force_get_products_arm
             return forced_result(forced)
-        ranked = await catalog.search_products(state.db, caller, query, now=state.clock.now())
+        ranked = await catalogs.search_products(state.db, caller, query, now=state.clock.now())
         page, page_info = paginate(
             ranked,
             dump(pagination),
             fingerprint("get_products", caller.tenant_id, caller.principal_id, query),
         )
-        properties = {p.property_id: p for p in await catalog.list_properties(state.db, caller)}
+        properties = {p.property_id: p for p in await catalogs.list_properties(state.db, caller)}
         url = state.agent_url
         payload: dict[str, Any] = {
             "message": _products_message(len(ranked), brief),
@@ -283,7 +299,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             max_height=max_height,
             is_responsive=is_responsive,
         )
-        formats = [f for f in await catalog.list_formats(state.db, caller) if query.matches(f)]
+        formats = [f for f in await catalogs.list_formats(state.db, caller) if query.matches(f)]
         url = state.agent_url
         rendered = [wire.creative_format(f, agent_url=url) for f in formats]
         if asset_types:
@@ -315,7 +331,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         """List the publisher properties (sites, apps, CTV channels, audio streams,
         podcasts) this agent is authorized to sell, with their identifiers."""
         caller = current_caller()
-        properties = await catalog.list_properties(state.db, caller)
+        properties = await catalogs.list_properties(state.db, caller)
         return ok(
             {
                 "publisher_domains": sorted({p.publisher_domain for p in properties}),
