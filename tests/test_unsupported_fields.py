@@ -5,6 +5,7 @@ currency}; package flights equal to the buy's)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -39,22 +40,32 @@ ASKING: dict[str, Any] = {
     "filters.has_served": True,
     "filters.concept_ids": ["concept_1"],
     "filters.has_variables": True,
+    "packages[].creative_assignments[].placement_ids": ["pl_1"],
+    "packages[].creative_assignments[].placement_refs": [{"placement_id": "pl_1"}],
+    "assignments[].placement_ids": ["pl_1"],
+    "creatives[].placement_ids": ["pl_1"],
+    "creatives[].placement_refs": [{"placement_id": "pl_1"}],
 }
 
 
 def _with(args: dict[str, Any], path: str, value: Any) -> tuple[dict[str, Any], str]:
-    """``args`` with ``value`` at ``path``, and the path as the error names it."""
-    out = {**args}
-    head, _, rest = path.partition(".")
-    if head.endswith("[]"):
-        name = head[:-2]
-        out[name] = [{**out[name][0], rest: value}, *out[name][1:]]
-        return out, f"{name}[0].{rest}"
-    if rest:
-        out[head] = {**out.get(head, {}), rest: value}
-        return out, path
-    out[head] = value
-    return out, path
+    """``args`` with ``value`` at ``path`` (the first item of each list, made if
+    missing), and the path as the error names it."""
+    out = copy.deepcopy(args)
+    node, where = out, []
+    *steps, last = path.split(".")
+    for step in steps:
+        if step.endswith("[]"):
+            items = node.setdefault(step[:-2], [])
+            if not items:
+                items.append({})
+            node = items[0]
+            where.append(f"{step[:-2]}[0]")
+        else:
+            node = node.setdefault(step, {})
+            where.append(step)
+    node[last] = value
+    return out, ".".join([*where, last])
 
 
 CASES = [(tool, path) for tool, checks in REFUSED.items() for path, _asks, _why in checks]

@@ -50,6 +50,10 @@ def _equal(expected: Any) -> Asks:
 
 _NOT_BOOKED = "; nothing was booked."
 _TERMS = "Negotiated {} are not offered by this publisher" + _NOT_BOOKED
+_PLACEMENTS = (
+    "A creative serves wherever its package runs; assigning it to placements within a "
+    "package is not offered."
+)
 _WEBHOOKS = (
     "This agent reports through push_notification_config and get_media_buy_delivery; "
     "{} is not offered."
@@ -94,6 +98,16 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ("packages[].performance_standards", _given, _TERMS.format("performance standards")),
         ("packages[].committed_metrics", _given, _TERMS.format("committed metrics")),
         ("packages[].catalogs", _given, "Catalog-driven packages are not offered" + _NOT_BOOKED),
+        (
+            "packages[].creative_assignments[].placement_ids",
+            _given,
+            _PLACEMENTS + _NOT_BOOKED,
+        ),
+        (
+            "packages[].creative_assignments[].placement_refs",
+            _given,
+            _PLACEMENTS + _NOT_BOOKED,
+        ),
         ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
         ("artifact_webhook", _given, _WEBHOOKS.format("artifact_webhook")),
         ("io_acceptance", _given, "Insertion-order acceptance is not offered" + _NOT_BOOKED),
@@ -105,6 +119,16 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ),
     ],
     "update_media_buy": [
+        (
+            "packages[].creative_assignments[].placement_ids",
+            _given,
+            _PLACEMENTS + " Nothing was changed.",
+        ),
+        (
+            "packages[].creative_assignments[].placement_refs",
+            _given,
+            _PLACEMENTS + " Nothing was changed.",
+        ),
         (
             "start_time",
             _given,
@@ -132,6 +156,9 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             "Archiving the creatives a sync leaves out is not offered; nothing was synced. "
             "Creatives stop delivering when their packages end or are unassigned.",
         ),
+        ("assignments[].placement_ids", _given, _PLACEMENTS + " Nothing was synced."),
+        ("creatives[].placement_ids", _given, _PLACEMENTS + " Nothing was synced."),
+        ("creatives[].placement_refs", _given, _PLACEMENTS + " Nothing was synced."),
         (
             "creatives[].status",
             _given,
