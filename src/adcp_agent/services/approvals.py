@@ -18,7 +18,7 @@ from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit, buy_events, delivery
+from adcp_agent.services import audit, buy_events, delivery, paging
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -210,22 +210,18 @@ def _task_filters(caller: Caller, query: TaskQuery) -> list[Any]:
         Task.tenant_id == caller.tenant_id,
         Task.principal_id == caller.principal_id,
     ]
-    for column, values in (
-        (col(Task.status), query.statuses),
-        (col(Task.task_type), query.task_types),
-        (_DOMAIN, query.protocols),
-        (col(Task.task_id), query.task_ids),
-    ):
-        if values:
-            where.append(column.in_(list(values)))
-    for column, after, before in (
-        (col(Task.created_at), query.created_after, query.created_before),
-        (col(Task.updated_at), query.updated_after, query.updated_before),
-    ):
-        if after is not None:
-            where.append(column >= after)
-        if before is not None:
-            where.append(column < before)
+    where += paging.conditions(
+        [
+            (col(Task.status), query.statuses),
+            (col(Task.task_type), query.task_types),
+            (_DOMAIN, query.protocols),
+            (col(Task.task_id), query.task_ids),
+        ],
+        [
+            (col(Task.created_at), query.created_after, query.created_before),
+            (col(Task.updated_at), query.updated_after, query.updated_before),
+        ],
+    )
     if query.context_contains:
         needle = query.context_contains.lower()
         where.append(func.lower(col(Task.media_buy_id)).contains(needle, autoescape=True))

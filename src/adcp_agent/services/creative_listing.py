@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import Package
-from adcp_agent.services import accounts
+from adcp_agent.services import accounts, paging
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -148,21 +148,17 @@ async def _filters(state: AppState, caller: Caller, query: CreativeQuery) -> lis
     if query.account_ref is not None:
         account = await accounts.resolve(state.db, caller, query.account_ref)
         where.append(Creative.account_id == account.account_id)
-    for column, values in (
-        (col(Creative.status), query.statuses),
-        (col(Creative.creative_id), query.creative_ids),
-        (col(Creative.format_id), query.format_ids),
-    ):
-        if values:
-            where.append(column.in_(list(values)))
-    for column, after, before in (
-        (col(Creative.created_at), query.created_after, query.created_before),
-        (col(Creative.updated_at), query.updated_after, query.updated_before),
-    ):
-        if after is not None:
-            where.append(column >= after)
-        if before is not None:
-            where.append(column < before)
+    where += paging.conditions(
+        [
+            (col(Creative.status), query.statuses),
+            (col(Creative.creative_id), query.creative_ids),
+            (col(Creative.format_id), query.format_ids),
+        ],
+        [
+            (col(Creative.created_at), query.created_after, query.created_before),
+            (col(Creative.updated_at), query.updated_after, query.updated_before),
+        ],
+    )
     if query.unassigned is not None:
         assigned = exists().where(CreativeAssignment.creative_pk == Creative.id)
         where.append(~assigned if query.unassigned else assigned)

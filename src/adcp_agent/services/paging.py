@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -111,3 +111,20 @@ def build_page(
         created_at, ident = position_of(items[-1])
         next_cursor = encode_cursor(kind, created_at, ident)
     return Page(items=items, next_cursor=next_cursor, has_more=has_more)
+
+
+def conditions(
+    members: Sequence[tuple[Any, Sequence[Any]]] = (),
+    ranges: Sequence[tuple[Any, datetime | None, datetime | None]] = (),
+) -> list[ColumnElement[bool]]:
+    """A list call's filters as SQL: each column IN its values (when any are given), and
+    each column within [after, before) (each bound when given)."""
+    out: list[ColumnElement[bool]] = [
+        column.in_(list(values)) for column, values in members if values
+    ]
+    for column, since, until in ranges:
+        if since is not None:
+            out.append(column >= since)
+        if until is not None:
+            out.append(column < until)
+    return out
