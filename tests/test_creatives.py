@@ -315,3 +315,22 @@ async def test_manual_review_holds_creatives_until_an_admin_approves(tmp_path: P
     [order] = _adserver(tmp_path, tid)[0].values()
     [line] = order.lines.values()
     assert len(line.creatives) == 1  # only the approved creative reached the ad server
+
+
+async def test_a_strict_sync_names_a_failed_creative_once_not_its_assignments(
+    live: LiveServer,
+) -> None:
+    bad = display("cr_strict_bad")
+    bad["assets"]["banner_image"]["height"] = 600
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        buy = await call(c, "create_media_buy", non_guaranteed())
+        pkg = buy.data["packages"][0]["package_id"]
+        strict = await call(
+            c,
+            "sync_creatives",
+            sync_args([bad], [{"creative_id": "cr_strict_bad", "package_id": pkg}]),
+        )
+    assert strict.is_error
+    assert [e["field"] for e in strict.data["errors"]] == [
+        "creatives[0].assets.banner_image.height"
+    ]

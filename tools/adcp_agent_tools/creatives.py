@@ -129,6 +129,8 @@ def _strict_failures(
     answer names them) and each assignment that could not be made."""
     errors = [e for item in items for e in item.errors]
     for item in items:
+        if item.action == "failed":
+            continue  # its assignments failed because it did: said once, above
         for package_id, problem in item.assignment_errors.items():
             index = next(
                 j
@@ -206,8 +208,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         packages. Each creative declares its format_id and its assets keyed by asset id,
         e.g. {banner_image: {asset_type: 'image', url, width: 300, height: 250},
         clickthrough_url: {asset_type: 'url', url_type: 'clickthrough', url}}. Each comes
-        back created / updated / unchanged / failed (with errors naming the field); status
-        tells whether the publisher approved it. Only approved creatives deliver."""
+        back created / updated / unchanged; status tells whether the publisher approved
+        it. Only approved creatives deliver. validation_mode 'strict' (the default): any
+        invalid creative or assignment fails the whole call with every error, naming its
+        field, and nothing is stored; 'lenient': each invalid one fails alone."""
         scope = set(creative_ids or [c.creative_id for c in creatives])
         items, message = await run_sync(
             [
