@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
@@ -20,7 +19,7 @@ from adcp_agent.services.creative_listing import CreativeQuery
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
-from adcp_agent_tools.media import parse_time
+from adcp_agent_tools.media import filter_time
 from adcp_agent_tools.media_wire import iso
 from adcp_agent_tools.params import AccountRef, FormatRef, IdempotencyKey, Pagination, _Open, dump
 from adcp_agent_tools.results import (
@@ -75,10 +74,6 @@ class CreativeSort(_Open):
 
 
 def _creative_query(f: CreativeFilters, sort: CreativeSort) -> CreativeQuery:
-    def time(name: str) -> datetime | None:
-        value = getattr(f, name)
-        return parse_time(value, f"filters.{name}") if value else None
-
     return CreativeQuery(
         statuses=f.statuses or [],
         creative_ids=f.creative_ids or [],
@@ -90,10 +85,10 @@ def _creative_query(f: CreativeFilters, sort: CreativeSort) -> CreativeQuery:
         tags_any=f.tags_any or [],
         format_ids=[x.id for x in f.format_ids or []],
         account_refs=[dump(a) or {} for a in f.accounts or []],
-        created_after=time("created_after"),
-        created_before=time("created_before"),
-        updated_after=time("updated_after"),
-        updated_before=time("updated_before"),
+        created_after=filter_time(f, "created_after"),
+        created_before=filter_time(f, "created_before"),
+        updated_after=filter_time(f, "updated_after"),
+        updated_before=filter_time(f, "updated_before"),
         sort=sort.field,
         descending=sort.direction == "desc",
     )

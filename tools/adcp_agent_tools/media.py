@@ -100,6 +100,12 @@ def parse_time(value: str, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def filter_time(filters: Any, name: str) -> datetime | None:
+    """A list call's ``filters.<name>`` time bound, parsed (None when not given)."""
+    value = getattr(filters, name)
+    return parse_time(value, f"filters.{name}") if value else None
+
+
 def parse_day(value: str, field: str) -> date:
     try:
         day = date.fromisoformat(value)

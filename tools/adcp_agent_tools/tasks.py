@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastmcp import FastMCP
@@ -15,7 +14,7 @@ from adcp_agent.state import AppState
 from adcp_agent_tools import media_wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
-from adcp_agent_tools.media import parse_time
+from adcp_agent_tools.media import filter_time
 from adcp_agent_tools.params import AccountRef, Pagination, _Open, dump
 from adcp_agent_tools.results import (
     adcp_errors_as_results,
@@ -82,19 +81,15 @@ def _query(f: TaskFilters, sort: TaskSort) -> approvals.TaskQuery:
     def both(one: str | None, many: list[str] | None) -> list[str]:
         return [*(many or []), *([one] if one else [])]
 
-    def time(name: str) -> datetime | None:
-        value = getattr(f, name)
-        return parse_time(value, f"filters.{name}") if value else None
-
     return approvals.TaskQuery(
         statuses=both(f.status, f.statuses),  # type: ignore[arg-type]
         task_types=both(f.task_type, f.task_types),  # type: ignore[arg-type]
         protocols=both(f.protocol, f.protocols),  # type: ignore[arg-type]
         task_ids=f.task_ids or [],
-        created_after=time("created_after"),
-        created_before=time("created_before"),
-        updated_after=time("updated_after"),
-        updated_before=time("updated_before"),
+        created_after=filter_time(f, "created_after"),
+        created_before=filter_time(f, "created_before"),
+        updated_after=filter_time(f, "updated_after"),
+        updated_before=filter_time(f, "updated_before"),
         context_contains=f.context_contains,
         has_webhook=f.has_webhook,
         sort=sort.field,
