@@ -26,7 +26,13 @@ from adcp_agent_tools.params import (
     ProductFilters,
     dump,
 )
-from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.results import (
+    adcp_errors_as_results,
+    fingerprint,
+    not_applied,
+    ok,
+    paginate,
+)
 from adcp_agent_tools.test_controller import forced_result
 
 READ_ONLY = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False}
@@ -182,19 +188,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ).to_adcp()
             for name in sorted(f.model_extra or {})
             if name not in SUPPORTED_FILTERS and name != "ext"
-        ] + [
-            AdcpError(
-                "UNSUPPORTED_FEATURE",
-                f"'{name}' cannot be applied by this publisher; products are not narrowed by it.",
-                field=name,
-            ).to_adcp()
-            for name, value in (
+        ] + not_applied(
+            [
                 ("property_list", property_list),
                 ("required_policies", required_policies),
                 ("catalog", catalog),
-            )
-            if value is not None
-        ]
+            ]
+        )
         budget = None
         if f.budget_range is not None:
             budget = f.budget_range.max if f.budget_range.max is not None else f.budget_range.min
@@ -312,15 +312,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             fingerprint("formats", caller.tenant_id, repr(query), sorted(asset_types or [])),
         )
         payload: dict[str, Any] = {"source": "publisher", "formats": page, "pagination": page_info}
-        ignored = [
-            AdcpError(
-                "UNSUPPORTED_FEATURE",
-                f"Filter '{name}' is not supported by this publisher and was not applied.",
-                field=name,
-            ).to_adcp()
-            for name, value in unapplied.items()
-            if value is not None
-        ]
+        ignored = not_applied(unapplied.items())
         if ignored:
             payload["errors"] = ignored
         return ok(payload)

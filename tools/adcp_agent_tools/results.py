@@ -8,7 +8,7 @@ import binascii
 import functools
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from fastmcp.tools.base import ToolResult
@@ -40,6 +40,20 @@ def error_result(errors: Sequence[AdcpError]) -> ToolResult:
     if first.suggestion:
         text += f"\nSuggestion: {first.suggestion}"
     return ToolResult(content=text, structured_content=payload, is_error=True)
+
+
+def not_applied(arguments: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Warnings (AdCP errors beside a read's answer) for the arguments given that this
+    agent cannot apply: the answer is not narrowed by them, and says so."""
+    return [
+        AdcpError(
+            "UNSUPPORTED_FEATURE",
+            f"'{name}' is not supported by this publisher and was not applied.",
+            field=name,
+        ).to_adcp()
+        for name, value in arguments
+        if value is not None
+    ]
 
 
 class AdcpErrors(Exception):

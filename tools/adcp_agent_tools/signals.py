@@ -16,7 +16,13 @@ from adcp_agent_tools import wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY, resolve_account
 from adcp_agent_tools.params import AccountRef, Destination, Pagination, _Open, dump
-from adcp_agent_tools.results import adcp_errors_as_results, fingerprint, ok, paginate
+from adcp_agent_tools.results import (
+    adcp_errors_as_results,
+    fingerprint,
+    not_applied,
+    ok,
+    paginate,
+)
 from adcp_agent_tools.test_controller import forced_result
 
 
@@ -127,15 +133,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ],
             "pagination": page_info,
         }
-        unapplied = [
-            AdcpError(
-                "UNSUPPORTED_FEATURE",
-                f"'{name}' is not supported by this publisher and was not applied.",
-                field=name,
-            ).to_adcp()
-            for name in _UNAPPLIED
-            if given.get(name) is not None
-        ]
+        unapplied = not_applied((name, given.get(name)) for name in _UNAPPLIED)
         if unapplied:
             payload["errors"] = unapplied
         return ok(payload)
