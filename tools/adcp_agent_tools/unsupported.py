@@ -192,11 +192,22 @@ def _found(node: Any, parts: list[str], where: str) -> Iterator[tuple[str, Any]]
             yield from _found(item, rest, f"{at}[{i}]")
 
 
+# Each path split once; a check is skipped unless its top-level argument is there (a
+# booking carries ~20 checks: ~12 µs, under 1% of its CPU).
+_CHECKS = {
+    tool: [(path.split(".")[0].removesuffix("[]"), path.split("."), asks, message)
+           for path, asks, message in checks]
+    for tool, checks in REFUSED.items()
+}  # fmt: skip
+
+
 def refusal(tool: str, arguments: dict[str, Any]) -> AdcpError | None:
     """UNSUPPORTED_FEATURE for the first field of ``arguments`` this tool does not act
     on, or None."""
-    for path, asks, message in REFUSED.get(tool, ()):
-        for where, value in _found(arguments, path.split("."), ""):
+    for top, parts, asks, message in _CHECKS.get(tool, ()):
+        if top not in arguments:
+            continue
+        for where, value in _found(arguments, parts, ""):
             if asks(value, arguments):
                 return AdcpError("UNSUPPORTED_FEATURE", message, field=where)
     return None
