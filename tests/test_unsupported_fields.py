@@ -9,15 +9,15 @@ import copy
 from typing import Any
 
 import pytest
+from adcp_agent_adapters.mock import load_state
 from adcp_agent_tools.unsupported import REFUSED
 
 from tests.creative_helpers import display, sync_args
-from tests.media_helpers import key, non_guaranteed
+from tests.media_helpers import guaranteed, key, non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 # A value that asks for each refused field (the table's paths, "[]" = the first item).
 ASKING: dict[str, Any] = {
-    "paused": True,
     "packages[].paused": True,
     "packages[].start_time": "2031-01-02T00:00:00Z",
     "packages[].end_time": "2031-01-03T00:00:00Z",
@@ -132,3 +132,37 @@ async def test_total_budget_takes_the_3_1_amount_and_currency(
     code, field = outcome
     assert booked.error["code"] == code
     assert booked.error["field"].startswith(field), booked.error
+
+
+async def test_a_buy_created_paused_is_paused_on_the_ad_server_until_resumed(
+    live: LiveServer,
+) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        booked = await call(c, "create_media_buy", {**non_guaranteed(), "paused": True})
+        assert not booked.is_error, booked.data
+        assert_valid("create_media_buy", booked.data)
+        buy_id = booked.data["media_buy_id"]
+        listed = await call(c, "get_media_buys", {"media_buy_ids": [buy_id]})
+        order_paused = _order_status(live, buy_id)
+        resumed = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": buy_id, "paused": False, "idempotency_key": key("r")},
+        )
+        after = await call(c, "get_media_buys", {"media_buy_ids": [buy_id]})
+        held = await call(c, "create_media_buy", {**guaranteed(), "paused": True})
+    assert listed.data["media_buys"][0]["status"] == "paused"
+    assert order_paused == "paused"
+    assert not resumed.is_error, resumed.data
+    assert after.data["media_buys"][0]["status"] == "pending_start"  # its flight is ahead
+    assert _order_status(live, buy_id) == "delivering"
+    assert held.is_error and (held.error["code"], held.error["field"]) == (
+        "UNSUPPORTED_FEATURE",
+        "paused",
+    )
+
+
+def _order_status(live: LiveServer, buy_id: str) -> str:
+    orders, _creatives = load_state(live.data_dir / "adapters" / "demo-mock.state")
+    [order] = [o for o in orders.values() if o.spec.media_buy_id == buy_id]
+    return order.status

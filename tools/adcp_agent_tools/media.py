@@ -187,6 +187,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
             dict[str, Any] | None,
             Field(description="Seed form: {formats: [format ids]} to restrict formats."),
         ] = None,
+        paused: Annotated[
+            bool,
+            Field(
+                description="3.1: book the buy paused (it delivers nothing until resumed "
+                "with update_media_buy). Not for buys that await approval."
+            ),
+        ] = False,
         push_notification_config: Annotated[
             PushNotificationConfig | None,
             Field(
@@ -250,6 +257,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 po_number=po_number,
                 buyer_ref=buyer_ref,
                 flat_form=True,
+                paused=paused,
                 push_notification_config=push_notification_config,
             )
         else:
@@ -290,6 +298,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 buyer_ref=buyer_ref,
                 total_budget=total_budget,
                 total_budget_currency=budget_currency,
+                paused=paused,
                 push_notification_config=push_notification_config,
             )
         response = await idempotency.run_once(

@@ -62,12 +62,6 @@ _WEBHOOKS = (
 REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
     "create_media_buy": [
         (
-            "paused",
-            _given,
-            "A media buy cannot be created paused here; create it, then pause it with "
-            "update_media_buy (paused: true) before its flight starts.",
-        ),
-        (
             "packages[].paused",
             _given,
             "A package cannot be created paused here; pause it after booking with "

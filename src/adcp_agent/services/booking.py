@@ -149,7 +149,7 @@ class _Outcome:
             await statements.insert(tx, buy)
             await statements.insert(tx, *self.booking.packages)
         try:
-            result = await _place(adapter, spec, buy)
+            result = await _place(adapter, spec, self.booking)
         except Exception as exc:
             await self._refused(exc)
         try:
@@ -185,9 +185,9 @@ class _Outcome:
                 await self.completion.claim(tx, subject=buy.media_buy_id)
                 await avails.confirm(tx, self.booking.holds, postgres=not state.db.is_sqlite)
                 placing = True
-                result = await _place(adapter, spec, buy)
+                result = await _place(adapter, spec, self.booking)
                 placing = False
-                _booked(buy, packages, result)
+                _booked(self.booking, result)
                 await statements.insert(tx, buy)  # first: the packages' trigger reads it
                 async with statements.together(tx):
                     await statements.insert(tx, *packages)
@@ -230,7 +230,7 @@ class _Outcome:
             # them (a provisioning buy is invisible to every reader and writer but this
             # one, and the sweep of stranded bookings, which removes it), so they are
             # updated as they are, and so are the objects that describe them.
-            _booked(buy, packages, result)
+            _booked(self.booking, result)
             booked = {
                 "buy": buy.media_buy_id,
                 "order": buy.external_order_id,
@@ -294,17 +294,24 @@ class _Outcome:
         return response
 
 
-async def _place(adapter: AdServerAdapter, spec: OrderSpec, buy: MediaBuy) -> OrderResult:
-    """The order, started at once unless it awaits the publisher's approval."""
+async def _place(adapter: AdServerAdapter, spec: OrderSpec, booking: Booking) -> OrderResult:
+    """The order, started at once unless it awaits the publisher's approval — and
+    paused right after when the buyer asked for that."""
     result = await adapter.create_order(spec)
-    if not buy.guaranteed:
+    if not booking.buy.guaranteed:
         await adapter.order_action(result.external_order_id, "activate")
+        if booking.paused:
+            await adapter.order_action(result.external_order_id, "pause")
     return result
 
 
-def _booked(buy: MediaBuy, packages: list[Package], result: OrderResult) -> None:
+def _booked(booking: Booking, result: OrderResult) -> None:
+    buy, packages = booking.buy, booking.packages
     buy.external_order_id = result.external_order_id
-    buy.state = "pending_approval" if buy.guaranteed else "live"
+    if buy.guaranteed:
+        buy.state = "pending_approval"
+    else:
+        buy.state = "paused" if booking.paused else "live"
     buy.updated_at = utcnow()
     for package in packages:
         package.external_line_id = result.external_line_ids.get(package.package_id)

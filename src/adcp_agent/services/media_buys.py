@@ -70,6 +70,7 @@ class CreateRequest:
     pacing: str = "even"
     total_budget: float | None = None
     total_budget_currency: str | None = None  # 3.1's {amount, currency} form
+    paused: bool = False  # booked, and paused at once (3.1's create_media_buy.paused)
     flat_form: bool = False  # seed-003 call: auction packages bid the floor
     push_notification_config: push_notifications.PushNotificationConfig | None = None
     media_buy_id: str | None = None  # caller-chosen id: sandbox fixtures (seed_media_buy)
@@ -87,6 +88,7 @@ class Booking:
     holds: list[avails.Hold] = field(default_factory=list)
     # The buyer's advertiser ids on the tenant's ad servers (read with the tenant).
     advertiser_mapping: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False  # asked to be booked paused
 
 
 Render = Callable[[Booking], dict[str, Any]]
@@ -362,8 +364,23 @@ async def prepare(
         ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
         sandbox=account.sandbox,
     )
+    if req.paused and buy.guaranteed:
+        raise AdcpError(
+            "UNSUPPORTED_FEATURE",
+            "A media buy that awaits the publisher's approval cannot be created paused; "
+            "pause it with update_media_buy once it is approved. Nothing was booked.",
+            field="paused",
+        )
     booking = Booking(
-        buy, packages, None, notes, creatives_by_package, products, holds, advertiser_mapping
+        buy,
+        packages,
+        None,
+        notes,
+        creatives_by_package,
+        products,
+        holds,
+        advertiser_mapping,
+        paused=req.paused,
     )
     return tenant, account, booking
 
