@@ -322,3 +322,35 @@ async def test_partial_ad_server_failure_commits_only_what_was_applied(
     assert buy["status"] == "paused"  # the pause reached the ad server, so it is recorded
     assert buy["packages"][0]["budget"] == 2000  # the budget change did not, so it is not
     assert buy["revision"] == 2
+
+
+async def test_a_cancellation_says_who_when_and_why(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        created = await call(c, "create_media_buy", non_guaranteed(budget=2000))
+        mb = created.data["media_buy_id"]
+        alone = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "cancellation_reason": "Budget cut"}
+        )
+        too_long = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "canceled": True, "cancellation_reason": "x" * 501},
+        )
+        canceled = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "canceled": True, "cancellation_reason": "Budget cut"},
+        )
+        listed = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
+        live_buy = await call(c, "create_media_buy", non_guaranteed(budget=2000))
+        still = await call(c, "get_media_buys", {"media_buy_ids": [live_buy.data["media_buy_id"]]})
+    assert alone.is_error and alone.error["field"] == "cancellation_reason"
+    assert too_long.is_error and too_long.error["field"] == "cancellation_reason"
+    assert not canceled.is_error, canceled.data
+    assert_valid("get_media_buys", listed.data)
+    [buy] = listed.data["media_buys"]
+    assert buy["status"] == "canceled"
+    cancellation = buy["cancellation"]
+    assert (cancellation["canceled_by"], cancellation["reason"]) == ("buyer", "Budget cut")
+    assert cancellation["canceled_at"] >= buy["created_at"]
+    assert "cancellation" not in still.data["media_buys"][0]

@@ -345,3 +345,23 @@ async def test_an_unknown_token_gets_the_unknown_tool_answer(sbx: SandboxServer)
         refused = await call(client, CONTROLLER, {"scenario": "list_scenarios", "account": SANDBOX})
     assert refused.is_error and refused.error_codes == ["INVALID_REQUEST"]
     assert refused.error["message"] == f"Unknown tool '{CONTROLLER}'."
+
+
+async def test_a_forced_cancellation_is_the_sellers(sbx: SandboxServer) -> None:
+    async with mcp_client(sbx.mcp_url, SBX_TOKEN) as client:
+        await control(
+            client,
+            "seed_media_buy",
+            {"media_buy_id": "mb_sbx_seller_cancel",
+             "fixture": {"product_id": "ctv_sports_premium", "total_budget": 20000}},
+        )  # fmt: skip
+        forced = await control(
+            client,
+            "force_media_buy_status",
+            {"media_buy_id": "mb_sbx_seller_cancel", "status": "canceled"},
+        )
+        listed = await call(client, "get_media_buys", {"media_buy_ids": ["mb_sbx_seller_cancel"]})
+    assert forced.data["success"] is True, forced.data
+    assert_valid("get_media_buys", listed.data)
+    [buy] = listed.data["media_buys"]
+    assert buy["status"] == "canceled" and buy["cancellation"]["canceled_by"] == "seller"

@@ -89,12 +89,19 @@ def _patch_ops(
     canceled: bool | None,
     end_time: str | None,
     packages: list[PackageUpdate] | None,
+    cancellation_reason: str | None = None,
 ) -> list[Op]:
     ops: list[Op] = []
+    if cancellation_reason is not None and canceled is None:
+        raise AdcpError(
+            "INVALID_REQUEST",
+            "cancellation_reason goes with canceled: true.",
+            field="cancellation_reason",
+        )
     if canceled is not None:
         if canceled is not True:
             raise AdcpError("VALIDATION_ERROR", "canceled can only be true.", field="canceled")
-        ops.append(Op("cancel", "canceled"))
+        ops.append(Op("cancel", "canceled", value={"reason": cancellation_reason}))
     if paused is not None:
         ops.append(Op("pause" if paused else "resume", "paused"))
     if end_time is not None:
@@ -296,6 +303,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
         paused: bool | None = None,
         canceled: bool | None = None,
+        cancellation_reason: Annotated[
+            str | None, Field(max_length=500, description="Why, with canceled: true (kept).")
+        ] = None,
         end_time: Annotated[str | None, Field(description="New end (ISO 8601 with zone).")] = None,
         packages: list[PackageUpdate] | None = None,
         action: Annotated[Action | None, Field(description="Seed-003 lifecycle action.")] = None,
@@ -325,7 +335,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
             for n, used in (
                 ("action", action is not None),
                 ("updates", updates is not None),
-                ("patch", any(v is not None for v in (paused, canceled, end_time, packages))),
+                (
+                    "patch",
+                    any(
+                        v is not None
+                        for v in (paused, canceled, end_time, packages, cancellation_reason)
+                    ),
+                ),
             )
             if used
         ]
@@ -355,7 +371,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         elif updates is not None:
             ops = _seed_ops(updates)
         else:
-            ops = _patch_ops(paused, canceled, end_time, packages)
+            ops = _patch_ops(paused, canceled, end_time, packages, cancellation_reason)
         return await run(
             caller,
             media_buy_id,

@@ -132,6 +132,20 @@ def media_buy(
         out["account"] = account
     if view_buy.buyer_ref:
         out["context"] = {"buyer_ref": view_buy.buyer_ref}
+    if out["status"] == "canceled":
+        out["cancellation"] = cancellation(view_buy)
+    return out
+
+
+def cancellation(buy: MediaBuy) -> dict[str, Any]:
+    """AdCP's cancellation object. A buy canceled before migration 0026 has none stored:
+    the buyer canceled it (nothing else could), at its last update."""
+    out: dict[str, Any] = {
+        "canceled_at": iso(buy.canceled_at or buy.updated_at),
+        "canceled_by": buy.canceled_by or "buyer",
+    }
+    if buy.cancellation_reason:
+        out["reason"] = buy.cancellation_reason
     return out
 
 

@@ -91,6 +91,11 @@ class MediaBuy(SQLModel, table=True):
     update_lease_undo: dict[str, Any] | None = Field(
         default=None, sa_column=json_column(nullable=True)
     )
+    # Once canceled (AdCP's cancellation object): when (business time), by whom
+    # (buyer | seller) and why, if the canceller said.
+    canceled_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    canceled_by: str | None = Field(default=None, max_length=10)
+    cancellation_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

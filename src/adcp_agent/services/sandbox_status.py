@@ -60,12 +60,14 @@ async def _reject(scope: Scope, buy: MediaBuy, reason: str | None) -> None:
 
 
 def _op(kind: str) -> Step:
-    async def run(scope: Scope, buy: MediaBuy, _reason: str | None) -> None:
+    async def run(scope: Scope, buy: MediaBuy, reason: str | None) -> None:
+        # A forced cancellation plays the seller's part (AdCP's canceled_by: seller).
+        who = {"by": "seller", "reason": reason} if kind == "cancel" else None
         await media_updates.update(
             scope.state,
             scope.caller,
             buy.media_buy_id,
-            [media_updates.Op(kind, "params.status")],
+            [media_updates.Op(kind, "params.status", value=who)],
             completion=Completion(None),
             render=lambda _outcome: {},
         )

@@ -176,6 +176,10 @@ async def plan_ops(
             buy_state.require(b, k, now, op.field)
             b.state = {"pause": "paused", "resume": "live", "cancel": "canceled"}.get(k, b.state)
             b.archived = b.archived or k == "archive"
+            if k == "cancel":
+                who = op.value or {}
+                b.canceled_at, b.canceled_by = now, who.get("by", "buyer")
+                b.cancellation_reason = who.get("reason")
             plan.order(k, f"order {k}")
             continue
         if k == "activate":
