@@ -25,9 +25,9 @@ from tests.databases import (
     Backend,
     PostgresUnavailable,
     database_settings,
-    per_backend,
+    live_servers,
 )
-from tests.support import DEMO_TOKEN, HARBOR_CATALOG, LiveServer, start_live_server
+from tests.support import DEMO_TOKEN, HARBOR_CATALOG
 
 # Every module whose behaviour depends on the database also runs on PostgreSQL in the
 # default run: schema, auth, discovery and the catalog cache, the media-buy lifecycle
@@ -241,17 +241,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     SELECTION.active = None
 
 
-def _live_server(factory: pytest.TempPathFactory, backend: Backend) -> Iterator[LiveServer]:
-    data_dir = factory.mktemp(f"live_{backend}")
-    thread, server = start_live_server(
-        data_dir, _second_tenants, **database_settings(data_dir, backend)
-    )
-    yield server
-    thread.stop()
-
-
-# One server per backend for the session: the demo tenant plus two more publishers.
-live, live_sqlite, live_postgres = per_backend("live", _live_server, scope="session")
+live, live_sqlite, live_postgres = live_servers("live", _second_tenants, scope="session")
 
 
 @pytest.fixture

@@ -325,7 +325,11 @@ def per_backend(
     return pytest.fixture(name=name)(current), at("sqlite"), at("postgres")
 
 
-def live_servers(name: str, setup: Callable[[Any], Any]) -> tuple[Any, Any, Any]:
+def live_servers(
+    name: str,
+    setup: Callable[[Any], Any],
+    scope: Literal["module", "session"] = "module",
+) -> tuple[Any, Any, Any]:
     """``per_backend`` fixtures of a module's own live server: the demo tenant plus
     what ``setup(state)`` adds, on the test's backend."""
     from tests.support import start_live_server
@@ -336,4 +340,4 @@ def live_servers(name: str, setup: Callable[[Any], Any]) -> tuple[Any, Any, Any]
         yield server
         thread.stop()
 
-    return per_backend(name, start)
+    return per_backend(name, start, scope=scope)

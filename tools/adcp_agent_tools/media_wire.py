@@ -149,14 +149,11 @@ def cancellation(buy: MediaBuy) -> dict[str, Any]:
     return out
 
 
-TASK_DOMAIN = approvals.TASK_DOMAIN
-
-
 def task(t: Task, *, result: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "task_id": t.task_id,
         "task_type": t.task_type,
-        "protocol": TASK_DOMAIN.get(t.task_type, "media-buy"),
+        "protocol": approvals.task_domain(t.task_type),
         "status": t.status,
         "created_at": iso(t.created_at),
         "updated_at": iso(t.updated_at),

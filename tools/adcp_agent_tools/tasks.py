@@ -152,7 +152,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         by_domain: Counter[str] = Counter()
         by_status: Counter[str] = Counter()
         for (status, kind), n in listing.counts.items():
-            by_domain[approvals.TASK_DOMAIN.get(kind, "media-buy")] += n
+            by_domain[approvals.task_domain(kind)] += n
             by_status[status] += n
         page = listing.tasks
         applied = [k for k, v in (dump(f) or {}).items() if v is not None]
@@ -170,7 +170,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     {
                         "task_id": t.task_id,
                         "task_type": t.task_type,
-                        "domain": approvals.TASK_DOMAIN.get(t.task_type, "media-buy"),
+                        "domain": approvals.task_domain(t.task_type),
                         "status": t.status,
                         "created_at": media_wire.iso(t.created_at),
                         "updated_at": media_wire.iso(t.updated_at),

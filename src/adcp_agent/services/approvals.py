@@ -166,6 +166,13 @@ TASK_DOMAIN = {
     "sync_creatives": "creative",
 }
 _DOMAIN = case(TASK_DOMAIN, value=col(Task.task_type), else_="media-buy")
+
+
+def task_domain(task_type: str) -> str:
+    """A task type's AdCP protocol (what ``_DOMAIN`` computes in SQL)."""
+    return TASK_DOMAIN.get(task_type, "media-buy")
+
+
 _SORTS: dict[str, Any] = {
     "created_at": col(Task.created_at),
     "updated_at": col(Task.updated_at),
