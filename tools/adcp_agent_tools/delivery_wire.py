@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from adcp_agent.clock import floor_hour
 from adcp_agent.db.models_delivery import PacingAlert
-from adcp_agent.services import pacing
+from adcp_agent.services import delivery, pacing
 from adcp_agent.services.delivery_reports import BuyReport, DeliveryReport, PackageReport, Totals
 from adcp_agent_tools.media_wire import iso
 
@@ -73,6 +74,35 @@ def package_row(pr: PackageReport, b: BuyReport, include_daily: bool) -> dict[st
         out["pacing_index"] = pr.pacing_index
     if include_daily:
         out["daily_breakdown"] = _daily(pr.days)
+    return out
+
+
+# Delivery is materialised hour by hour (``delivery.catch_up``): figures lag by up to
+# an hour.
+SNAPSHOT_STALENESS = 3600
+
+
+def snapshot(pr: PackageReport, b: BuyReport, now: datetime) -> dict[str, Any]:
+    """AdCP's package ``snapshot`` (get_media_buys include_snapshot): lifetime figures
+    as of the last materialised hour."""
+    t = pr.lifetime
+    as_of = min(floor_hour(now), delivery.ceil_hour(b.buy.end_time))
+    out: dict[str, Any] = {
+        "as_of": iso(as_of),
+        "staleness_seconds": SNAPSHOT_STALENESS,
+        "impressions": t.impressions,
+        "spend": round(t.spend, 2),
+        "clicks": t.clicks,
+    }
+    if pr.pacing_index is not None:
+        out["pacing_index"] = pr.pacing_index
+    if b.status in ("active", "completed", "canceled") and now >= b.buy.start_time:
+        status = pr.delivery_status
+        running = b.status == "active" and not pr.package.paused
+        started = now - b.buy.start_time >= timedelta(seconds=SNAPSHOT_STALENESS)
+        if status == "delivering" and running and started and not t.impressions:
+            status = "not_delivering"
+        out["delivery_status"] = status
     return out
 
 

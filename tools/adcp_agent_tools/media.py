@@ -13,6 +13,7 @@ from pydantic import Field
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
     avails,
+    buy_history,
     delivery_reports,
     idempotency,
     interrupted,
@@ -24,7 +25,7 @@ from adcp_agent.services import (
 from adcp_agent.services import media_buys as buys
 from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
-from adcp_agent_tools import media_wire
+from adcp_agent_tools import delivery_wire, media_wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.params import (
@@ -337,6 +338,22 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
         account: AccountRef | None = None,
         pagination: Pagination | None = None,
+        include_history: Annotated[
+            int,
+            Field(
+                ge=0,
+                le=buy_history.MAX_ENTRIES,
+                description="Each buy's last N revisions, newest first: revision, "
+                "timestamp, actor, action, summary (0: none).",
+            ),
+        ] = 0,
+        include_snapshot: Annotated[
+            bool,
+            Field(
+                description="Each package's lifetime impressions, spend, clicks, pacing "
+                "index and delivery status, as of the last complete hour."
+            ),
+        ] = False,
     ) -> ToolResult:
         """Your media buys with status, budget, flight, revision and packages. Buys still
         awaiting the publisher's approval appear only when asked for by id (track them
@@ -375,8 +392,20 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ],
             "pagination": page_info(offset, limit, total, query),
         }
+        warnings: list[dict[str, Any]] = []
+        if include_history and page:
+            history = await buy_history.recent(
+                state.db,
+                caller.tenant_id,
+                [(v.buy.media_buy_id, v.buy.currency) for v in page],
+                include_history,
+            )
+            for out in payload["media_buys"]:
+                out["history"] = history[out["media_buy_id"]]
+        if include_snapshot and page:
+            warnings += await _add_snapshots(payload["media_buys"], caller)
         if missing:
-            payload["errors"] = [
+            warnings += [
                 AdcpError(
                     "MEDIA_BUY_NOT_FOUND",
                     f"Media buy '{m}' was not found.",
@@ -384,7 +413,28 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 ).to_adcp()
                 for m in missing
             ]
+        if warnings:
+            payload["errors"] = warnings
         return ok(payload)
+
+    async def _add_snapshots(buys: list[dict[str, Any]], caller: Any) -> list[dict[str, Any]]:
+        """Each package's delivery snapshot, from the same figures as
+        get_media_buy_delivery; a buy whose ad server could not be reached has none."""
+        report = await delivery_reports.report(
+            state,
+            caller,
+            delivery_reports.ReportQuery(media_buy_ids=[b["media_buy_id"] for b in buys]),
+        )
+        stale = {w.details.get("media_buy_id") for w in report.warnings}
+        packages = {pr.package.package_id: (pr, b) for b in report.buys for pr in b.packages}
+        for out in buys:
+            for package in out["packages"]:
+                if out["media_buy_id"] in stale:
+                    package["snapshot_unavailable_reason"] = "SNAPSHOT_TEMPORARILY_UNAVAILABLE"
+                elif package["package_id"] in packages:
+                    pr, b = packages[package["package_id"]]
+                    package["snapshot"] = delivery_wire.snapshot(pr, b, report.now)
+        return [w.to_adcp() for w in report.warnings]
 
     @mcp.tool(name="get_avails", annotations=READ_ONLY, output_schema=None)
     @adcp_errors_as_results

@@ -135,7 +135,11 @@ class SignalActivation(SQLModel, table=True):
 
 class AuditLog(SQLModel, table=True):
     __tablename__ = "audit_logs"
-    __table_args__ = (Index("ix_audit_logs_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_logs_tenant_created", "tenant_id", "created_at"),
+        # a media buy's revision history (get_media_buys include_history)
+        Index("ix_audit_logs_target_revision", "target_id", "revision"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant_id: str | None = Field(default=None, max_length=64)
@@ -149,3 +153,5 @@ class AuditLog(SQLModel, table=True):
     after: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    # the target's revision this change produced (media buys), None for the rest
+    revision: int | None = None

@@ -144,6 +144,7 @@ async def decide(
             before={"state": "pending_approval"},
             after={"state": stored_buy.state},
             details={"task_id": task_id, "reason": reason},
+            revision=stored_buy.revision,
         )
         await buy_events.decided(session, stored_buy, stored_task, approve=approve, reason=reason)
     return stored_task, stored_buy

@@ -23,6 +23,7 @@ async def record(
     success: bool = True,
     actor: str | None = None,
     tenant_id: str | None = None,
+    revision: int | None = None,
 ) -> AuditLog:
     row = statements.build(
         AuditLog,
@@ -36,6 +37,7 @@ async def record(
         after=after,
         details=details or {},
         success=success,
+        revision=revision,
     )
     await statements.insert(session, row)
     return row

@@ -285,6 +285,7 @@ class _Outcome:
             target_id=buy.media_buy_id,
             after=snapshot(buy, packages),
             details={"ad_server": buy.ad_server, "account_id": self.account.account_id},
+            revision=buy.revision,
         )
         await buy_events.booked(
             tx, buy, packages, booking.task, self.push_config, self.destinations

@@ -181,6 +181,7 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
             f"Delivery of {buy.media_buy_id} could not be refreshed from the ad server; "
             f"figures are as of the last refresh. ({exc.message})",
             recovery="transient",
+            details={"media_buy_id": buy.media_buy_id},
         )
         # An ad server that is down: report what is stored, and say so.
         for buy, exc in await delivery.catch_up_many(state, [v.buy for v in views], now)

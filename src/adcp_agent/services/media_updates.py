@@ -357,6 +357,7 @@ async def update(
             after=snapshot(stored, rows),
             details={"operations": [op.kind for op in ops], "applied": done},
             success=failure is None,
+            revision=stored.revision if stored.revision != buy.revision else None,
         )
         await buy_events.updated(
             session,

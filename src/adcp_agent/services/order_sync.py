@@ -127,4 +127,5 @@ async def _follow(state: AppState, buy: MediaBuy, theirs: str, word: str, actor:
             before=before,
             after={"state": stored.state, "archived": stored.archived},
             details={"ad_server": stored.ad_server, "ad_server_status": word},
+            revision=stored.revision,
         )

@@ -112,6 +112,7 @@ async def _move_flight(scope: Scope, media_buy_id: str, edge: str) -> None:
                 "start_time": stored.start_time.isoformat(),
                 "end_time": stored.end_time.isoformat(),
             },
+            revision=stored.revision,
         )
 
 
