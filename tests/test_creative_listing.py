@@ -370,3 +370,28 @@ async def test_time_ranges_tags_and_accounts_filter(
     assert foreign.is_error and foreign.error_codes[0].startswith("ACCOUNT")
     bad_time = await _list(listing, {"created_after": "last week"})
     assert bad_time.is_error and bad_time.error["field"] == "filters.created_after"
+
+
+async def test_include_flags_and_fields_shape_each_creative(
+    listing: LiveServer, library_ids: dict[str, str]
+) -> None:
+    async with mcp_client(listing.mcp_url, LISTER) as c:
+        full = await call(c, "list_creatives", {"include_snapshot": True})
+        bare = await call(c, "list_creatives", {"include_assignments": False})
+        light = await call(c, "list_creatives", {"fields": ["format_id", "tags"]})
+        unknown = await call(c, "list_creatives", {"fields": ["creative_id", "colour"]})
+    for result in (full, bare, light):
+        assert not result.is_error, result.data
+        assert_valid("list_creatives", result.data)
+        assert _ids(result) == _ids(full)
+    assert all("assignments" in x for x in full.data["creatives"])
+    # Delivery is per package here: AdCP's way of saying there is no creative snapshot.
+    assert {x["snapshot_unavailable_reason"] for x in full.data["creatives"]} == {
+        "SNAPSHOT_UNSUPPORTED"
+    }
+    assert not any("assignments" in x for x in bare.data["creatives"])
+    required = {"creative_id", "name", "status", "created_date", "updated_date"}
+    for x in light.data["creatives"]:
+        assert required | {"format_id"} <= set(x) <= required | {"format_id", "tags"}
+    assert any("tags" in x for x in light.data["creatives"])
+    assert unknown.error_codes == ["VALIDATION_ERROR"] and unknown.error["field"] == "fields.1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -255,6 +256,12 @@ FORMAT_FILTERS: list[tuple[dict[str, Any], Any]] = [
     ({"max_width": 1, "max_height": 1}, lambda f: False),
     ({"is_responsive": True}, lambda f: False),
     ({"is_responsive": False}, lambda f: True),
+    ({"type": "video"}, lambda f: f["kind"] == "video"),
+    (
+        {"type": "audio", "name_search": "host"},
+        lambda f: f["kind"] == "audio" and "host" in f["name"].lower(),
+    ),
+    ({"type": "dooh"}, lambda f: False),
     (
         {"name_search": "video", "min_width": 1920},
         lambda f: "video" in f["name"].lower() and _sized(f) and f["width"] >= 1920,
@@ -287,6 +294,30 @@ async def test_creative_format_filters_not_applied_are_reported(live: LiveServer
     ]
 
 
+async def test_undeclared_read_arguments_are_reported_unless_harmless(live: LiveServer) -> None:
+    """An AdCP argument a read does not declare is dropped, and the answer says so —
+    unless it could not have changed the answer (``unsupported.QUIET``)."""
+    args = {
+        "include_pricing": True,
+        "brand_new_filter": 1,
+        "time_budget": {"interval": 5, "unit": "seconds"},
+        "context": {"run": 7},
+    }
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        result = await call(client, "list_creative_formats", args)
+        plain = await call(client, "list_creative_formats", {})
+        raw = await client.call_tool("list_creative_formats", args, raise_on_error=False)
+    assert not result.is_error
+    assert_valid("list_creative_formats", result.data)
+    assert result.data["formats"] == plain.data["formats"]
+    assert [(e["code"], e["field"]) for e in result.data["errors"]] == [
+        ("UNSUPPORTED_FEATURE", "brand_new_filter"),
+        ("UNSUPPORTED_FEATURE", "include_pricing"),
+    ]
+    text = json.loads(raw.content[0].text)  # clients reading only the text see the same
+    assert text["errors"] == result.data["errors"] and text["context"] == {"run": 7}
+
+
 async def test_product_narrowing_it_cannot_apply_is_reported(live: LiveServer) -> None:
     args = {
         "buying_mode": "wholesale",
@@ -302,3 +333,19 @@ async def test_product_narrowing_it_cannot_apply_is_reported(live: LiveServer) -
         ("UNSUPPORTED_FEATURE", "property_list"),
         ("UNSUPPORTED_FEATURE", "required_policies"),
     ]
+
+
+async def test_product_fields_project_each_product(live: LiveServer) -> None:
+    args: dict[str, Any] = {"buying_mode": "wholesale"}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        full = await call(client, "get_products", args)
+        light = await call(client, "get_products", {**args, "fields": ["pricing_options"]})
+        unknown = await call(client, "get_products", {**args, "fields": ["price"]})
+    assert not light.is_error, light.data
+    assert [p["product_id"] for p in light.data["products"]] == [
+        p["product_id"] for p in full.data["products"]
+    ]
+    for lean, whole in zip(light.data["products"], full.data["products"], strict=True):
+        assert lean == {k: whole[k] for k in ("product_id", "name", "pricing_options")}
+    assert unknown.error_codes == ["VALIDATION_ERROR"] and unknown.error["field"] == "fields[0]"
+    assert "pricing_options" in unknown.error["suggestion"]

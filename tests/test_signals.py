@@ -114,3 +114,26 @@ async def test_get_signals_takes_the_3_1_lookups_and_reports_what_it_cannot_filt
         ("UNSUPPORTED_FEATURE", "filters.catalog_types"),
     ]
     assert unapplied.data["signals"]  # max_percent excludes no per-mille signal
+
+
+async def test_activation_checks_the_pricing_option_it_commits_to(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        found = await call(client, "get_signals", {"signal_ids": ["auto_intenders"]})
+        [option] = found.data["signals"][0]["pricing_options"]
+        agreed = await call(
+            client,
+            "activate_signal",
+            {
+                "signal_agent_segment_id": "auto_intenders",
+                "pricing_option_id": option["pricing_option_id"],
+            },
+        )
+        other = await call(
+            client,
+            "activate_signal",
+            {"signal_agent_segment_id": "auto_intenders", "pricing_option_id": "new_parents_cpm"},
+        )
+    assert not agreed.is_error, agreed.data
+    assert other.error_codes == ["VALIDATION_ERROR"]
+    assert other.error["field"] == "pricing_option_id"
+    assert option["pricing_option_id"] in other.error["suggestion"]

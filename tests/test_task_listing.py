@@ -206,3 +206,23 @@ async def test_values_outside_the_protocol_are_refused_naming_the_field(
     assert result.is_error
     assert result.error["code"] in ("VALIDATION_ERROR", "INVALID_REQUEST")
     assert result.error.get("field", "").startswith(field), result.error
+
+
+async def test_history_tells_the_answers_each_task_gave(tasking: LiveServer) -> None:
+    listed = await _list(
+        tasking, filters={"task_ids": ["task_01", "task_02"]}, include_history=True
+    )
+    plain = await _list(tasking, filters={"task_ids": ["task_01"]})
+    async with mcp_client(tasking.mcp_url, TASKER) as c:
+        polled = await call(c, "get_task_status", {"task_id": "task_01", "include_history": True})
+    assert not listed.is_error and not polled.is_error, (listed.data, polled.data)
+    assert_valid("list_tasks", listed.data)
+    assert_valid("get_task_status", polled.data)
+    history = {t["task_id"]: t["history"] for t in listed.data["tasks"]}
+    assert [(h["timestamp"], h["data"]["status"]) for h in history["task_01"]] == [
+        (_at(0), "submitted"),
+        (_at(1), "completed"),
+    ]
+    assert [h["data"]["status"] for h in history["task_02"]] == ["submitted"]
+    assert polled.data["history"] == history["task_01"]
+    assert "history" not in plain.data["tasks"][0]

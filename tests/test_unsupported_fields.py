@@ -166,3 +166,12 @@ def _order_status(live: LiveServer, buy_id: str) -> str:
     orders, _creatives = load_state(live.data_dir / "adapters" / "demo-mock.state")
     [order] = [o for o in orders.values() if o.spec.media_buy_id == buy_id]
     return order.status
+
+
+async def test_a_caller_without_a_token_is_told_to_authenticate_first(live: LiveServer) -> None:
+    """Authentication comes before any judgement of the request: an anonymous caller
+    learns nothing about what this agent would refuse."""
+    args = {**non_guaranteed(), "proposal_id": "p1"}
+    async with mcp_client(live.mcp_url, None) as anonymous:
+        refused = await call(anonymous, "create_media_buy", args)
+    assert refused.error_codes == ["AUTH_REQUIRED"]

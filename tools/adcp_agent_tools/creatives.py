@@ -29,6 +29,7 @@ from adcp_agent_tools.results import (
     ok,
     page_info,
     page_window,
+    projected,
 )
 
 MUTATES = {"readOnlyHint": False, "idempotentHint": True, "openWorldHint": True}
@@ -94,7 +95,23 @@ def _creative_query(f: CreativeFilters, sort: CreativeSort) -> CreativeQuery:
     )
 
 
-def creative_wire(c: Creative, links: list[CreativeAssignment], agent_url: str) -> dict[str, Any]:
+# list_creatives' ``fields`` values (AdCP 3.1), and what a projection always keeps
+CreativeField = Literal[
+    "creative_id", "name", "format_id", "status", "created_date", "updated_date", "tags",
+    "assignments", "snapshot", "items", "variables", "concept", "pricing_options",
+]  # fmt: skip
+_ALWAYS = ("creative_id", "name", "status", "created_date", "updated_date", "rejection_reason")
+_WITH = {"concept": ("concept_id", "concept_name"), "snapshot": ("snapshot_unavailable_reason",)}
+
+
+def creative_wire(
+    c: Creative,
+    links: list[CreativeAssignment],
+    agent_url: str,
+    *,
+    assignments: bool = True,
+    snapshot: bool = False,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "creative_id": c.creative_id,
         "name": c.name,
@@ -103,13 +120,18 @@ def creative_wire(c: Creative, links: list[CreativeAssignment], agent_url: str) 
         "created_date": iso(c.created_at),
         "updated_date": iso(c.updated_at),
         "assets": c.assets,
-        "assignments": {
+    }
+    if assignments:
+        out["assignments"] = {
             "assignment_count": len(links),
             "assigned_packages": [
                 {"package_id": a.package_id, "assigned_date": iso(a.assigned_at)} for a in links
             ],
-        },
-    }
+        }
+    if snapshot:
+        # Delivery is recorded per package (a package rotates its creatives), not per
+        # creative: AdCP's way of saying this platform has no creative snapshot.
+        out["snapshot_unavailable_reason"] = "SNAPSHOT_UNSUPPORTED"
     if c.tags:
         out["tags"] = c.tags
     if c.rejection_reason:
@@ -237,6 +259,20 @@ def register(mcp: FastMCP, state: AppState) -> None:
         sort: CreativeSort | None = None,
         pagination: Pagination | None = None,
         account: AccountRef | None = None,
+        include_assignments: Annotated[
+            bool, Field(description="Each creative's package assignments.")
+        ] = True,
+        include_snapshot: Annotated[
+            bool,
+            Field(
+                description="Delivery per creative: not reported here (delivery is per "
+                "package: get_media_buys include_snapshot, get_media_buy_delivery)."
+            ),
+        ] = False,
+        fields: Annotated[
+            list[CreativeField] | None,
+            Field(min_length=1, description="Only these fields (identity and status always)."),
+        ] = None,
     ) -> ToolResult:
         """Your creative library with approval status and package assignments, newest
         first unless sorted otherwise (created_date, updated_date, name, status,
@@ -262,9 +298,20 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     "filters_applied": [k for k, v in (dump(f) or {}).items() if v is not None],
                 },
                 "pagination": page_info(offset, limit, listing.total, query),
-                "creatives": [
-                    creative_wire(c, links, state.agent_url) for c, links in listing.rows
-                ],
+                "creatives": projected(
+                    [
+                        creative_wire(
+                            c,
+                            links,
+                            state.agent_url,
+                            assignments=include_assignments,
+                            snapshot=include_snapshot,
+                        )
+                        for c, links in listing.rows
+                    ],
+                    fields and [*fields, *(x for f in fields for x in _WITH.get(f, ()))],
+                    _ALWAYS,
+                ),
             }
         )
 

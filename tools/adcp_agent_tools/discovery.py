@@ -32,9 +32,22 @@ from adcp_agent_tools.results import (
     not_applied,
     ok,
     paginate,
+    projected,
 )
 from adcp_agent_tools.test_controller import forced_result
 
+# AdCP 3.1 get_products' ``fields`` values
+PRODUCT_FIELDS = frozenset(
+    "product_id name description publisher_properties channels video_placement_types "
+    "audio_distribution_types sponsored_placement_types social_placement_surfaces "
+    "format_ids format_options placements delivery_type exclusivity pricing_options "
+    "forecast outcome_measurement delivery_measurement reporting_capabilities "
+    "creative_policy catalog_types metric_optimization conversion_tracking "
+    "data_provider_signals included_signals signal_targeting_allowed "
+    "signal_targeting_options signal_targeting_rules max_optimization_goals catalog_match "
+    "collections collection_targeting_allowed installments brief_relevance expires_at "
+    "product_card product_card_detailed enforced_policies trusted_match".split()
+)
 READ_ONLY = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": False}
 
 # Specialisms are claimed only when every tool they exercise is served here, so
@@ -149,6 +162,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
         property_list: dict[str, Any] | None = None,
         required_policies: list[str] | None = None,
         catalog: dict[str, Any] | None = None,
+        fields: Annotated[
+            list[str] | None,
+            Field(
+                min_length=1,
+                description="Only these product fields (product_id and name always), "
+                "e.g. ['pricing_options'] for a light comparison.",
+            ),
+        ] = None,
     ) -> ToolResult:
         """Find advertising products for a campaign. Give a natural-language `brief`
         (e.g. "video ads for sports fans in the US, $50k, March") and/or `filters`
@@ -179,6 +200,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "Refinement of earlier results is not offered; send a new brief instead.",
                 field="buying_mode",
             )
+        for i, name in enumerate(fields or []):
+            if name not in PRODUCT_FIELDS:
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    f"'{name}' is not a product field.",
+                    field=f"fields[{i}]",
+                    suggestion=f"Product fields: {', '.join(sorted(PRODUCT_FIELDS))}.",
+                )
         f = filters or ProductFilters()
         warnings = [
             AdcpError(
@@ -236,15 +265,19 @@ def register(mcp: FastMCP, state: AppState) -> None:
         payload: dict[str, Any] = {
             "message": _products_message(len(ranked), brief),
             "cache_scope": "account" if caller.authenticated else "public",
-            "products": [
-                wire.product(
-                    r.product,
-                    agent_url=url,
-                    properties=properties,
-                    brief_relevance=r.relevance if mode == "brief" else None,
-                )
-                for r in page
-            ],
+            "products": projected(
+                [
+                    wire.product(
+                        r.product,
+                        agent_url=url,
+                        properties=properties,
+                        brief_relevance=r.relevance if mode == "brief" else None,
+                    )
+                    for r in page
+                ],
+                fields,
+                ("product_id", "name"),
+            ),
             "pagination": page_info,
         }
         if warnings:
@@ -266,6 +299,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         min_height: Annotated[int | None, Field(ge=0)] = None,
         max_height: Annotated[int | None, Field(ge=0)] = None,
         is_responsive: bool | None = None,
+        type: Annotated[  # noqa: A002 - AdCP's name for it
+            Literal["display", "video", "audio", "dooh"] | None,
+            Field(description="Only formats of this type."),
+        ] = None,
         pagination: Pagination | None = None,
         publisher_domain: str | None = None,
         property_id: str | None = None,
@@ -277,9 +314,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
     ) -> ToolResult:
         """List the creative formats this publisher accepts (display sizes, video and
         audio specs) with their asset requirements. Format ids are {agent_url, id}
-        objects; use them in creatives and product filters. Filter by ids, asset types,
-        name_search, min/max width and height (formats with fixed dimensions; audio has
-        none) and is_responsive (none of these formats are)."""
+        objects; use them in creatives and product filters. Filter by ids, type, asset
+        types, name_search, min/max width and height (formats with fixed dimensions;
+        audio has none) and is_responsive (none of these formats are)."""
         caller = current_caller()
         unapplied = {
             "publisher_domain": publisher_domain,
@@ -298,6 +335,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             min_height=min_height,
             max_height=max_height,
             is_responsive=is_responsive,
+            type=type,
         )
         formats = [f for f in await catalogs.list_formats(state.db, caller) if query.matches(f)]
         url = state.agent_url

@@ -149,6 +149,28 @@ def cancellation(buy: MediaBuy) -> dict[str, Any]:
     return out
 
 
+def task_history(t: Task) -> list[dict[str, Any]]:
+    """AdCP's task ``history`` (include_history): the answers the task gave — submitted
+    when it was created, and its outcome once decided. Requests are not kept."""
+    out: list[dict[str, Any]] = [
+        {
+            "timestamp": iso(t.created_at),
+            "type": "response",
+            "data": {"status": "submitted", "task_id": t.task_id, "task_type": t.task_type},
+        }
+    ]
+    if t.status != "submitted":
+        data: dict[str, Any] = {"status": t.status, "task_id": t.task_id}
+        if t.message:
+            data["message"] = t.message
+        if t.result:
+            data["result"] = t.result
+        if t.error:
+            data["error"] = t.error
+        out.append({"timestamp": iso(t.updated_at), "type": "response", "data": data})
+    return out
+
+
 def task(t: Task, *, result: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "task_id": t.task_id,

@@ -1,8 +1,11 @@
 """One middleware around every tool call:
 
 1. resolves the caller from ``Authorization: Bearer`` or ``x-adcp-auth`` (tenant-scoped);
-2. drops arguments the tool does not declare (newer AdCP clients send ``context``,
-   ``ext``, ``adcp_version``... which must be tolerated, not rejected);
+2. refuses the AdCP fields a tool does not act on where acting without them would do
+   something else than asked (``unsupported.REFUSED``), and drops the other arguments
+   a tool does not declare (newer AdCP clients send ``context``, ``ext``,
+   ``adcp_version``... which must be tolerated, not rejected) — reporting on a read's
+   answer those that could have shaped it (``unsupported.unapplied``);
 3. renders failures once, as AdCP errors: ``isError`` with structured content
    ``{"errors": [...], "adcp_error": {...}}`` — never a bare exception text;
 4. echoes the request's ``context`` object back on every response;
@@ -30,7 +33,7 @@ from adcp_agent.services import identity, sandbox
 from adcp_agent.state import AppState
 from adcp_agent_tools import unsupported
 from adcp_agent_tools.caller import get_preset_caller, reset_caller, set_caller
-from adcp_agent_tools.results import error_result
+from adcp_agent_tools.results import error_result, ok_again
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -144,16 +147,18 @@ class AdcpMiddleware(Middleware):
             field, problem = bad
             error = AdcpError("VALIDATION_ERROR", f"'{field}' {problem}.", field=field)
             return error_result([error])  # (its context is not echoed: it may be the one)
-        if (refused := unsupported.refusal(params.name, arguments)) is not None:
-            return _with_context(error_result([refused]), echo)
-        dropped = sorted(set(arguments) - declared)
-        if dropped:
-            arguments = {k: v for k, v in arguments.items() if k in declared}
-            log.debug("tool %s: ignoring undeclared arguments %s", params.name, dropped)
         try:
             caller = await self._resolve(params.name)
         except AdcpError as exc:
             return _with_context(error_result([exc]), echo)
+        if (refused := unsupported.refusal(params.name, arguments)) is not None:
+            return _with_context(error_result([refused]), echo)
+        warnings: list[AdcpError] = []
+        dropped = sorted(set(arguments) - declared)
+        if dropped:
+            arguments = {k: v for k, v in arguments.items() if k in declared}
+            warnings = unsupported.unapplied(params.name, dropped)
+            log.debug("tool %s: ignoring undeclared arguments %s", params.name, dropped)
         token = set_caller(caller)
         try:
             result = await call_next(
@@ -185,6 +190,8 @@ class AdcpMiddleware(Middleware):
             )
         finally:
             reset_caller(token)
+        if warnings and not result.is_error:
+            result = _with_warnings(result, warnings)
         return _with_context(result, echo)
 
 
@@ -201,7 +208,20 @@ def _unknown_tool(name: str) -> AdcpError:
 
 
 def _with_context(result: ToolResult, echo: Any) -> ToolResult:
-    """AdCP context passthrough: the buyer's ``context`` comes back unchanged."""
-    if echo is not None and isinstance(result.structured_content, dict):
-        result.structured_content.setdefault("context", echo)
+    """AdCP context passthrough: the buyer's ``context`` comes back unchanged (in the
+    JSON text too, for clients that read only that)."""
+    payload = result.structured_content
+    if echo is not None and isinstance(payload, dict) and "context" not in payload:
+        payload["context"] = echo
+        if not result.is_error:
+            result = ok_again(payload)
     return result
+
+
+def _with_warnings(result: ToolResult, warnings: list[AdcpError]) -> ToolResult:
+    """A successful read's answer with ``warnings`` added to its ``errors``."""
+    payload = result.structured_content
+    if not isinstance(payload, dict):
+        return result
+    payload["errors"] = [*payload.get("errors", []), *(w.to_adcp() for w in warnings)]
+    return ok_again(payload)

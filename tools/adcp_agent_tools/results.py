@@ -28,6 +28,15 @@ def ok(payload: dict[str, Any]) -> ToolResult:
     )
 
 
+def ok_again(payload: dict[str, Any]) -> ToolResult:
+    """A success whose structured payload (status included) was amended: its JSON text
+    rendered again to match."""
+    return ToolResult(
+        content=json.dumps(payload, separators=(",", ":"), default=str),
+        structured_content=payload,
+    )
+
+
 def error_result(errors: Sequence[AdcpError]) -> ToolResult:
     first = errors[0]
     payload: dict[str, Any] = {
@@ -54,6 +63,17 @@ def not_applied(arguments: Iterable[tuple[str, Any]]) -> list[dict[str, Any]]:
         for name, value in arguments
         if value is not None
     ]
+
+
+def projected(
+    items: list[dict[str, Any]], fields: Sequence[str] | None, always: Iterable[str]
+) -> list[dict[str, Any]]:
+    """AdCP's ``fields``: each item with only the fields asked for, plus those ``always``
+    there (a response's required fields)."""
+    if not fields:
+        return items
+    keep = {*fields, *always}
+    return [{k: v for k, v in item.items() if k in keep} for item in items]
 
 
 class AdcpErrors(Exception):

@@ -85,6 +85,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
         countries: list[str] | None = None,
         destinations: list[dict[str, Any]] | None = None,
+        fields: Annotated[
+            list[str] | None,
+            Field(min_length=1, description="Every field this agent has is always included."),
+        ] = None,
     ) -> ToolResult:
         """Discover the publisher's first-party targeting signals (audiences such as
         'Sports Enthusiasts', contextual segments, geo). Describe what you need in
@@ -157,6 +161,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
         action: Literal["activate", "deactivate"] = "activate",
         account: AccountRef | None = None,
+        pricing_option_id: Annotated[
+            str | None, Field(description="The signal's pricing option from get_signals.")
+        ] = None,
     ) -> ToolResult:
         """Activate one of the publisher's signals for your media buys. Idempotent:
         activating again returns the same activation. Then target it in create_media_buy
@@ -184,6 +191,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             caller,
             signal_agent_segment_id,
             [{"type": "agent", "agent_url": d.agent_url or agent_url} for d in dests],
+            pricing_option_id,
         )
         deployments: list[dict[str, Any]] = [
             {

@@ -97,6 +97,11 @@ def _query(f: TaskFilters, sort: TaskSort) -> approvals.TaskQuery:
     )
 
 
+_HISTORY = (
+    "Each answer the task gave: submitted, then its outcome (status, message, result or error)."
+)
+
+
 def register(mcp: FastMCP, state: AppState) -> None:
     async def completed_result(task_media_buy_id: str | None) -> dict[str, Any] | None:
         caller = current_caller()
@@ -117,6 +122,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             bool, Field(description="Include the finished operation's response.")
         ] = True,
         account: AccountRef | None = None,
+        include_history: Annotated[bool, Field(description=_HISTORY)] = False,
     ) -> ToolResult:
         """Poll a task (e.g. the task_id create_media_buy returned for a guaranteed buy).
         status: submitted (awaiting the publisher), completed (result holds the
@@ -128,7 +134,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
             result = await completed_result(task.media_buy_id)
         if include_result and task.status == "completed" and result is None:
             result = task.result  # e.g. a sandbox task completed by force_task_completion
-        return media_wire.as_result(media_wire.task(task, result=result))
+        out = media_wire.task(task, result=result)
+        if include_history:
+            out["history"] = media_wire.task_history(task)
+        return media_wire.as_result(out)
 
     @mcp.tool(name="list_tasks", annotations=READ_ONLY, output_schema=None)
     @adcp_errors_as_results
@@ -137,6 +146,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         sort: TaskSort | None = None,
         pagination: Pagination | None = None,
         account: AccountRef | None = None,
+        include_history: Annotated[bool, Field(description=_HISTORY)] = False,
     ) -> ToolResult:
         """Your tasks, newest first unless sorted otherwise (created_at, updated_at,
         status, task_type, protocol); filter by status(es), task type(s), protocol(s),
@@ -176,6 +186,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                         "updated_at": media_wire.iso(t.updated_at),
                         "has_webhook": False,
                         **({"message": t.message} if t.message else {}),
+                        **({"history": media_wire.task_history(t)} if include_history else {}),
                     }
                     for t in page
                 ],

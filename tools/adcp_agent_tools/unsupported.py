@@ -168,6 +168,59 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
 }
 
 
+# Reads whose AdCP answers carry ``errors`` beside the answer. An argument such a tool
+# does not declare is dropped (AdCP requests are open) — and reported there as
+# UNSUPPORTED_FEATURE, so the buyer knows the answer was not shaped by it.
+REPORTS_UNAPPLIED = frozenset(
+    {
+        "get_products",
+        "list_creative_formats",
+        "get_signals",
+        "get_media_buys",
+        "list_creatives",
+        "get_media_buy_delivery",
+    }
+)
+# Arguments that change nothing in an answer this agent gives: dropped without a word.
+QUIET = frozenset(
+    {
+        # envelope and extension fields
+        "context",
+        "ext",
+        "adcp_version",
+        "adcp_major_version",
+        # every answer is final when given: nothing is pushed later, nothing takes long
+        "push_notification_config",
+        "time_budget",
+        # a conditional read may always be answered in full
+        "if_pricing_version",
+        "if_wholesale_feed_version",
+        # AdCP: an omitted webhook_activity means the seller does not surface it
+        "include_webhook_activity",
+        "webhook_activity_limit",
+        # no creative is purged, multi-asset (items) or dynamic (variables) here
+        "include_purged",
+        "include_items",
+        "include_variables",
+    }
+)
+
+
+def unapplied(tool: str, dropped: list[str]) -> list[AdcpError]:
+    """Warnings for the undeclared arguments ``dropped`` from a call of ``tool``."""
+    if tool not in REPORTS_UNAPPLIED:
+        return []
+    return [
+        AdcpError(
+            "UNSUPPORTED_FEATURE",
+            f"'{name}' is not supported by this publisher and was not applied.",
+            field=name,
+        )
+        for name in dropped
+        if name not in QUIET
+    ]
+
+
 def _found(node: Any, parts: list[str], where: str) -> Iterator[tuple[str, Any]]:
     """(concrete path, value) of each value at ``parts`` below ``node``."""
     if not parts:

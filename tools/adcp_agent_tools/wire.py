@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product, Signal
+from adcp_agent.services import signals
 
 
 def format_id(agent_url: str, fid: str) -> dict[str, str]:
@@ -205,7 +206,7 @@ def signal(s: Signal, *, agent_url: str, publisher_domain: str) -> dict[str, Any
         "deployments": [deployment],
         "pricing_options": [
             {
-                "pricing_option_id": f"{s.signal_id}_cpm",
+                "pricing_option_id": signals.pricing_option_id(s),
                 "model": "cpm",
                 "cpm": s.cpm,
                 "currency": "USD",

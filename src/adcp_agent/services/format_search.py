@@ -22,9 +22,12 @@ class FormatQuery:
     min_height: int | None = None
     max_height: int | None = None
     is_responsive: bool | None = None
+    type: str | None = None  # AdCP's format type: display, video, audio (or dooh: none)
 
     def matches(self, f: CreativeFormat) -> bool:
         if self.format_ids and f.format_id not in self.format_ids:
+            return False
+        if self.type is not None and f.kind != self.type:
             return False
         if self.name_search and self.name_search.lower() not in f.name.lower():
             return False

@@ -86,20 +86,34 @@ class Activation:
     newly_activated: bool
 
 
+def pricing_option_id(signal: Signal) -> str:
+    """A signal's one pricing option (its CPM), as get_signals lists it."""
+    return f"{signal.signal_id}_cpm"
+
+
 async def activate(
-    db: Database, caller: Caller, signal_id: str, destinations: Sequence[dict[str, Any]]
+    db: Database,
+    caller: Caller,
+    signal_id: str,
+    destinations: Sequence[dict[str, Any]],
+    pricing_option: str | None = None,
 ) -> list[Activation]:
     """Record the activation for each destination. Idempotent: activating again returns
     the existing activation and writes nothing — also when two identical calls race (the
-    loser's insert hits the unique key, and its retry reads the winner's row)."""
+    loser's insert hits the unique key, and its retry reads the winner's row).
+    ``pricing_option``, when given, must be the signal's (AdCP's pricing commitment)."""
     try:
-        return await _activate(db, caller, signal_id, destinations)
+        return await _activate(db, caller, signal_id, destinations, pricing_option)
     except IntegrityError:
-        return await _activate(db, caller, signal_id, destinations)
+        return await _activate(db, caller, signal_id, destinations, pricing_option)
 
 
 async def _activate(
-    db: Database, caller: Caller, signal_id: str, destinations: Sequence[dict[str, Any]]
+    db: Database,
+    caller: Caller,
+    signal_id: str,
+    destinations: Sequence[dict[str, Any]],
+    pricing_option: str | None,
 ) -> list[Activation]:
     principal_id = caller.require_principal()
     if not destinations:
@@ -120,6 +134,14 @@ async def _activate(
                 f"Signal '{signal_id}' does not exist in this publisher's catalog.",
                 field="signal_agent_segment_id",
                 suggestion="Call get_signals to list available signal ids.",
+            )
+        if pricing_option is not None and pricing_option != pricing_option_id(signal):
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"'{pricing_option}' is not a pricing option of signal '{signal_id}'.",
+                field="pricing_option_id",
+                suggestion=f"Its pricing option: '{pricing_option_id(signal)}' "
+                f"({signal.cpm:,.2f} USD CPM).",
             )
         out: list[Activation] = []
         for dest in destinations:
@@ -152,7 +174,7 @@ async def _activate(
                 "signal.activate",
                 target_type="signal",
                 target_id=signal_id,
-                after={"destination": dest},
+                after={"destination": dest, "pricing_option_id": pricing_option_id(signal)},
             )
             out.append(Activation(signal, dest, act.activation_key, True))
         await session.flush()
