@@ -45,6 +45,7 @@ ASKING: dict[str, Any] = {
     "assignments[].placement_ids": ["pl_1"],
     "creatives[].placement_ids": ["pl_1"],
     "creatives[].placement_refs": [{"placement_id": "pl_1"}],
+    "packages[].agency_estimate_number": "EST-PKG-1",
 }
 
 
@@ -162,10 +163,27 @@ async def test_a_buy_created_paused_is_paused_on_the_ad_server_until_resumed(
     )
 
 
-def _order_status(live: LiveServer, buy_id: str) -> str:
+def _order(live: LiveServer, buy_id: str) -> Any:
     orders, _creatives = load_state(live.data_dir / "adapters" / "demo-mock.state")
     [order] = [o for o in orders.values() if o.spec.media_buy_id == buy_id]
-    return order.status
+    return order
+
+
+def _order_status(live: LiveServer, buy_id: str) -> str:
+    return str(_order(live, buy_id).status)
+
+
+async def test_the_agency_estimate_number_travels_with_the_order(live: LiveServer) -> None:
+    estimate = {**non_guaranteed(), "agency_estimate_number": "EST-2031-0042"}
+    estimate["packages"][0]["agency_estimate_number"] = "EST-2031-0042"  # the buy's: fine
+    both = {**non_guaranteed(), "agency_estimate_number": "EST-1", "po_number": "PO-9"}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        booked = await call(c, "create_media_buy", estimate)
+        clash = await call(c, "create_media_buy", both)
+    assert not booked.is_error, booked.data
+    assert _order(live, booked.data["media_buy_id"]).spec.po_number == "EST-2031-0042"
+    assert clash.error_codes == ["VALIDATION_ERROR"]
+    assert clash.error["field"] == "agency_estimate_number"
 
 
 async def test_a_caller_without_a_token_is_told_to_authenticate_first(live: LiveServer) -> None:

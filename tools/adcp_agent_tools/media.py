@@ -159,7 +159,17 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "to your default account."
             ),
         ] = None,
-        po_number: str | None = None,
+        po_number: Annotated[
+            str | None, Field(description="Seed name of agency_estimate_number.")
+        ] = None,
+        agency_estimate_number: Annotated[
+            str | None,
+            Field(
+                max_length=100,
+                description="Agency estimate / PO number: travels with the order to the "
+                "ad server (GAM's PO number) and the publisher's notifications.",
+            ),
+        ] = None,
         buyer_ref: str | None = None,
         total_budget: Annotated[
             float | Money | None,
@@ -213,6 +223,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
         [{product_id: 'display_run_of_site', pricing_option_id: 'ros_auction',
         bid_price: 4.0, budget: 5000}]}. Seed form: {product_ids, total_budget,
         flight_start_date, flight_end_date, targeting_overlay}."""
+        if po_number and agency_estimate_number and po_number != agency_estimate_number:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                "po_number and agency_estimate_number name the same reference and differ.",
+                field="agency_estimate_number",
+                suggestion="Send agency_estimate_number alone.",
+            )
+        estimate = agency_estimate_number or po_number
         caller = current_caller()
         raw = tool_arguments()
         budget_currency = None
@@ -255,7 +273,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 end_time=end,
                 account=dump(account),
                 brand=dump(brand),
-                po_number=po_number,
+                po_number=estimate,
                 buyer_ref=buyer_ref,
                 flat_form=True,
                 paused=paused,
@@ -295,7 +313,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 end_time=parse_time(end_time, "end_time"),
                 account=dump(account),
                 brand=dump(brand),
-                po_number=po_number,
+                po_number=estimate,
                 buyer_ref=buyer_ref,
                 total_budget=total_budget,
                 total_budget_currency=budget_currency,

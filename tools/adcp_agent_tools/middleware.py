@@ -214,7 +214,7 @@ def _with_context(result: ToolResult, echo: Any) -> ToolResult:
     if echo is not None and isinstance(payload, dict) and "context" not in payload:
         payload["context"] = echo
         if not result.is_error:
-            result = ok_again(payload)
+            result = ok_again(payload, result.meta)
     return result
 
 
@@ -224,4 +224,4 @@ def _with_warnings(result: ToolResult, warnings: list[AdcpError]) -> ToolResult:
     if not isinstance(payload, dict):
         return result
     payload["errors"] = [*payload.get("errors", []), *(w.to_adcp() for w in warnings)]
-    return ok_again(payload)
+    return ok_again(payload, result.meta)

@@ -28,12 +28,13 @@ def ok(payload: dict[str, Any]) -> ToolResult:
     )
 
 
-def ok_again(payload: dict[str, Any]) -> ToolResult:
+def ok_again(payload: dict[str, Any], meta: dict[str, Any] | None = None) -> ToolResult:
     """A success whose structured payload (status included) was amended: its JSON text
     rendered again to match."""
     return ToolResult(
         content=json.dumps(payload, separators=(",", ":"), default=str),
         structured_content=payload,
+        meta=meta,
     )
 
 

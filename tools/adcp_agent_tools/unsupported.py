@@ -44,6 +44,11 @@ def _other_than(key: str) -> Asks:
     return asks
 
 
+def _not_the_buys_estimate(value: Any, arguments: dict[str, Any]) -> bool:
+    buys = arguments.get("agency_estimate_number") or arguments.get("po_number")
+    return value is not None and value != buys
+
+
 def _equal(expected: Any) -> Asks:
     return lambda value, arguments: value == expected
 
@@ -78,6 +83,12 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             _other_than("end_time"),
             "Packages run the media buy's flight; a package flight of its own is not "
             "offered. Book a separate media buy for a different flight.",
+        ),
+        (
+            "packages[].agency_estimate_number",
+            _not_the_buys_estimate,
+            "The order carries one estimate number (agency_estimate_number); one per "
+            "package is not offered" + _NOT_BOOKED,
         ),
         ("proposal_id", _given, "Proposals are not offered; send packages" + _NOT_BOOKED),
         ("plan_id", _given, "Media plans are not offered; send packages" + _NOT_BOOKED),
