@@ -46,6 +46,9 @@ ASKING: dict[str, Any] = {
     "creatives[].placement_ids": ["pl_1"],
     "creatives[].placement_refs": [{"placement_id": "pl_1"}],
     "packages[].agency_estimate_number": "EST-PKG-1",
+    "packages[].format_kind": "video_hosted",
+    "packages[].format_option_refs": [{"scope": "product", "format_option_id": "fo_1"}],
+    "packages[].params": {"width": 300, "height": 250},
 }
 
 

@@ -59,6 +59,10 @@ _PLACEMENTS = (
     "A creative serves wherever its package runs; assigning it to placements within a "
     "package is not offered."
 )
+_FORMATS = (
+    "Canonical format selectors are not offered: choose a package's formats with "
+    "format_ids (list_creative_formats lists them)"
+)
 _WEBHOOKS = (
     "This agent reports through push_notification_config and get_media_buy_delivery; "
     "{} is not offered."
@@ -90,6 +94,9 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             "The order carries one estimate number (agency_estimate_number); one per "
             "package is not offered" + _NOT_BOOKED,
         ),
+        ("packages[].format_kind", _given, _FORMATS + _NOT_BOOKED),
+        ("packages[].format_option_refs", _given, _FORMATS + _NOT_BOOKED),
+        ("packages[].params", _given, _FORMATS + _NOT_BOOKED),
         ("proposal_id", _given, "Proposals are not offered; send packages" + _NOT_BOOKED),
         ("plan_id", _given, "Media plans are not offered; send packages" + _NOT_BOOKED),
         (
