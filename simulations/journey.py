@@ -431,6 +431,34 @@ class BuyerJourney:
 
     # -- act three ----------------------------------------------------------------------
 
+    async def _history(self) -> dict[str, JsonObject]:
+        """Every buy's revision history and package snapshots, as a buyer auditing the
+        campaign reads them; the snapshots by package id."""
+        answer = await self.session.call(
+            "report",
+            "get_media_buys",
+            {
+                "media_buy_ids": [b.media_buy_id for b in self.buys],
+                "include_history": 50,
+                "include_snapshot": True,
+            },
+            label="history and snapshots",
+            facts=lambda d: {
+                "actions": [
+                    [h.get("action") for h in m.get("history", [])] for m in d.get("media_buys", [])
+                ]
+            },
+        )
+        listed = {m["media_buy_id"]: m for m in answer.get("media_buys", [])}
+        snapshots: dict[str, JsonObject] = {}
+        for buy in self.buys:
+            found = listed.get(buy.media_buy_id, {})
+            buy.revision = int(found.get("revision", 0))
+            buy.history = [_summary(h) for h in found.get("history", [])]
+            for package in found.get("packages", []):
+                snapshots[package["package_id"]] = package.get("snapshot", {})
+        return snapshots
+
     async def finish(self) -> None:
         """The flight is over: the final report of each buy, and the buyer's checks."""
         for buy in self.buys:
@@ -449,6 +477,7 @@ class BuyerJourney:
             for pkg in buy.packages:
                 final = by_package.get(pkg.package_id, {})
                 pkg.final = {k: final[k] for k in FINAL_FIELDS if k in final}
+        snapshots = await self._history()
         self.checks = {
             "every_buy_delivered": all(
                 sum(p.final.get("impressions", 0) for p in b.packages) > 0 for b in self.buys
@@ -458,6 +487,18 @@ class BuyerJourney:
                 p.final.get("spend", 0) <= p.budget + 0.01 for b in self.buys for p in b.packages
             ),
             "every_buy_completed": all(b.status == "completed" for b in self.buys),
+            # Each change the buyer and the publisher made is in the history, in order.
+            "history_tells_every_revision": all(
+                [h["revision"] for h in b.history] == list(range(b.revision, 0, -1))
+                and b.history[-1]["action"] == "created"
+                for b in self.buys
+            ),
+            # The snapshot and the final report are the same figures.
+            "snapshots_match_the_report": all(
+                snapshots.get(p.package_id, {}).get("impressions") == p.final.get("impressions")
+                for b in self.buys
+                for p in b.packages
+            ),
         }
         failed = [name for name, ok in self.checks.items() if not ok]
         if failed:
@@ -465,6 +506,10 @@ class BuyerJourney:
                 f"{self.name}: checks failed: {', '.join(failed)}"
                 + (f" ({'; '.join(self.problems)})" if self.problems else "")
             )
+
+
+def _summary(entry: JsonObject) -> JsonObject:
+    return {k: entry.get(k) for k in ("revision", "action", "actor", "summary")}
 
 
 def _package_wire(p: PackageRun) -> JsonObject:

@@ -100,6 +100,9 @@ class BuyRun:
     media_buy_id: str = ""
     task_id: str | None = None
     status: str = ""
+    # get_media_buys include_history at the end: (revision, action, actor, summary)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    revision: int = 0
 
     @property
     def budget(self) -> float:

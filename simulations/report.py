@@ -125,6 +125,8 @@ def _buy_view(b: BuyRun) -> dict[str, Any]:
         "impressions": sum(int(p.final.get("impressions", 0)) for p in b.packages),
         "spend": round(sum(float(p.final.get("spend", 0)) for p in b.packages), 2),
         "packages": [asdict(p) for p in b.packages],
+        "revision": b.revision,
+        "history": b.history,
     }
 
 

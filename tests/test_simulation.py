@@ -79,8 +79,17 @@ def test_quick_journey_completes_within_budget_and_is_reproducible(tmp_path: Pat
         "every_buy_delivered": True,
         "spend_within_budget": True,
         "every_buy_completed": True,
+        "history_tells_every_revision": True,
+        "snapshots_match_the_report": True,
     }
     buys = {b["kind"]: b for b in journey["buys"]}
+    # The publisher's approval and the buyer's pause and resume, in the buys' histories.
+    assert [h["action"] for h in buys["guaranteed"]["history"]][-2:] == ["activated", "created"]
+    assert [h["action"] for h in buys["auction"]["history"]][-3:] == [
+        "resumed",
+        "paused",
+        "created",
+    ]
     assert set(buys) == {"guaranteed", "auction"}
     for buy in buys.values():
         assert buy["impressions"] > 0 and buy["status"] == "completed"
