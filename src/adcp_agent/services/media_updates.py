@@ -17,16 +17,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy import update as sa_update
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import AdServerAdapter
 from adcp_agent.db import statements
 from adcp_agent.db.models_media import MediaBuy, Package, Task
+from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
@@ -63,6 +65,27 @@ class UpdateOutcome:
 Render = Callable[[UpdateOutcome], dict[str, Any]]
 
 
+def _model_columns(model: type[SQLModel]) -> list[Any]:
+    """The table columns of ``model``'s fields (a table may hold more: columns its
+    triggers maintain for the reservation sums, which the model does not map)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return [table.c[name] for name in model.model_fields]
+
+
+_BUYS, _PACKAGES_T = MediaBuy.__table__, Package.__table__  # type: ignore[attr-defined]
+_BUY = select(*_model_columns(MediaBuy)).where(
+    _BUYS.c.media_buy_id == bindparam("buy"),
+    _BUYS.c.tenant_id == bindparam("tenant"),
+    _BUYS.c.principal_id == bindparam("principal"),
+    _BUYS.c.state != "provisioning",
+)
+_PACKAGES = (
+    select(*_model_columns(Package))
+    .where(_PACKAGES_T.c.media_buy_id == bindparam("buy"))
+    .order_by(_PACKAGES_T.c.created_at, _PACKAGES_T.c.package_id)
+)
+
+
 async def load_buy(
     state: AppState, caller: Caller, media_buy_id: str, account_ref: dict[str, Any] | None
 ) -> tuple[MediaBuy, list[Package]]:
@@ -71,33 +94,19 @@ async def load_buy(
     account_id = None
     if account_ref is not None:
         account_id = (await accounts.resolve(state.db, caller, account_ref)).account_id
-    async with state.db.reading() as session:
-        buy = await session.get(MediaBuy, media_buy_id)
-        visible = (
-            buy is not None
-            and buy.tenant_id == caller.tenant_id
-            and buy.principal_id == caller.principal_id
-            and buy.state != "provisioning"
-            and (account_id is None or buy.account_id == account_id)
+    # Prebuilt statements, rows built as detached models (``Database.read_models``): an
+    # ORM session's identity map and unit of work cost more than the two reads.
+    owner = {"tenant": caller.tenant_id, "principal": caller.principal_id}
+    found = await state.db.read_models(MediaBuy, _BUY, {"buy": media_buy_id, **owner})
+    if not found or (account_id is not None and found[0].account_id != account_id):
+        raise AdcpError(
+            "MEDIA_BUY_NOT_FOUND",
+            f"Media buy '{media_buy_id}' was not found.",
+            field="media_buy_id",
+            suggestion="Call get_media_buys to list your media buys.",
         )
-        if not visible:
-            raise AdcpError(
-                "MEDIA_BUY_NOT_FOUND",
-                f"Media buy '{media_buy_id}' was not found.",
-                field="media_buy_id",
-                suggestion="Call get_media_buys to list your media buys.",
-            )
-        assert buy is not None
-        packages = list(
-            (
-                await session.exec(
-                    select(Package)
-                    .where(Package.media_buy_id == media_buy_id)
-                    .order_by(Package.created_at, Package.package_id)
-                )
-            ).all()
-        )
-    return buy, packages
+    packages = await state.db.read_models(Package, _PACKAGES, {"buy": media_buy_id})
+    return found[0], packages
 
 
 # How long an update may hold a buy's lease: its ad-server calls finish well within it;
@@ -117,6 +126,12 @@ _CLAIM = (
     )
     .values(update_lease=bindparam("token"), update_lease_until=bindparam("until"))
 )
+
+
+_CLAIM_LEASE = _CLAIM.values(update_lease_undo=bindparam("undo"))
+_NO_UNDO: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
+_BUY_ROW = select(*_model_columns(MediaBuy)).where(_BUYS.c.media_buy_id == bindparam("buy"))
+_REVISION = select(_BUYS.c.revision).where(_BUYS.c.media_buy_id == bindparam("buy"))
 
 
 @dataclass
@@ -140,6 +155,23 @@ async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Cla
         "token": token,
         "until": wall + LEASE,
     }
+    # What the reservation sum reads: the flight, a state that holds inventory again (a
+    # resubmission), the goals. Other changes wait for the ad server. Each value
+    # replaced is recorded, for undoing it if this server stops.
+    ahead: dict[str, Any] = {}
+    if plan.buy.end_time != buy.end_time:
+        ahead["end_time"] = plan.buy.end_time
+    if plan.buy.state in avails.RESERVING and buy.state not in avails.RESERVING:
+        ahead["state"] = plan.buy.state
+    if not ahead and not plan.holds:
+        # Nothing reserved ahead (a budget, a pause, creatives...): the lease alone, in
+        # one statement, with nothing to undo.
+        async with state.db.write() as tx:
+            taken = await statements.execute(tx, _CLAIM_LEASE, {**params, "undo": _NO_UNDO})
+        if taken == 1:
+            return _Claim(token)
+        [now_at] = await state.db.read(_REVISION, {"buy": buy.media_buy_id}) or [None]
+        return "busy" if now_at is not None and now_at.revision == buy.revision else "moved"
     async with state.db.transaction() as session:
         if await statements.execute(session, _CLAIM, params) != 1:
             stored = await session.get(MediaBuy, buy.media_buy_id)
@@ -148,15 +180,7 @@ async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Cla
         claim = _Claim(token)
         stored = await session.get(MediaBuy, buy.media_buy_id)
         assert stored is not None
-        # What the reservation sum reads: the flight, a state that holds inventory
-        # again (a resubmission), the goals. Other changes wait for the ad server.
-        # Each value replaced is recorded, for undoing it if this server stops.
         undo: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
-        ahead: dict[str, Any] = {}
-        if plan.buy.end_time != buy.end_time:
-            ahead["end_time"] = plan.buy.end_time
-        if plan.buy.state in avails.RESERVING and buy.state not in avails.RESERVING:
-            ahead["state"] = plan.buy.state
         for name, value in ahead.items():
             undo["buy"][name] = [
                 interrupted.encode(getattr(stored, name)),
@@ -213,8 +237,27 @@ async def _apply(
     return done, None, len(plan.calls)
 
 
+@cache
+def _set(model: type[SQLModel], names: frozenset[str]) -> Any:
+    """``UPDATE`` of the columns ``names`` of one row of ``model`` (built once for each
+    set of columns: an update changes few, in few combinations)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    key = table.primary_key.columns[0]
+    return (
+        sa_update(table)
+        .where(key == bindparam("row_key"))
+        .values({n: bindparam(f"v_{n}", type_=table.c[n].type) for n in sorted(names)})
+    )
+
+
+async def _set_columns(tx: Tx, row: SQLModel, key: str, names: set[str]) -> None:
+    if names:
+        params = {"row_key": key, **{f"v_{n}": getattr(row, n) for n in names}}
+        await statements.execute(tx, _set(type(row), frozenset(names)), params, expect=1)
+
+
 async def _write(
-    session: AsyncSession,
+    tx: Tx,
     buy: MediaBuy,
     packages: list[Package],
     plan: Plan,
@@ -224,45 +267,54 @@ async def _write(
 ) -> tuple[MediaBuy, list[Package]]:
     """Write ``plan`` over the stored rows — what it changes from ``buy`` and
     ``packages`` as loaded, and whatever the claim reserved ahead — and give the lease
-    back. Other fields keep what others committed meanwhile (an approval, a sync).
-    ``applied=False`` (nothing reached the ad server; ``plan`` is the buy as loaded)
-    undoes the reservation without a new revision. The stored rows, as written."""
-    stored = await session.get(MediaBuy, buy.media_buy_id)
-    assert stored is not None
+    back. Other columns keep what others committed meanwhile (an approval, a sync): only
+    the changed ones are written. ``applied=False`` (nothing reached the ad server;
+    ``plan`` is the buy as loaded) undoes the reservation without a new revision. The
+    stored rows, as written (detached models)."""
+    [found] = await statements.fetch(tx, _BUY_ROW, {"buy": buy.media_buy_id})
+    stored = statements.build(MediaBuy, **found._asdict())
     lease = ("media_buy_id", "revision", "update_lease", "update_lease_until", "update_lease_undo")
-    for name in _changed(plan.buy, buy, *lease) | claim.buy_fields:
+    names = _changed(plan.buy, buy, *lease) | claim.buy_fields
+    for name in names:
         setattr(stored, name, getattr(plan.buy, name))
     if stored.update_lease == claim.token:
         stored.update_lease = stored.update_lease_until = stored.update_lease_undo = None
+        names |= {"update_lease", "update_lease_until", "update_lease_undo"}
     if applied:
         stored.revision += 1
         stored.updated_at = utcnow()
-    session.add(stored)
+        names |= {"revision", "updated_at"}
+    await _set_columns(tx, stored, buy.media_buy_id, names)
     loaded = {p.package_id: p for p in packages}
+    current = {
+        r.package_id: r for r in await statements.fetch(tx, _PACKAGES, {"buy": buy.media_buy_id})
+    }
     rows: list[Package] = []
     for package_id, package in plan.packages.items():
-        row = await session.get(Package, package_id)
-        assert row is not None
+        row = statements.build(Package, **current[package_id]._asdict())
         names = _changed(package, loaded[package_id], "package_id")
         if package_id in claim.package_goals:
             names.add("impressions_goal")
         for name in names:
             setattr(row, name, getattr(package, name))
         if package_id in plan.creatives:
+            assert isinstance(tx, AsyncSession)  # assignments are changed through the ORM
             await creative_library.replace_assignments(
-                session, buy.tenant_id, row, plan.creatives[package_id], "packages"
+                tx, buy.tenant_id, row, plan.creatives[package_id], "packages"
             )
-        if applied and (names or package_id in plan.creatives):
+            names.add("creative_ids")
+        if applied and names:
             row.updated_at = utcnow()
-        session.add(row)
+            names.add("updated_at")
+        await _set_columns(tx, row, package_id, names)
         rows.append(row)
     return stored, rows
 
 
 async def _abandon(state: AppState, buy: MediaBuy, packages: list[Package], claim: _Claim) -> None:
     """Nothing reached the ad server: the reservation made ahead goes, the lease too."""
-    async with state.db.transaction() as session:
-        await _write(session, buy, packages, Plan(buy, packages), claim, applied=False)
+    async with state.db.write() as tx:
+        await _write(tx, buy, packages, Plan(buy, packages), claim, applied=False)
 
 
 async def update(
@@ -343,10 +395,11 @@ async def update(
     if failure is not None and not done:
         await _abandon(state, buy, packages, claim)
         raise failure
-    async with state.db.transaction() as session:
+    # Creative assignments are changed through the ORM; everything else is statements.
+    async with state.db.transaction() if plan.creatives else state.db.write() as session:
         stored, rows = await _write(session, buy, packages, plan, claim)
         if plan.task is not None:
-            session.add(plan.task)
+            await statements.insert(session, plan.task)
         await audit.record(
             session,
             caller,
