@@ -21,7 +21,7 @@ from adcp_agent_tools import delivery_wire, feedback
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.media import parse_day
-from adcp_agent_tools.params import AccountRef, dump
+from adcp_agent_tools.params import AccountRef, check_names, dump
 from adcp_agent_tools.results import error_result, ok
 
 P = ParamSpec("P")
@@ -129,17 +129,6 @@ def _pick(t: Totals, viewable: int, wanted: list[str]) -> dict[str, Any]:
         "viewable_impressions": viewable,
     }
     return {m: values[m] for m in wanted}
-
-
-def _check_names(values: list[str], allowed: tuple[str, ...], field: str) -> None:
-    for i, v in enumerate(values):
-        if v not in allowed:
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"Unknown {field[:-1]} '{v}'.",
-                field=f"{field}[{i}]",
-                suggestion=f"Use: {', '.join(allowed)}.",
-            )
 
 
 def register(mcp: FastMCP, state: AppState) -> None:
@@ -256,8 +245,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
         caller = current_caller()
         dims = list(dimensions or ["date"])
         wanted = list(metrics or REPORT_METRICS)
-        _check_names(dims, REPORT_DIMENSIONS, "dimensions")
-        _check_names(wanted, REPORT_METRICS, "metrics")
+        check_names(dims, REPORT_DIMENSIONS, "dimensions")
+        check_names(wanted, REPORT_METRICS, "metrics")
         report = await delivery_reports.report(
             state,
             caller,

@@ -24,6 +24,7 @@ from adcp_agent_tools.params import (
     FormatRef,
     Pagination,
     ProductFilters,
+    check_names,
     dump,
 )
 from adcp_agent_tools.results import (
@@ -37,7 +38,7 @@ from adcp_agent_tools.results import (
 from adcp_agent_tools.test_controller import forced_result
 
 # AdCP 3.1 get_products' ``fields`` values
-PRODUCT_FIELDS = frozenset(
+PRODUCT_FIELDS = tuple(
     "product_id name description publisher_properties channels video_placement_types "
     "audio_distribution_types sponsored_placement_types social_placement_surfaces "
     "format_ids format_options placements delivery_type exclusivity pricing_options "
@@ -200,14 +201,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "Refinement of earlier results is not offered; send a new brief instead.",
                 field="buying_mode",
             )
-        for i, name in enumerate(fields or []):
-            if name not in PRODUCT_FIELDS:
-                raise AdcpError(
-                    "VALIDATION_ERROR",
-                    f"'{name}' is not a product field.",
-                    field=f"fields[{i}]",
-                    suggestion=f"Product fields: {', '.join(sorted(PRODUCT_FIELDS))}.",
-                )
+        check_names(fields or [], PRODUCT_FIELDS, "fields")
         f = filters or ProductFilters()
         warnings = [
             AdcpError(

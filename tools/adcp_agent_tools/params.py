@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from adcp_agent.errors import AdcpError
 
 
 class _Open(BaseModel):
@@ -85,3 +88,16 @@ class Money(BaseModel):
 
     amount: float = Field(ge=0, allow_inf_nan=False)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+def check_names(values: Sequence[str], allowed: Collection[str], field: str) -> None:
+    """Each of ``values`` (the list argument ``field``) is one of ``allowed``, or a
+    VALIDATION_ERROR naming the first that is not and listing the valid ones."""
+    for i, v in enumerate(values):
+        if v not in allowed:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"Unknown {field[:-1]} '{v}'.",
+                field=f"{field}[{i}]",
+                suggestion=f"Use: {', '.join(allowed)}.",
+            )
