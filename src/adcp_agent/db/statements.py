@@ -64,6 +64,14 @@ def _columns(model: type[SQLModel]) -> list[Any]:
 
 
 @cache
+def model_columns(model: type[SQLModel]) -> tuple[Any, ...]:
+    """The table columns of ``model``'s fields, to SELECT rows ``build`` can make into
+    models (a table may hold more: columns its triggers keep, which no field maps)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return tuple(table.c[name] for name in model.model_fields)
+
+
+@cache
 def _fields(model: type[SQLModel]) -> tuple[tuple[str, Any, Callable[[], Any] | None], ...]:
     return tuple(
         (name, field.default, field.default_factory)  # type: ignore[misc]

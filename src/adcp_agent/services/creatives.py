@@ -9,17 +9,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import false
+from sqlalchemy import bindparam, false
+from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import CreativeSpec
+from adcp_agent.db import statements
 from adcp_agent.db.models import CreativeFormat, Principal, Tenant
 from adcp_agent.db.models_creatives import Creative, CreativeAssignment
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, creative_rules, delivery, outbox
+from adcp_agent.services import accounts, audit, creative_rules, delivery, outbox, tenants
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -283,45 +285,79 @@ class SyncRefused(Exception):
         self.items = items
 
 
+_A, _C = CreativeAssignment.__table__.c, Creative.__table__.c  # type: ignore[attr-defined]
+_P, _B = Package.__table__.c, MediaBuy.__table__.c  # type: ignore[attr-defined]
+# What a push needs of each unpushed assignment of an approved creative in an open buy,
+# as plain rows (prebuilt: see media_reads); the tenant's, optionally one buyer's.
+_UNPUSHED_WHERE = (
+    _A.tenant_id == bindparam("tenant"),
+    _A.pushed == false(),  # a literal: the index's
+    _C.status == "approved",
+    _B.state.in_(OPEN_BUY_STATES),
+)
+_UNPUSHED_COLUMNS = (
+    _A.id.label("assignment_pk"),
+    _C.id.label("creative_pk"),
+    _C.creative_id,
+    _C.name,
+    _C.format_id,
+    _C.kind,
+    _C.assets,
+    _C.click_url,
+    _C.external_ids,
+    _C.principal_id,
+    _P.package_id,
+    _P.external_line_id,
+    _B.media_buy_id,
+    _B.ad_server,
+    _B.external_order_id,
+)
+_UNPUSHED_FROM = (
+    CreativeAssignment.__table__.join(Creative.__table__, _C.id == _A.creative_pk)  # type: ignore[attr-defined]
+    .join(Package.__table__, _P.package_id == _A.package_id)  # type: ignore[attr-defined]
+    .join(MediaBuy.__table__, _B.media_buy_id == _P.media_buy_id)  # type: ignore[attr-defined]
+)
+_UNPUSHED = select(*_UNPUSHED_COLUMNS).select_from(_UNPUSHED_FROM).where(*_UNPUSHED_WHERE)
+_UNPUSHED_OF = _UNPUSHED.where(_C.principal_id == bindparam("principal"))
+_MARK_PUSHED = (
+    sa_update(CreativeAssignment).where(_A.id == bindparam("assignment")).values(pushed=True)
+)
+_EXTERNAL_IDS = select(_C.external_ids).where(_C.id == bindparam("creative"))
+_SET_EXTERNAL_IDS = (
+    sa_update(Creative)
+    .where(_C.id == bindparam("creative"))
+    .values(external_ids=bindparam("ids", type_=_C.external_ids.type))
+)
+
+
 async def push_pending(state: AppState, tenant_id: str, principal_id: str | None = None) -> int:
     """Send approved-but-unpushed assignments to the ad server. Failures stay unpushed
     (and are retried on the next sync or decision); returns how many were pushed."""
-    async with state.db.reading() as session:
-        stmt = (
-            select(CreativeAssignment, Creative, Package, MediaBuy)
-            .join(Creative, Creative.id == CreativeAssignment.creative_pk)
-            .join(Package, Package.package_id == CreativeAssignment.package_id)
-            .join(MediaBuy, MediaBuy.media_buy_id == Package.media_buy_id)
-            .where(
-                CreativeAssignment.tenant_id == tenant_id,
-                col(CreativeAssignment.pushed) == false(),  # a literal: the index's
-                Creative.status == "approved",
-                MediaBuy.state.in_(OPEN_BUY_STATES),  # type: ignore[attr-defined]
-            )
-        )
-        if principal_id:
-            stmt = stmt.where(Creative.principal_id == principal_id)
-        rows = list((await session.exec(stmt)).all())
-        tenant = await session.get(Tenant, tenant_id)
+    if principal_id:
+        rows = await state.db.read(_UNPUSHED_OF, {"tenant": tenant_id, "principal": principal_id})
+    else:
+        rows = await state.db.read(_UNPUSHED, {"tenant": tenant_id})
+    if not rows:
+        return 0
+    tenant = await tenants.tenant_row(state.db, tenant_id)
     pushed = 0
-    for assignment, creative, package, buy in rows:
-        assert tenant is not None
-        adapter = state.adapters.get(tenant, buy.ad_server)
+    for row in rows:
+        adapter = state.adapters.get(tenant, row.ad_server)
         try:
-            external = creative.external_ids.get(buy.ad_server)
+            external = row.external_ids.get(row.ad_server)
             if external is None:
                 async with state.db.reading() as session:
-                    principal = await session.get(Principal, creative.principal_id)
-                found = creative_rules.primary_asset(creative.assets, creative.kind)
+                    principal = await session.get(Principal, row.principal_id)
+                found = creative_rules.primary_asset(row.assets, row.kind)
                 asset = found[1] if found else {}
                 external = await adapter.upload_creative(
                     CreativeSpec(
-                        creative_id=creative.creative_id,
-                        name=creative.name,
-                        format_id=creative.format_id,
-                        kind=creative.kind,  # type: ignore[arg-type]
+                        creative_id=row.creative_id,
+                        name=row.name,
+                        format_id=row.format_id,
+                        kind=row.kind,
                         asset_url=asset.get("url"),
-                        click_url=creative.click_url,
+                        click_url=row.click_url,
                         width=asset.get("width"),
                         height=asset.get("height"),
                         duration_s=(asset["duration_ms"] / 1000)
@@ -332,23 +368,20 @@ async def push_pending(state: AppState, tenant_id: str, principal_id: str | None
                     )
                 )
             await adapter.assign_creative(
-                buy.external_order_id or "", package.external_line_id or "", external
+                row.external_order_id or "", row.external_line_id or "", external
             )
         except AdcpError as exc:
-            log.warning(
-                "push of %s to %s failed: %s", creative.creative_id, package.package_id, exc.message
-            )
+            log.warning("push of %s to %s failed: %s", row.creative_id, row.package_id, exc.message)
             continue
         # Hours before now ran without this creative: settle them before it can serve.
-        await delivery.close_hours(state, buy)
-        async with state.db.transaction() as session:
-            row = await session.get(CreativeAssignment, assignment.id)
-            stored = await session.get(Creative, creative.id)
-            assert row is not None and stored is not None
-            row.pushed = True
-            stored.external_ids = {**stored.external_ids, buy.ad_server: external}
-            session.add(row)
-            session.add(stored)
+        await delivery.close_hours_of(state, row.media_buy_id)
+        async with state.db.write() as tx:
+            await statements.execute(tx, _MARK_PUSHED, {"assignment": row.assignment_pk}, expect=1)
+            [now_held] = await statements.fetch(tx, _EXTERNAL_IDS, {"creative": row.creative_pk})
+            if now_held.external_ids.get(row.ad_server) != external:
+                ids = {**now_held.external_ids, row.ad_server: external}
+                params = {"creative": row.creative_pk, "ids": ids}
+                await statements.execute(tx, _SET_EXTERNAL_IDS, params, expect=1)
         pushed += 1
     return pushed
 

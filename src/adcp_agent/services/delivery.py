@@ -33,7 +33,7 @@ from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, Perfo
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import chunked, utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import catalog, optimisation, pacing
+from adcp_agent.services import catalog, media_reads, optimisation, pacing
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.adapters import MOCK
 from adcp_agent.services.creative_state import deliverable_package_ids
@@ -123,10 +123,9 @@ async def close_hours(state: AppState, buy: MediaBuy, now: datetime | None = Non
 
 async def close_hours_of(state: AppState, media_buy_id: str) -> None:
     """``close_hours`` by id, for services that hold no buy row (e.g. creatives)."""
-    async with state.db.reading() as session:
-        buy = await session.get(MediaBuy, media_buy_id)
-    if buy is not None:
-        await close_hours(state, buy)
+    found = await state.db.read_models(MediaBuy, media_reads.BUY_ROW, {"buy": media_buy_id})
+    if found:
+        await close_hours(state, found[0])
 
 
 async def catch_up_all(state: AppState, now: datetime) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
+from adcp_agent.db import statements
 from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import chunked
@@ -38,6 +39,13 @@ _PACKAGES_OF = ByIds(
         .where(in_ids(_PACKAGES.c.media_buy_id))
         .order_by(_PACKAGES.c.created_at, _PACKAGES.c.package_id)
     )
+)
+
+
+# One buy as a detached model, by id (``Database.read_models``), for code that has
+# checked whose it is or acts for the system.
+BUY_ROW = select(*statements.model_columns(MediaBuy)).where(
+    _BUYS.c.media_buy_id == bindparam("buy")
 )
 
 

@@ -38,6 +38,7 @@ from adcp_agent.services import (
     buy_events,
     delivery,
     interrupted,
+    media_reads,
     push_notifications,
     tenants,
 )
@@ -65,22 +66,15 @@ class UpdateOutcome:
 Render = Callable[[UpdateOutcome], dict[str, Any]]
 
 
-def _model_columns(model: type[SQLModel]) -> list[Any]:
-    """The table columns of ``model``'s fields (a table may hold more: columns its
-    triggers maintain for the reservation sums, which the model does not map)."""
-    table = model.__table__  # type: ignore[attr-defined]
-    return [table.c[name] for name in model.model_fields]
-
-
 _BUYS, _PACKAGES_T = MediaBuy.__table__, Package.__table__  # type: ignore[attr-defined]
-_BUY = select(*_model_columns(MediaBuy)).where(
+_BUY = select(*statements.model_columns(MediaBuy)).where(
     _BUYS.c.media_buy_id == bindparam("buy"),
     _BUYS.c.tenant_id == bindparam("tenant"),
     _BUYS.c.principal_id == bindparam("principal"),
     _BUYS.c.state != "provisioning",
 )
 _PACKAGES = (
-    select(*_model_columns(Package))
+    select(*statements.model_columns(Package))
     .where(_PACKAGES_T.c.media_buy_id == bindparam("buy"))
     .order_by(_PACKAGES_T.c.created_at, _PACKAGES_T.c.package_id)
 )
@@ -130,7 +124,6 @@ _CLAIM = (
 
 _CLAIM_LEASE = _CLAIM.values(update_lease_undo=bindparam("undo"))
 _NO_UNDO: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
-_BUY_ROW = select(*_model_columns(MediaBuy)).where(_BUYS.c.media_buy_id == bindparam("buy"))
 _REVISION = select(_BUYS.c.revision).where(_BUYS.c.media_buy_id == bindparam("buy"))
 
 
@@ -271,7 +264,7 @@ async def _write(
     the changed ones are written. ``applied=False`` (nothing reached the ad server;
     ``plan`` is the buy as loaded) undoes the reservation without a new revision. The
     stored rows, as written (detached models)."""
-    [found] = await statements.fetch(tx, _BUY_ROW, {"buy": buy.media_buy_id})
+    [found] = await statements.fetch(tx, media_reads.BUY_ROW, {"buy": buy.media_buy_id})
     stored = statements.build(MediaBuy, **found._asdict())
     lease = ("media_buy_id", "revision", "update_lease", "update_lease_until", "update_lease_undo")
     names = _changed(plan.buy, buy, *lease) | claim.buy_fields

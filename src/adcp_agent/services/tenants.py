@@ -199,7 +199,12 @@ _TENANT_ROW = select(Tenant).where(col(Tenant.tenant_id) == bindparam("tenant"))
 async def callers_tenant(db: Database, caller: Caller) -> Tenant:
     """The caller's tenant row as committed now, for reading (an instance no session
     knows: not for changing through one)."""
-    found = await db.read_models(Tenant, _TENANT_ROW, {"tenant": caller.tenant_id})
+    return await tenant_row(db, caller.tenant_id)
+
+
+async def tenant_row(db: Database, tenant_id: str) -> Tenant:
+    """``callers_tenant`` by id."""
+    found = await db.read_models(Tenant, _TENANT_ROW, {"tenant": tenant_id})
     if not found or found[0].deleted_at is not None:
         raise publisher_gone()
     return found[0]
