@@ -334,3 +334,69 @@ async def test_a_strict_sync_names_a_failed_creative_once_not_its_assignments(
     assert [e["field"] for e in strict.data["errors"]] == [
         "creatives[0].assets.banner_image.height"
     ]
+
+
+PROVENANCE = {
+    "digital_source_type": "trained_algorithmic_media",
+    "ai_tool": {"name": "Image model", "provider": "Example AI"},
+    "human_oversight": "edited",
+    "disclosure": {"required": True},
+}
+
+
+async def test_industry_identifiers_and_provenance_are_kept_and_shown(tmp_path: Path) -> None:
+    """What the buyer declares about a creative (Ad-ID/ISCI; how it was made) reaches
+    the publisher's reviewer and comes back from list_creatives; changing it is an
+    update, re-sending it is not, and a creative stored without it is unchanged by a
+    sync that still carries none."""
+    declared = {
+        **display("cr_declared"),
+        "industry_identifiers": [{"type": "ad_id", "value": "ACME0001000H"}],
+        "provenance": PROVENANCE,
+    }
+    plain = display("cr_plain")
+    async with admin_api(tmp_path) as api:
+        await api.init_key()
+        tid = (
+            await api.create_tenant(
+                name="Careful",
+                subdomain="careful",
+                ad_server="mock",
+                features={"creative_approval": "manual"},
+            )
+        )["tenant_id"]
+        await catalog_admin.load_catalog(
+            api.state.db,
+            tid,
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
+        )
+        token = (await api.create_principal(tid, name="Agency"))["access_token"]
+        first = await api.mcp_result("sync_creatives", sync_args([declared, plain]), token)
+        queue = (await api.request("GET", f"/creatives/review?tenant_id={tid}")).json()
+        again = await api.mcp_result("sync_creatives", sync_args([declared, plain]), token)
+        relabelled = {**declared, "industry_identifiers": [{"type": "isci", "value": "ACME1234"}]}
+        changed = await api.mcp_result("sync_creatives", sync_args([relabelled]), token)
+        listed = await api.mcp_result("list_creatives", {}, token)
+        bad = await api.mcp_result(
+            "sync_creatives",
+            sync_args([{**plain, "industry_identifiers": [{"type": "barcode", "value": "1"}]}]),
+            token,
+        )
+    assert [i["action"] for i in first["creatives"]] == ["created", "created"]
+    reviewed = {c["creative_id"]: c for c in queue["creatives"]}
+    assert reviewed["cr_declared"]["provenance"] == PROVENANCE
+    assert reviewed["cr_declared"]["industry_identifiers"] == declared["industry_identifiers"]
+    assert reviewed["cr_plain"]["provenance"] is None
+    assert [i["action"] for i in again["creatives"]] == ["unchanged", "unchanged"]
+    [item] = changed["creatives"]
+    assert item["action"] == "updated" and item["changes"] == ["industry_identifiers"]
+    assert_valid("list_creatives", listed)
+    shown = {c["creative_id"]: c for c in listed["creatives"]}
+    assert shown["cr_declared"]["industry_identifiers"] == [{"type": "isci", "value": "ACME1234"}]
+    assert shown["cr_declared"]["provenance"] == PROVENANCE
+    assert "provenance" not in shown["cr_plain"]
+    assert bad["status"] == "failed"
+    assert bad["errors"][0]["field"].startswith("creatives.0.industry_identifiers.0.type")

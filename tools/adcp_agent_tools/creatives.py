@@ -36,12 +36,23 @@ MUTATES = {"readOnlyHint": False, "idempotentHint": True, "openWorldHint": True}
 _KIND_ASSET = {"display": "image", "video": "video", "audio": "audio"}
 
 
+class IndustryIdentifier(_Open):
+    type: Literal["ad_id", "isci", "clearcast_clock", "idcrea"]
+    value: str = Field(min_length=1, max_length=100)
+
+
 class CreativeAsset(_Open):
     creative_id: str = Field(min_length=1, max_length=128)
     name: str = Field(min_length=1, max_length=300)
     format_id: FormatRef
     assets: dict[str, Any]
     tags: list[str] | None = None
+    industry_identifiers: list[IndustryIdentifier] | None = Field(default=None, max_length=20)
+    provenance: dict[str, Any] | None = Field(
+        default=None,
+        description="How the creative was made (AI tool, human oversight, disclosure, C2PA): "
+        "kept for the publisher's review and returned by list_creatives.",
+    )
 
 
 class Assignment(_Open):
@@ -134,6 +145,10 @@ def creative_wire(
         out["snapshot_unavailable_reason"] = "SNAPSHOT_UNSUPPORTED"
     if c.tags:
         out["tags"] = c.tags
+    if c.industry_identifiers:
+        out["industry_identifiers"] = c.industry_identifiers
+    if c.provenance:
+        out["provenance"] = c.provenance
     if c.rejection_reason:
         out["rejection_reason"] = c.rejection_reason
     return out
@@ -232,7 +247,15 @@ def register(mcp: FastMCP, state: AppState) -> None:
         scope = set(creative_ids or [c.creative_id for c in creatives])
         items, message = await run_sync(
             [
-                library.CreativeIn(c.creative_id, c.name, c.format_id.id, c.assets, c.tags or [])
+                library.CreativeIn(
+                    c.creative_id,
+                    c.name,
+                    c.format_id.id,
+                    c.assets,
+                    c.tags or [],
+                    [i.model_dump(exclude_none=True) for i in c.industry_identifiers or []],
+                    c.provenance,
+                )
                 for c in creatives
                 if c.creative_id in scope
             ],

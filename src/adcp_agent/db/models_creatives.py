@@ -35,6 +35,12 @@ class Creative(SQLModel, table=True):
     status: str = Field(max_length=20, index=True)
     rejection_reason: str | None = None
     content_hash: str = Field(max_length=64)
+    # AdCP's industry identifiers (Ad-ID, ISCI, Clearcast clock, IDcrea) and provenance
+    # (AI generation, disclosure, C2PA...), as the buyer declared them; None when not.
+    industry_identifiers: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=json_column(nullable=True)
+    )
+    provenance: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
     # Ad-server creative ids by adapter name, once pushed ({"mock": "mock_cr_..."}).
     external_ids: dict[str, str] = Field(default_factory=dict, sa_column=json_column())
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())

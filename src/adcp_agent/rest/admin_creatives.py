@@ -40,6 +40,8 @@ class CreativeView(BaseModel):
     status: str
     click_url: str | None
     assets: dict[str, Any]
+    industry_identifiers: list[dict[str, Any]] | None
+    provenance: dict[str, Any] | None
     rejection_reason: str | None
     created_at: datetime
     updated_at: datetime

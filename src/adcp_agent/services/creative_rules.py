@@ -44,8 +44,20 @@ def _mime_of(asset: dict[str, Any]) -> str | None:
     return _EXT_MIME.get(ext)
 
 
-def content_hash(name: str, format_id: str, assets: dict[str, Any], tags: list[str]) -> str:
-    canonical = json.dumps([name, format_id, assets, sorted(tags)], sort_keys=True, default=str)
+def content_hash(
+    name: str,
+    format_id: str,
+    assets: dict[str, Any],
+    tags: list[str],
+    declared: dict[str, Any] | None = None,
+) -> str:
+    """What a sync compares to tell an unchanged creative. ``declared`` (its industry
+    identifiers and provenance) counts only when given, so a creative stored before
+    they were kept hashes as it did."""
+    parts: list[Any] = [name, format_id, assets, sorted(tags)]
+    if declared:
+        parts.append(declared)
+    canonical = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

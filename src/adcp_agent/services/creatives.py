@@ -36,6 +36,18 @@ class CreativeIn:
     format_id: str
     assets: dict[str, Any]
     tags: Sequence[str] = ()
+    industry_identifiers: list[dict[str, Any]] | None = None
+    provenance: dict[str, Any] | None = None
+
+    @property
+    def declared(self) -> dict[str, Any]:
+        """The buyer's declarations about the creative, those given."""
+        out: dict[str, Any] = {}
+        if self.industry_identifiers:
+            out["industry_identifiers"] = self.industry_identifiers
+        if self.provenance:
+            out["provenance"] = self.provenance
+        return out
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,10 @@ def _changed_fields(old: Creative, new: CreativeIn) -> list[str]:
             changes.append(f"assets.{key}")
     if sorted(old.tags) != sorted(new.tags):
         changes.append("tags")
+    if (old.industry_identifiers or None) != (new.industry_identifiers or None):
+        changes.append("industry_identifiers")
+    if (old.provenance or None) != (new.provenance or None):
+        changes.append("provenance")
     return changes
 
 
@@ -169,7 +185,7 @@ async def sync(
                 item.errors.append(exc)
                 continue
             digest = creative_rules.content_hash(
-                new.name, new.format_id, new.assets, list(new.tags)
+                new.name, new.format_id, new.assets, list(new.tags), new.declared
             )
             old = library.get(new.creative_id)
             if old is not None and old.content_hash == digest:
@@ -187,6 +203,8 @@ async def sync(
                     assets=dict(new.assets),
                     click_url=click,
                     tags=list(new.tags),
+                    industry_identifiers=new.industry_identifiers or None,
+                    provenance=new.provenance or None,
                     status="approved" if policy == "auto" else "pending_review",
                     content_hash=digest,
                 )
@@ -197,6 +215,8 @@ async def sync(
                 creative.name, creative.format_id, creative.kind = new.name, new.format_id, fmt.kind
                 creative.assets, creative.click_url = dict(new.assets), click
                 creative.tags, creative.content_hash = list(new.tags), digest
+                creative.industry_identifiers = new.industry_identifiers or None
+                creative.provenance = new.provenance or None
                 creative.updated_at = utcnow()
                 if policy == "manual":
                     creative.status, creative.rejection_reason = "pending_review", None
