@@ -23,6 +23,7 @@ from adcp_agent.services import (
     tenants,
 )
 from adcp_agent.services import media_buys as buys
+from adcp_agent.services.identity import Caller
 from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
 from adcp_agent_tools import delivery_wire, media_wire
@@ -435,7 +436,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             payload["errors"] = warnings
         return ok(payload)
 
-    async def _add_snapshots(buys: list[dict[str, Any]], caller: Any) -> list[dict[str, Any]]:
+    async def _add_snapshots(buys: list[dict[str, Any]], caller: Caller) -> list[dict[str, Any]]:
         """Each package's delivery snapshot, from the same figures as
         get_media_buy_delivery; a buy whose ad server could not be reached has none."""
         report = await delivery_reports.report(

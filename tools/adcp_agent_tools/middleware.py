@@ -33,7 +33,7 @@ from adcp_agent.services import identity, sandbox
 from adcp_agent.state import AppState
 from adcp_agent_tools import unsupported
 from adcp_agent_tools.caller import get_preset_caller, reset_caller, set_caller
-from adcp_agent_tools.results import error_result, ok_again
+from adcp_agent_tools.results import error_result, success
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -214,7 +214,7 @@ def _with_context(result: ToolResult, echo: Any) -> ToolResult:
     if echo is not None and isinstance(payload, dict) and "context" not in payload:
         payload["context"] = echo
         if not result.is_error:
-            result = ok_again(payload, result.meta)
+            result = success(payload, result.meta)
     return result
 
 
@@ -224,4 +224,4 @@ def _with_warnings(result: ToolResult, warnings: list[AdcpError]) -> ToolResult:
     if not isinstance(payload, dict):
         return result
     payload["errors"] = [*payload.get("errors", []), *(w.to_adcp() for w in warnings)]
-    return ok_again(payload, result.meta)
+    return success(payload, result.meta)

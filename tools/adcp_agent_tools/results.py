@@ -21,16 +21,12 @@ T = TypeVar("T")
 
 
 def ok(payload: dict[str, Any]) -> ToolResult:
-    payload = {"status": "completed", "adcp_version": ADCP_VERSION, **payload}
-    return ToolResult(
-        content=json.dumps(payload, separators=(",", ":"), default=str),
-        structured_content=payload,
-    )
+    return success({"status": "completed", "adcp_version": ADCP_VERSION, **payload})
 
 
-def ok_again(payload: dict[str, Any], meta: dict[str, Any] | None = None) -> ToolResult:
-    """A success whose structured payload (status included) was amended: its JSON text
-    rendered again to match."""
+def success(payload: dict[str, Any], meta: dict[str, Any] | None = None) -> ToolResult:
+    """A success result: ``payload`` (status included) as structured content and as its
+    JSON text (rendered again whenever the payload is amended)."""
     return ToolResult(
         content=json.dumps(payload, separators=(",", ":"), default=str),
         structured_content=payload,
