@@ -5,6 +5,7 @@ it — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,8 @@ from fastmcp import Client
 from sqlalchemy import text
 
 from adcp_agent.db.migrate import upgrade_to_head
-from adcp_agent.services import identity
+from adcp_agent.db.models_media import MediaBuy
+from adcp_agent.services import identity, media_reads, order_sync
 from adcp_agent.state import AppState
 from tests.databases import Backend
 from tests.delivery_support import (
@@ -180,3 +182,35 @@ async def test_history_survives_the_upgrade_that_numbers_it(
     assert [h["revision"] for h in by_id[ids[0]]["history"]] == [3, 2, 1]
     assert by_id[ids[0]]["history"] == {b["media_buy_id"]: b for b in before}[ids[0]]["history"]
     assert by_id[ids[1]]["history"] == []  # two rows for three revisions: not numbered
+
+
+async def test_concurrent_changes_each_get_their_own_revision(
+    prepared_state: AppState, backend: Backend
+) -> None:
+    """Changes that do not take turns through the update lease (an ad-server status
+    followed by order sync, a publisher's decision) and buyer updates, all at once: no
+    revision bump is lost and no two changes share a revision number (on PostgreSQL the
+    buy's row is locked for each bump; SQLite runs writers one at a time)."""
+    state = prepared_state
+    tools = McpToolExecutor(build_mcp(state))
+    caller = await identity.authenticate(state.db, DEMO_TOKEN)
+    created = await tools.call(
+        caller, "create_media_buy", {**non_guaranteed(), "start_time": "asap"}
+    )
+    assert not created.is_error, created.data
+    mb, pkg = created.data["media_buy_id"], created.data["packages"][0]["package_id"]
+    [buy] = await state.db.read_models(MediaBuy, media_reads.BUY_ROW, {"buy": mb})
+
+    async def follow() -> None:
+        await order_sync._follow(state, buy, "live", "DELIVERING", "system")
+
+    async def budget(i: int) -> None:
+        args = {"media_buy_id": mb, "packages": [{"package_id": pkg, "budget": 3000 + i}]}
+        done = await tools.call(caller, "update_media_buy", args)
+        assert not done.is_error, done.data
+
+    await asyncio.gather(*(follow() for _ in range(12)), *(budget(i) for i in range(12)))
+    asked = {"media_buy_ids": [mb], "include_history": 100}
+    [listed] = (await tools.call(caller, "get_media_buys", asked)).data["media_buys"]
+    assert listed["revision"] == 25
+    assert [h["revision"] for h in listed["history"]] == list(range(25, 0, -1))

@@ -18,7 +18,7 @@ from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Task
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit, buy_events, delivery, paging
+from adcp_agent.services import audit, buy_events, buy_state, delivery, paging
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -109,7 +109,6 @@ async def decide(
         assert stored_buy is not None and stored_task is not None
         now = utcnow()
         stored_buy.state = "live" if approve else "rejected"
-        stored_buy.revision += 1
         stored_buy.updated_at = now
         if approve:
             stored_buy.approved_by = approver.actor
@@ -131,8 +130,8 @@ async def decide(
                 "code": "TERMS_REJECTED",
                 "message": f"The publisher declined the order: {reason or 'no reason given'}.",
             }
-        session.add(stored_buy)
         session.add(stored_task)
+        await buy_state.bump_revision(session, stored_buy)
         await audit.record(
             session,
             None,

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.errors import AdcpError
@@ -121,3 +122,15 @@ def adcp_valid_actions(buy: MediaBuy, now: datetime) -> list[str]:
             "shorten_flight",
         ]
     return out
+
+
+async def bump_revision(session: AsyncSession, buy: MediaBuy) -> None:
+    """Give ``buy`` (a session's row, its other changes pending) a new revision counted
+    by the database — ``revision = revision + 1`` in its UPDATE — so that changes made
+    at once each get their own: an ORM transaction's reads run before it takes the
+    write lock on SQLite, and read what is committed on PostgreSQL, so a revision read
+    and written back from Python lost the bumps made in between."""
+    buy.revision = MediaBuy.revision + 1  # type: ignore[assignment]
+    session.add(buy)
+    await session.flush()
+    await session.refresh(buy, attribute_names=["revision"])

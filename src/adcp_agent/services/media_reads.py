@@ -47,6 +47,10 @@ _PACKAGES_OF = ByIds(
 BUY_ROW = select(*statements.model_columns(MediaBuy)).where(
     _BUYS.c.media_buy_id == bindparam("buy")
 )
+# ... and locked for the rest of a write transaction on PostgreSQL (a change computed
+# from it, e.g. its next revision, then counts what others committed before it).
+# SQLite's write transactions run one at a time already (no FOR UPDATE there).
+BUY_ROW_LOCKED = BUY_ROW.with_for_update()
 
 
 @dataclass

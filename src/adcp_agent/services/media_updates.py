@@ -264,7 +264,7 @@ async def _write(
     the changed ones are written. ``applied=False`` (nothing reached the ad server;
     ``plan`` is the buy as loaded) undoes the reservation without a new revision. The
     stored rows, as written (detached models)."""
-    [found] = await statements.fetch(tx, media_reads.BUY_ROW, {"buy": buy.media_buy_id})
+    [found] = await statements.fetch(tx, media_reads.BUY_ROW_LOCKED, {"buy": buy.media_buy_id})
     stored = statements.build(MediaBuy, **found._asdict())
     lease = ("media_buy_id", "revision", "update_lease", "update_lease_until", "update_lease_undo")
     names = _changed(plan.buy, buy, *lease) | claim.buy_fields

@@ -18,7 +18,7 @@ from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit
+from adcp_agent.services import audit, buy_state
 from adcp_agent.state import AppState
 
 # Only states the ad server can contradict; approval and rejection stay ours.
@@ -113,9 +113,8 @@ async def _follow(state: AppState, buy: MediaBuy, theirs: str, word: str, actor:
             stored.archived = True
         else:
             stored.state = theirs
-        stored.revision += 1
         stored.updated_at = utcnow()
-        session.add(stored)
+        await buy_state.bump_revision(session, stored)
         await audit.record(
             session,
             None,

@@ -97,9 +97,8 @@ async def _move_flight(scope: Scope, media_buy_id: str, edge: str) -> None:
             stored.start_time = now
         else:
             stored.end_time = max(now, stored.start_time)
-        stored.revision += 1
         stored.updated_at = utcnow()
-        session.add(stored)
+        await buy_state.bump_revision(session, stored)
         await audit.record(
             session,
             scope.caller,
