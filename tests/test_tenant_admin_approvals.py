@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
+from adcp_agent_adapters.mock import MockAdapter
+from sqlmodel import col, update
 
 from adcp_agent import demo_catalog
-from adcp_agent.services import catalog_admin
+from adcp_agent.db.models_media import Task
+from adcp_agent.db.types import utcnow
+from adcp_agent.services import approvals, catalog_admin, interrupted
 from tests.media_helpers import guaranteed
 from tests.support import assert_valid
 from tests.tenant_admin_support import AdminApi, admin_api
@@ -149,3 +158,56 @@ async def test_sync_orders_follows_changes_made_in_the_ad_server(tmp_path: Path)
     assert status[paused_there["media_buy_id"]] == "paused"
     assert status[untouched["media_buy_id"]] == "pending_start"
     assert unknown.status_code == 404
+
+
+async def test_two_decisions_of_one_task_at_once_reach_the_ad_server_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An approval and a rejection of the same task at the same moment: the first to
+    claim the task decides it; the other is refused before it calls the ad server, so
+    the order's state there is the decision's."""
+    called: list[str] = []
+    original = MockAdapter.order_action
+
+    async def slow(self: MockAdapter, order_id: str, action: Any) -> None:
+        called.append(action)
+        await asyncio.sleep(0.05)  # the ad server takes its time: the other decision arrives
+        await original(self, order_id, action)
+
+    monkeypatch.setattr(MockAdapter, "order_action", slow)
+    async with admin_api(tmp_path) as api:
+        tenant_id, buyer = await _publisher(api)
+        submitted = await api.mcp_result("create_media_buy", guaranteed(), buyer["access_token"])
+        path = f"/approvals/{submitted['task_id']}"
+        approved, rejected = await asyncio.gather(
+            api.request("POST", f"{path}/approve"),
+            api.request("POST", f"{path}/reject", json={"reason": "Sold out"}),
+        )
+        task = await api.mcp_result(
+            "get_task_status", {"task_id": submitted["task_id"]}, buyer["access_token"]
+        )
+    assert (approved.status_code, rejected.status_code) == (200, 409), (
+        approved.text,
+        rejected.text,
+    )
+    assert rejected.json()["error"]["code"] == "INVALID_STATE"
+    assert task["status"] == "completed"
+    assert called == ["approve", "activate"]  # the rejection never reached the ad server
+
+
+async def test_a_decision_left_unfinished_goes_back_to_the_queue(tmp_path: Path) -> None:
+    async with admin_api(tmp_path) as api:
+        tenant_id, buyer = await _publisher(api)
+        submitted = await api.mcp_result("create_media_buy", guaranteed(), buyer["access_token"])
+        stale = utcnow() - approvals.DECIDING - timedelta(seconds=1)
+        async with api.state.db.engine.begin() as conn:  # a server stopped mid-decision
+            await conn.execute(
+                update(Task)
+                .where(col(Task.task_id) == submitted["task_id"])
+                .values(status="working", decided_by="admin:api", updated_at=stale)
+            )
+        busy = await api.request("POST", f"/approvals/{submitted['task_id']}/approve")
+        await interrupted.sweep(api.state, utcnow())
+        approved = await api.request("POST", f"/approvals/{submitted['task_id']}/approve")
+    assert busy.status_code == 409
+    assert approved.status_code == 200, approved.text

@@ -6,14 +6,16 @@ decide, and never on work its own principal submitted: a buyer cannot approve it
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, false, func
+from sqlalchemy import bindparam, case, false, func, update
 from sqlmodel import col, select
 
+from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Task
 from adcp_agent.db.types import utcnow
@@ -21,6 +23,8 @@ from adcp_agent.errors import AdcpError
 from adcp_agent.services import audit, buy_events, buy_state, delivery, paging
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,57 @@ async def pending_task_for(state: AppState, tenant_id: str, media_buy_id: str) -
     return task
 
 
+# A decision claims its task (submitted -> working, decided_by set) before it calls the
+# ad server: a second decision of the same task at the same moment — another admin, the
+# CLI — is refused at once instead of both reaching the ad server and the last one's
+# answer standing. A claim a stopped server left behind goes back to submitted after
+# DECIDING (``release_stale_decisions``, from the interrupted-work sweep).
+DECIDING = timedelta(minutes=2)
+_T = Task.__table__.c  # type: ignore[attr-defined]
+_CLAIM = (
+    update(Task)
+    .where(_T.task_id == bindparam("task"), _T.status == "submitted")
+    .values(status="working", decided_by=bindparam("actor"), updated_at=bindparam("now"))
+)
+_UNCLAIM = (
+    update(Task)
+    .where(_T.task_id == bindparam("task"), _T.status == "working")
+    .values(status="submitted", decided_by=None, updated_at=bindparam("now"))
+)
+_STALE = (
+    update(Task)
+    .where(
+        _T.status == "working",
+        _T.decided_by.is_not(None),
+        _T.updated_at < bindparam("cutoff"),
+    )
+    .values(status="submitted", decided_by=None, updated_at=bindparam("now"))
+)
+
+
+async def _claim_decision(state: AppState, task_id: str, approver: Approver) -> None:
+    params = {"task": task_id, "actor": approver.actor, "now": utcnow()}
+    async with state.db.write() as tx:
+        claimed = await statements.execute(tx, _CLAIM, params)
+    if claimed != 1:
+        raise AdcpError(
+            "INVALID_STATE",
+            f"Task '{task_id}' is being decided or was decided meanwhile.",
+            field="task_id",
+            suggestion="Read the task again (GET the approvals queue or get_task_status).",
+        )
+
+
+async def release_stale_decisions(state: AppState, now: datetime) -> int:
+    """Decisions claimed and never finished (their server stopped): back to submitted,
+    to be decided again. How many."""
+    async with state.db.write() as tx:
+        released = await statements.execute(tx, _STALE, {"cutoff": now - DECIDING, "now": now})
+    if released:
+        log.warning("%d approval decision(s) left unfinished went back to submitted", released)
+    return released
+
+
 async def decide(
     state: AppState, approver: Approver, task_id: str, *, approve: bool, reason: str | None = None
 ) -> tuple[Task, MediaBuy]:
@@ -97,12 +152,18 @@ async def decide(
             f"Media buy '{buy.media_buy_id}' is not awaiting approval.",
             field="task_id",
         )
-    # Hours before the decision did not serve: close them before the buy goes live.
-    await delivery.close_hours(state, buy)
-    if approve:
-        adapter = state.adapters.get(tenant, buy.ad_server)
-        await adapter.order_action(buy.external_order_id or "", "approve")
-        await adapter.order_action(buy.external_order_id or "", "activate")
+    await _claim_decision(state, task_id, approver)
+    try:
+        # Hours before the decision did not serve: close them before the buy goes live.
+        await delivery.close_hours(state, buy)
+        if approve:
+            adapter = state.adapters.get(tenant, buy.ad_server)
+            await adapter.order_action(buy.external_order_id or "", "approve")
+            await adapter.order_action(buy.external_order_id or "", "activate")
+    except BaseException:
+        async with state.db.write() as tx:
+            await statements.execute(tx, _UNCLAIM, {"task": task_id, "now": utcnow()})
+        raise
     async with state.db.transaction() as session:
         stored_buy = await session.get(MediaBuy, buy.media_buy_id)
         stored_task = await session.get(Task, task_id)

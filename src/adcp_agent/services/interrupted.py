@@ -38,7 +38,7 @@ from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import audit, buy_events
+from adcp_agent.services import approvals, audit, buy_events
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -109,7 +109,8 @@ class _Gone(Exception):
 
 async def sweep(state: AppState, now: datetime) -> tuple[int, int]:
     """Release every stranded booking and lapsed lease (``now`` on the wall clock, as
-    leases and ``created_at`` are); how many of each. A booking whose ad server cannot
+    leases and ``created_at`` are); how many of each. Approval decisions left
+    unfinished go back to the queue too (``approvals.release_stale_decisions``). A booking whose ad server cannot
     be reached now is left for the next sweep."""
     db = state.db
     stranded = [r.media_buy_id for r in await db.read(_STRANDED, {"cutoff": now - STRANDED_AFTER})]
@@ -121,6 +122,7 @@ async def sweep(state: AppState, now: datetime) -> tuple[int, int]:
         except Exception:  # noqa: BLE001 - the ad server, most likely: next sweep
             log.exception("could not release stranded media buy %s yet", media_buy_id)
     leases = sum([await release_lease(db, media_buy_id, now) for media_buy_id in lapsed])
+    await approvals.release_stale_decisions(state, now)
     return bookings, leases
 
 
