@@ -400,3 +400,64 @@ async def test_industry_identifiers_and_provenance_are_kept_and_shown(tmp_path: 
     assert "provenance" not in shown["cr_plain"]
     assert bad["status"] == "failed"
     assert bad["errors"][0]["field"].startswith("creatives.0.industry_identifiers.0.type")
+
+
+async def test_an_update_replaces_a_packages_assignments(tmp_path: Path) -> None:
+    """update_media_buy's creative_assignments replace the package's: a creative not yet
+    on the ad server can be dropped, new ones are added, and the package, the buy and
+    the ad server agree afterwards."""
+    async with admin_api(tmp_path) as api:
+        await api.init_key()
+        tid = (
+            await api.create_tenant(
+                name="Careful",
+                subdomain="careful",
+                ad_server="mock",
+                features={"creative_approval": "manual"},
+            )
+        )["tenant_id"]
+        await catalog_admin.load_catalog(
+            api.state.db,
+            tid,
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
+        )
+        token = (await api.create_principal(tid, name="Agency"))["access_token"]
+        creatives = [display("cr_one"), display("cr_two"), display("cr_three")]
+        await api.mcp_result("sync_creatives", sync_args(creatives), token)
+        buy = await api.mcp_result(
+            "create_media_buy",
+            non_guaranteed(budget=2000, creative_assignments=[{"creative_id": "cr_one"}]),
+            token,
+        )
+        mb, pkg = buy["media_buy_id"], buy["packages"][0]["package_id"]
+
+        async def assign(*ids: str) -> dict:
+            wanted = [{"creative_id": i} for i in ids]
+            return await api.mcp_result(
+                "update_media_buy",
+                {
+                    "media_buy_id": mb,
+                    "packages": [{"package_id": pkg, "creative_assignments": wanted}],
+                },
+                token,
+            )
+
+        swapped = await assign("cr_two", "cr_three")  # cr_one awaits review: not served yet
+        queue = (await api.request("GET", f"/creatives/review?tenant_id={tid}")).json()
+        two = next(c["id"] for c in queue["creatives"] if c["creative_id"] == "cr_two")
+        await api.request("POST", f"/creatives/{two}/approve")  # cr_two reaches the ad server
+        dropped = await assign("cr_three")
+        listed = await api.mcp_result("get_media_buys", {"media_buy_ids": [mb]}, token)
+        library = await api.mcp_result("list_creatives", {}, token)
+    assert swapped["status"] == "completed", swapped
+    assert dropped["status"] == "failed" and dropped["errors"][0]["code"] == "UNSUPPORTED_FEATURE"
+    [package] = listed["media_buys"][0]["packages"]
+    assert {a["creative_id"] for a in package["creative_assignments"]} == {"cr_two", "cr_three"}
+    counts = {c["creative_id"]: c["assignments"]["assignment_count"] for c in library["creatives"]}
+    assert counts == {"cr_one": 0, "cr_two": 1, "cr_three": 1}
+    [order] = _adserver(tmp_path, tid)[0].values()
+    [line] = order.lines.values()
+    assert len(line.creatives) == 1  # cr_two: the one approved

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, false
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -518,8 +519,14 @@ async def assignable(
     return out
 
 
+_LINKS_OF_PACKAGE = select(*statements.model_columns(CreativeAssignment)).where(
+    _A.package_id == bindparam("package")
+)
+_UNLINK = sa_delete(CreativeAssignment).where(_A.id == bindparam("link"))
+
+
 async def replace_assignments(
-    session: AsyncSession,
+    tx: statements.Tx,
     tenant_id: str,
     package: Package,
     creatives: Sequence[Creative],
@@ -527,15 +534,7 @@ async def replace_assignments(
 ) -> None:
     """Make the package's assignments exactly ``creatives`` (AdCP replacement semantics).
     A creative the ad server already serves cannot be withdrawn here."""
-    current = list(
-        (
-            await session.exec(
-                select(CreativeAssignment).where(
-                    CreativeAssignment.package_id == package.package_id
-                )
-            )
-        ).all()
-    )
+    current = await statements.fetch(tx, _LINKS_OF_PACKAGE, {"package": package.package_id})
     wanted = {c.id for c in creatives}
     for link in current:
         if link.creative_pk in wanted:
@@ -547,17 +546,20 @@ async def replace_assignments(
                 "or replace the creative's assets with sync_creatives.",
                 field=field_name,
             )
-        await session.delete(link)
+        await statements.execute(tx, _UNLINK, {"link": link.id}, expect=1)
     have = {link.creative_pk for link in current}
-    for creative in creatives:
-        if creative.id not in have:
-            session.add(
-                CreativeAssignment(
-                    tenant_id=tenant_id,
-                    creative_pk=creative.id or 0,
-                    package_id=package.package_id,
-                )
-            )
+    added = [
+        statements.build(
+            CreativeAssignment,
+            tenant_id=tenant_id,
+            creative_pk=creative.id or 0,
+            package_id=package.package_id,
+        )
+        for creative in creatives
+        if creative.id not in have
+    ]
+    if added:
+        await statements.insert(tx, *added)
     package.creative_ids = [c.creative_id for c in creatives]
 
 

@@ -109,9 +109,9 @@ class _Gone(Exception):
 
 async def sweep(state: AppState, now: datetime) -> tuple[int, int]:
     """Release every stranded booking and lapsed lease (``now`` on the wall clock, as
-    leases and ``created_at`` are); how many of each. Approval decisions left
-    unfinished go back to the queue too (``approvals.release_stale_decisions``). A booking whose ad server cannot
-    be reached now is left for the next sweep."""
+    leases and ``created_at`` are); how many of each. A booking whose ad server cannot
+    be reached now is left for the next sweep. Approval decisions left unfinished go
+    back to the queue too (``approvals.release_stale_decisions``)."""
     db = state.db
     stranded = [r.media_buy_id for r in await db.read(_STRANDED, {"cutoff": now - STRANDED_AFTER})]
     lapsed = [r.media_buy_id for r in await db.read(_LAPSED, {"now": now})]

@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy import update as sa_update
 from sqlmodel import SQLModel, col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import AdServerAdapter
 from adcp_agent.db import statements
@@ -291,7 +290,6 @@ async def _write(
         for name in names:
             setattr(row, name, getattr(package, name))
         if package_id in plan.creatives:
-            assert isinstance(tx, AsyncSession)  # assignments are changed through the ORM
             await creative_library.replace_assignments(
                 tx, buy.tenant_id, row, plan.creatives[package_id], "packages"
             )
@@ -388,8 +386,7 @@ async def update(
     if failure is not None and not done:
         await _abandon(state, buy, packages, claim)
         raise failure
-    # Creative assignments are changed through the ORM; everything else is statements.
-    async with state.db.transaction() if plan.creatives else state.db.write() as session:
+    async with state.db.write() as session:
         stored, rows = await _write(session, buy, packages, plan, claim)
         if plan.task is not None:
             await statements.insert(session, plan.task)
