@@ -78,7 +78,8 @@ async def test_history_tells_each_revision_newest_first(sim: SimServer) -> None:
         "created",
     ]
     assert history[0]["package_id"] == second and history[3]["package_id"] == first
-    assert "2,000.00 USD to 2,500.00 USD" in history[3]["summary"]
+    assert f"Package {first} budget from 2,000.00 USD to 2,500.00 USD" in history[3]["summary"]
+    assert "impressions goal from 500,000 to 625,000" in history[3]["summary"]
     assert history[4]["summary"].startswith("Booked 2 package(s), 3,000.00 USD")
     assert all(h["actor"].startswith("principal:") for h in history)
     stamps = [h["timestamp"] for h in history]

@@ -212,9 +212,12 @@ def _diff(
             if old.get(name) != new.get(name):
                 actions.append("updated_packages")
                 if name in ("impressions_goal", "rate"):
-                    changes.append(
-                        f"Package {package_id} {told} from {old.get(name)} to {new.get(name)}"
+                    shown = "{:,.0f}" if name == "impressions_goal" else "{:,.2f}"
+                    was, now = (
+                        shown.format(v) if isinstance(v, int | float) else "none"
+                        for v in (old.get(name), new.get(name))
                     )
+                    changes.append(f"Package {package_id} {told} from {was} to {now}")
                 else:
                     changes.append(f"Package {package_id} {told} changed")
                 packages.add(package_id)
