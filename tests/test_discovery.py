@@ -301,6 +301,7 @@ async def test_undeclared_read_arguments_are_reported_unless_harmless(live: Live
         "include_pricing": True,
         "brand_new_filter": 1,
         "time_budget": {"interval": 5, "unit": "seconds"},
+        "idempotency_key": "read-0000000000000001",
         "context": {"run": 7},
     }
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:

@@ -202,11 +202,12 @@ REPORTS_UNAPPLIED = frozenset(
 # Arguments that change nothing in an answer this agent gives: dropped without a word.
 QUIET = frozenset(
     {
-        # envelope and extension fields
+        # envelope and extension fields; a read has nothing to do twice
         "context",
         "ext",
         "adcp_version",
         "adcp_major_version",
+        "idempotency_key",
         # every answer is final when given: nothing is pushed later, nothing takes long
         "push_notification_config",
         "time_budget",
