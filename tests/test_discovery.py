@@ -350,3 +350,52 @@ async def test_product_fields_project_each_product(live: LiveServer) -> None:
         assert lean == {k: whole[k] for k in ("product_id", "name", "pricing_options")}
     assert unknown.error_codes == ["VALIDATION_ERROR"] and unknown.error["field"] == "fields[0]"
     assert "pricing_options" in unknown.error["suggestion"]
+
+
+def _products_where(keep: Any) -> set[str]:
+    return {p["product_id"] for p in demo_catalog.PRODUCTS if keep(p)}
+
+
+def _serves(product: dict[str, Any], country: str) -> bool:
+    return not product.get("countries") or country in product["countries"]
+
+
+PRODUCT_FILTERS: list[tuple[dict[str, Any], Any]] = [
+    ({"regions": ["GB-SCT"]}, lambda p: _serves(p, "GB")),
+    ({"regions": ["CA-ON", "GB-SCT"]}, lambda p: _serves(p, "CA") or _serves(p, "GB")),
+    ({"required_geo_targeting": [{"level": "region"}]}, lambda p: "geo_region" in p["targeting"]),
+    (
+        {
+            "required_geo_targeting": [
+                {"level": "country"},
+                {"level": "metro", "system": "nielsen_dma"},
+            ]
+        },
+        lambda p: {"geo_country", "geo_metro"} <= set(p["targeting"]),
+    ),
+    (
+        {"required_geo_targeting": [{"level": "postal_area", "country": "US", "system": "zip"}]},
+        lambda p: False,
+    ),
+    ({"exclusivity": "none"}, lambda p: True),
+    ({"exclusivity": "exclusive"}, lambda p: False),
+    ({"required_features": {"catalog_management": False}}, lambda p: True),
+    ({"required_features": {"inline_creative_management": True}}, lambda p: False),
+]
+
+
+@pytest.mark.parametrize(
+    ("filters", "keep"), PRODUCT_FILTERS, ids=[str(f) for f, _ in PRODUCT_FILTERS]
+)
+async def test_geo_exclusivity_and_feature_filters_select_exactly_their_products(
+    live: LiveServer, filters: dict[str, Any], keep: Any
+) -> None:
+    args = {"buying_mode": "wholesale", "filters": filters, "pagination": {"max_results": 100}}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        result = await call(client, "get_products", args)
+    assert not result.is_error, result.data
+    assert_valid("get_products", result.data)
+    assert {p["product_id"] for p in result.data["products"]} == _products_where(keep)
+    assert "errors" not in result.data  # applied, not merely reported
+    if "inline_creative_management" in str(filters):
+        assert "does not offer inline_creative_management" in result.data["message"]

@@ -37,6 +37,14 @@ from adcp_agent_tools.results import (
 )
 from adcp_agent_tools.test_controller import forced_result
 
+# AdCP 3.1 media-buy features, as this agent supports them (declared in
+# get_adcp_capabilities; get_products' required_features filters on them).
+MEDIA_BUY_FEATURES = {
+    "inline_creative_management": False,  # creatives come through sync_creatives
+    "property_list_filtering": False,
+    "catalog_management": False,
+    "committed_metrics_supported": False,
+}
 # AdCP 3.1 get_products' ``fields`` values
 PRODUCT_FIELDS = tuple(
     "product_id name description publisher_properties channels video_placement_types "
@@ -121,6 +129,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "supported_pricing_models": models or ["cpm"],
                 "buying_modes": ["brief", "wholesale"],
                 "supports_proposals": False,
+                "features": MEDIA_BUY_FEATURES,
                 "portfolio": {
                     "publisher_domains": domains,
                     "primary_channels": channels,
@@ -240,6 +249,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
             end_date=f.end_date,
             is_fixed_price=f.is_fixed_price,
             currencies=list(f.pricing_currencies or []),
+            regions=list(f.regions or []),
+            geo_levels=[g.level for g in f.required_geo_targeting or []],
+            exclusivity=f.exclusivity,
         )
         if f.start_date and f.end_date and f.end_date < f.start_date:
             raise AdcpError(
@@ -248,7 +260,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
         forced = await sandbox_arms.take(state, caller, "get_products", dump(account))
         if forced is not None:  # a sandbox's force_get_products_arm
             return forced_result(forced)
-        ranked = await catalogs.search_products(state.db, caller, query, now=state.clock.now())
+        required = f.required_features or {}
+        lacking = sorted(k for k, v in required.items() if v and not MEDIA_BUY_FEATURES.get(k))
+        ranked = (
+            []  # products of a seller without a required feature: none
+            if lacking
+            else await catalogs.search_products(state.db, caller, query, now=state.clock.now())
+        )
         page, page_info = paginate(
             ranked,
             dump(pagination),
@@ -257,7 +275,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
         properties = {p.property_id: p for p in await catalogs.list_properties(state.db, caller)}
         url = state.agent_url
         payload: dict[str, Any] = {
-            "message": _products_message(len(ranked), brief),
+            "message": _products_message(len(ranked), brief, lacking),
             "cache_scope": "account" if caller.authenticated else "public",
             "products": projected(
                 [
@@ -378,7 +396,9 @@ async def resolve_account(state: AppState, caller: Caller, account: AccountRef |
     await accounts.resolve(state.db, caller, dump(account))
 
 
-def _products_message(count: int, brief: str | None) -> str:
+def _products_message(count: int, brief: str | None, lacking: list[str]) -> str:
+    if lacking:
+        return f"This publisher does not offer {', '.join(sorted(lacking))}: no products."
     if count == 0:
         return "No products match; loosen the filters or broaden the brief."
     noun = "product" if count == 1 else "products"

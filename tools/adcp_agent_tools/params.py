@@ -27,6 +27,12 @@ class BudgetRange(_Open):
     currency: str | None = None
 
 
+class GeoLevel(_Open):
+    level: Literal["country", "region", "metro", "postal_area"]
+    system: str | None = None
+    country: str | None = None
+
+
 class ProductFilters(_Open):
     delivery_type: Literal["guaranteed", "non_guaranteed"] | None = None
     is_fixed_price: bool | None = None
@@ -37,6 +43,12 @@ class ProductFilters(_Open):
     end_date: date | None = None
     budget_range: BudgetRange | None = None
     countries: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] | None = None
+    regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]+$")]] | None = Field(
+        default=None, min_length=1, max_length=500
+    )
+    required_geo_targeting: list[GeoLevel] | None = Field(default=None, max_length=20)
+    required_features: dict[str, bool] | None = None
+    exclusivity: Literal["none", "category", "exclusive"] | None = None
     channels: list[str] | None = None
 
 

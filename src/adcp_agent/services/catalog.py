@@ -30,6 +30,9 @@ class ProductQuery:
     product_ids: Sequence[str] = ()
     is_fixed_price: bool | None = None
     currencies: Sequence[str] = ()
+    regions: Sequence[str] = ()  # ISO 3166-2: products serving each region's country
+    geo_levels: Sequence[str] = ()  # targeting levels a product must offer (country, ...)
+    exclusivity: str | None = None  # none | category | exclusive (ours are all "none")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,11 @@ class RankedProduct:
     score: float
     relevance: str
     fit: list[str] = field(default_factory=list)
+
+
+# AdCP geo targeting levels and the capability a product lists for each (a level with
+# none — postal areas — is offered by no product here).
+GEO_CAPABILITY = {"country": "geo_country", "region": "geo_region", "metro": "geo_metro"}
 
 
 def min_spend(product: Product) -> float:
@@ -86,6 +94,18 @@ def _passes(
         if not hit:
             return None
         fit.append("serves " + ", ".join(hit))
+    if q.regions and product.countries:
+        served = sorted({r for r in q.regions if r[:2] in product.countries})
+        if not served:
+            return None
+        fit.append("covers " + ", ".join(served))
+    if q.geo_levels:
+        offered = {GEO_CAPABILITY.get(level) for level in q.geo_levels}
+        if not offered <= set(product.targeting):
+            return None
+        fit.append("targets by " + ", ".join(q.geo_levels))
+    if q.exclusivity not in (None, "none"):
+        return None  # no product here is sold as sole or category sponsorship
     if q.budget is not None:
         floor = min_spend(product)
         if floor > q.budget:
