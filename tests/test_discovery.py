@@ -159,7 +159,7 @@ async def test_unknown_arguments_are_tolerated_and_context_echoed(live: LiveServ
                 "context": context,
                 "ext": {"vendor": {"x": 1}},
                 "some_future_field": [1, 2, 3],
-                "filters": {"channels": ["ctv"], "metros": [{"system": "nielsen_dma"}]},
+                "filters": {"channels": ["ctv"], "postal_areas": [{"country": "US"}]},
             },
         )
         failing = await call(client, "get_products", {"buying_mode": "nope", "context": context})
@@ -171,7 +171,7 @@ async def test_unknown_arguments_are_tolerated_and_context_echoed(live: LiveServ
     assert_valid("get_products", result.data)
     # A filter we cannot apply is reported, not silently dropped.
     assert result.data["errors"][0]["code"] == "UNSUPPORTED_FEATURE"
-    assert result.data["errors"][0]["field"] == "filters.metros"
+    assert result.data["errors"][0]["field"] == "filters.postal_areas"
 
 
 async def test_pagination_walks_every_product_once(live: LiveServer) -> None:
@@ -377,6 +377,9 @@ PRODUCT_FILTERS: list[tuple[dict[str, Any], Any]] = [
         {"required_geo_targeting": [{"level": "postal_area", "country": "US", "system": "zip"}]},
         lambda p: False,
     ),
+    ({"metros": [{"system": "uk_itl1", "code": "UKI"}]}, lambda p: _serves(p, "GB")),
+    ({"metros": [{"system": "nielsen_dma", "code": "501"}]}, lambda p: _serves(p, "US")),
+    ({"metros": [{"system": "eurostat_nuts2", "code": "DE21"}]}, lambda p: _serves(p, "DE")),
     ({"exclusivity": "none"}, lambda p: True),
     ({"exclusivity": "exclusive"}, lambda p: False),
     ({"required_features": {"catalog_management": False}}, lambda p: True),

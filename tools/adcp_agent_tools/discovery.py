@@ -22,6 +22,7 @@ from adcp_agent_tools.params import (
     AccountRef,
     BrandRef,
     FormatRef,
+    Metro,
     Pagination,
     ProductFilters,
     check_names,
@@ -249,7 +250,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             end_date=f.end_date,
             is_fixed_price=f.is_fixed_price,
             currencies=list(f.pricing_currencies or []),
-            regions=list(f.regions or []),
+            regions=[*(f.regions or []), *_metro_regions(f.metros or [])],
             geo_levels=[g.level for g in f.required_geo_targeting or []],
             exclusivity=f.exclusivity,
         )
@@ -394,6 +395,25 @@ async def resolve_account(state: AppState, caller: Caller, account: AccountRef |
             field="account",
         )
     await accounts.resolve(state.db, caller, dump(account))
+
+
+# The country of each metro system's areas (a NUTS 2 code begins with its country's).
+_METRO_COUNTRY = {"nielsen_dma": "US", "uk_itl1": "GB", "uk_itl2": "GB"}
+
+
+def _metro_regions(metros: list[Metro]) -> list[str]:
+    """Metros as the regions of their countries, for the coverage filter: a product
+    serving the country covers its metros (this publisher sells no metro-bound
+    inventory). A custom system names no country: applied as no constraint."""
+    out = []
+    for m in metros:
+        if m.system == "eurostat_nuts2":
+            country = {"EL": "GR", "UK": "GB"}.get(m.code[:2].upper(), m.code[:2].upper())
+        else:
+            country = _METRO_COUNTRY.get(m.system)
+        if country:
+            out.append(f"{country}-{m.code.upper()}")
+    return out
 
 
 def _products_message(count: int, brief: str | None, lacking: list[str]) -> str:

@@ -27,6 +27,11 @@ class BudgetRange(_Open):
     currency: str | None = None
 
 
+class Metro(_Open):
+    system: Literal["nielsen_dma", "uk_itl1", "uk_itl2", "eurostat_nuts2", "custom"]
+    code: str = Field(min_length=1, max_length=20)
+
+
 class GeoLevel(_Open):
     level: Literal["country", "region", "metro", "postal_area"]
     system: str | None = None
@@ -46,6 +51,7 @@ class ProductFilters(_Open):
     regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}-[A-Z0-9]+$")]] | None = Field(
         default=None, min_length=1, max_length=500
     )
+    metros: list[Metro] | None = Field(default=None, min_length=1, max_length=500)
     required_geo_targeting: list[GeoLevel] | None = Field(default=None, max_length=20)
     required_features: dict[str, bool] | None = None
     exclusivity: Literal["none", "category", "exclusive"] | None = None
