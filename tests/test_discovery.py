@@ -402,3 +402,17 @@ async def test_geo_exclusivity_and_feature_filters_select_exactly_their_products
     assert "errors" not in result.data  # applied, not merely reported
     if "inline_creative_management" in str(filters):
         assert "does not offer inline_creative_management" in result.data["message"]
+
+
+async def test_a_custom_metro_system_is_reported_not_applied(live: LiveServer) -> None:
+    metros = [{"system": "nielsen_dma", "code": "501"}, {"system": "custom", "code": "north"}]
+    args = {"buying_mode": "wholesale", "filters": {"metros": metros}}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        result = await call(client, "get_products", args)
+    assert_valid("get_products", result.data)
+    assert [(e["code"], e["field"]) for e in result.data["errors"]] == [
+        ("UNSUPPORTED_FEATURE", "filters.metros[1]")
+    ]
+    assert {p["product_id"] for p in result.data["products"]} == _products_where(
+        lambda p: _serves(p, "US")
+    )

@@ -227,6 +227,11 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 ("required_policies", required_policies),
                 ("catalog", catalog),
             ]
+            + [
+                (f"filters.metros[{i}]", m)
+                for i, m in enumerate(f.metros or [])
+                if m.system == "custom"  # names no country this agent knows
+            ]
         )
         budget = None
         if f.budget_range is not None:
@@ -404,7 +409,7 @@ _METRO_COUNTRY = {"nielsen_dma": "US", "uk_itl1": "GB", "uk_itl2": "GB"}
 def _metro_regions(metros: list[Metro]) -> list[str]:
     """Metros as the regions of their countries, for the coverage filter: a product
     serving the country covers its metros (this publisher sells no metro-bound
-    inventory). A custom system names no country: applied as no constraint."""
+    inventory). A custom system names no country: it is reported as not applied."""
     out = []
     for m in metros:
         if m.system == "eurostat_nuts2":
