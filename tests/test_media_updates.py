@@ -3,8 +3,10 @@ CLI, optimistic concurrency and partial ad-server failures."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from typing import Any
 
 from adcp_agent_adapters.mock import load_state
 
@@ -354,3 +356,85 @@ async def test_a_cancellation_says_who_when_and_why(live: LiveServer) -> None:
     assert (cancellation["canceled_by"], cancellation["reason"]) == ("buyer", "Budget cut")
     assert cancellation["canceled_at"] >= buy["created_at"]
     assert "cancellation" not in still.data["media_buys"][0]
+
+
+async def test_a_package_is_canceled_on_its_own(live: LiveServer) -> None:
+    """packages[].canceled: the package stops for good (its line paused at the ad
+    server), says who canceled it, when and why, and takes no more changes; the rest of
+    the buy goes on. The last running package is the buy's to cancel."""
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        created = await call(c, "create_media_buy", _two_package_buy())
+        mb = created.data["media_buy_id"]
+        p1, p2 = (p["package_id"] for p in created.data["packages"])
+
+        async def upd(*packages: dict) -> Any:
+            return await call(
+                c, "update_media_buy", {"media_buy_id": mb, "packages": list(packages)}
+            )
+
+        reason_alone = await upd({"package_id": p2, "cancellation_reason": "Underperforming"})
+        canceled = await upd(
+            {"package_id": p2, "canceled": True, "cancellation_reason": "Underperforming"}
+        )
+        again = await upd({"package_id": p2, "canceled": True})
+        resumed = await upd({"package_id": p2, "paused": False})
+        budget = await upd({"package_id": p2, "budget": 5000})
+        last = await upd({"package_id": p1, "canceled": True})
+        other = await upd({"package_id": p1, "budget": 4500})
+        listed = await call(c, "get_media_buys", {"media_buy_ids": [mb], "include_history": 10})
+    assert reason_alone.error_codes == ["INVALID_REQUEST"]
+    assert reason_alone.error["field"] == "packages[0].cancellation_reason"
+    assert not canceled.is_error, canceled.data
+    assert_valid("update_media_buy", canceled.data)
+    for refused in (again, resumed, budget):
+        assert refused.error_codes == ["INVALID_STATE"], refused.data
+    assert (
+        last.error_codes == ["INVALID_REQUEST"]
+        and "Cancel the media buy" in last.error["suggestion"]
+    )
+    assert not other.is_error, other.data
+    assert_valid("get_media_buys", listed.data)
+    [buy] = listed.data["media_buys"]
+    packages = {p["package_id"]: p for p in buy["packages"]}
+    assert packages[p2]["canceled"] is True and packages[p2]["paused"] is True
+    cancellation = packages[p2]["cancellation"]
+    assert (cancellation["canceled_by"], cancellation["reason"]) == ("buyer", "Underperforming")
+    assert "canceled" not in packages[p1] and packages[p1]["budget"] == 4500
+    assert buy["status"] == "pending_start"  # the buy itself runs on
+    assert [h["action"] for h in buy["history"]][:2] == ["updated_budget", "package_canceled"]
+    assert buy["history"][1]["package_id"] == p2
+    _order, line = _line(live, "demo", mb, p2)
+    assert line.status == "paused"
+
+
+async def test_canceling_a_guaranteed_package_gives_its_inventory_back(live: LiveServer) -> None:
+    """A guaranteed package holds inventory from booking (awaiting approval included);
+    canceled, it holds none, and get_avails offers it again."""
+    args = guaranteed(budget=20000)
+    args["packages"].append(dict(args["packages"][0]))
+    flight = {
+        "product_ids": ["ctv_sports_premium"],
+        "flight_start_date": args["start_time"][:10],
+        "flight_end_date": args["end_time"][:10],
+    }
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        before = await call(c, "get_avails", flight)
+        submitted = await call(c, "create_media_buy", args)
+        held = await call(c, "get_avails", flight)
+        [mb] = re.findall(r"mb_[0-9a-f]+", submitted.data["message"])
+        buys = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
+        p2 = buys.data["media_buys"][0]["packages"][1]["package_id"]
+        canceled = await call(
+            c,
+            "update_media_buy",
+            {"media_buy_id": mb, "packages": [{"package_id": p2, "canceled": True}]},
+        )
+        after = await call(c, "get_avails", flight)
+    assert not canceled.is_error, canceled.data
+
+    def reserved(result: Any) -> int:
+        return int(result.data["packages"][0]["reserved_impressions"])
+
+    both = reserved(held) - reserved(before)
+    assert both > 0
+    assert abs((reserved(after) - reserved(before)) - both / 2) <= 2  # one of two given back

@@ -57,6 +57,8 @@ _PACKAGE_FIELDS = {
     "targeting_overlay",
     "creative_assignments",
     "creative_ids",
+    "canceled",
+    "cancellation_reason",
     "context",
     "ext",
 }
@@ -71,6 +73,8 @@ class PackageUpdate(_Open):
     pacing: Literal["even", "asap", "front_loaded"] | None = None
     targeting_overlay: dict[str, Any] | None = None
     creative_assignments: list[CreativeAssignment] | None = None
+    canceled: bool | None = None
+    cancellation_reason: str | None = Field(default=None, max_length=500)
 
 
 class Updates(_Open):
@@ -116,6 +120,20 @@ def _patch_ops(
                 field=f"{where}.{unknown[0]}",
             )
         pid = p.package_id
+        if p.cancellation_reason is not None and p.canceled is None:
+            raise AdcpError(
+                "INVALID_REQUEST",
+                "cancellation_reason goes with canceled: true.",
+                field=f"{where}.cancellation_reason",
+            )
+        if p.canceled is not None:
+            if p.canceled is not True:
+                raise AdcpError(
+                    "VALIDATION_ERROR", "canceled can only be true.", field=f"{where}.canceled"
+                )
+            ops.append(
+                Op("package_cancel", f"{where}.canceled", pid, {"reason": p.cancellation_reason})
+            )
         if p.paused is not None:
             ops.append(
                 Op("package_pause" if p.paused else "package_resume", f"{where}.paused", pid)

@@ -38,8 +38,10 @@ def package(p: Package, buy: MediaBuy, agent_url: str) -> dict[str, Any]:
         out["targeting_overlay"] = p.targeting
     if p.creative_ids:
         out["creative_assignments"] = [{"creative_id": c} for c in p.creative_ids]
-    if buy.state == "canceled":
+    if buy.state == "canceled" or p.canceled_at is not None:
         out["canceled"] = True
+    if p.canceled_at is not None:
+        out["cancellation"] = cancellation(p)
     if p.buyer_ref:
         out["context"] = {"buyer_ref": p.buyer_ref}
     return out
@@ -137,15 +139,16 @@ def media_buy(
     return out
 
 
-def cancellation(buy: MediaBuy) -> dict[str, Any]:
-    """AdCP's cancellation object. A buy canceled before migration 0026 has none stored:
-    the buyer canceled it (nothing else could), at its last update."""
+def cancellation(canceled: MediaBuy | Package) -> dict[str, Any]:
+    """AdCP's cancellation object of a buy or a package. A buy canceled before migration
+    0026 has none stored: the buyer canceled it (nothing else could), at its last
+    update."""
     out: dict[str, Any] = {
-        "canceled_at": iso(buy.canceled_at or buy.updated_at),
-        "canceled_by": buy.canceled_by or "buyer",
+        "canceled_at": iso(canceled.canceled_at or canceled.updated_at),
+        "canceled_by": canceled.canceled_by or "buyer",
     }
-    if buy.cancellation_reason:
-        out["reason"] = buy.cancellation_reason
+    if canceled.cancellation_reason:
+        out["reason"] = canceled.cancellation_reason
     return out
 
 

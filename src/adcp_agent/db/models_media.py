@@ -159,6 +159,11 @@ class Package(SQLModel, table=True):
     creative_ids: list[str] = Field(default_factory=list, sa_column=json_column())
     format_ids: list[str] = Field(default_factory=list, sa_column=json_column())
     external_line_id: str | None = Field(default=None, max_length=128)
+    # A package canceled on its own (update_media_buy packages[].canceled): it delivers
+    # no more and its guaranteed goal is released; when, by whom, why.
+    canceled_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    canceled_by: str | None = Field(default=None, max_length=10)
+    cancellation_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

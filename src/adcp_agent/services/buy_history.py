@@ -5,8 +5,9 @@ and the row keeps the revision it produced (migration 0027): the history is thos
 newest first, each told as AdCP's {revision, timestamp, actor, action, summary,
 package_id}. Entries are append-only because audit rows are. The action is AdCP's
 standard vocabulary where one fits (created, activated, paused, resumed, canceled,
-rejected, completed, updated_budget, updated_dates, updated_packages, package_paused,
-package_resumed); the summary says what changed, from the rows' before/after views.
+rejected, completed, updated_budget, updated_dates, updated_packages, package_canceled,
+package_paused, package_resumed); the summary says what changed, from the rows'
+before/after views.
 """
 
 from __future__ import annotations
@@ -192,6 +193,11 @@ def _diff(
     old_packages: dict[str, Any] = before.get("packages") or {}
     for package_id, new in (after.get("packages") or {}).items():
         old = old_packages.get(package_id) or {}
+        if new.get("canceled") and not old.get("canceled"):
+            actions.append("package_canceled")
+            changes.append(f"Package {package_id} canceled")
+            packages.add(package_id)
+            continue  # its pause and released goal are the cancellation
         if old.get("paused") != new.get("paused"):
             actions.append("package_paused" if new.get("paused") else "package_resumed")
             changes.append(f"Package {package_id} {'paused' if new.get('paused') else 'resumed'}")
@@ -242,6 +248,7 @@ _RANK = (
     "submitted_for_approval",
     "updated_dates",
     "updated_budget",
+    "package_canceled",
     "package_paused",
     "package_resumed",
     "updated_packages",

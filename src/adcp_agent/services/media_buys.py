@@ -422,6 +422,7 @@ def snapshot(buy: MediaBuy, packages: Sequence[Package]) -> dict[str, Any]:
                 "rate": p.rate,
                 "targeting": p.targeting,
                 "bid_adjustments": p.bid_adjustments,
+                "canceled": p.canceled_at is not None,
             }
             for p in packages
         },

@@ -62,7 +62,7 @@ def delivery_status(
         return "budget_exhausted"
     if package.guaranteed and package.impressions_goal and impressions >= package.impressions_goal:
         return "goal_met"
-    if buy.state == "canceled" or now >= buy.end_time:
+    if buy.state == "canceled" or package.canceled_at is not None or now >= buy.end_time:
         return "completed" if spent >= 0.95 * package.budget else "flight_ended"
     return "delivering"
 

@@ -58,6 +58,12 @@ class Plan:
                 f"Package '{op.package_id}' is not part of media buy '{self.buy.media_buy_id}'.",
                 field=op.field,
             )
+        if package.canceled_at is not None:
+            raise AdcpError(
+                "INVALID_STATE",
+                f"Package '{package.package_id}' was canceled; it cannot be changed.",
+                field=op.field,
+            )
         return package
 
     def touch(self, package: Package) -> None:
@@ -238,8 +244,9 @@ async def plan_ops(
             if amount <= 0:
                 raise AdcpError("VALIDATION_ERROR", "A daily cap must be positive.", field=op.field)
             b.daily_cap = amount
-            total = sum(p.budget for p in plan.packages.values()) or 1.0
-            for package in plan.packages.values():
+            running = [p for p in plan.packages.values() if p.canceled_at is None]
+            total = sum(p.budget for p in running) or 1.0
+            for package in running:
                 share = round(amount * package.budget / total, 2)
                 plan.line(
                     package,
@@ -330,7 +337,32 @@ async def plan_ops(
         # Package-level ops.
         package = plan.package(op)
         product = products[package.product_id]
-        if k in ("package_pause", "package_resume"):
+        if k == "package_cancel":
+            # It delivers no more: its line paused for good, and a guaranteed package's
+            # goal released (its reserving rate follows the goal).
+            if all(
+                p.canceled_at is not None or p.package_id == package.package_id
+                for p in plan.packages.values()
+            ):
+                raise AdcpError(
+                    "INVALID_REQUEST",
+                    f"Package '{package.package_id}' is the buy's last running package.",
+                    field=op.field,
+                    suggestion="Cancel the media buy instead (canceled: true).",
+                )
+            who = op.value or {}
+            package.paused = True
+            package.canceled_at, package.canceled_by = now, who.get("by", "buyer")
+            package.cancellation_reason = who.get("reason")
+            if package.guaranteed:
+                package.impressions_goal = 0
+            order, line = b.external_order_id or "", package.external_line_id or ""
+            plan.call(
+                f"{package.package_id} canceled",
+                lambda a, o=order, ln=line: a.line_action(o, ln, "pause"),
+            )
+            plan.touch(package)
+        elif k in ("package_pause", "package_resume"):
             package.paused = k == "package_pause"
             order, line = b.external_order_id or "", package.external_line_id or ""
             action = "pause" if package.paused else "resume"
