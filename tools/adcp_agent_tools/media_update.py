@@ -88,6 +88,24 @@ class Updates(_Open):
     set_status: dict[str, Literal["active", "paused"]] | None = None
 
 
+def _cancel_op(
+    kind: str, where: str, package_id: str | None, canceled: bool | None, reason: str | None
+) -> list[Op]:
+    """A buy's or a package's ``canceled`` (and ``cancellation_reason``, which goes only
+    with it) as an op; ``where`` prefixes the fields named in errors."""
+    if reason is not None and canceled is None:
+        raise AdcpError(
+            "INVALID_REQUEST",
+            "cancellation_reason goes with canceled: true.",
+            field=f"{where}cancellation_reason",
+        )
+    if canceled is None:
+        return []
+    if canceled is not True:
+        raise AdcpError("VALIDATION_ERROR", "canceled can only be true.", field=f"{where}canceled")
+    return [Op(kind, f"{where}canceled", package_id, {"reason": reason})]
+
+
 def _patch_ops(
     paused: bool | None,
     canceled: bool | None,
@@ -95,17 +113,7 @@ def _patch_ops(
     packages: list[PackageUpdate] | None,
     cancellation_reason: str | None = None,
 ) -> list[Op]:
-    ops: list[Op] = []
-    if cancellation_reason is not None and canceled is None:
-        raise AdcpError(
-            "INVALID_REQUEST",
-            "cancellation_reason goes with canceled: true.",
-            field="cancellation_reason",
-        )
-    if canceled is not None:
-        if canceled is not True:
-            raise AdcpError("VALIDATION_ERROR", "canceled can only be true.", field="canceled")
-        ops.append(Op("cancel", "canceled", value={"reason": cancellation_reason}))
+    ops = _cancel_op("cancel", "", None, canceled, cancellation_reason)
     if paused is not None:
         ops.append(Op("pause" if paused else "resume", "paused"))
     if end_time is not None:
@@ -120,20 +128,7 @@ def _patch_ops(
                 field=f"{where}.{unknown[0]}",
             )
         pid = p.package_id
-        if p.cancellation_reason is not None and p.canceled is None:
-            raise AdcpError(
-                "INVALID_REQUEST",
-                "cancellation_reason goes with canceled: true.",
-                field=f"{where}.cancellation_reason",
-            )
-        if p.canceled is not None:
-            if p.canceled is not True:
-                raise AdcpError(
-                    "VALIDATION_ERROR", "canceled can only be true.", field=f"{where}.canceled"
-                )
-            ops.append(
-                Op("package_cancel", f"{where}.canceled", pid, {"reason": p.cancellation_reason})
-            )
+        ops += _cancel_op("package_cancel", f"{where}.", pid, p.canceled, p.cancellation_reason)
         if p.paused is not None:
             ops.append(
                 Op("package_pause" if p.paused else "package_resume", f"{where}.paused", pid)

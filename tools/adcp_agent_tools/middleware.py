@@ -153,7 +153,7 @@ class AdcpMiddleware(Middleware):
             return _with_context(error_result([exc]), echo)
         if (refused := unsupported.refusal(params.name, arguments)) is not None:
             return _with_context(error_result([refused]), echo)
-        warnings: list[AdcpError] = []
+        warnings: list[dict[str, Any]] = []
         dropped = sorted(set(arguments) - declared)
         if dropped:
             arguments = {k: v for k, v in arguments.items() if k in declared}
@@ -218,10 +218,10 @@ def _with_context(result: ToolResult, echo: Any) -> ToolResult:
     return result
 
 
-def _with_warnings(result: ToolResult, warnings: list[AdcpError]) -> ToolResult:
+def _with_warnings(result: ToolResult, warnings: list[dict[str, Any]]) -> ToolResult:
     """A successful read's answer with ``warnings`` added to its ``errors``."""
     payload = result.structured_content
     if not isinstance(payload, dict):
         return result
-    payload["errors"] = [*payload.get("errors", []), *(w.to_adcp() for w in warnings)]
+    payload["errors"] = [*payload.get("errors", []), *warnings]
     return success(payload, result.meta)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from adcp_agent.errors import AdcpError
+from adcp_agent_tools.results import not_applied
 
 # (value at the path, the whole arguments) -> whether the request asks for it
 Asks = Callable[[Any, dict[str, Any]], bool]
@@ -225,19 +226,12 @@ QUIET = frozenset(
 )
 
 
-def unapplied(tool: str, dropped: list[str]) -> list[AdcpError]:
-    """Warnings for the undeclared arguments ``dropped`` from a call of ``tool``."""
+def unapplied(tool: str, dropped: list[str]) -> list[dict[str, Any]]:
+    """Warnings (``results.not_applied``) for the undeclared arguments ``dropped`` from
+    a call of ``tool``."""
     if tool not in REPORTS_UNAPPLIED:
         return []
-    return [
-        AdcpError(
-            "UNSUPPORTED_FEATURE",
-            f"'{name}' is not supported by this publisher and was not applied.",
-            field=name,
-        )
-        for name in dropped
-        if name not in QUIET
-    ]
+    return not_applied((name, True) for name in dropped if name not in QUIET)
 
 
 def _found(node: Any, parts: list[str], where: str) -> Iterator[tuple[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy import update as sa_update
 from sqlmodel import SQLModel, col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import AdServerAdapter
 from adcp_agent.db import statements
@@ -162,37 +163,56 @@ async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Cla
         # buyer's retry): its commit does not wait for the disk.
         async with state.db.write(durable=False) as tx:
             taken = await statements.execute(tx, _CLAIM_LEASE, {**params, "undo": _NO_UNDO})
-        if taken == 1:
-            return _Claim(token)
-        [now_at] = await state.db.read(_REVISION, {"buy": buy.media_buy_id}) or [None]
-        return "busy" if now_at is not None and now_at.revision == buy.revision else "moved"
+        return _Claim(token) if taken == 1 else await _why_not(state, buy)
     async with state.db.transaction() as session:
-        if await statements.execute(session, _CLAIM, params) != 1:
-            stored = await session.get(MediaBuy, buy.media_buy_id)
-            return "busy" if stored is not None and stored.revision == buy.revision else "moved"
-        await avails.confirm(session, list(plan.holds.values()), postgres=not state.db.is_sqlite)
-        claim = _Claim(token)
-        stored = await session.get(MediaBuy, buy.media_buy_id)
-        assert stored is not None
-        undo: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
-        for name, value in ahead.items():
-            undo["buy"][name] = [
-                interrupted.encode(getattr(stored, name)),
-                interrupted.encode(value),
-            ]
-            setattr(stored, name, value)
-            claim.buy_fields.add(name)
-        for package_id, hold in plan.holds.items():
-            row = await session.get(Package, package_id)
-            assert row is not None
-            # A smaller goal frees inventory only once the ad server has taken it.
-            goal = max(hold.goal, row.impressions_goal or 0)
-            undo["goals"][package_id] = [row.impressions_goal, goal]
-            row.impressions_goal = goal
-            session.add(row)
-            claim.package_goals.add(package_id)
-        stored.update_lease_undo = undo
-        session.add(stored)
+        if await statements.execute(session, _CLAIM, params) == 1:
+            postgres = not state.db.is_sqlite
+            return await _reserve_ahead(session, buy, plan, token, ahead, postgres=postgres)
+    return await _why_not(state, buy)
+
+
+async def _why_not(state: AppState, buy: MediaBuy) -> str:
+    """Why ``buy``'s lease was not taken: ``"busy"`` (another update holds it, at the
+    revision planned from: wait) or ``"moved"`` (changed since: plan again)."""
+    [now_at] = await state.db.read(_REVISION, {"buy": buy.media_buy_id}) or [None]
+    return "busy" if now_at is not None and now_at.revision == buy.revision else "moved"
+
+
+async def _reserve_ahead(
+    session: AsyncSession,
+    buy: MediaBuy,
+    plan: Plan,
+    token: str,
+    ahead: dict[str, Any],
+    *,
+    postgres: bool,
+) -> _Claim:
+    """In the transaction that took the lease: confirm the guaranteed packages'
+    capacity and write ahead what the reservation sums read (``ahead``, the goals),
+    recording each value replaced for undoing it if this server stops."""
+    await avails.confirm(session, list(plan.holds.values()), postgres=postgres)
+    claim = _Claim(token)
+    stored = await session.get(MediaBuy, buy.media_buy_id)
+    assert stored is not None
+    undo: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
+    for name, value in ahead.items():
+        undo["buy"][name] = [
+            interrupted.encode(getattr(stored, name)),
+            interrupted.encode(value),
+        ]
+        setattr(stored, name, value)
+        claim.buy_fields.add(name)
+    for package_id, hold in plan.holds.items():
+        row = await session.get(Package, package_id)
+        assert row is not None
+        # A smaller goal frees inventory only once the ad server has taken it.
+        goal = max(hold.goal, row.impressions_goal or 0)
+        undo["goals"][package_id] = [row.impressions_goal, goal]
+        row.impressions_goal = goal
+        session.add(row)
+        claim.package_goals.add(package_id)
+    stored.update_lease_undo = undo
+    session.add(stored)
     return claim
 
 

@@ -75,6 +75,11 @@ class Plan:
         self.call(what, lambda a: a.update_line(order, line, change))
         self.touch(package)
 
+    def line_action(self, package: Package, action: str, what: str) -> None:
+        order, line = self.buy.external_order_id or "", package.external_line_id or ""
+        self.call(what, lambda a: a.line_action(order, line, action))  # type: ignore[arg-type]
+        self.touch(package)
+
     def order(self, action: str, what: str) -> None:
         order = self.buy.external_order_id or ""
         self.call(what, lambda a: a.order_action(order, action))  # type: ignore[arg-type]
@@ -158,6 +163,14 @@ def _set_budget(plan: Plan, package: Package, product: Product, budget: float, o
     )
 
 
+def _mark_canceled(row: MediaBuy | Package, op: Op, now: datetime) -> None:
+    """When, by whom (the buyer unless the op says otherwise) and why ``row`` was
+    canceled."""
+    who = op.value or {}
+    row.canceled_at, row.canceled_by = now, who.get("by", "buyer")
+    row.cancellation_reason = who.get("reason")
+
+
 async def plan_ops(
     state: AppState,
     caller: Caller,
@@ -183,9 +196,7 @@ async def plan_ops(
             b.state = {"pause": "paused", "resume": "live", "cancel": "canceled"}.get(k, b.state)
             b.archived = b.archived or k == "archive"
             if k == "cancel":
-                who = op.value or {}
-                b.canceled_at, b.canceled_by = now, who.get("by", "buyer")
-                b.cancellation_reason = who.get("reason")
+                _mark_canceled(b, op, now)
             plan.order(k, f"order {k}")
             continue
         if k == "activate":
@@ -350,27 +361,15 @@ async def plan_ops(
                     field=op.field,
                     suggestion="Cancel the media buy instead (canceled: true).",
                 )
-            who = op.value or {}
             package.paused = True
-            package.canceled_at, package.canceled_by = now, who.get("by", "buyer")
-            package.cancellation_reason = who.get("reason")
+            _mark_canceled(package, op, now)
             if package.guaranteed:
                 package.impressions_goal = 0
-            order, line = b.external_order_id or "", package.external_line_id or ""
-            plan.call(
-                f"{package.package_id} canceled",
-                lambda a, o=order, ln=line: a.line_action(o, ln, "pause"),
-            )
-            plan.touch(package)
+            plan.line_action(package, "pause", f"{package.package_id} canceled")
         elif k in ("package_pause", "package_resume"):
             package.paused = k == "package_pause"
-            order, line = b.external_order_id or "", package.external_line_id or ""
             action = "pause" if package.paused else "resume"
-            plan.call(
-                f"{package.package_id} {action}",
-                lambda a, o=order, ln=line, ac=action: a.line_action(o, ln, ac),
-            )
-            plan.touch(package)
+            plan.line_action(package, action, f"{package.package_id} {action}")
         elif k == "package_budget":
             _set_budget(plan, package, product, float(op.value), op)
             await _check_capacity(state, caller, tenant, plan, package, op.field)
