@@ -47,6 +47,7 @@ BOTH_BACKENDS = frozenset(
         "test_signals",
         "test_media_buys",
         "test_media_updates",
+        "test_new_packages",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -67,3 +67,40 @@ def guaranteed(
         "idempotency_key": key("g"),
         "packages": [{"product_id": product, "pricing_option_id": option, "budget": budget}],
     }
+
+
+async def flaky_tenant(
+    settings: Any, tenant_id: str, token: str, fail_on: list[str], principal_id: str | None = None
+) -> None:
+    """A tenant with the demo catalog whose mock ad server refuses the operations
+    ``fail_on`` (a simulated outage), and a buyer with ``token``."""
+    from adcp_agent import demo_catalog
+    from adcp_agent.db.engine import create_database
+    from adcp_agent.services import catalog_admin, tenants
+    from adcp_agent.state import AppState
+
+    db = create_database(settings.resolved_database_url())
+    registry = AppState.from_settings(settings).registry
+    try:
+        await tenants.create_tenant(
+            db,
+            registry,
+            name=tenant_id.capitalize(),
+            subdomain=tenant_id,
+            tenant_id=tenant_id,
+            adapter_config={"fail_on": fail_on},
+        )
+        await catalog_admin.load_catalog(
+            db,
+            tenant_id,
+            formats=demo_catalog.FORMATS,
+            properties=demo_catalog.PROPERTIES,
+            products=demo_catalog.PRODUCTS,
+            signals=demo_catalog.SIGNALS,
+        )
+        await tenants.create_principal(
+            db, tenant_id=tenant_id, name=tenant_id[0].upper(), token=token,
+            principal_id=principal_id,
+        )  # fmt: skip
+    finally:
+        await db.dispose()

@@ -154,6 +154,46 @@ async def test_what_an_interrupted_update_reserved_is_undone_when_its_lease_laps
     assert abs(finally_left - available * 0.5) < available * 0.01
 
 
+async def test_a_guaranteed_package_an_interrupted_update_added_goes_when_its_lease_lapses(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guaranteed package added to a buy awaiting approval holds its inventory from
+    before the ad server is asked; the server stops there: once the lease lapses the
+    package is removed and its inventory offered again."""
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        b = await _book_host_read(live, client, 0.3, days_ahead=240)
+        mb, available, avail_args = b["mb"], b["available"], b["avail_args"]
+        _stop_during_updates(monkeypatch)
+        extra = {
+            "product_id": "podcast_host_read",
+            "pricing_option_id": "host_read_cpm",
+            "budget": host_reads.budget(available, 0.4),
+        }
+        failed = await call(client, "update_media_buy", _update(mb, new_packages=[extra]))
+        monkeypatch.undo()
+        held = await host_reads.available(client, avail_args)
+        [added] = [
+            p.package_id
+            for p in await stored_rows(live.settings, Package, Package.media_buy_id == mb)
+            if p.package_id != b["buy"]["packages"][0]["package_id"]
+        ]
+        swept = await _sweep(live, utcnow() + media_updates.LEASE + timedelta(seconds=1))
+        freed = await host_reads.available(client, avail_args)
+        after = await _buy(client, mb)
+    assert failed.error_codes == ["SERVICE_UNAVAILABLE"]
+    assert abs(held - available * 0.3) < available * 0.01  # 0.3 booked, 0.4 held ahead
+    assert swept[1] >= 1
+    assert abs(freed - available * 0.7) < available * 0.01
+    assert after["revision"] == 1 and len(after["packages"]) == 1
+    [audit] = await stored_rows(
+        live.settings,
+        AuditLog,
+        AuditLog.target_id == mb,
+        AuditLog.action == "media_buy.update_interrupted",
+    )
+    assert audit.details["restored"] == {added: "removed"}
+
+
 async def test_the_next_update_undoes_a_lapsed_lease_before_planning(
     live: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

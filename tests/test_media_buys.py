@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from adcp_agent_adapters.mock import MockAdapter
 
-from adcp_agent.db.engine import Database, create_database
+from adcp_agent.db.engine import Database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_media import MediaBuy
 from tests.conftest import ADMIN_TOKEN, SECOND_TOKEN
-from tests.media_helpers import flight, guaranteed, key, non_guaranteed, whole_days
+from tests.media_helpers import flaky_tenant, flight, guaranteed, key, non_guaranteed, whole_days
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client, stored_rows
 
 
@@ -269,38 +269,8 @@ async def test_other_principals_cannot_see_or_touch_a_buy(live: LiveServer) -> N
 async def test_adapter_failure_leaves_nothing_claimed(live: LiveServer) -> None:
     """A tenant whose ad server refuses orders: the buyer gets a transient error, no buy
     exists, and an audit row records the failure."""
-    from adcp_agent.services import tenants
-
-    db = create_database(live.settings.resolved_database_url())
-    from adcp_agent.state import AppState
-
-    registry = AppState.from_settings(live.settings).registry
-    try:
-        await tenants.create_tenant(
-            db,
-            registry,
-            name="Flaky",
-            subdomain="flaky",
-            tenant_id="flaky",
-            adapter_config={"fail_on": ["create_order"]},
-        )
-        from adcp_agent import demo_catalog
-        from adcp_agent.services import catalog_admin
-
-        await catalog_admin.load_catalog(
-            db,
-            "flaky",
-            formats=demo_catalog.FORMATS,
-            properties=demo_catalog.PROPERTIES,
-            products=demo_catalog.PRODUCTS,
-            signals=demo_catalog.SIGNALS,
-        )
-        token = "adcp_test_flaky_tenant_token_000000000"
-        await tenants.create_principal(
-            db, tenant_id="flaky", name="F", token=token, principal_id="flaky_buyer"
-        )
-    finally:
-        await db.dispose()
+    token = "adcp_test_flaky_tenant_token_000000000"
+    await flaky_tenant(live.settings, "flaky", token, ["create_order"], "flaky_buyer")
     args = non_guaranteed(budget=1000)
     async with mcp_client(live.mcp_url, token) as client:
         failed = await call(client, "create_media_buy", args)

@@ -10,11 +10,7 @@ from typing import Any
 
 from adcp_agent_adapters.mock import load_state
 
-from adcp_agent import demo_catalog
-from adcp_agent.db.engine import create_database
-from adcp_agent.services import catalog_admin, tenants
-from adcp_agent.state import AppState
-from tests.media_helpers import guaranteed, key, non_guaranteed
+from tests.media_helpers import flaky_tenant, guaranteed, key, non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 
@@ -285,29 +281,8 @@ async def test_guaranteed_reject_resubmit_and_approve_through_the_cli(live: Live
 async def test_partial_ad_server_failure_commits_only_what_was_applied(
     live: LiveServer,
 ) -> None:
-    db = create_database(live.settings.resolved_database_url())
-    registry = AppState.from_settings(live.settings).registry
     token = "adcp_test_halfbroken_token_0000000000"
-    try:
-        await tenants.create_tenant(
-            db,
-            registry,
-            name="Half",
-            subdomain="half",
-            tenant_id="half",
-            adapter_config={"fail_on": ["update_line"]},
-        )
-        await catalog_admin.load_catalog(
-            db,
-            "half",
-            formats=demo_catalog.FORMATS,
-            properties=demo_catalog.PROPERTIES,
-            products=demo_catalog.PRODUCTS,
-            signals=demo_catalog.SIGNALS,
-        )
-        await tenants.create_principal(db, tenant_id="half", name="H", token=token)
-    finally:
-        await db.dispose()
+    await flaky_tenant(live.settings, "half", token, ["update_line"])
     async with mcp_client(live.mcp_url, token) as c:
         created = await call(c, "create_media_buy", non_guaranteed(budget=2000))
         mb = created.data["media_buy_id"]

@@ -33,6 +33,7 @@ _CODES: dict[str, tuple[Recovery, int]] = {
     "CONFLICT": ("correctable", 409),
     "IDEMPOTENCY_CONFLICT": ("correctable", 409),
     "INVALID_STATE": ("correctable", 409),
+    "ACTION_NOT_ALLOWED": ("correctable", 409),
     "NOT_FOUND": ("correctable", 404),
 }
 

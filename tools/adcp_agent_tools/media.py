@@ -71,6 +71,23 @@ class PackageIn(_Open):
     context: dict[str, Any] | None = None
 
 
+def package_request(p: PackageIn) -> buys.PackageRequest:
+    """A package as create_media_buy and update_media_buy's new_packages send it."""
+    return buys.PackageRequest(
+        product_id=p.product_id,
+        budget=p.budget,
+        pricing_option_id=p.pricing_option_id,
+        bid_price=p.bid_price,
+        impressions=p.impressions,
+        pacing=p.pacing,
+        targeting=p.targeting_overlay,
+        creative_ids=[a.creative_id for a in p.creative_assignments or []]
+        + list(p.creative_ids or []),
+        format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
+        buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
+    )
+
+
 # The calendar a buyer's dates must fall in: a flight or report window outside it is a
 # mistake, and at the calendar's edge (9999-12-31) the day after a date overflowed.
 EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2199, 12, 31)
@@ -292,22 +309,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             if end_time is None:
                 raise AdcpError("INVALID_REQUEST", "'end_time' is required.", field="end_time")
             req = buys.CreateRequest(
-                packages=[
-                    buys.PackageRequest(
-                        product_id=p.product_id,
-                        budget=p.budget,
-                        pricing_option_id=p.pricing_option_id,
-                        bid_price=p.bid_price,
-                        impressions=p.impressions,
-                        pacing=p.pacing,
-                        targeting=p.targeting_overlay,
-                        creative_ids=[a.creative_id for a in p.creative_assignments or []]
-                        + list(p.creative_ids or []),
-                        format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
-                        buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
-                    )
-                    for p in packages
-                ],
+                packages=[package_request(p) for p in packages],
                 start_time=None
                 if start_time in (None, "asap")
                 else parse_time(start_time, "start_time"),

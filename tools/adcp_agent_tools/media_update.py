@@ -20,6 +20,7 @@ from pydantic import Field
 
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import approvals, idempotency, media_updates
+from adcp_agent.services.identity import new_id
 from adcp_agent.services.media_updates import Op
 from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
@@ -28,7 +29,9 @@ from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.media import (
     MUTATES,
     CreativeAssignment,
+    PackageIn,
     _jsonable,
+    package_request,
     parse_time,
     tool_arguments,
 )
@@ -112,6 +115,7 @@ def _patch_ops(
     end_time: str | None,
     packages: list[PackageUpdate] | None,
     cancellation_reason: str | None = None,
+    new_packages: list[PackageIn] | None = None,
 ) -> list[Op]:
     ops = _cancel_op("cancel", "", None, canceled, cancellation_reason)
     if paused is not None:
@@ -154,6 +158,9 @@ def _patch_ops(
                     [a.creative_id for a in p.creative_assignments],
                 )
             )
+    # Last: a line added runs the buy as the changes above leave it (its end, say).
+    for i, n in enumerate(new_packages or []):
+        ops.append(Op("add_package", f"new_packages[{i}]", new_id("pkg"), package_request(n)))
     return ops
 
 
@@ -321,6 +328,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
         end_time: Annotated[str | None, Field(description="New end (ISO 8601 with zone).")] = None,
         packages: list[PackageUpdate] | None = None,
+        new_packages: Annotated[
+            list[PackageIn] | None,
+            Field(
+                min_length=1,
+                description="Packages to add, as create_media_buy's packages (guaranteed "
+                "ones only while the buy awaits approval); once the buy runs, they start now.",
+            ),
+        ] = None,
         action: Annotated[Action | None, Field(description="Seed-003 lifecycle action.")] = None,
         package_id: str | None = None,
         budget: float | None = None,
@@ -334,12 +349,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
     ) -> ToolResult:
         """Change a media buy: pause/resume (paused), cancel (canceled: true), move the
-        end (end_time), or per package budget, impressions, bid_price, pacing,
-        targeting_overlay (replaces the old one). Seed forms: `action` (pause_media_buy,
-        resume_media_buy, pause_package, resume_package, update_package_budget,
-        update_package_impressions, activate_order, submit_for_approval, approve_order,
-        archive_order) and `updates` {remove_geo, add_geo, adjust_bid, set_daily_cap,
-        shift_budget, set_status}. Illegal transitions return INVALID_STATE listing the
+        end (end_time), add packages (new_packages), or per package budget, impressions,
+        bid_price, pacing, targeting_overlay (replaces the old one), canceled. Seed
+        forms: `action` (pause_media_buy, resume_media_buy, pause_package,
+        resume_package, update_package_budget, update_package_impressions,
+        activate_order, submit_for_approval, approve_order, archive_order) and
+        `updates` {remove_geo, add_geo, adjust_bid, set_daily_cap, shift_budget,
+        set_status}. Illegal transitions return INVALID_STATE listing the
         allowed actions. Example: {media_buy_id: 'mb_…', paused: true}."""
         caller = current_caller()
         raw = {k: _jsonable(v) for k, v in tool_arguments().items() if k != "idempotency_key"}
@@ -352,7 +368,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     "patch",
                     any(
                         v is not None
-                        for v in (paused, canceled, end_time, packages, cancellation_reason)
+                        for v in (
+                            paused,
+                            canceled,
+                            end_time,
+                            packages,
+                            cancellation_reason,
+                            new_packages,
+                        )
                     ),
                 ),
             )
@@ -384,7 +407,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
         elif updates is not None:
             ops = _seed_ops(updates)
         else:
-            ops = _patch_ops(paused, canceled, end_time, packages, cancellation_reason)
+            ops = _patch_ops(
+                paused, canceled, end_time, packages, cancellation_reason, new_packages
+            )
         return await run(
             caller,
             media_buy_id,

@@ -26,7 +26,7 @@ def package(p: Package, buy: MediaBuy, agent_url: str) -> dict[str, Any]:
         "budget": p.budget,
         "pacing": p.pacing,
         "format_ids": [{"agent_url": agent_url, "id": f} for f in p.format_ids],
-        "start_time": iso(buy.start_time),
+        "start_time": iso(p.start_time or buy.start_time),
         "end_time": iso(buy.end_time),
         "paused": p.paused or buy.state == "paused",
     }
@@ -61,6 +61,7 @@ def buy_summary(buy: MediaBuy, now: datetime) -> dict[str, Any]:
         "currency": buy.currency,
         "total_budget": buy.total_budget,
         "valid_actions": buy_state.adcp_valid_actions(buy, now),
+        "available_actions": buy_state.available_actions(buy, now),
     }
 
 
@@ -128,6 +129,7 @@ def media_buy(
         "created_at": iso(view_buy.created_at),
         "updated_at": iso(view_buy.updated_at),
         "valid_actions": buy_state.adcp_valid_actions(view_buy, now),
+        "available_actions": buy_state.available_actions(view_buy, now),
         "packages": [package(p, view_buy, agent_url) for p in packages],
     }
     if account:

@@ -148,12 +148,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             "A booked media buy's start cannot be moved; change end_time, or cancel it and "
             "book again. Nothing was changed.",
         ),
-        (
-            "new_packages",
-            _given,
-            "Packages cannot be added to a booked media buy; book them as a new media buy. "
-            "Nothing was changed.",
-        ),
         ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
         (
             "invoice_recipient",
@@ -185,6 +179,19 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ("filters.has_variables", _equal(True), "Dynamic (DCO) creatives are not offered."),
     ],
 }
+
+
+# A package added to a buy (update_media_buy new_packages) is a create_media_buy package.
+def _unchanged(message: str) -> str:
+    told = message.removesuffix(_NOT_BOOKED)
+    return told + (" Nothing was changed." if told.endswith(".") else "; nothing was changed.")
+
+
+REFUSED["update_media_buy"] += [
+    ("new_" + path, asks, _unchanged(message))
+    for path, asks, message in REFUSED["create_media_buy"]
+    if path.startswith("packages[]")
+]
 
 
 # Reads whose AdCP answers carry ``errors`` beside the answer. An argument such a tool

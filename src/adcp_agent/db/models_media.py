@@ -164,6 +164,9 @@ class Package(SQLModel, table=True):
     canceled_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     canceled_by: str | None = Field(default=None, max_length=10)
     cancellation_reason: str | None = Field(default=None, max_length=500)
+    # A package added after its buy started (update_media_buy new_packages) runs from
+    # then: its line, pacing and delivery start here. None: the buy's start.
+    start_time: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

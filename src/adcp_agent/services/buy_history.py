@@ -177,8 +177,11 @@ def _diff(
     if state:
         actions.append(state)
         changes.append(_STATE_TOLD.get(state, f"Media buy {state}"))
+    old_packages: dict[str, Any] = before.get("packages") or {}
+    added = [p for p in after.get("packages") or {} if old_packages and p not in old_packages]
     if before.get("total_budget") != after.get("total_budget") and "total_budget" in after:
-        actions.append("updated_budget")
+        if not added:  # else the packages added are what changed it
+            actions.append("updated_budget")
         changes.append(
             f"Total budget from {_money(before.get('total_budget'), currency)} to "
             f"{_money(after.get('total_budget'), currency)}"
@@ -190,8 +193,16 @@ def _diff(
                 f"{edge.replace('_', ' ').capitalize()} from {_day(before.get(edge))} to "
                 f"{_day(after.get(edge))}"
             )
-    old_packages: dict[str, Any] = before.get("packages") or {}
     for package_id, new in (after.get("packages") or {}).items():
+        if package_id in added:
+            actions.append("updated_packages")
+            what = f" ({new['product_id']})" if new.get("product_id") else ""
+            changes.append(
+                f"Package {package_id}{what} added with a budget of "
+                f"{_money(new.get('budget'), currency)}"
+            )
+            packages.add(package_id)
+            continue
         old = old_packages.get(package_id) or {}
         if new.get("canceled") and not old.get("canceled"):
             actions.append("package_canceled")

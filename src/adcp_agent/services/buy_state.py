@@ -120,8 +120,16 @@ def adcp_valid_actions(buy: MediaBuy, now: datetime) -> list[str]:
             "update_pacing",
             "extend_flight",
             "shorten_flight",
+            "update_creative_assignments",
         ]
+    if "update" in allowed:
+        out.append("add_packages")  # guaranteed ones only while awaiting approval
     return out
+
+
+def available_actions(buy: MediaBuy, now: datetime) -> list[dict[str, str]]:
+    """AdCP's structured ``available_actions``: every action here is self-serve."""
+    return [{"action": a, "mode": "self_serve"} for a in adcp_valid_actions(buy, now)]
 
 
 async def bump_revision(session: AsyncSession, buy: MediaBuy) -> None:

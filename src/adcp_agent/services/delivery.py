@@ -277,6 +277,8 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
         )
         for p in ctx.packages
     }
+    # A package added mid-flight delivers from its own start.
+    starts = {p.package_id: p.start_time or buy.start_time for p in ctx.packages}
     rows: list[DeliveryHour] = []
     hour = begin
     while hour < upto:
@@ -287,7 +289,7 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
                 model,
                 progress,
                 hour=hour,
-                start=buy.start_time,
+                start=starts[pid],
                 end=buy.end_time,
                 seed=f"{stable[pid]}|{hour:%Y-%m-%dT%H}",
                 weight=weight.get(pid, 1.0),

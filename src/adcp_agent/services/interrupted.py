@@ -295,6 +295,13 @@ async def release_lease(db: Database, media_buy_id: str, now: datetime) -> bool:
                     row.impressions_goal = before
                     session.add(row)
                     restored[f"{package_id}.impressions_goal"] = before
+            for package_id in undo.get("added", []):
+                # A guaranteed package the update added ahead of the ad server: gone
+                # with the update (a line the ad server may have added is not booked).
+                row = await session.get(Package, package_id)
+                if row is not None and row.external_line_id is None:
+                    await session.delete(row)
+                    restored[f"{package_id}"] = "removed"
             await audit.record(
                 session,
                 None,

@@ -134,7 +134,7 @@ def _short_text(value: Any, column: Any, field: str) -> None:
         )
 
 
-def _pricing(product: Product, req: PackageRequest, i: int) -> dict[str, Any]:
+def _pricing(product: Product, req: PackageRequest, where: str) -> dict[str, Any]:
     options = product.pricing_options
     if req.pricing_option_id is None:
         if len(options) == 1:
@@ -142,7 +142,7 @@ def _pricing(product: Product, req: PackageRequest, i: int) -> dict[str, Any]:
         raise AdcpError(
             "INVALID_REQUEST",
             f"Product '{product.product_id}' has several pricing options; choose one.",
-            field=_field(i, "pricing_option_id"),
+            field=f"{where}.pricing_option_id",
             details={"pricing_option_ids": [o["pricing_option_id"] for o in options]},
         )
     for option in options:
@@ -151,12 +151,12 @@ def _pricing(product: Product, req: PackageRequest, i: int) -> dict[str, Any]:
     raise AdcpError(
         "INVALID_REQUEST",
         f"Pricing option '{req.pricing_option_id}' is not offered on '{product.product_id}'.",
-        field=_field(i, "pricing_option_id"),
+        field=f"{where}.pricing_option_id",
         suggestion="Use a pricing_option_id from get_products.",
     )
 
 
-def _rate(option: dict[str, Any], req: PackageRequest, i: int, flat: bool, notes: list[str]):
+def _rate(option: dict[str, Any], req: PackageRequest, where: str, flat: bool, notes: list[str]):
     price, fixed = avails.rate_of(option)
     if fixed:
         if req.bid_price is not None and req.bid_price != price:
@@ -164,7 +164,7 @@ def _rate(option: dict[str, Any], req: PackageRequest, i: int, flat: bool, notes
                 "VALIDATION_ERROR",
                 f"This pricing option is a fixed {price:.2f} {option.get('currency', 'USD')} "
                 "CPM; bid_price does not apply.",
-                field=_field(i, "bid_price"),
+                field=f"{where}.bid_price",
             )
         return price
     if req.bid_price is None:
@@ -172,18 +172,18 @@ def _rate(option: dict[str, Any], req: PackageRequest, i: int, flat: bool, notes
             raise AdcpError(
                 "INVALID_REQUEST",
                 f"Auction pricing needs a bid_price of at least the {price:.2f} floor.",
-                field=_field(i, "bid_price"),
+                field=f"{where}.bid_price",
             )
-        notes.append(f"packages[{i}] bids the floor price {price:.2f} (no bid was given).")
+        notes.append(f"{where} bids the floor price {price:.2f} (no bid was given).")
         return price
     if req.bid_price < price:
         raise AdcpError(
             "VALIDATION_ERROR",
             f"bid_price {req.bid_price:.2f} is below the {price:.2f} floor.",
-            field=_field(i, "bid_price"),
+            field=f"{where}.bid_price",
             details={"floor_price": price},
         )
-    return limits.cpm(float(req.bid_price), _field(i, "bid_price"))
+    return limits.cpm(float(req.bid_price), f"{where}.bid_price")
 
 
 async def prepare(
@@ -218,86 +218,25 @@ async def prepare(
     creatives_by_package: dict[str, list[Creative]] = {}
     packages: list[Package] = []
     for i, preq in enumerate(req.packages):
-        product = products.get(preq.product_id)
-        if product is None:
-            raise AdcpError(
-                "PRODUCT_NOT_FOUND",
-                f"Product '{preq.product_id}' was not found.",
-                field=_field(i, "product_id"),
-                suggestion="Call get_products for valid ids.",
-            )
-        _short_text(preq.buyer_ref, _PACKAGES.buyer_ref, _field(i, "buyer_ref"))
-        option = _pricing(product, preq, i)
-        currency = option.get("currency", "USD")
-        if req.total_budget_currency not in (None, currency):
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"total_budget is in {req.total_budget_currency}; '{product.product_id}' is "
-                f"priced in {currency}.",
-                field="total_budget.currency",
-            )
-        rate = _rate(option, preq, i, req.flat_form, notes)
-        floor = float(option.get("min_spend") or 0)
-        limits.amount(preq.budget, _field(i, "budget"))
-        if preq.budget <= 0 or preq.budget < floor:
-            raise AdcpError(
-                "BUDGET_TOO_LOW",
-                f"Budget {preq.budget:,.2f} is below the {floor:,.2f} minimum for "
-                f"'{product.product_id}'.",
-                field=_field(i, "budget"),
-                details={"minimum_budget": floor, "currency": currency},
-            )
-        earliest = now + timedelta(days=lead_days(product))
-        if start.date() < earliest.date():
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"'{product.product_id}' needs {lead_days(product)} days of lead time; the "
-                f"earliest start is {earliest.date().isoformat()}.",
-                field="start_time",
-            )
-        overlay = targeting_rules.validate(
-            preq.targeting, product, signal_ids, _field(i, "targeting_overlay")
+        package, assigned = await build_package(
+            state,
+            caller,
+            preq,
+            f"packages[{i}]",
+            products=products,
+            signal_ids=signal_ids,
+            media_buy_id=buy_id,
+            start=start,
+            now=now,
+            currency=req.total_budget_currency,
+            currency_field="total_budget.currency",
+            currency_of="total_budget",
+            default_pacing=req.pacing,
+            flat=req.flat_form,
+            notes=notes,
         )
-        formats = list(preq.format_ids or product.format_ids)
-        unknown = sorted(set(formats) - set(product.format_ids))
-        if unknown:
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"'{product.product_id}' does not accept format(s) {', '.join(unknown)}.",
-                field=_field(i, "format_ids"),
-            )
-        assigned = await creative_library.assignable(
-            state, caller, preq.creative_ids, formats, _field(i, "creative_assignments")
-        )
-        implied = int(preq.budget / rate * 1000)
-        if preq.impressions is not None and preq.impressions > implied:
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"{preq.impressions:,} impressions cost more than the {preq.budget:,.2f} budget "
-                f"at {rate:.2f} CPM ({implied:,} max).",
-                field=_field(i, "impressions"),
-            )
-        packages.append(
-            statements.build(
-                Package,
-                package_id=new_id("pkg"),
-                media_buy_id=buy_id,
-                tenant_id=caller.tenant_id,
-                product_id=product.product_id,
-                buyer_ref=preq.buyer_ref,
-                pricing_option_id=option["pricing_option_id"],
-                pricing_model=option.get("pricing_model", "cpm"),
-                rate=rate,
-                guaranteed=product.delivery_type == "guaranteed",
-                budget=float(preq.budget),
-                impressions_goal=preq.impressions or implied,
-                pacing=preq.pacing or req.pacing,
-                targeting=overlay,
-                format_ids=formats,
-                creative_ids=[c.creative_id for c in assigned],
-            )
-        )
-        creatives_by_package[packages[-1].package_id] = assigned
+        packages.append(package)
+        creatives_by_package[package.package_id] = assigned
     total = round(sum(p.budget for p in packages), 2)
     if req.total_budget is not None and abs(req.total_budget - total) > 0.01:
         raise AdcpError(
@@ -385,6 +324,107 @@ async def prepare(
     return tenant, account, booking
 
 
+async def build_package(
+    state: AppState,
+    caller: Caller,
+    preq: PackageRequest,
+    where: str,
+    *,
+    products: dict[str, Product],
+    signal_ids: set[str],
+    media_buy_id: str,
+    start: datetime,
+    now: datetime,
+    currency: str | None,
+    currency_field: str,
+    currency_of: str,
+    default_pacing: str,
+    flat: bool = False,
+    notes: list[str],
+    package_id: str | None = None,
+) -> tuple[Package, list[Creative]]:
+    """One requested package validated against the catalog (``where`` names it in
+    errors: ``packages[0]``), as a row of ``media_buy_id`` starting at ``start``, and
+    the creatives assigned to it. ``currency``: the one it must be priced in, if any."""
+    product = products.get(preq.product_id)
+    if product is None:
+        raise AdcpError(
+            "PRODUCT_NOT_FOUND",
+            f"Product '{preq.product_id}' was not found.",
+            field=f"{where}.product_id",
+            suggestion="Call get_products for valid ids.",
+        )
+    _short_text(preq.buyer_ref, _PACKAGES.buyer_ref, f"{where}.buyer_ref")
+    option = _pricing(product, preq, where)
+    priced_in = option.get("currency", "USD")
+    if currency not in (None, priced_in):
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"{currency_of} is in {currency}; '{product.product_id}' is priced in {priced_in}.",
+            field=currency_field,
+        )
+    rate = _rate(option, preq, where, flat, notes)
+    floor = float(option.get("min_spend") or 0)
+    limits.amount(preq.budget, f"{where}.budget")
+    if preq.budget <= 0 or preq.budget < floor:
+        raise AdcpError(
+            "BUDGET_TOO_LOW",
+            f"Budget {preq.budget:,.2f} is below the {floor:,.2f} minimum for "
+            f"'{product.product_id}'.",
+            field=f"{where}.budget",
+            details={"minimum_budget": floor, "currency": priced_in},
+        )
+    earliest = now + timedelta(days=lead_days(product))
+    if start.date() < earliest.date():
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"'{product.product_id}' needs {lead_days(product)} days of lead time; the "
+            f"earliest start is {earliest.date().isoformat()}.",
+            field="start_time" if where.startswith("packages[") else f"{where}.product_id",
+        )
+    overlay = targeting_rules.validate(
+        preq.targeting, product, signal_ids, f"{where}.targeting_overlay"
+    )
+    formats = list(preq.format_ids or product.format_ids)
+    unknown = sorted(set(formats) - set(product.format_ids))
+    if unknown:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"'{product.product_id}' does not accept format(s) {', '.join(unknown)}.",
+            field=f"{where}.format_ids",
+        )
+    assigned = await creative_library.assignable(
+        state, caller, preq.creative_ids, formats, f"{where}.creative_assignments"
+    )
+    implied = int(preq.budget / rate * 1000)
+    if preq.impressions is not None and preq.impressions > implied:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"{preq.impressions:,} impressions cost more than the {preq.budget:,.2f} budget "
+            f"at {rate:.2f} CPM ({implied:,} max).",
+            field=f"{where}.impressions",
+        )
+    package = statements.build(
+        Package,
+        package_id=package_id or new_id("pkg"),
+        media_buy_id=media_buy_id,
+        tenant_id=caller.tenant_id,
+        product_id=product.product_id,
+        buyer_ref=preq.buyer_ref,
+        pricing_option_id=option["pricing_option_id"],
+        pricing_model=option.get("pricing_model", "cpm"),
+        rate=rate,
+        guaranteed=product.delivery_type == "guaranteed",
+        budget=float(preq.budget),
+        impressions_goal=preq.impressions or implied,
+        pacing=preq.pacing or default_pacing,
+        targeting=overlay,
+        format_ids=formats,
+        creative_ids=[c.creative_id for c in assigned],
+    )
+    return package, assigned
+
+
 def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
     return LineSpec(
         package_id=package.package_id,
@@ -396,7 +436,7 @@ def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
         currency=buy.currency,
         budget=package.budget,
         impressions_goal=package.impressions_goal,
-        start=buy.start_time,
+        start=package.start_time or buy.start_time,
         end=buy.end_time,
         pacing=package.pacing,  # type: ignore[arg-type]
         targeting=targeting_rules.to_adapter(package.targeting),
@@ -416,6 +456,7 @@ def snapshot(buy: MediaBuy, packages: Sequence[Package]) -> dict[str, Any]:
         "archived": buy.archived,
         "packages": {
             p.package_id: {
+                "product_id": p.product_id,
                 "budget": p.budget,
                 "impressions_goal": p.impressions_goal,
                 "paused": p.paused,

@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import update as sa_update
 from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -123,6 +124,7 @@ _CLAIM = (
 
 
 _CLAIM_LEASE = _CLAIM.values(update_lease_undo=bindparam("undo"))
+_DROP_PACKAGE = sa_delete(_PACKAGES_T).where(_PACKAGES_T.c.package_id == bindparam("package"))
 _NO_UNDO: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
 _REVISION = select(_BUYS.c.revision).where(_BUYS.c.media_buy_id == bindparam("buy"))
 
@@ -134,6 +136,7 @@ class _Claim:
     token: str
     buy_fields: set[str] = field(default_factory=set)
     package_goals: set[str] = field(default_factory=set)  # package ids
+    added: set[str] = field(default_factory=set)  # guaranteed packages added, inserted ahead
 
 
 async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Claim | str:
@@ -194,7 +197,7 @@ async def _reserve_ahead(
     claim = _Claim(token)
     stored = await session.get(MediaBuy, buy.media_buy_id)
     assert stored is not None
-    undo: dict[str, dict[str, list[Any]]] = {"buy": {}, "goals": {}}
+    undo: dict[str, Any] = {"buy": {}, "goals": {}}
     for name, value in ahead.items():
         undo["buy"][name] = [
             interrupted.encode(getattr(stored, name)),
@@ -202,7 +205,14 @@ async def _reserve_ahead(
         ]
         setattr(stored, name, value)
         claim.buy_fields.add(name)
+    added = {p.package_id: p for p in plan.added}
     for package_id, hold in plan.holds.items():
+        if package_id in added:
+            # A guaranteed package added: its row, inserted now, holds its inventory.
+            await statements.insert(session, added[package_id].model_copy())
+            undo.setdefault("added", []).append(package_id)
+            claim.added.add(package_id)
+            continue
         row = await session.get(Package, package_id)
         assert row is not None
         # A smaller goal frees inventory only once the ad server has taken it.
@@ -321,6 +331,19 @@ async def _write(
             names.add("updated_at")
         await _set_columns(tx, row, package_id, names)
         rows.append(row)
+    for package in plan.added:
+        row = package.model_copy()
+        if package.package_id in current:  # inserted ahead by the claim
+            await _set_columns(tx, row, package.package_id, {"external_line_id"})
+        else:
+            await statements.insert(tx, row)
+        await creative_library.replace_assignments(
+            tx, buy.tenant_id, row, plan.added_creatives[package.package_id], "new_packages"
+        )
+        rows.append(row)
+    kept = {p.package_id for p in plan.added}
+    for package_id in sorted(claim.added - kept):  # inserted ahead, not added after all
+        await statements.execute(tx, _DROP_PACKAGE, {"package": package_id}, expect=1)
     return stored, rows
 
 
@@ -392,6 +415,7 @@ async def update(
         if failure is not None:
             # Only part of the change (or none) reached the ad server: commit the ops it
             # fully took, as they are: capacity was confirmed for the whole change.
+            lines = {p.package_id: p.external_line_id for p in plan.added}
             plan = await plan_ops(
                 state,
                 caller,
@@ -402,6 +426,8 @@ async def update(
                 tenant=tenant,
                 check_capacity=False,
             )
+            for package in plan.added:  # the lines the ad server added
+                package.external_line_id = lines[package.package_id]
     except BaseException:
         await _abandon(state, buy, packages, claim)
         raise
@@ -436,7 +462,7 @@ async def update(
         response = render(outcome)
         if failure is None:
             await completion.mark(session, response)
-    if plan.creatives:
+    if plan.creatives or any(plan.added_creatives.values()):
         await creative_library.push_pending(state, buy.tenant_id, buy.principal_id)
     if failure is not None:
         raise AdcpError(

@@ -45,6 +45,9 @@ def elapsed_fraction(start: datetime, end: datetime, at: datetime) -> float:
 
 
 def expected_spend(package: Package, start: datetime, end: datetime, now: datetime) -> float:
+    """What ``package`` should have spent by ``now`` in its buy's flight ``start`` to
+    ``end`` — from its own start if it was added after the buy's."""
+    start = package.start_time or start
     return package.budget * expected_share(package.pacing, elapsed_fraction(start, end, now))
 
 

@@ -14,7 +14,7 @@ from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import avails, buy_state, catalog, limits
+from adcp_agent.services import avails, buy_state, catalog, limits, media_buys
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.identity import Caller, new_id
@@ -46,6 +46,9 @@ class Plan:
         # package_id -> the capacity its guaranteed package was checked to have
         self.holds: dict[str, avails.Hold] = {}
         self.check_capacity = True
+        # Packages added to the buy (new_packages), with the creatives assigned to each.
+        self.added: list[Package] = []
+        self.added_creatives: dict[str, list[Creative]] = {}
 
     def call(self, what: str, fn: AdapterCall) -> None:
         self.calls.append((self.op_index, what, fn))
@@ -85,15 +88,11 @@ class Plan:
         self.call(what, lambda a: a.order_action(order, action))  # type: ignore[arg-type]
 
 
-async def _context(
-    state: AppState, caller: Caller, packages: Sequence[Package]
-) -> tuple[dict[str, Product], set[str]]:
+async def _context(state: AppState, caller: Caller) -> tuple[dict[str, Product], set[str]]:
     """The products and signal ids to validate against, from the catalog as
     ``catalog.tenant_catalog`` keeps it (the one create_media_buy validates with)."""
     cat = await catalog.tenant_catalog(state.db, caller)
-    by_id = cat.products_by_id
-    products = {p.product_id: by_id[p.product_id] for p in packages if p.product_id in by_id}
-    return products, set(cat.signals)
+    return cat.products_by_id, set(cat.signals)
 
 
 def _min_spend(product: Product, package: Package) -> float:
@@ -184,7 +183,7 @@ async def plan_ops(
 ) -> Plan:
     """Validate every op against working copies; no side effects. ``check_capacity=
     False`` for what the ad server already took: it is booked, whatever is left."""
-    products, signal_ids = await _context(state, caller, packages)
+    products, signal_ids = await _context(state, caller)
     plan = Plan(buy, packages)
     plan.check_capacity = check_capacity
     b = plan.buy
@@ -236,6 +235,9 @@ async def plan_ops(
                 await _check_capacity(state, caller, tenant, plan, package, op.field)
             continue
         buy_state.require(b, "update", now, op.field)
+        if k == "add_package":
+            await _add_package(state, caller, tenant, plan, op, now, products, signal_ids)
+            continue
         if k == "end_time":
             end: datetime = op.value
             if end <= max(now, b.start_time):
@@ -431,5 +433,90 @@ async def plan_ops(
             plan.touch(package)
         else:
             raise AdcpError("INVALID_REQUEST", f"Unknown update '{k}'.", field=op.field)
-    b.total_budget = round(sum(p.budget for p in plan.packages.values()), 2)
+    every = [*plan.packages.values(), *plan.added]
+    b.total_budget = round(sum(p.budget for p in every), 2)
     return plan
+
+
+async def _add_package(
+    state: AppState,
+    caller: Caller,
+    tenant: Tenant,
+    plan: Plan,
+    op: Op,
+    now: datetime,
+    products: dict[str, Product],
+    signal_ids: set[str],
+) -> None:
+    """A package added to the buy (``new_packages``), validated as create_media_buy
+    validates its packages. It runs to the buy's end from the buy's start — or, once the
+    buy is running, from now. Guaranteed inventory is added only while the buy awaits
+    the publisher's approval (who then approves it with the rest); its capacity is
+    checked counting the buy's own packages."""
+    b = plan.buy
+    running = b.state in ("live", "paused") and now > b.start_time
+    start = max(now, b.start_time)
+    package, assigned = await media_buys.build_package(
+        state,
+        caller,
+        op.value,
+        op.field,
+        products=products,
+        signal_ids=signal_ids,
+        media_buy_id=b.media_buy_id,
+        start=start,
+        now=now,
+        currency=b.currency,
+        currency_field=f"{op.field}.pricing_option_id",
+        currency_of="The media buy",
+        default_pacing=b.pacing,
+        notes=[],
+        package_id=op.package_id,
+    )
+    if package.guaranteed and b.state != "pending_approval":
+        raise AdcpError(
+            "ACTION_NOT_ALLOWED",
+            f"'{package.product_id}' is guaranteed inventory, which the publisher approves "
+            "before it is booked; it can be added only while a buy awaits that approval. "
+            "Nothing was changed.",
+            field=f"{op.field}.product_id",
+            suggestion="Book it as a new media buy (it goes to the publisher for approval).",
+            details={
+                "attempted_action": "add_packages",
+                "reason": "not_supported_on_buy",
+                "currently_available_actions": buy_state.available_actions(b, now),
+            },
+        )
+    if running:
+        package.start_time = start
+    if plan.check_capacity and package.guaranteed and package.impressions_goal:
+        # The buy's own packages hold inventory too: nothing is excluded.
+        [avail] = await avails.check(
+            state, caller, tenant, [package.product_id], b.start_time, b.end_time,
+            package.targeting, sandbox=b.sandbox,
+        )  # fmt: skip
+        field = f"{op.field}.budget"
+        if package.impressions_goal > avail.available_impressions:
+            raise avails.unavailable(
+                package.product_id, avail.available_impressions, package.impressions_goal, field
+            )
+        plan.holds[package.package_id] = avails.Hold(
+            tenant_id=b.tenant_id,
+            product_id=package.product_id,
+            sandbox=b.sandbox,
+            start=b.start_time,
+            end=b.end_time,
+            avail=avail,
+            goal=package.impressions_goal,
+            field=field,
+        )
+    spec = media_buys.line_spec(package, b, products[package.product_id])
+    order = b.external_order_id or ""
+
+    async def add(adapter: AdServerAdapter) -> None:
+        package.external_line_id = await adapter.add_line(order, spec)
+
+    plan.call(f"{package.package_id} added ({package.product_id})", add)
+    plan.added.append(package)
+    plan.added_creatives[package.package_id] = assigned
+    plan.touch(package)
