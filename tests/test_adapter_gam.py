@@ -307,6 +307,7 @@ async def test_update_line_changes_price_goal_flight_and_targeting(fake, gam) ->
     change = LineChange(
         budget=9000.0,
         rate=15.0,
+        start=START + timedelta(days=2),
         end=new_end,
         targeting=Targeting(geo_countries=("GB",), key_values={"adcp_seg": ("travellers",)}),
     )
@@ -317,6 +318,8 @@ async def test_update_line_changes_price_goal_flight_and_targeting(fake, gam) ->
     assert li["costPerUnit"] == {"currencyCode": "USD", "microAmount": "15000000"}
     assert li["primaryGoal"]["units"] == "600000"  # 9000 / 15 CPM
     assert li["endDateTime"]["date"] == {"year": "2030", "month": "3", "day": "8"}
+    assert li["startDateTimeType"] == "USE_START_DATE_TIME"
+    assert li["startDateTime"]["date"] == {"year": "2030", "month": "2", "day": "3"}
     assert li["targeting"]["geoTargeting"]["targetedLocations"] == [{"id": "2826"}]
     assert li["targeting"]["inventoryTargeting"]["targetedAdUnits"][0]["adUnitId"] == "21001"
     names = {v["id"]: v["name"] for v in fake.net.values.values()}

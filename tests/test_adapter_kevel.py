@@ -250,6 +250,7 @@ async def test_update_line_changes_terms_and_replaces_geo_targets(server, kevel)
     change = LineChange(
         budget=7000.0,
         rate=14.0,
+        start=datetime(2031, 3, 5, tzinfo=UTC),
         end=new_end,
         daily_budget=300.0,
         targeting=Targeting(geo_countries=("ca",), key_values={"adcp_seg": ("golfers",)}),
@@ -263,6 +264,7 @@ async def test_update_line_changes_terms_and_replaces_geo_targets(server, kevel)
         14.0,
     )
     assert flight["EndDateISO"] == "2031-04-15T00:00:00Z"
+    assert flight["StartDateISO"] == "2031-03-05T00:00:00Z"
     assert flight["CustomTargeting"] == '(adcp_seg CONTAINS "golfers")'
     assert [g["CountryCode"] for g in flight["GeoTargeting"]] == ["CA"]
     assert len(server.seen("GET", rf"/v1/flight/{fid}/geotargeting/\d+/delete")) == 2

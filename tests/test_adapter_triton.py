@@ -178,12 +178,21 @@ async def test_lifecycle_patches_status_and_changed_terms_only(server, triton):
 
     await k.order_action(oid, "activate")
     await k.line_action(oid, fid, "pause")
-    await k.update_line(oid, fid, LineChange(budget=4000.0, end=datetime(2031, 6, 10, tzinfo=UTC)))
+    await k.update_line(
+        oid,
+        fid,
+        LineChange(
+            budget=4000.0,
+            start=datetime(2031, 5, 2, tzinfo=UTC),
+            end=datetime(2031, 6, 10, tzinfo=UTC),
+        ),
+    )
     assert [(r.method, r.path, r.json) for r in server.requests] == [
         ("PATCH", f"/api/campaigns/{oid}", {"status": "active"}),
         ("PATCH", f"/api/campaigns/{oid}/flights/{fid}", {"status": "paused"}),
         ("PATCH", f"/api/campaigns/{oid}/flights/{fid}",
-         {"budget": {"amount": 4000.0}, "end": "2031-06-10T00:00:00Z"}),
+         {"budget": {"amount": 4000.0}, "start": "2031-05-02T00:00:00Z",
+          "end": "2031-06-10T00:00:00Z"}),
     ]  # fmt: skip
     states = await k.sync_orders([oid, "nope"])
     assert [(s.status, s.line_statuses) for s in states] == [("active", {fid: "paused"})]

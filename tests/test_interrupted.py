@@ -161,7 +161,7 @@ async def test_a_guaranteed_package_an_interrupted_update_added_goes_when_its_le
     before the ad server is asked; the server stops there: once the lease lapses the
     package is removed and its inventory offered again."""
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
-        b = await _book_host_read(live, client, 0.3, days_ahead=240)
+        b = await _book_host_read(live, client, 0.3, days_ahead=620)
         mb, available, avail_args = b["mb"], b["available"], b["avail_args"]
         _stop_during_updates(monkeypatch)
         extra = {

@@ -307,6 +307,7 @@ class MockAdapter:
                 "budget": change.budget,
                 "impressions_goal": change.impressions_goal,
                 "rate": change.rate,
+                "start": change.start,
                 "end": change.end,
                 "targeting": change.targeting,
                 "pacing": change.pacing,

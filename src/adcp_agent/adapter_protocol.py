@@ -117,6 +117,7 @@ class LineChange:
     budget: float | None = None
     impressions_goal: int | None = None
     rate: float | None = None
+    start: datetime | None = None  # only before the line has started
     end: datetime | None = None
     targeting: Targeting | None = None
     pacing: Literal["even", "asap", "front_loaded"] | None = None

@@ -116,12 +116,18 @@ def _patch_ops(
     packages: list[PackageUpdate] | None,
     cancellation_reason: str | None = None,
     new_packages: list[PackageIn] | None = None,
+    start_time: str | None = None,
 ) -> list[Op]:
     ops = _cancel_op("cancel", "", None, canceled, cancellation_reason)
     if paused is not None:
         ops.append(Op("pause" if paused else "resume", "paused"))
-    if end_time is not None:
-        ops.append(Op("end_time", "end_time", value=parse_time(end_time, "end_time")))
+    end = parse_time(end_time, "end_time") if end_time is not None else None
+    if start_time is not None:
+        # With an end, one move of the whole flight (each line changed once).
+        start = None if start_time == "asap" else parse_time(start_time, "start_time")
+        ops.append(Op("flight", "start_time", value=(start, end)))
+    elif end is not None:
+        ops.append(Op("end_time", "end_time", value=end))
     for i, p in enumerate(packages or []):
         where = f"packages[{i}]"
         unknown = sorted(set(p.model_extra or {}) - _PACKAGE_FIELDS)
@@ -326,6 +332,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         cancellation_reason: Annotated[
             str | None, Field(max_length=500, description="Why, with canceled: true (kept).")
         ] = None,
+        start_time: Annotated[
+            str | None,
+            Field(description="New start (ISO 8601 with zone, or 'asap'), before the buy starts."),
+        ] = None,
         end_time: Annotated[str | None, Field(description="New end (ISO 8601 with zone).")] = None,
         packages: list[PackageUpdate] | None = None,
         new_packages: Annotated[
@@ -349,14 +359,15 @@ def register(mcp: FastMCP, state: AppState) -> None:
         ] = None,
     ) -> ToolResult:
         """Change a media buy: pause/resume (paused), cancel (canceled: true), move the
-        end (end_time), add packages (new_packages), or per package budget, impressions,
-        bid_price, pacing, targeting_overlay (replaces the old one), canceled. Seed
-        forms: `action` (pause_media_buy, resume_media_buy, pause_package,
-        resume_package, update_package_budget, update_package_impressions,
-        activate_order, submit_for_approval, approve_order, archive_order) and
-        `updates` {remove_geo, add_geo, adjust_bid, set_daily_cap, shift_budget,
-        set_status}. Illegal transitions return INVALID_STATE listing the
-        allowed actions. Example: {media_buy_id: 'mb_…', paused: true}."""
+        start (start_time, before it starts) or the end (end_time), add packages
+        (new_packages), or per package budget, impressions, bid_price, pacing,
+        targeting_overlay (replaces the old one), canceled. Seed forms: `action`
+        (pause_media_buy, resume_media_buy, pause_package, resume_package,
+        update_package_budget, update_package_impressions, activate_order,
+        submit_for_approval, approve_order, archive_order) and `updates` {remove_geo,
+        add_geo, adjust_bid, set_daily_cap, shift_budget, set_status}. Illegal
+        transitions return INVALID_STATE listing the allowed actions. Example:
+        {media_buy_id: 'mb_…', paused: true}."""
         caller = current_caller()
         raw = {k: _jsonable(v) for k, v in tool_arguments().items() if k != "idempotency_key"}
         forms = [
@@ -371,6 +382,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                         for v in (
                             paused,
                             canceled,
+                            start_time,
                             end_time,
                             packages,
                             cancellation_reason,
@@ -408,7 +420,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ops = _seed_ops(updates)
         else:
             ops = _patch_ops(
-                paused, canceled, end_time, packages, cancellation_reason, new_packages
+                paused, canceled, end_time, packages, cancellation_reason, new_packages, start_time
             )
         return await run(
             caller,

@@ -142,12 +142,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             _given,
             _PLACEMENTS + " Nothing was changed.",
         ),
-        (
-            "start_time",
-            _given,
-            "A booked media buy's start cannot be moved; change end_time, or cancel it and "
-            "book again. Nothing was changed.",
-        ),
         ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
         (
             "invoice_recipient",

@@ -259,6 +259,10 @@ class GoogleAdManagerAdapter:
         currency = str(li.costPerUnit.currencyCode)
         if change.rate is not None:
             li.costPerUnit = orders.money(change.rate, currency)
+        if change.start is not None:
+            when = orders.line_start(change.start, self.session.now(), self.config.network_timezone)
+            li.startDateTimeType = when["startDateTimeType"]
+            li.startDateTime = when.get("startDateTime")
         if change.end is not None:
             li.endDateTime = orders.gam_datetime(change.end, self.config.network_timezone)
         goal = li.primaryGoal
@@ -275,7 +279,7 @@ class GoogleAdManagerAdapter:
             goal.units = change.impressions_goal
         elif change.budget is not None:
             if cost == "CPD":
-                start = _from_gam_datetime(li.startDateTime) or self.session.now()
+                start = change.start or _from_gam_datetime(li.startDateTime) or self.session.now()
                 end = change.end or _from_gam_datetime(li.endDateTime) or start
                 li.costPerUnit = orders.money(
                     change.budget / orders.flight_days(start, end), currency

@@ -249,10 +249,15 @@ def line_item(
         "primaryGoal": primary_goal(line, kind, cost),
         "targeting": targeting,
     }
-    start = line.start if line.start.tzinfo else line.start.replace(tzinfo=UTC)
+    return out | line_start(line.start, now, timezone)
+
+
+def line_start(start: datetime, now: datetime, timezone: str) -> dict[str, Any]:
+    """A line item's start fields: GAM rejects start times in the past."""
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
     if start <= now:
-        out["startDateTimeType"] = "IMMEDIATELY"  # GAM rejects start times in the past
-    else:
-        out["startDateTimeType"] = "USE_START_DATE_TIME"
-        out["startDateTime"] = gam_datetime(start, timezone)
-    return out
+        return {"startDateTimeType": "IMMEDIATELY"}
+    return {
+        "startDateTimeType": "USE_START_DATE_TIME",
+        "startDateTime": gam_datetime(start, timezone),
+    }

@@ -307,6 +307,8 @@ class KevelAdapter:
                 body.update(GoalType=m.GOAL_IMPRESSIONS, Impressions=change.impressions_goal)
             if change.rate is not None:
                 body["Price"] = change.rate
+            if change.start is not None:
+                body["StartDateISO"] = m.iso(change.start)
             if change.end is not None:
                 body["EndDateISO"] = m.iso(change.end)
             geo: list[dict[str, Any]] | None = None

@@ -266,6 +266,8 @@ class TritonAdapter:
             patch["goal"] = {"type": "impressions", "value": change.impressions_goal}
         if change.rate is not None:
             patch["pricing"] = {"rate": change.rate}
+        if change.start is not None:
+            patch["start"] = iso(change.start)
         if change.end is not None:
             patch["end"] = iso(change.end)
         if change.pacing is not None:

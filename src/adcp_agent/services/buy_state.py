@@ -122,6 +122,8 @@ def adcp_valid_actions(buy: MediaBuy, now: datetime) -> list[str]:
             "shorten_flight",
             "update_creative_assignments",
         ]
+        if now < buy.start_time:
+            out.append("update_flight_dates")
     if "update" in allowed:
         out.append("add_packages")  # guaranteed ones only while awaiting approval
     return out

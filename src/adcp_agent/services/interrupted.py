@@ -100,7 +100,8 @@ def encode(value: Any) -> Any:
 
 
 def _decode(name: str, value: Any) -> Any:
-    return datetime.fromisoformat(value) if name == "end_time" and value is not None else value
+    flight = name in ("start_time", "end_time")
+    return datetime.fromisoformat(value) if flight and value is not None else value
 
 
 class _Gone(Exception):

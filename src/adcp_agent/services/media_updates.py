@@ -155,8 +155,9 @@ async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Cla
     # resubmission), the goals. Other changes wait for the ad server. Each value
     # replaced is recorded, for undoing it if this server stops.
     ahead: dict[str, Any] = {}
-    if plan.buy.end_time != buy.end_time:
-        ahead["end_time"] = plan.buy.end_time
+    for edge in ("start_time", "end_time"):
+        if getattr(plan.buy, edge) != getattr(buy, edge):
+            ahead[edge] = getattr(plan.buy, edge)
     if plan.buy.state in avails.RESERVING and buy.state not in avails.RESERVING:
         ahead["state"] = plan.buy.state
     if not ahead and not plan.holds:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from adcp_agent.adapter_protocol import AdServerAdapter, LineChange
@@ -238,6 +238,11 @@ async def plan_ops(
         if k == "add_package":
             await _add_package(state, caller, tenant, plan, op, now, products, signal_ids)
             continue
+        if k == "flight":
+            _move_flight(plan, op, now, products)
+            for package in plan.packages.values():
+                await _check_capacity(state, caller, tenant, plan, package, op.field)
+            continue
         if k == "end_time":
             end: datetime = op.value
             if end <= max(now, b.start_time):
@@ -436,6 +441,51 @@ async def plan_ops(
     every = [*plan.packages.values(), *plan.added]
     b.total_budget = round(sum(p.budget for p in every), 2)
     return plan
+
+
+def _move_flight(plan: Plan, op: Op, now: datetime, products: dict[str, Product]) -> None:
+    """A new start for a buy that has not started (``op.value``: the start, None for
+    as soon as possible, and a new end asked for with it, if any): each line moves in
+    one change."""
+    b = plan.buy
+    if now >= b.start_time:
+        raise AdcpError(
+            "ACTION_NOT_ALLOWED",
+            f"Media buy '{b.media_buy_id}' started at {b.start_time.isoformat()}; a running "
+            "buy's start cannot be moved. Nothing was changed.",
+            field=op.field,
+            suggestion="Change end_time, or pause the buy.",
+            details={
+                "attempted_action": "update_flight_dates",
+                "reason": "wrong_status",
+                "currently_available_actions": buy_state.available_actions(b, now),
+            },
+        )
+    asked, end = op.value
+    start = asked or now
+    if start < now - media_buys.START_GRACE:
+        raise AdcpError("VALIDATION_ERROR", "start_time is in the past.", field=op.field)
+    if start >= (end or b.end_time):
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            "start_time must be before end_time.",
+            field="end_time" if end else op.field,
+        )
+    for package in plan.packages.values():
+        product = products.get(package.product_id)
+        lead = catalog.lead_days(product) if product and package.canceled_at is None else 0
+        earliest = now + timedelta(days=lead)
+        if lead and start.date() < earliest.date():
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"'{package.product_id}' needs {lead} days of lead time; the earliest start "
+                f"is {earliest.date().isoformat()}.",
+                field=op.field,
+            )
+    b.start_time, b.end_time = start, end or b.end_time
+    told = f"start {start:%Y-%m-%d}" + (f", end {end:%Y-%m-%d}" if end else "")
+    for package in plan.packages.values():
+        plan.line(package, LineChange(start=start, end=end), f"{package.package_id} {told}")
 
 
 async def _add_package(
