@@ -49,6 +49,7 @@ BOTH_BACKENDS = frozenset(
         "test_media_updates",
         "test_new_packages",
         "test_flight_moves",
+        "test_reporting_webhooks",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adcp_agent_tools import delivery_wire
 from adcp_agent_tools.media_wire import iso
 from sqlmodel import col, select, update
 
@@ -22,7 +21,7 @@ from adcp_agent.db import types as db_types
 from adcp_agent.db.models_delivery import DeliveryHour
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.server import prepare
-from adcp_agent.services import buy_state, delivery_reports, identity, media_reads
+from adcp_agent.services import buy_state, delivery_reports, delivery_wire, identity, media_reads
 from adcp_agent.state import AppState
 from tests.databases import Backend, database_settings
 from tests.media_helpers import non_guaranteed

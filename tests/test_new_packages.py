@@ -19,7 +19,7 @@ from tests.delivery_support import (
     sim_postgres,
     sim_sqlite,
 )
-from tests.media_helpers import flaky_tenant, guaranteed, non_guaranteed
+from tests.media_helpers import flaky_tenant, guaranteed, non_guaranteed, whole_days
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 __all__ = ["sim", "sim_postgres", "sim_sqlite"]  # the module-scoped simulated-clock server fixture
@@ -133,12 +133,9 @@ async def test_guaranteed_packages_join_a_buy_only_while_it_awaits_approval(
     """The publisher approves guaranteed inventory: a guaranteed package may join a buy
     awaiting that approval — reserving its inventory at once, counted with the buy's own
     — and no other buy (ACTION_NOT_ALLOWED, with what the buy allows)."""
-    args = guaranteed(budget=20000)
-    window = {
-        "product_ids": ["ctv_sports_premium"],
-        "flight_start_date": args["start_time"][:10],
-        "flight_end_date": args["end_time"][:10],
-    }
+    # A window no other test books: the figures below are this test's alone.
+    window, flight = whole_days("ctv_sports_premium", days_ahead=800, days=14)
+    args = {**guaranteed(budget=20000), **flight}
     sports = {"product_id": "ctv_sports_premium", "pricing_option_id": "ctv_sports_cpm"}
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
         submitted = await call(c, "create_media_buy", args)

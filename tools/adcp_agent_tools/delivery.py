@@ -14,10 +14,10 @@ from pydantic import Field
 
 from adcp_agent.clock import floor_hour
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import delivery_reports
+from adcp_agent.services import delivery_reports, delivery_wire
 from adcp_agent.services.delivery_reports import DeliveryReport, Totals
 from adcp_agent.state import AppState
-from adcp_agent_tools import delivery_wire, feedback
+from adcp_agent_tools import feedback
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.media import parse_day

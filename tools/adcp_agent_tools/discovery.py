@@ -131,6 +131,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "buying_modes": ["brief", "wholesale"],
                 "supports_proposals": False,
                 "features": MEDIA_BUY_FEATURES,
+                "reporting_delivery_methods": ["webhook"],  # reporting_webhook per buy
                 "portfolio": {
                     "publisher_domains": domains,
                     "primary_channels": channels,

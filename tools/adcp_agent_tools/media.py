@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
@@ -15,6 +15,7 @@ from adcp_agent.services import (
     avails,
     buy_history,
     delivery_reports,
+    delivery_wire,
     idempotency,
     interrupted,
     limits,
@@ -25,18 +26,22 @@ from adcp_agent.services import (
 from adcp_agent.services import media_buys as buys
 from adcp_agent.services.identity import Caller
 from adcp_agent.services.push_notifications import PushNotificationConfig
+from adcp_agent.services.reporting_webhooks import ReportingWebhookConfig
 from adcp_agent.state import AppState
-from adcp_agent_tools import delivery_wire, media_wire
+from adcp_agent_tools import media_wire
+from adcp_agent_tools.buy_args import (
+    REPORTING_WEBHOOK,
+    PackageIn,
+    package_request,
+)
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.params import (
     AccountRef,
     BrandRef,
-    FormatRef,
     IdempotencyKey,
     Money,
     Pagination,
-    _Open,
     dump,
 )
 from adcp_agent_tools.results import (
@@ -49,43 +54,6 @@ from adcp_agent_tools.results import (
 from adcp_agent_tools.test_controller import forced_payload
 
 MUTATES = {"readOnlyHint": False, "idempotentHint": False, "openWorldHint": True}
-
-
-class CreativeAssignment(_Open):
-    creative_id: str
-    weight: float | None = None
-
-
-class PackageIn(_Open):
-    product_id: str = Field(min_length=1)
-    budget: float = Field(description="Package budget in the buy's currency.")
-    pricing_option_id: str | None = None
-    bid_price: float | None = Field(default=None, gt=0)
-    impressions: int | None = Field(default=None, gt=0)
-    pacing: Literal["even", "asap", "front_loaded"] | None = None
-    targeting_overlay: dict[str, Any] | None = None
-    creative_assignments: list[CreativeAssignment] | None = None
-    creative_ids: list[str] | None = None
-    format_ids: list[FormatRef] | None = None
-    buyer_ref: str | None = None
-    context: dict[str, Any] | None = None
-
-
-def package_request(p: PackageIn) -> buys.PackageRequest:
-    """A package as create_media_buy and update_media_buy's new_packages send it."""
-    return buys.PackageRequest(
-        product_id=p.product_id,
-        budget=p.budget,
-        pricing_option_id=p.pricing_option_id,
-        bid_price=p.bid_price,
-        impressions=p.impressions,
-        pacing=p.pacing,
-        targeting=p.targeting_overlay,
-        creative_ids=[a.creative_id for a in p.creative_assignments or []]
-        + list(p.creative_ids or []),
-        format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
-        buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
-    )
 
 
 # The calendar a buyer's dates must fall in: a flight or report window outside it is a
@@ -231,6 +199,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "authentication?: {schemes: ['Bearer'|'HMAC-SHA256'], credentials}}."
             ),
         ] = None,
+        reporting_webhook: Annotated[
+            ReportingWebhookConfig | None,
+            Field(description=REPORTING_WEBHOOK),
+        ] = None,
     ) -> ToolResult:
         """Book a media buy. Non-guaranteed products are booked and activated at once
         (status completed, with media_buy_id and packages). Anything with guaranteed
@@ -296,6 +268,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 flat_form=True,
                 paused=paused,
                 push_notification_config=push_notification_config,
+                reporting_webhook=reporting_webhook,
             )
         else:
             if not packages:
@@ -322,6 +295,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 total_budget_currency=budget_currency,
                 paused=paused,
                 push_notification_config=push_notification_config,
+                reporting_webhook=reporting_webhook,
             )
         response = await idempotency.run_once(
             state.db,

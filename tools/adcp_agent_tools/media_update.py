@@ -23,18 +23,17 @@ from adcp_agent.services import approvals, idempotency, media_updates
 from adcp_agent.services.identity import new_id
 from adcp_agent.services.media_updates import Op
 from adcp_agent.services.push_notifications import PushNotificationConfig
+from adcp_agent.services.reporting_webhooks import ReportingWebhookConfig
 from adcp_agent.state import AppState
 from adcp_agent_tools import media_wire
-from adcp_agent_tools.caller import current_caller
-from adcp_agent_tools.media import (
-    MUTATES,
+from adcp_agent_tools.buy_args import (
+    REPORTING_WEBHOOK,
     CreativeAssignment,
     PackageIn,
-    _jsonable,
     package_request,
-    parse_time,
-    tool_arguments,
 )
+from adcp_agent_tools.caller import current_caller
+from adcp_agent_tools.media import MUTATES, _jsonable, parse_time, tool_arguments
 from adcp_agent_tools.params import AccountRef, IdempotencyKey, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results
 
@@ -298,7 +297,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
             "changes_applied": outcome.changes,
         }
 
-    async def run(caller, media_buy_id, ops, account, revision, key, raw, push=None) -> ToolResult:  # type: ignore[no-untyped-def]
+    async def run(
+        caller, media_buy_id, ops, account, revision, key, raw, push=None, reporting=None
+    ) -> ToolResult:  # type: ignore[no-untyped-def]
         response = await idempotency.run_once(
             state.db,
             caller,
@@ -315,6 +316,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 completion=completion,
                 render=render,
                 push_notification_config=push,
+                reporting_webhook=reporting,
             ),
         )
         return media_wire.as_result(response)
@@ -356,6 +358,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
         push_notification_config: Annotated[
             PushNotificationConfig | None,
             Field(description="Webhook for this buy's later status changes (replaces any)."),
+        ] = None,
+        reporting_webhook: Annotated[
+            ReportingWebhookConfig | None,
+            Field(
+                description=REPORTING_WEBHOOK + " Replaces the buy's; alone, it changes "
+                "nothing else."
+            ),
         ] = None,
     ) -> ToolResult:
         """Change a media buy: pause/resume (paused), cancel (canceled: true), move the
@@ -418,6 +427,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ops = _action_ops(action, package_id, budget, impressions)
         elif updates is not None:
             ops = _seed_ops(updates)
+        elif not forms and reporting_webhook is not None:
+            ops = []  # the reporting webhook alone
         else:
             ops = _patch_ops(
                 paused, canceled, end_time, packages, cancellation_reason, new_packages, start_time
@@ -431,6 +442,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             idempotency_key,
             raw,
             push_notification_config,
+            reporting_webhook,
         )
 
     for verb in ("pause", "resume"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastmcp.tools.base import ToolResult
@@ -11,11 +11,8 @@ from fastmcp.tools.base import ToolResult
 from adcp_agent import ADCP_VERSION
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.services import approvals, buy_state
+from adcp_agent.services.outbox import iso
 from adcp_agent_tools.results import ok
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def package(p: Package, buy: MediaBuy, agent_url: str) -> dict[str, Any]:

@@ -65,8 +65,8 @@ _FORMATS = (
     "format_ids (list_creative_formats lists them)"
 )
 _WEBHOOKS = (
-    "This agent reports through push_notification_config and get_media_buy_delivery; "
-    "{} is not offered."
+    "This agent reports through reporting_webhook, push_notification_config and "
+    "get_media_buy_delivery; {} is not offered."
 )
 
 REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
@@ -121,7 +121,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             _given,
             _PLACEMENTS + _NOT_BOOKED,
         ),
-        ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
         ("artifact_webhook", _given, _WEBHOOKS.format("artifact_webhook")),
         ("io_acceptance", _given, "Insertion-order acceptance is not offered" + _NOT_BOOKED),
         (
@@ -142,7 +141,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
             _given,
             _PLACEMENTS + " Nothing was changed.",
         ),
-        ("reporting_webhook", _given, _WEBHOOKS.format("reporting_webhook")),
         (
             "invoice_recipient",
             _given,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product, Signal
-from adcp_agent.services import signals
+from adcp_agent.services import reporting_webhooks, signals
 
 
 def format_id(agent_url: str, fid: str) -> dict[str, str]:
@@ -43,15 +43,6 @@ def publisher_properties(
     ]
 
 
-_METRICS_BY_CHANNEL = {
-    "display": ["impressions", "spend", "clicks", "ctr", "viewability"],
-    "olv": ["impressions", "spend", "clicks", "completed_views", "completion_rate"],
-    "ctv": ["impressions", "spend", "completed_views", "completion_rate"],
-    "streaming_audio": ["impressions", "spend", "completed_views", "completion_rate"],
-    "podcast": ["impressions", "spend", "completed_views", "completion_rate"],
-}
-
-
 def product(
     p: Product,
     *,
@@ -59,11 +50,7 @@ def product(
     properties: dict[str, AuthorizedProperty],
     brief_relevance: str | None,
 ) -> dict[str, Any]:
-    metrics: list[str] = []
-    for channel in p.channels:
-        for m in _METRICS_BY_CHANNEL.get(channel, ["impressions", "spend"]):
-            if m not in metrics:
-                metrics.append(m)
+    metrics = reporting_webhooks.metrics_of(p.channels)
     out: dict[str, Any] = {
         "product_id": p.product_id,
         "name": p.name,
@@ -77,7 +64,7 @@ def product(
             "available_reporting_frequencies": ["hourly", "daily"],
             "expected_delay_minutes": 60,
             "timezone": "UTC",
-            "supports_webhooks": False,
+            "supports_webhooks": True,
             "available_metrics": metrics,
             "date_range_support": "date_range",
         },

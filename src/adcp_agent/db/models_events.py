@@ -119,3 +119,32 @@ class NotificationDraft(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class ReportingWebhook(SQLModel, table=True):
+    """A buyer's AdCP ``reporting_webhook`` for one media buy: where its scheduled
+    delivery reports go, how often, and how far they have got. One per buy; a later
+    create/update that carries one replaces it (the numbering goes on)."""
+
+    __tablename__ = "reporting_webhooks"
+    # The worker's scan: the reports due now.
+    __table_args__ = (Index("ix_reporting_webhooks_due", "next_due_at"),)
+
+    media_buy_id: str = Field(
+        primary_key=True, foreign_key="media_buys.media_buy_id", max_length=64
+    )
+    tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
+    principal_id: str = Field(max_length=64)
+    url: str = Field(max_length=2048)
+    token: str | None = Field(default=None, max_length=8192)  # sealed
+    auth_scheme: str | None = Field(default=None, max_length=20)  # Bearer | HMAC-SHA256
+    auth_credentials: str | None = Field(default=None, max_length=8192)  # sealed
+    frequency: str = Field(max_length=10)  # hourly | daily
+    requested_metrics: list[str] | None = Field(default=None, sa_column=json_column(nullable=True))
+    sequence: int = 0  # reports sent so far
+    # The next report covers [period_start, next_due_at) of business time; it is sent
+    # once the clock passes next_due_at. None: the final report went.
+    period_start: datetime = Field(sa_column=ts_column())
+    next_due_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())

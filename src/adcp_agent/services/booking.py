@@ -41,6 +41,7 @@ from adcp_agent.services import (
     media_buys,
     outbox,
     push_notifications,
+    reporting_webhooks,
 )
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import signals as signal_service
@@ -80,6 +81,10 @@ async def create(
     tenant, account, booking = await media_buys.prepare(state, caller, req)
     push_config = push_notifications.accept(tenant, req.push_notification_config, state.secrets)
     buy, packages = booking.buy, booking.packages
+    channels = {c for p in packages for c in booking.products[p.product_id].channels}
+    reporting = reporting_webhooks.accept(
+        tenant, req.reporting_webhook, state.secrets, sorted(channels)
+    )
     for sid in sorted({s for p in packages for s in targeting_rules.signals_of(p.targeting)}):
         # Targeting an owned signal activates it for this buyer (idempotent).
         await signal_service.activate(
@@ -105,6 +110,7 @@ async def create(
     outcome = _Outcome(
         state, caller, booking, account, push_config, completion, render, destinations
     )
+    outcome.reporting = reporting
     if orders_are_local(adapter):
         response = await outcome.book_in_one_transaction(adapter, spec)
     else:
@@ -135,6 +141,7 @@ class _Outcome:
         self.state, self.caller, self.booking, self.account = state, caller, booking, account
         self.push_config, self.completion, self.render = push_config, completion, render
         self.destinations = destinations
+        self.reporting: reporting_webhooks.ReportingWebhookConfig | None = None
 
     async def book_around_the_call(
         self, adapter: AdServerAdapter, spec: OrderSpec
@@ -290,6 +297,8 @@ class _Outcome:
         await buy_events.booked(
             tx, buy, packages, booking.task, self.push_config, self.destinations
         )
+        if self.reporting is not None:
+            await reporting_webhooks.save(tx, buy, self.reporting, self.state.clock.now())
         response = self.render(booking)
         await self.completion.mark(tx, response)
         return response

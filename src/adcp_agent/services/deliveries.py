@@ -25,10 +25,11 @@ from adcp_agent.db.models_events import (
     EventDelivery,
     OutboxEvent,
     PushNotificationRegistration,
+    ReportingWebhook,
     WebhookEndpoint,
 )
 from adcp_agent.sealing import SecretBox
-from adcp_agent.services import notification_text, push_notifications, ssrf
+from adcp_agent.services import notification_text, push_notifications, reporting_webhooks, ssrf
 from adcp_agent.services import webhook_signing as signing
 from adcp_agent.services.identity import new_id
 from adcp_agent.services.outbox import iso
@@ -159,6 +160,22 @@ def envelope(event: OutboxEvent) -> dict[str, object]:
     }
 
 
+def _authenticate(
+    headers: dict[str, str],
+    target: PushNotificationRegistration | ReportingWebhook,
+    body: bytes,
+    timestamp: int,
+    box: SecretBox,
+) -> None:
+    """A buyer's legacy webhook authentication: ``Bearer`` or AdCP's HMAC-SHA256."""
+    sealed = target.auth_credentials
+    credentials = None if sealed is None else box.open(sealed)
+    if target.auth_scheme == "Bearer" and credentials:
+        headers["Authorization"] = f"Bearer {credentials}"
+    elif target.auth_scheme == "HMAC-SHA256" and credentials:
+        headers.update(signing.adcp_hmac_headers(credentials, body, timestamp))
+
+
 def _encode(body: object) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
@@ -197,13 +214,16 @@ async def compose(
                 raise Undeliverable("the push notification registration is gone")
             token = None if registration.token is None else box.open(registration.token)
             body = _encode(push_notifications.payload(event, registration, token))
-            credentials = registration.auth_credentials
-            credentials = None if credentials is None else box.open(credentials)
-            if registration.auth_scheme == "Bearer" and credentials:
-                headers["Authorization"] = f"Bearer {credentials}"
-            elif registration.auth_scheme == "HMAC-SHA256" and credentials:
-                headers.update(signing.adcp_hmac_headers(credentials, body, timestamp))
+            _authenticate(headers, registration, body, timestamp, box)
             return Outgoing(registration.url, body, headers, allowance)
+        if delivery.channel == reporting_webhooks.CHANNEL:
+            hook = await session.get(ReportingWebhook, delivery.target_id or "")
+            if hook is None:
+                raise Undeliverable("the reporting webhook is gone")
+            token = None if hook.token is None else box.open(hook.token)
+            body = _encode(reporting_webhooks.body(event, token))
+            _authenticate(headers, hook, body, timestamp, box)
+            return Outgoing(hook.url, body, headers, allowance)
         if delivery.channel == "slack":
             url = tenant.features.get("slack_webhook_url")
             if not isinstance(url, str) or not url:

@@ -94,6 +94,9 @@ class ReportQuery:
     # Fill PackageReport.hours and BuyReport.hours (hourly windows, an "hour" report
     # dimension). Without it the database sums each day, and hours stay empty.
     hourly: bool = False
+    # [start, end) on hour boundaries instead of dates (a reporting webhook's period);
+    # needs ``hourly``.
+    window: tuple[datetime, datetime] | None = None
 
 
 def _midnight(day: date) -> datetime:
@@ -106,6 +109,8 @@ def period_of(
     """[start, end) of the report: the requested dates (whole UTC days), else lifetime:
     from the earliest flight start (or earlier row: ad servers report whole days) to
     the clock's current hour."""
+    if query.window is not None:
+        return query.window
     lifetime_end = floor_hour(now)
     first_start = min((floor_hour(b.start_time) for b in buys), default=lifetime_end)
     if first_row is not None:

@@ -28,6 +28,7 @@ from adcp_agent.services import (
     catalog,
     limits,
     push_notifications,
+    reporting_webhooks,
     tenants,
 )
 from adcp_agent.services import creatives as creative_library
@@ -73,6 +74,7 @@ class CreateRequest:
     paused: bool = False  # booked, and paused at once (3.1's create_media_buy.paused)
     flat_form: bool = False  # seed-003 call: auction packages bid the floor
     push_notification_config: push_notifications.PushNotificationConfig | None = None
+    reporting_webhook: reporting_webhooks.ReportingWebhookConfig | None = None
     media_buy_id: str | None = None  # caller-chosen id: sandbox fixtures (seed_media_buy)
 
 

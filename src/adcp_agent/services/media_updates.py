@@ -28,6 +28,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from adcp_agent.adapter_protocol import AdServerAdapter
 from adcp_agent.db import statements
+from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import utcnow
@@ -37,10 +38,12 @@ from adcp_agent.services import (
     audit,
     avails,
     buy_events,
+    catalog,
     delivery,
     interrupted,
     media_reads,
     push_notifications,
+    reporting_webhooks,
     tenants,
 )
 from adcp_agent.services import creatives as creative_library
@@ -354,6 +357,40 @@ async def _abandon(state: AppState, buy: MediaBuy, packages: list[Package], clai
         await _write(tx, buy, packages, Plan(buy, packages), claim, applied=False)
 
 
+async def _accept_reporting(
+    state: AppState,
+    caller: Caller,
+    tenant: Tenant,
+    packages: list[Package],
+    config: reporting_webhooks.ReportingWebhookConfig,
+) -> reporting_webhooks.ReportingWebhookConfig | None:
+    """The reporting webhook checked against the buy's products, its secrets sealed."""
+    products = (await catalog.tenant_catalog(state.db, caller)).products_by_id
+    channels = sorted(
+        {c for p in packages if p.product_id in products for c in products[p.product_id].channels}
+    )
+    return reporting_webhooks.accept(tenant, config, state.secrets, channels)
+
+
+async def _set_reporting(
+    state: AppState,
+    buy: MediaBuy,
+    packages: list[Package],
+    config: reporting_webhooks.ReportingWebhookConfig | None,
+    completion: Completion,
+    render: Render,
+) -> dict[str, Any]:
+    """An update that only sets the reporting webhook: the buy itself is unchanged
+    (no ad-server call, no new revision)."""
+    assert config is not None
+    async with state.db.write() as tx:
+        await reporting_webhooks.save(tx, buy, config, state.clock.now())
+        outcome = UpdateOutcome(buy, packages, changes=["reporting webhook set"])
+        response = render(outcome)
+        await completion.mark(tx, response)
+    return response
+
+
 async def update(
     state: AppState,
     caller: Caller,
@@ -366,11 +403,18 @@ async def update(
     render: Render,
     now: datetime | None = None,
     push_notification_config: push_notifications.PushNotificationConfig | None = None,
+    reporting_webhook: reporting_webhooks.ReportingWebhookConfig | None = None,
 ) -> dict[str, Any]:
-    if not ops:
+    if not ops and reporting_webhook is None:
         raise AdcpError("INVALID_REQUEST", "The request changes nothing.", field="media_buy_id")
     tenant = await tenants.callers_tenant(state.db, caller)
     push_config = push_notifications.accept(tenant, push_notification_config, state.secrets)
+    reporting = None
+    if reporting_webhook is not None:
+        buy, packages = await load_buy(state, caller, media_buy_id, account_ref)
+        reporting = await _accept_reporting(state, caller, tenant, packages, reporting_webhook)
+        if not ops:
+            return await _set_reporting(state, buy, packages, reporting, completion, render)
     token = new_id("lease")
     deadline = time.monotonic() + WAIT_SECONDS
     pause = 0.02
@@ -461,6 +505,8 @@ async def update(
         )
         outcome = UpdateOutcome(stored, rows, plan.affected, done, plan.task)
         response = render(outcome)
+        if reporting is not None:
+            await reporting_webhooks.save(session, stored, reporting, state.clock.now())
         if failure is None:
             await completion.mark(session, response)
     if plan.creatives or any(plan.added_creatives.values()):

@@ -11,7 +11,7 @@ from adcp_agent.clock import floor_hour
 from adcp_agent.db.models_delivery import PacingAlert
 from adcp_agent.services import delivery, pacing
 from adcp_agent.services.delivery_reports import BuyReport, DeliveryReport, PackageReport, Totals
-from adcp_agent_tools.media_wire import iso
+from adcp_agent.services.outbox import iso
 
 PLAYABLE = frozenset({"ctv", "olv", "streaming_audio", "podcast"})
 GRANULARITIES = ("hourly", "daily", "monthly")

@@ -1,0 +1,55 @@
+"""The packages and webhooks create_media_buy takes (and update_media_buy: its
+new_packages are create_media_buy packages)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from adcp_agent.services import media_buys as buys
+from adcp_agent_tools.params import FormatRef, _Open
+
+REPORTING_WEBHOOK = (
+    "Scheduled delivery reports POSTed to you: {url, reporting_frequency: 'hourly'|"
+    "'daily', authentication: {schemes: ['Bearer'|'HMAC-SHA256'], credentials}, token?, "
+    "requested_metrics?}; each closed period's get_media_buy_delivery report, numbered, "
+    "the last one 'final'."
+)
+
+
+class CreativeAssignment(_Open):
+    creative_id: str
+    weight: float | None = None
+
+
+class PackageIn(_Open):
+    product_id: str = Field(min_length=1)
+    budget: float = Field(description="Package budget in the buy's currency.")
+    pricing_option_id: str | None = None
+    bid_price: float | None = Field(default=None, gt=0)
+    impressions: int | None = Field(default=None, gt=0)
+    pacing: Literal["even", "asap", "front_loaded"] | None = None
+    targeting_overlay: dict[str, Any] | None = None
+    creative_assignments: list[CreativeAssignment] | None = None
+    creative_ids: list[str] | None = None
+    format_ids: list[FormatRef] | None = None
+    buyer_ref: str | None = None
+    context: dict[str, Any] | None = None
+
+
+def package_request(p: PackageIn) -> buys.PackageRequest:
+    """A package as create_media_buy and update_media_buy's new_packages send it."""
+    return buys.PackageRequest(
+        product_id=p.product_id,
+        budget=p.budget,
+        pricing_option_id=p.pricing_option_id,
+        bid_price=p.bid_price,
+        impressions=p.impressions,
+        pacing=p.pacing,
+        targeting=p.targeting_overlay,
+        creative_ids=[a.creative_id for a in p.creative_assignments or []]
+        + list(p.creative_ids or []),
+        format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
+        buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
+    )
