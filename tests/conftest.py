@@ -50,6 +50,7 @@ BOTH_BACKENDS = frozenset(
         "test_new_packages",
         "test_flight_moves",
         "test_reporting_webhooks",
+        "test_sibling_capacity",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -91,6 +91,13 @@ class Hold:
     goal: int  # what the package needs
     field: str
     exclude_media_buy: str | None = None  # the buy being changed: its own rows do not count
+    # What the same buy's other packages of the product need (checked together with
+    # this one: a buy's packages share the product's inventory).
+    siblings: int = 0
+
+    @property
+    def need(self) -> int:
+        return self.goal + self.siblings
 
 
 # Bookings of one product take turns on PostgreSQL: a lock held to the transaction's end.
@@ -126,11 +133,11 @@ async def confirm(tx: Tx, holds: Sequence[Hold], *, postgres: bool) -> None:
         # the mock forecasts; conservative where the ad server counts it already), then
         # the targeting overlay's reach.
         left = int(max(hold.avail.untargeted_available - gained, 0) * hold.avail.reach)
-        if hold.goal > left:
+        if hold.need > left:
             raise unavailable(
                 hold.product_id,
                 left,
-                hold.goal,
+                hold.need,
                 hold.field,
                 because=f"another booking took {gained:,} while this one was checked",
             )

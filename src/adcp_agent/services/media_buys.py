@@ -246,8 +246,10 @@ async def prepare(
             f"total_budget {req.total_budget:,.2f} differs from the packages' sum {total:,.2f}.",
             field="total_budget",
         )
-    # Capacity: guaranteed packages must fit; auction packages may under-deliver.
+    # Capacity: guaranteed packages must fit — together with the buy's earlier
+    # packages of the same product; auction packages may under-deliver.
     holds: list[avails.Hold] = []
+    taken: dict[str, int] = {}  # by product: the goals of the packages checked so far
     for i, package in enumerate(packages):
         [avail] = await avails.check(
             state,
@@ -259,17 +261,19 @@ async def prepare(
             package.targeting,
             sandbox=account.sandbox,
         )
+        siblings = taken.get(package.product_id, 0) if package.guaranteed else 0
         short = bool(package.impressions_goal) and (
-            package.impressions_goal > avail.available_impressions
+            (package.impressions_goal or 0) + siblings > avail.available_impressions
         )
         if package.guaranteed and short:
             raise avails.unavailable(
                 package.product_id,
                 avail.available_impressions,
-                package.impressions_goal or 0,
+                (package.impressions_goal or 0) + siblings,
                 _field(i, "budget"),
             )
         if package.guaranteed and package.impressions_goal:
+            taken[package.product_id] = siblings + package.impressions_goal
             holds.append(
                 avails.Hold(
                     tenant_id=caller.tenant_id,
@@ -280,6 +284,7 @@ async def prepare(
                     avail=avail,
                     goal=package.impressions_goal,
                     field=_field(i, "budget"),
+                    siblings=siblings,
                 )
             )
         elif short:

@@ -125,9 +125,13 @@ async def _check_capacity(
         exclude_media_buy=plan.buy.media_buy_id,
         sandbox=plan.buy.sandbox,
     )
-    if package.impressions_goal > avail.available_impressions:
+    siblings = _siblings(plan, package)
+    if package.impressions_goal + siblings > avail.available_impressions:
         raise avails.unavailable(
-            package.product_id, avail.available_impressions, package.impressions_goal, field
+            package.product_id,
+            avail.available_impressions,
+            package.impressions_goal + siblings,
+            field,
         )
     # The package's latest check is what its commit confirms (media_updates.claim).
     plan.holds[package.package_id] = avails.Hold(
@@ -140,6 +144,21 @@ async def _check_capacity(
         goal=package.impressions_goal,
         field=field,
         exclude_media_buy=plan.buy.media_buy_id,
+        siblings=siblings,
+    )
+
+
+def _siblings(plan: Plan, package: Package) -> int:
+    """What the buy's other guaranteed packages of ``package``'s product need, as the
+    plan has them: they share the inventory (their stored rows are left out of the
+    reservation sum the check runs)."""
+    return sum(
+        p.impressions_goal or 0
+        for p in (*plan.packages.values(), *plan.added)
+        if p is not package
+        and p.guaranteed
+        and p.canceled_at is None
+        and p.product_id == package.product_id
     )
 
 
@@ -501,8 +520,7 @@ async def _add_package(
     """A package added to the buy (``new_packages``), validated as create_media_buy
     validates its packages. It runs to the buy's end from the buy's start — or, once the
     buy is running, from now. Guaranteed inventory is added only while the buy awaits
-    the publisher's approval (who then approves it with the rest); its capacity is
-    checked counting the buy's own packages."""
+    the publisher's approval (who then approves it with the rest)."""
     b = plan.buy
     running = b.state in ("live", "paused") and now > b.start_time
     start = max(now, b.start_time)
@@ -539,27 +557,8 @@ async def _add_package(
         )
     if running:
         package.start_time = start
-    if plan.check_capacity and package.guaranteed and package.impressions_goal:
-        # The buy's own packages hold inventory too: nothing is excluded.
-        [avail] = await avails.check(
-            state, caller, tenant, [package.product_id], b.start_time, b.end_time,
-            package.targeting, sandbox=b.sandbox,
-        )  # fmt: skip
-        field = f"{op.field}.budget"
-        if package.impressions_goal > avail.available_impressions:
-            raise avails.unavailable(
-                package.product_id, avail.available_impressions, package.impressions_goal, field
-            )
-        plan.holds[package.package_id] = avails.Hold(
-            tenant_id=b.tenant_id,
-            product_id=package.product_id,
-            sandbox=b.sandbox,
-            start=b.start_time,
-            end=b.end_time,
-            avail=avail,
-            goal=package.impressions_goal,
-            field=field,
-        )
+    # Its capacity counted with the buy's other packages of the product.
+    await _check_capacity(state, caller, tenant, plan, package, f"{op.field}.budget")
     spec = media_buys.line_spec(package, b, products[package.product_id])
     order = b.external_order_id or ""
 
