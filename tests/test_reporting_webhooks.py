@@ -125,6 +125,9 @@ async def test_a_daily_webhook_set_by_an_update_reports_what_was_asked(sim: SimS
         mb = created.data["media_buy_id"]
         await approve_and_push_creatives_directly(sim.settings, mb)
         hook = _hook(receiver, "daily", requested_metrics=["impressions", "spend"])
+        stale = await call(
+            c, "update_media_buy", {"media_buy_id": mb, "revision": 7, "reporting_webhook": hook}
+        )
         set_ = await call(c, "update_media_buy", {"media_buy_id": mb, "reporting_webhook": hook})
         await sim.advance(30)
 
@@ -133,6 +136,7 @@ async def test_a_daily_webhook_set_by_an_update_reports_what_was_asked(sim: SimS
 
         await eventually(one, seconds=60)
         listed = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
+    assert stale.error_codes == ["CONFLICT"]
     assert not set_.is_error, set_.data
     assert set_.data["changes_applied"] == ["reporting webhook set"]
     assert listed.data["media_buys"][0]["revision"] == 1  # the buy itself is unchanged

@@ -357,6 +357,17 @@ async def _abandon(state: AppState, buy: MediaBuy, packages: list[Package], clai
         await _write(tx, buy, packages, Plan(buy, packages), claim, applied=False)
 
 
+def _check_revision(buy: MediaBuy, revision: int | None) -> None:
+    if revision is not None and revision != buy.revision:
+        raise AdcpError(
+            "CONFLICT",
+            f"Media buy '{buy.media_buy_id}' is at revision {buy.revision}, not {revision}; "
+            "re-read it and retry.",
+            field="revision",
+            details={"current_revision": buy.revision},
+        )
+
+
 async def _accept_reporting(
     state: AppState,
     caller: Caller,
@@ -414,6 +425,7 @@ async def update(
         buy, packages = await load_buy(state, caller, media_buy_id, account_ref)
         reporting = await _accept_reporting(state, caller, tenant, packages, reporting_webhook)
         if not ops:
+            _check_revision(buy, revision)
             return await _set_reporting(state, buy, packages, reporting, completion, render)
     token = new_id("lease")
     deadline = time.monotonic() + WAIT_SECONDS
@@ -424,14 +436,7 @@ async def update(
         lapsed = buy.update_lease_until is not None and buy.update_lease_until < utcnow()
         if lapsed and await interrupted.release_lease(state.db, media_buy_id, utcnow()):
             continue  # left by an update that never finished: undone, plan from there
-        if revision is not None and revision != buy.revision:
-            raise AdcpError(
-                "CONFLICT",
-                f"Media buy '{media_buy_id}' is at revision {buy.revision}, not {revision}; "
-                "re-read it and retry.",
-                field="revision",
-                details={"current_revision": buy.revision},
-            )
+        _check_revision(buy, revision)
         plan = await plan_ops(state, caller, buy, packages, ops, when, tenant=tenant)
         adapter = state.adapters.get(
             tenant, buy.ad_server, account_id=buy.account_id, tool="update_media_buy"
