@@ -32,6 +32,18 @@ SPORTS = {
 }
 
 
+CTV = {"product_id": "ctv_sports_premium", "pricing_option_id": "ctv_sports_cpm"}
+
+
+async def _awaiting_approval(client: Any) -> tuple[str, dict[str, Any]]:
+    """A guaranteed buy (20,000 on CTV sports) awaiting approval, in a window no other
+    test books, and the get_avails arguments of that window."""
+    window, flight = whole_days("ctv_sports_premium", days_ahead=800, days=14)
+    submitted = await call(client, "create_media_buy", {**guaranteed(budget=20000), **flight})
+    [mb] = re.findall(r"mb_[0-9a-f]+", submitted.data["message"])
+    return mb, window
+
+
 def _lines(data_dir: Any, media_buy_id: str) -> dict[str, Any]:
     """The (mock) ad server's lines of the buy's order, by package id."""
     orders, _ = load_state(data_dir / "adapters" / "demo-mock.state")
@@ -133,13 +145,9 @@ async def test_guaranteed_packages_join_a_buy_only_while_it_awaits_approval(
     """The publisher approves guaranteed inventory: a guaranteed package may join a buy
     awaiting that approval — reserving its inventory at once, counted with the buy's own
     — and no other buy (ACTION_NOT_ALLOWED, with what the buy allows)."""
-    # A window no other test books: the figures below are this test's alone.
-    window, flight = whole_days("ctv_sports_premium", days_ahead=800, days=14)
-    args = {**guaranteed(budget=20000), **flight}
-    sports = {"product_id": "ctv_sports_premium", "pricing_option_id": "ctv_sports_cpm"}
+    sports = CTV
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
-        submitted = await call(c, "create_media_buy", args)
-        [mb] = re.findall(r"mb_[0-9a-f]+", submitted.data["message"])
+        mb, window = await _awaiting_approval(c)
         held_one = await call(c, "get_avails", window)
         added = await call(
             c,
@@ -229,16 +237,9 @@ async def test_a_line_the_ad_server_refuses_adds_nothing(live: LiveServer) -> No
     also paused the buy, the pause (which the ad server took first) is kept."""
     token = "adcp_test_no_new_lines_token_00000000"
     await flaky_tenant(live.settings, "nolines", token, ["add_line"])
-    args = guaranteed(budget=20000)
-    window = {
-        "product_ids": ["ctv_sports_premium"],
-        "flight_start_date": args["start_time"][:10],
-        "flight_end_date": args["end_time"][:10],
-    }
-    sports = {"product_id": "ctv_sports_premium", "pricing_option_id": "ctv_sports_cpm"}
+    sports = CTV
     async with mcp_client(live.mcp_url, token) as c:
-        submitted = await call(c, "create_media_buy", args)
-        [mb] = re.findall(r"mb_[0-9a-f]+", submitted.data["message"])
+        mb, window = await _awaiting_approval(c)
         before = await call(c, "get_avails", window)
         refused = await call(
             c,
