@@ -351,6 +351,8 @@ class BuyerJourney:
             await self._set_paused(day, True)
         if day == self.schedule.resume_day:
             await self._set_paused(day, False)
+        if day == self.schedule.add_day:
+            await self._add_package(day)
 
     async def _feedback(self, day: int) -> None:
         """The buyer's own conversion data, relative to the average package, for every
@@ -361,9 +363,9 @@ class BuyerJourney:
             "start": iso(self.flight.start),
             "end": iso(self.flight.start + timedelta(days=day)),
         }
-        truth = self.plan.true_performance[: len(buy.packages)]
+        truth = self.plan.true_performance[: len(buy.planned)]
         mean = sum(truth) / len(truth)
-        for pkg, performance in zip(buy.packages, truth, strict=True):
+        for pkg, performance in zip(buy.planned, truth, strict=True):
             index = round(performance / mean, 2)
             answer = await self.session.call(
                 "optimisation",
@@ -429,6 +431,44 @@ class BuyerJourney:
                 f"'{answer.get('media_buy_status')}', not '{expected}'"
             )
 
+    async def _add_package(self, day: int) -> None:
+        """Mid-flight, the buyer doubles down on its first auction line: a second
+        package of the same product, bid and budget, serving the same creative."""
+        buy = self.buy("auction")
+        first = buy.planned[0]
+        pkg = PackageRun(
+            key=f"A{len(buy.packages) + 1}",
+            product_id=first.product_id,
+            pricing_option_id=first.pricing_option_id,
+            budget=first.budget,
+            bid_price=first.bid_price,
+            signals=first.signals,
+            format_id=first.format_id,
+            creative_id=first.creative_id,
+            added_day=day,
+        )
+        wire = {**_package_wire(pkg), "creative_assignments": [{"creative_id": pkg.creative_id}]}
+        answer = await self.session.call(
+            "mid-flight",
+            "update_media_buy",
+            {
+                "media_buy_id": buy.media_buy_id,
+                "new_packages": [wire],
+                "idempotency_key": self.key("add"),
+            },
+            label=f"day {day}: add {pkg.key} ({pkg.product_id})",
+            facts=lambda d: {
+                "added": [p.get("product_id") for p in d.get("affected_packages", [])]
+            },
+        )
+        [added] = answer.get("affected_packages") or [{}]
+        if not added.get("package_id"):
+            raise JourneyFailed(f"{self.name}: the package added on day {day} has no id")
+        pkg.package_id, pkg.start_time = str(added["package_id"]), added.get("start_time")
+        for before in range(1, day + 1):  # it did not exist yet: nothing delivered
+            pkg.record(before, self.flight.day(before), {})
+        buy.packages.append(pkg)
+
     # -- act three ----------------------------------------------------------------------
 
     async def _history(self) -> dict[str, JsonObject]:
@@ -493,6 +533,15 @@ class BuyerJourney:
                 and b.history[-1]["action"] == "created"
                 for b in self.buys
             ),
+            # A package added mid-flight started when it was added, and delivered.
+            "added_package_ran_from_its_day": all(
+                p.start_time == iso(self.flight.start + timedelta(days=p.added_day))
+                and p.final.get("impressions", 0) > 0
+                for b in self.buys
+                for p in b.packages
+                if p.added_day is not None
+            )
+            and any(p.added_day for b in self.buys for p in b.packages),
             # The snapshot and the final report are the same figures.
             "snapshots_match_the_report": all(
                 snapshots.get(p.package_id, {}).get("impressions") == p.final.get("impressions")

@@ -70,6 +70,10 @@ class PackageRun:
     performance_index: float | None = None
     days: list[DayPoint] = field(default_factory=list)
     final: dict[str, Any] = field(default_factory=dict)
+    # A package added mid-flight (update_media_buy new_packages): at the end of this
+    # flight day, starting then (start_time as the seller answered).
+    added_day: int | None = None
+    start_time: str | None = None
 
     def record(self, day: int, on: date, row: dict[str, Any]) -> DayPoint:
         prev_imps = self.days[-1].cum_impressions if self.days else 0
@@ -107,3 +111,8 @@ class BuyRun:
     @property
     def budget(self) -> float:
         return round(sum(p.budget for p in self.packages), 2)
+
+    @property
+    def planned(self) -> list[PackageRun]:
+        """The packages booked with the buy (not added mid-flight)."""
+        return [p for p in self.packages if p.added_day is None]

@@ -98,7 +98,7 @@ def optimisation(buy: BuyRun, first_feedback_day: int, days: int) -> list[dict[s
     feedback: the visible effect of telling the seller what performs."""
 
     def shares(first: int, last: int) -> list[float | None]:
-        spent = [p.spend_between(first, last) for p in buy.packages]
+        spent = [p.spend_between(first, last) for p in buy.planned]
         total = sum(spent)
         return [round(s / total, 4) if total else None for s in spent]
 
@@ -111,7 +111,7 @@ def optimisation(buy: BuyRun, first_feedback_day: int, days: int) -> list[dict[s
             "spend_share_before": b,
             "spend_share_after": a,
         }
-        for p, b, a in zip(buy.packages, before, after, strict=True)
+        for p, b, a in zip(buy.planned, before, after, strict=True)
     ]
 
 

@@ -52,17 +52,23 @@ class Scenario:
         feedback first, then a pause for one day, resumed before the last day."""
         feedback = tuple(sorted({min(days - 2, max(1, round(f * days))) for f in self.feedback_at}))
         pause = min(days - 2, max(feedback[0], round(self.pause_at * days)))
-        return Schedule(feedback_days=feedback, pause_day=pause, resume_day=pause + 1)
+        return Schedule(
+            feedback_days=feedback, pause_day=pause, resume_day=pause + 1, add_day=pause + 1
+        )
 
 
 @dataclass(frozen=True)
 class Schedule:
     """Actions happen at the end of the named day, after reading its delivery: the day
-    after ``pause_day`` is the paused one."""
+    after ``pause_day`` is the paused one; a package added on ``add_day`` runs from the
+    next."""
 
     feedback_days: tuple[int, ...]
     pause_day: int
     resume_day: int
+    # The buyer adds a package to its auction buy (a second line of its first product,
+    # with the same creative) and it runs the rest of the flight.
+    add_day: int
 
 
 _COMMON_BRIEFS = (

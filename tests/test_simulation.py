@@ -80,12 +80,15 @@ def test_quick_journey_completes_within_budget_and_is_reproducible(tmp_path: Pat
         "spend_within_budget": True,
         "every_buy_completed": True,
         "history_tells_every_revision": True,
+        "added_package_ran_from_its_day": True,
         "snapshots_match_the_report": True,
     }
     buys = {b["kind"]: b for b in journey["buys"]}
-    # The publisher's approval and the buyer's pause and resume, in the buys' histories.
+    # The publisher's approval and the buyer's pause, resume and added package, in the
+    # buys' histories.
     assert [h["action"] for h in buys["guaranteed"]["history"]][-2:] == ["activated", "created"]
-    assert [h["action"] for h in buys["auction"]["history"]][-3:] == [
+    assert [h["action"] for h in buys["auction"]["history"]][-4:] == [
+        "updated_packages",
         "resumed",
         "paused",
         "created",
@@ -99,14 +102,18 @@ def test_quick_journey_completes_within_budget_and_is_reproducible(tmp_path: Pat
             assert [d["day"] for d in package["days"]] == [1, 2, 3]
     assert buys["guaranteed"]["task_id"]  # it went through the publisher's approval
     assert buys["guaranteed"]["packages"][0]["signals"]  # bought with signal targeting
-    # The auction buy was paused on day 2 and delivered again after resuming.
-    auction_days = [d for p in buys["auction"]["packages"] for d in p["days"]]
+    # The auction buy was paused on day 2 and delivered again after resuming; the
+    # package added at the end of day 2 delivered on day 3 only.
+    *planned, added = buys["auction"]["packages"]
+    auction_days = [d for p in planned for d in p["days"]]
     assert {d["day"] for d in auction_days if d["impressions"] == 0} == {2}
+    assert (added["key"], added["added_day"]) == ("A3", 2)
+    assert [d["day"] for d in added["days"] if d["impressions"] > 0] == [3]
     tools = [s["tool"] for s in journey["steps"]]
     for tool in ("get_adcp_capabilities", "list_creative_formats", "get_signals",
                  "activate_signal", "get_avails", "admin: approve", "get_task_status",
                  "sync_creatives", "provide_performance_feedback", "pause_media_buy",
-                 "resume_media_buy", "get_media_buy_report"):  # fmt: skip
+                 "resume_media_buy", "update_media_buy", "get_media_buy_report"):  # fmt: skip
         assert tool in tools, tool
     assert tools.count("get_products") >= 3 and tools.count("get_media_buy_delivery") == 3
     # Lead times count on the server's (simulated) clock: the flight starts in 3 days, so
