@@ -57,8 +57,7 @@ def buy_summary(buy: MediaBuy, now: datetime) -> dict[str, Any]:
         "revision": buy.revision,
         "currency": buy.currency,
         "total_budget": buy.total_budget,
-        "valid_actions": buy_state.adcp_valid_actions(buy, now),
-        "available_actions": buy_state.available_actions(buy, now),
+        **buy_state.actions(buy, now),
     }
 
 
@@ -125,8 +124,7 @@ def media_buy(
         "revision": view_buy.revision,
         "created_at": iso(view_buy.created_at),
         "updated_at": iso(view_buy.updated_at),
-        "valid_actions": buy_state.adcp_valid_actions(view_buy, now),
-        "available_actions": buy_state.available_actions(view_buy, now),
+        **buy_state.actions(view_buy, now),
         "packages": [package(p, view_buy, agent_url) for p in packages],
     }
     if account:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, not_, or_
 from sqlmodel import col
@@ -129,9 +130,14 @@ def adcp_valid_actions(buy: MediaBuy, now: datetime) -> list[str]:
     return out
 
 
-def available_actions(buy: MediaBuy, now: datetime) -> list[dict[str, str]]:
-    """AdCP's structured ``available_actions``: every action here is self-serve."""
-    return [{"action": a, "mode": "self_serve"} for a in adcp_valid_actions(buy, now)]
+def actions(buy: MediaBuy, now: datetime) -> dict[str, Any]:
+    """A buy's ``valid_actions`` and AdCP's structured ``available_actions`` (every
+    action here is self-serve), for a wire object."""
+    valid = adcp_valid_actions(buy, now)
+    return {
+        "valid_actions": valid,
+        "available_actions": [{"action": a, "mode": "self_serve"} for a in valid],
+    }
 
 
 async def bump_revision(session: AsyncSession, buy: MediaBuy) -> None:

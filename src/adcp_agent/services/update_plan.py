@@ -477,7 +477,7 @@ def _move_flight(plan: Plan, op: Op, now: datetime, products: dict[str, Product]
             details={
                 "attempted_action": "update_flight_dates",
                 "reason": "wrong_status",
-                "currently_available_actions": buy_state.available_actions(b, now),
+                "currently_available_actions": buy_state.actions(b, now)["available_actions"],
             },
         )
     asked, end = op.value
@@ -552,7 +552,7 @@ async def _add_package(
             details={
                 "attempted_action": "add_packages",
                 "reason": "not_supported_on_buy",
-                "currently_available_actions": buy_state.available_actions(b, now),
+                "currently_available_actions": buy_state.actions(b, now)["available_actions"],
             },
         )
     if running:
