@@ -51,6 +51,7 @@ BOTH_BACKENDS = frozenset(
         "test_flight_moves",
         "test_reporting_webhooks",
         "test_sibling_capacity",
+        "test_buy_health",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

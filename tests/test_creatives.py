@@ -8,13 +8,11 @@ from pathlib import Path
 from adcp_agent_adapters.mock import load_state
 from sqlmodel import select
 
-from adcp_agent import demo_catalog
 from adcp_agent.db.models_events import OutboxEvent
-from adcp_agent.services import catalog_admin
-from tests.creative_helpers import display, sync_args, video
+from tests.creative_helpers import careful_publisher, display, sync_args, video
 from tests.media_helpers import non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
-from tests.tenant_admin_support import AdminApi, admin_api
+from tests.tenant_admin_support import admin_api
 
 
 def _adserver(data_dir: Path, tenant: str):  # type: ignore[no-untyped-def]
@@ -247,31 +245,9 @@ async def test_upload_creative_alias_assigns_matching_packages(live: LiveServer)
     assert missing_size.error["field"] == "creatives[0].assets.image_file.width"
 
 
-async def _careful_publisher(api: AdminApi) -> tuple[str, str]:
-    """A publisher whose creatives wait for review (the demo catalog), and its buyer's
-    token: (tenant id, token)."""
-    await api.init_key()
-    tenant = await api.create_tenant(
-        name="Careful",
-        subdomain="careful",
-        ad_server="mock",
-        features={"creative_approval": "manual"},
-    )
-    tid = tenant["tenant_id"]
-    await catalog_admin.load_catalog(
-        api.state.db,
-        tid,
-        formats=demo_catalog.FORMATS,
-        properties=demo_catalog.PROPERTIES,
-        products=demo_catalog.PRODUCTS,
-        signals=demo_catalog.SIGNALS,
-    )
-    return tid, (await api.create_principal(tid, name="Agency"))["access_token"]
-
-
 async def test_manual_review_holds_creatives_until_an_admin_approves(tmp_path: Path) -> None:
     async with admin_api(tmp_path) as api:
-        tid, token = await _careful_publisher(api)
+        tid, token = await careful_publisher(api)
         buy = await api.mcp_result("create_media_buy", non_guaranteed(budget=2000), token)
         pkg = buy["packages"][0]["package_id"]
         synced = await api.mcp_result(
@@ -362,7 +338,7 @@ async def test_industry_identifiers_and_provenance_are_kept_and_shown(tmp_path: 
     }
     plain = display("cr_plain")
     async with admin_api(tmp_path) as api:
-        tid, token = await _careful_publisher(api)
+        tid, token = await careful_publisher(api)
         first = await api.mcp_result("sync_creatives", sync_args([declared, plain]), token)
         queue = (await api.request("GET", f"/creatives/review?tenant_id={tid}")).json()
         again = await api.mcp_result("sync_creatives", sync_args([declared, plain]), token)
@@ -396,7 +372,7 @@ async def test_an_update_replaces_a_packages_assignments(tmp_path: Path) -> None
     on the ad server can be dropped, new ones are added, and the package, the buy and
     the ad server agree afterwards."""
     async with admin_api(tmp_path) as api:
-        tid, token = await _careful_publisher(api)
+        tid, token = await careful_publisher(api)
         creatives = [display("cr_one"), display("cr_two"), display("cr_three")]
         await api.mcp_result("sync_creatives", sync_args(creatives), token)
         buy = await api.mcp_result(

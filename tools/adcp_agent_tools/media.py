@@ -13,6 +13,7 @@ from pydantic import Field
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
     avails,
+    buy_health,
     buy_history,
     delivery_reports,
     delivery_wire,
@@ -387,6 +388,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ],
             "pagination": page_info(offset, limit, total, query),
         }
+        impaired = await buy_health.impairments(state.db, [p for v in page for p in v.packages])
+        for out in payload["media_buys"]:
+            out["impairments"] = impaired.get(out["media_buy_id"], [])
+            out["health"] = "impaired" if out["impairments"] else "ok"
         warnings: list[dict[str, Any]] = []
         if include_history and page:
             history = await buy_history.recent(
