@@ -132,6 +132,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "supports_proposals": False,
                 "features": MEDIA_BUY_FEATURES,
                 "reporting_delivery_methods": ["webhook"],  # reporting_webhook per buy
+                # Offline creatives show in get_media_buys' health (buy_health).
+                "propagation_surfaces": ["snapshot"],
                 "portfolio": {
                     "publisher_domains": domains,
                     "primary_channels": channels,
