@@ -376,6 +376,10 @@ async def test_a_package_is_canceled_on_its_own(live: LiveServer) -> None:
     assert (cancellation["canceled_by"], cancellation["reason"]) == ("buyer", "Underperforming")
     assert "canceled" not in packages[p1] and packages[p1]["budget"] == 4500
     assert buy["status"] == "pending_start"  # the buy itself runs on
+    # Two running packages: one may be removed; one left: it is the buy's to cancel.
+    assert "remove_packages" in created.data["valid_actions"]
+    assert "remove_packages" not in canceled.data["valid_actions"]
+    assert "remove_packages" not in buy["valid_actions"]
     assert [h["action"] for h in buy["history"]][:2] == ["updated_budget", "package_canceled"]
     assert buy["history"][1]["package_id"] == p2
     _order, line = _line(live, "demo", mb, p2)

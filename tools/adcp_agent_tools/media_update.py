@@ -288,7 +288,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             "message": ("Applied: " + "; ".join(outcome.changes) + ".")
             if outcome.changes
             else "No ad-server change was needed.",
-            **media_wire.buy_summary(outcome.buy, now),
+            **media_wire.buy_summary(outcome.buy, now, outcome.packages),
             "implementation_date": media_wire.iso(now),
             "affected_packages": [
                 media_wire.package(by_id[pid], outcome.buy, state.agent_url)

@@ -50,14 +50,16 @@ def confirmed_at(buy: MediaBuy) -> str | None:
     return iso(buy.approved_at or buy.created_at)
 
 
-def buy_summary(buy: MediaBuy, now: datetime) -> dict[str, Any]:
+def buy_summary(
+    buy: MediaBuy, now: datetime, packages: Sequence[Package] | None = None
+) -> dict[str, Any]:
     return {
         "media_buy_id": buy.media_buy_id,
         "media_buy_status": buy_state.wire_status(buy, now),
         "revision": buy.revision,
         "currency": buy.currency,
         "total_budget": buy.total_budget,
-        **buy_state.actions(buy, now),
+        **buy_state.actions(buy, now, packages),
     }
 
 
@@ -79,7 +81,7 @@ def create_completed(
         "status": "completed",
         "adcp_version": ADCP_VERSION,
         "message": message,
-        **buy_summary(buy, now),
+        **buy_summary(buy, now, packages),
         "confirmed_at": confirmed_at(buy),
         "packages": [package(p, buy, agent_url) for p in packages],
     }
@@ -124,7 +126,7 @@ def media_buy(
         "revision": view_buy.revision,
         "created_at": iso(view_buy.created_at),
         "updated_at": iso(view_buy.updated_at),
-        **buy_state.actions(view_buy, now),
+        **buy_state.actions(view_buy, now, packages),
         "packages": [package(p, view_buy, agent_url) for p in packages],
     }
     if account:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, false, not_, or_
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from adcp_agent.db.models_media import MediaBuy
+from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.errors import AdcpError
 
 TERMINAL = {"rejected", "canceled"}
@@ -130,10 +130,17 @@ def adcp_valid_actions(buy: MediaBuy, now: datetime) -> list[str]:
     return out
 
 
-def actions(buy: MediaBuy, now: datetime) -> dict[str, Any]:
+def actions(
+    buy: MediaBuy, now: datetime, packages: Sequence[Package] | None = None
+) -> dict[str, Any]:
     """A buy's ``valid_actions`` and AdCP's structured ``available_actions`` (every
-    action here is self-serve), for a wire object."""
+    action here is self-serve), for a wire object. With the buy's ``packages``:
+    ``remove_packages`` where a package can be canceled on its own (one of two or more
+    running)."""
     valid = adcp_valid_actions(buy, now)
+    running = packages is not None and sum(p.canceled_at is None for p in packages) > 1
+    if running and "increase_budget" in valid:  # the package-level changes are open
+        valid.append("remove_packages")
     return {
         "valid_actions": valid,
         "available_actions": [{"action": a, "mode": "self_serve"} for a in valid],
