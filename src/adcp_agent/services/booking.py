@@ -298,7 +298,8 @@ class _Outcome:
             tx, buy, packages, booking.task, self.push_config, self.destinations
         )
         if self.reporting is not None:
-            await reporting_webhooks.save(tx, buy, self.reporting, self.state.clock.now())
+            now = self.state.clock.now()
+            await reporting_webhooks.save(tx, buy, self.reporting, now, new=True)
         response = self.render(booking)
         await self.completion.mark(tx, response)
         return response

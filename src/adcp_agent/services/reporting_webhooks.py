@@ -142,10 +142,13 @@ _REPLACE = (
 )
 
 
-async def save(tx: Tx, buy: MediaBuy, config: ReportingWebhookConfig, now: datetime) -> None:
+async def save(
+    tx: Tx, buy: MediaBuy, config: ReportingWebhookConfig, now: datetime, *, new: bool = False
+) -> None:
     """Register (or replace) the buy's reporting webhook in the caller's transaction:
     from the period ``now`` (business time) or the buy's start falls in. A replaced
-    one keeps its numbering."""
+    one keeps its numbering. ``new``: the buy is being booked, so there is none to
+    replace (and in a ``together`` block a write's row count is not known)."""
     start = first_period(config.reporting_frequency, buy, now)
     values = {
         "buy": buy.media_buy_id,
@@ -159,7 +162,7 @@ async def save(tx: Tx, buy: MediaBuy, config: ReportingWebhookConfig, now: datet
         "due": start + STEPS[config.reporting_frequency],
         "now": utcnow(),
     }
-    if await statements.execute(tx, _REPLACE, values) == 1:
+    if not new and await statements.execute(tx, _REPLACE, values) == 1:
         return
     row = statements.build(
         ReportingWebhook,
