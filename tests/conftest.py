@@ -52,6 +52,7 @@ BOTH_BACKENDS = frozenset(
         "test_reporting_webhooks",
         "test_sibling_capacity",
         "test_buy_health",
+        "test_creative_archive",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -69,11 +69,17 @@ def guaranteed(
     }
 
 
-async def flaky_tenant(
-    settings: Any, tenant_id: str, token: str, fail_on: list[str], principal_id: str | None = None
+async def own_tenant(
+    settings: Any,
+    tenant_id: str,
+    token: str,
+    fail_on: list[str],
+    principal_id: str | None = None,
+    *others: str,
 ) -> None:
-    """A tenant with the demo catalog whose mock ad server refuses the operations
-    ``fail_on`` (a simulated outage), and a buyer with ``token``."""
+    """A tenant of the test's own with the demo catalog, whose mock ad server refuses
+    the operations ``fail_on`` (a simulated outage), a buyer with ``token`` and one
+    more with each of ``others``."""
     from adcp_agent import demo_catalog
     from adcp_agent.db.engine import create_database
     from adcp_agent.services import catalog_admin, tenants
@@ -102,5 +108,9 @@ async def flaky_tenant(
             db, tenant_id=tenant_id, name=tenant_id[0].upper(), token=token,
             principal_id=principal_id,
         )  # fmt: skip
+        for n, other in enumerate(others, start=2):
+            await tenants.create_principal(
+                db, tenant_id=tenant_id, name=f"{tenant_id[0].upper()}{n}", token=other
+            )
     finally:
         await db.dispose()

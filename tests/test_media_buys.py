@@ -14,7 +14,7 @@ from adcp_agent.db.engine import Database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_media import MediaBuy
 from tests.conftest import ADMIN_TOKEN, SECOND_TOKEN
-from tests.media_helpers import flaky_tenant, flight, guaranteed, key, non_guaranteed, whole_days
+from tests.media_helpers import flight, guaranteed, key, non_guaranteed, own_tenant, whole_days
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client, stored_rows
 
 
@@ -269,8 +269,8 @@ async def test_other_principals_cannot_see_or_touch_a_buy(live: LiveServer) -> N
 async def test_adapter_failure_leaves_nothing_claimed(live: LiveServer) -> None:
     """A tenant whose ad server refuses orders: the buyer gets a transient error, no buy
     exists, and an audit row records the failure."""
-    token = "adcp_test_flaky_tenant_token_000000000"
-    await flaky_tenant(live.settings, "flaky", token, ["create_order"], "flaky_buyer")
+    token = "adcp_test_own_tenant_token_000000000"
+    await own_tenant(live.settings, "flaky", token, ["create_order"], "flaky_buyer")
     args = non_guaranteed(budget=1000)
     async with mcp_client(live.mcp_url, token) as client:
         failed = await call(client, "create_media_buy", args)

@@ -10,7 +10,7 @@ from typing import Any
 
 from adcp_agent_adapters.mock import load_state
 
-from tests.media_helpers import flaky_tenant, guaranteed, key, non_guaranteed
+from tests.media_helpers import guaranteed, key, non_guaranteed, own_tenant
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 
@@ -282,7 +282,7 @@ async def test_partial_ad_server_failure_commits_only_what_was_applied(
     live: LiveServer,
 ) -> None:
     token = "adcp_test_halfbroken_token_0000000000"
-    await flaky_tenant(live.settings, "half", token, ["update_line"])
+    await own_tenant(live.settings, "half", token, ["update_line"])
     async with mcp_client(live.mcp_url, token) as c:
         created = await call(c, "create_media_buy", non_guaranteed(budget=2000))
         mb = created.data["media_buy_id"]

@@ -19,7 +19,7 @@ from tests.delivery_support import (
     sim_postgres,
     sim_sqlite,
 )
-from tests.media_helpers import flaky_tenant, guaranteed, non_guaranteed, whole_days
+from tests.media_helpers import guaranteed, non_guaranteed, own_tenant, whole_days
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 __all__ = ["sim", "sim_postgres", "sim_sqlite"]  # the module-scoped simulated-clock server fixture
@@ -236,7 +236,7 @@ async def test_a_line_the_ad_server_refuses_adds_nothing(live: LiveServer) -> No
     inventory, held while the ad server was asked, is given back — and of a change that
     also paused the buy, the pause (which the ad server took first) is kept."""
     token = "adcp_test_no_new_lines_token_00000000"
-    await flaky_tenant(live.settings, "nolines", token, ["add_line"])
+    await own_tenant(live.settings, "nolines", token, ["add_line"])
     sports = CTV
     async with mcp_client(live.mcp_url, token) as c:
         mb, window = await _awaiting_approval(c)

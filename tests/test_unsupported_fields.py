@@ -33,7 +33,6 @@ ASKING: dict[str, Any] = {
     "artifact_webhook": {"url": "https://buyer.example/art"},
     "io_acceptance": {"accepted": True},
     "invoice_recipient": {"name": "Finance"},
-    "delete_missing": True,
     "creatives[].status": "approved",
     "filters.has_served": True,
     "filters.concept_ids": ["concept_1"],

@@ -178,8 +178,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
         out: dict[str, Any] = {"creative_id": item.creative_id, "action": item.action}
         if item.action == "failed":
             out["errors"] = [e.to_adcp() for e in item.errors]
-        elif not dry_run and item.creative is not None:
-            out["status"] = item.creative.status
+        elif not dry_run and item.creative is not None and item.action != "deleted":
+            out["status"] = item.creative.status  # (AdCP: a deleted one has none)
         if item.changes:
             out["changes"] = item.changes
         if item.warnings:
@@ -190,7 +190,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
             out["assignment_errors"] = item.assignment_errors
         return out
 
-    async def run_sync(creatives, assignments, account, dry_run, strict=False):  # type: ignore[no-untyped-def]
+    async def run_sync(
+        creatives, assignments, account, dry_run, strict=False, delete_missing=False
+    ):  # type: ignore[no-untyped-def]  # noqa: E501
         caller = current_caller()
         try:
             items = await library.sync(
@@ -201,6 +203,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 account_ref=dump(account),
                 dry_run=dry_run,
                 strict=strict,
+                delete_missing=delete_missing,
             )
         except library.SyncRefused as refused:
             raise AdcpErrors(_strict_failures(refused.items, assignments)) from None
@@ -235,6 +238,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 description="Only these of the creatives sent are created or updated.",
             ),
         ] = None,
+        delete_missing: Annotated[
+            bool,
+            Field(
+                description="Archive the account's creatives this sync leaves out (a full "
+                "library replacement); one still serving in a running buy is kept, with a "
+                "warning. Not with creative_ids."
+            ),
+        ] = False,
     ) -> ToolResult:
         """Upload or update creatives (upsert by your creative_id) and assign them to
         packages. Each creative declares its format_id and its assets keyed by asset id,
@@ -244,6 +255,12 @@ def register(mcp: FastMCP, state: AppState) -> None:
         it. Only approved creatives deliver. validation_mode 'strict' (the default): any
         invalid creative or assignment fails the whole call with every error, naming its
         field, and nothing is stored; 'lenient': each invalid one fails alone."""
+        if delete_missing and creative_ids:
+            raise AdcpError(
+                "INVALID_REQUEST",
+                "delete_missing replaces the whole library; it does not go with creative_ids.",
+                field="delete_missing",
+            )
         scope = set(creative_ids or [c.creative_id for c in creatives])
         items, message = await run_sync(
             [
@@ -266,6 +283,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             account,
             dry_run,
             strict=validation_mode == "strict",
+            delete_missing=delete_missing,
         )
         payload: dict[str, Any] = {
             "message": message,

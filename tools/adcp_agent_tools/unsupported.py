@@ -149,12 +149,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ),
     ],
     "sync_creatives": [
-        (
-            "delete_missing",
-            _given,
-            "Archiving the creatives a sync leaves out is not offered; nothing was synced. "
-            "Creatives stop delivering when their packages end or are unassigned.",
-        ),
         ("assignments[].placement_ids", _given, _PLACEMENTS + " Nothing was synced."),
         ("creatives[].placement_ids", _given, _PLACEMENTS + " Nothing was synced."),
         ("creatives[].placement_refs", _given, _PLACEMENTS + " Nothing was synced."),

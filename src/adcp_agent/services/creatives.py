@@ -23,6 +23,7 @@ from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, audit, creative_rules, delivery, outbox, tenants
+from adcp_agent.services.creative_archive import ARCHIVED, archive, missing
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -61,7 +62,7 @@ class AssignmentIn:
 @dataclass
 class SyncItem:
     creative_id: str
-    action: str  # created | updated | unchanged | failed
+    action: str  # created | updated | unchanged | failed | deleted (archived)
     creative: Creative | None = None
     errors: list[AdcpError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -143,11 +144,13 @@ async def sync(
     account_ref: dict[str, Any] | None = None,
     dry_run: bool = False,
     strict: bool = False,
+    delete_missing: bool = False,
 ) -> list[SyncItem]:
     """Upsert creatives and their assignments. Invalid creatives fail alone and the rest
     are stored — or, ``strict``, any failure (a creative or an assignment) raises
     ``SyncRefused`` and nothing is stored. Approved creatives with assignments are
-    pushed to the ad server."""
+    pushed to the ad server. ``delete_missing``: the account's other creatives are
+    archived (``creative_archive``)."""
     principal_id = caller.require_principal()
     account = await accounts.resolve(state.db, caller, account_ref)
     items: list[SyncItem] = []
@@ -189,7 +192,7 @@ async def sync(
                 new.name, new.format_id, new.assets, list(new.tags), new.declared
             )
             old = library.get(new.creative_id)
-            if old is not None and old.content_hash == digest:
+            if old is not None and old.content_hash == digest and old.status != ARCHIVED:
                 item.action, item.creative = "unchanged", old
                 continue
             if old is None:
@@ -221,6 +224,8 @@ async def sync(
                 creative.updated_at = utcnow()
                 if policy == "manual":
                     creative.status, creative.rejection_reason = "pending_review", None
+                elif old.status == ARCHIVED:  # synced again: back in the library
+                    creative.status = "approved"
                 item.action = "updated"
             item.creative = creative
             library[new.creative_id] = creative
@@ -293,6 +298,13 @@ async def sync(
                     session.add(package)
         if strict and any(i.action == "failed" or i.assignment_errors for i in items):
             raise SyncRefused(items)  # the transaction rolls back: nothing is stored
+        if delete_missing:
+            keep = {c.creative_id for c in creatives}
+            now = state.clock.now()
+            for creative, serving in await missing(session, caller, account.account_id, keep, now):
+                kept = await archive(session, caller, creative, serving, dry_run=dry_run)
+                action = "unchanged" if kept else "deleted"
+                items.append(SyncItem(creative.creative_id, action, creative, warnings=kept))
     if not dry_run:
         await push_pending(state, caller.tenant_id, principal_id)
     return items
