@@ -10,6 +10,7 @@ from typing import Any
 
 from adcp_agent_adapters.mock import load_state
 
+from tests.conftest import ADMIN_TOKEN
 from tests.delivery_support import (
     SimServer,
     approve_and_push_creatives_directly,
@@ -171,6 +172,11 @@ async def test_guaranteed_packages_join_a_buy_only_while_it_awaits_approval(
             },
         )
         listed = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
+        async with mcp_client(live.mcp_url, ADMIN_TOKEN) as publisher:
+            approved = await call(
+                publisher, "update_media_buy", {"media_buy_id": mb, "action": "approve_order"}
+            )
+        after = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
     assert not added.is_error, added.data
     assert added.data["status"] == "completed"
     reserved = [int(r.data["packages"][0]["reserved_impressions"]) for r in (held_one, held_two)]
@@ -192,6 +198,12 @@ async def test_guaranteed_packages_join_a_buy_only_while_it_awaits_approval(
     [buy] = listed.data["media_buys"]
     assert buy["confirmed_at"] is None and buy["total_budget"] == 41000  # still awaiting
     assert len(buy["packages"]) == 2
+    # The publisher approves the buy with the package it gained: both lines go live.
+    assert not approved.is_error, approved.data
+    [booked] = after.data["media_buys"]
+    assert booked["confirmed_at"] and booked["status"] == "pending_start"
+    lines = _lines(live.data_dir, mb)
+    assert set(lines) == {p["package_id"] for p in booked["packages"]}
 
 
 async def test_a_package_added_mid_flight_runs_and_paces_from_then(sim: SimServer) -> None:
