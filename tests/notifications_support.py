@@ -210,3 +210,13 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10.0
     while not await check():
         assert time.monotonic() < deadline, "condition not met before the deadline"
         await asyncio.sleep(0.02)
+
+
+async def deliver_all(pub: Publisher, clock: Clock | None = None) -> None:
+    """Run a worker (on ``clock``, by default one a minute ahead) until nothing is due."""
+    worker = pub.worker(clock or Clock())
+    try:
+        while await worker.run_once():
+            pass
+    finally:
+        await worker.stop()

@@ -25,6 +25,7 @@ from tests.notifications_support import (
     Publisher,
     Receiver,
     SmtpReceiver,
+    deliver_all,
     eventually,
     publisher,
 )
@@ -32,15 +33,6 @@ from tests.tenant_admin_support import error_of
 
 LOCAL = {"allow_private_webhooks": ["127.0.0.1/32"]}
 HMAC_SECRET = "buyer-shared-secret-0123456789abcdef"
-
-
-async def _deliver_all(pub: Publisher, clock: Clock | None = None) -> None:
-    worker = pub.worker(clock or Clock())
-    try:
-        while await worker.run_once():
-            pass
-    finally:
-        await worker.stop()
 
 
 async def test_event_commits_or_rolls_back_with_its_change(tmp_path: Path) -> None:
@@ -112,7 +104,7 @@ async def test_slack_gets_readable_messages(tmp_path: Path) -> None:
                 },
             )
             types = [e.event_type for e in await pub.events()]
-            await _deliver_all(pub)
+            await deliver_all(pub)
     assert submitted["status"] == "submitted"
     assert types == ["media_buy.approval_required", "config_approval_required"]
     # Deliveries go out concurrently: tell the two messages apart by what they say.
@@ -164,7 +156,7 @@ async def test_push_notifications_follow_the_buyers_config(tmp_path: Path) -> No
             {"media_buy_id": media_buy_id, "paused": False, "push_notification_config": bearer},
         )
         types = [e.event_type for e in await pub.events(media_buy_id=media_buy_id)]
-        await _deliver_all(pub)
+        await deliver_all(pub)
     assert refused["errors"][0]["field"] == "push_notification_config.url"
     assert types == ["media_buy.approval_required", "media_buy.approved", "media_buy.activated"]
     # approval_required was the synchronous answer: not pushed. Each event goes to the

@@ -16,6 +16,7 @@ from adcp_agent.errors import AdcpError
 from adcp_agent.services import creative_listing, media_reads
 from adcp_agent.services import creatives as library
 from adcp_agent.services.creative_listing import CreativeQuery
+from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
@@ -190,9 +191,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
             out["assignment_errors"] = item.assignment_errors
         return out
 
-    async def run_sync(
-        creatives, assignments, account, dry_run, strict=False, delete_missing=False
-    ):  # type: ignore[no-untyped-def]  # noqa: E501
+    async def run_sync(  # type: ignore[no-untyped-def]
+        creatives, assignments, account, dry_run, strict=False, delete_missing=False, push=None
+    ):
         caller = current_caller()
         try:
             items = await library.sync(
@@ -204,6 +205,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 dry_run=dry_run,
                 strict=strict,
                 delete_missing=delete_missing,
+                push_config=push,
             )
         except library.SyncRefused as refused:
             raise AdcpErrors(_strict_failures(refused.items, assignments)) from None
@@ -246,6 +248,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "warning. Not with creative_ids."
             ),
         ] = False,
+        push_notification_config: Annotated[
+            PushNotificationConfig | None,
+            Field(
+                description="Webhook for the publisher's review decisions on the creatives "
+                "synced (approved / rejected): {url, token?, authentication?}."
+            ),
+        ] = None,
     ) -> ToolResult:
         """Upload or update creatives (upsert by your creative_id) and assign them to
         packages. Each creative declares its format_id and its assets keyed by asset id,
@@ -284,6 +293,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             dry_run,
             strict=validation_mode == "strict",
             delete_missing=delete_missing,
+            push=push_notification_config,
         )
         payload: dict[str, Any] = {
             "message": message,

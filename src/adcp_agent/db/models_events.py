@@ -90,8 +90,10 @@ class PushNotificationRegistration(SQLModel, table=True):
     config_id: str = Field(primary_key=True, max_length=64)
     tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
     principal_id: str = Field(max_length=64)
-    media_buy_id: str = Field(max_length=64, index=True)
-    task_type: str = Field(max_length=40)  # create_media_buy | update_media_buy
+    # None for a sync_creatives config, which covers ``creative_ids`` instead.
+    media_buy_id: str | None = Field(default=None, max_length=64, index=True)
+    creative_ids: list[str] | None = Field(default=None, sa_column=json_column(nullable=True))
+    task_type: str = Field(max_length=40)  # create_media_buy | update_media_buy | sync_creatives
     task_id: str | None = Field(default=None, max_length=64)
     url: str = Field(max_length=2048)
     operation_id: str | None = Field(default=None, max_length=255)

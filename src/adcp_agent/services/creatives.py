@@ -23,6 +23,7 @@ from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, audit, creative_rules, delivery, outbox, tenants
+from adcp_agent.services import push_notifications as pushes
 from adcp_agent.services.creative_archive import ARCHIVED, archive, missing
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -145,12 +146,14 @@ async def sync(
     dry_run: bool = False,
     strict: bool = False,
     delete_missing: bool = False,
+    push_config: pushes.PushNotificationConfig | None = None,
 ) -> list[SyncItem]:
     """Upsert creatives and their assignments. Invalid creatives fail alone and the rest
     are stored — or, ``strict``, any failure (a creative or an assignment) raises
     ``SyncRefused`` and nothing is stored. Approved creatives with assignments are
     pushed to the ad server. ``delete_missing``: the account's other creatives are
-    archived (``creative_archive``)."""
+    archived (``creative_archive``). ``push_config``: the buyer hears the review
+    decisions on the creatives synced."""
     principal_id = caller.require_principal()
     account = await accounts.resolve(state.db, caller, account_ref)
     items: list[SyncItem] = []
@@ -158,6 +161,7 @@ async def sync(
     async with scope as session:
         tenant = await session.get(Tenant, caller.tenant_id)
         assert tenant is not None
+        push_config = pushes.accept(tenant, push_config, state.secrets)
         formats = {
             f.format_id: f
             for f in (
@@ -298,6 +302,9 @@ async def sync(
                     session.add(package)
         if strict and any(i.action == "failed" or i.assignment_errors for i in items):
             raise SyncRefused(items)  # the transaction rolls back: nothing is stored
+        if push_config is not None and not dry_run:
+            synced = [i.creative_id for i in items if i.action != "failed"]
+            await pushes.save_for_creatives(session, caller, push_config, synced)
         if delete_missing:
             keep = {c.creative_id for c in creatives}
             now = state.clock.now()

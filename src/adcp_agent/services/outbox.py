@@ -59,6 +59,7 @@ PUSH_EVENTS = frozenset(
         "creative.rejected",
     }
 )
+CREATIVE_PUSH_EVENTS = frozenset({"creative.approved", "creative.rejected"})
 DRAFT_EVENTS = frozenset(t for t in EVENT_TYPES if t.startswith(("media_buy.", "campaign.")))
 SLACK_FEATURE = "slack_webhook_url"
 
@@ -185,6 +186,23 @@ _REGISTRATION = (
     .limit(1)
 )
 
+# A buyer's sync_creatives configs, newest first (a review decision goes to the latest
+# covering its creative; older ones are kept for the deliveries made to them).
+_SYNC_REGISTRATIONS = (
+    select(
+        PushNotificationRegistration.config_id,
+        PushNotificationRegistration.url,
+        PushNotificationRegistration.creative_ids,
+    )
+    .where(
+        PushNotificationRegistration.principal_id == bindparam("principal"),
+        PushNotificationRegistration.tenant_id == bindparam("tenant"),
+        col(PushNotificationRegistration.media_buy_id).is_(None),
+    )
+    .order_by(col(PushNotificationRegistration.created_at).desc())
+    .limit(50)
+)
+
 
 async def destinations(db: Database, tenant_id: str) -> Sequence[Any]:
     """The tenant's live webhooks and its features, for ``emit(destinations=...)``."""
@@ -209,6 +227,14 @@ async def _destinations(
         if registrations:  # the latest, registered by the buy's own principal
             latest = registrations[0]
             out.append(_delivery(event, "push", latest.url, latest.config_id))
+    elif event.event_type in CREATIVE_PUSH_EVENTS and event.principal_id:
+        # A review decision goes to the latest sync_creatives config covering the creative.
+        params = {"principal": event.principal_id, "tenant": event.tenant_id}
+        creative_id = event.payload.get("creative_id")
+        for sync in await statements.fetch(session, _SYNC_REGISTRATIONS, params):
+            if creative_id in (sync.creative_ids or ()):
+                out.append(_delivery(event, "push", sync.url, sync.config_id))
+                break
     return out
 
 

@@ -21,7 +21,7 @@ from adcp_agent.db.models_events import OutboxEvent, PushNotificationRegistratio
 from adcp_agent.db.statements import Tx
 from adcp_agent.sealing import SecretBox
 from adcp_agent.services import ssrf
-from adcp_agent.services.identity import new_id
+from adcp_agent.services.identity import Caller, new_id
 from adcp_agent.services.notification_text import TITLES
 
 FIELD = "push_notification_config"
@@ -84,13 +84,15 @@ async def save(
     *,
     tenant_id: str,
     principal_id: str,
-    media_buy_id: str,
+    media_buy_id: str | None,
     task_type: str,
     task_id: str | None,
     config: PushNotificationConfig,
+    creative_ids: list[str] | None = None,
 ) -> PushNotificationRegistration:
     """Register the config in the caller's transaction; it supersedes earlier ones for
-    the buy's future events."""
+    the buy's future events (or, from sync_creatives, for ``creative_ids``' review
+    decisions)."""
     auth = config.authentication
     row = statements.build(
         PushNotificationRegistration,
@@ -98,6 +100,7 @@ async def save(
         tenant_id=tenant_id,
         principal_id=principal_id,
         media_buy_id=media_buy_id,
+        creative_ids=creative_ids,
         task_type=task_type,
         task_id=task_id,
         url=config.url,
@@ -108,6 +111,22 @@ async def save(
     )
     await statements.insert(session, row)
     return row
+
+
+async def save_for_creatives(
+    session: Tx, caller: Caller, config: PushNotificationConfig, creative_ids: list[str]
+) -> PushNotificationRegistration:
+    """A sync_creatives config: the review decisions on ``creative_ids`` go to it."""
+    return await save(
+        session,
+        tenant_id=caller.tenant_id,
+        principal_id=caller.require_principal(),
+        media_buy_id=None,
+        task_type="sync_creatives",
+        task_id=new_id("sync"),
+        config=config,
+        creative_ids=creative_ids,
+    )
 
 
 _STATUS = {
@@ -136,6 +155,11 @@ def payload(
                 }
             ]
         }
+    elif registration.task_type == "sync_creatives":
+        # A review decision, as the sync's answer would have given it.
+        status = "completed"
+        decided = {"creative_id": data["creative_id"], "action": "unchanged"}
+        result = {"creatives": [{**decided, "status": data["status"]}]}
     else:
         result = {
             k: data[k]
