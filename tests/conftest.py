@@ -54,6 +54,7 @@ BOTH_BACKENDS = frozenset(
         "test_buy_health",
         "test_creative_archive",
         "test_creative_push",
+        "test_industries",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

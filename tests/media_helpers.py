@@ -76,6 +76,7 @@ async def own_tenant(
     fail_on: list[str],
     principal_id: str | None = None,
     *others: str,
+    features: dict[str, Any] | None = None,
 ) -> None:
     """A tenant of the test's own with the demo catalog, whose mock ad server refuses
     the operations ``fail_on`` (a simulated outage), a buyer with ``token`` and one
@@ -95,6 +96,7 @@ async def own_tenant(
             subdomain=tenant_id,
             tenant_id=tenant_id,
             adapter_config={"fail_on": fail_on},
+            features=features or {},
         )
         await catalog_admin.load_catalog(
             db,

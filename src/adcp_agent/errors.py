@@ -34,6 +34,7 @@ _CODES: dict[str, tuple[Recovery, int]] = {
     "IDEMPOTENCY_CONFLICT": ("correctable", 409),
     "INVALID_STATE": ("correctable", 409),
     "ACTION_NOT_ALLOWED": ("correctable", 409),
+    "POLICY_VIOLATION": ("terminal", 403),
     "NOT_FOUND": ("correctable", 404),
 }
 

@@ -158,6 +158,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ),
         ] = None,
         buyer_ref: str | None = None,
+        advertiser_industry: Annotated[
+            str | None,
+            Field(
+                description="AdCP advertiser industry (e.g. 'finance.insurance'); the "
+                "publisher may not sell to some (POLICY_VIOLATION)."
+            ),
+        ] = None,
         total_budget: Annotated[
             float | Money | None,
             Field(
@@ -266,6 +273,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 brand=dump(brand),
                 po_number=estimate,
                 buyer_ref=buyer_ref,
+                advertiser_industry=advertiser_industry,
                 flat_form=True,
                 paused=paused,
                 push_notification_config=push_notification_config,
@@ -292,6 +300,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 brand=dump(brand),
                 po_number=estimate,
                 buyer_ref=buyer_ref,
+                advertiser_industry=advertiser_industry,
                 total_budget=total_budget,
                 total_budget_currency=budget_currency,
                 paused=paused,

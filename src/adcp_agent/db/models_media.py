@@ -59,6 +59,7 @@ class MediaBuy(SQLModel, table=True):
     buyer_ref: str | None = Field(default=None, max_length=200)
     brand: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
     po_number: str | None = Field(default=None, max_length=100)
+    advertiser_industry: str | None = Field(default=None, max_length=64)  # AdCP's list
     # pending_approval | live | paused | rejected | canceled  (wire status is derived
     # from this and the flight dates: pending_start / active / completed)
     state: str = Field(max_length=20, index=True)

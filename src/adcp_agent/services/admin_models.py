@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from adcp_agent.services import industries
+
 AdServer = Literal["google_ad_manager", "kevel", "triton_digital", "mock"]
 AD_SERVERS: tuple[str, ...] = ("google_ad_manager", "kevel", "triton_digital", "mock")
 
@@ -78,6 +80,18 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _checked_features(features: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The features a publisher sets whose values have rules: ``blocked_industries``
+    lists AdCP advertiser industries (null removes it, as every merged key)."""
+    blocked = (features or {}).get(industries.FEATURE)
+    if blocked is not None and (bad := industries.unknown(blocked)):
+        raise ValueError(
+            f"features.{industries.FEATURE} must list AdCP advertiser industries; "
+            f"not: {', '.join(bad)}"
+        )
+    return features
+
+
 class TenantCreate(_Body):
     name: str = Field(min_length=1, max_length=200)
     subdomain: str = Field(min_length=1, max_length=63)
@@ -87,6 +101,8 @@ class TenantCreate(_Body):
     publisher_domains: list[str] = Field(default_factory=list)
     public_discovery: bool = True
     tenant_id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+    _features = field_validator("features")(lambda cls, value: _checked_features(value))
 
     @model_validator(mode="before")
     @classmethod
@@ -104,6 +120,8 @@ class TenantUpdate(_Body):
     features: dict[str, Any] | None = None
     publisher_domains: list[str] | None = None
     public_discovery: bool | None = None
+
+    _features = field_validator("features")(lambda cls, value: _checked_features(value))
 
     @model_validator(mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from adcp_agent.services import (
     accounts,
     avails,
     catalog,
+    industries,
     limits,
     push_notifications,
     reporting_webhooks,
@@ -68,6 +69,7 @@ class CreateRequest:
     brand: dict[str, Any] | None = None
     po_number: str | None = None
     buyer_ref: str | None = None
+    advertiser_industry: str | None = None  # AdCP's list; the publisher may block some
     pacing: str = "even"
     total_budget: float | None = None
     total_budget_currency: str | None = None  # 3.1's {amount, currency} form
@@ -195,6 +197,7 @@ async def prepare(
     principal_id = caller.require_principal()
     now = now or state.clock.now()
     tenant, advertiser_mapping = await _tenant(state, caller)
+    industries.check(req.advertiser_industry, tenant.features, "advertiser_industry")
     account = await accounts.resolve(state.db, caller, req.account)
     start = req.start_time or now
     if start < now - START_GRACE:
@@ -301,6 +304,7 @@ async def prepare(
         buyer_ref=req.buyer_ref,
         brand=req.brand,
         po_number=req.po_number,
+        advertiser_industry=req.advertiser_industry,
         state="provisioning",
         guaranteed=any(p.guaranteed for p in packages),
         start_time=start,

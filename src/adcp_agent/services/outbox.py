@@ -266,6 +266,7 @@ async def media_buy_payload(
         "account_id": buy.account_id,
         "buyer_ref": buy.buyer_ref,
         "po_number": buy.po_number,
+        "advertiser_industry": buy.advertiser_industry,
         "state": buy.state,
         "media_buy_status": buy_state.wire_status(buy, now),
         "guaranteed": buy.guaranteed,
