@@ -147,7 +147,10 @@ async def emit(
     return event
 
 
-def _delivery(event: OutboxEvent, channel: str, url: str, target_id: str | None) -> EventDelivery:
+def delivery_for(
+    event: OutboxEvent, channel: str, url: str, target_id: str | None
+) -> EventDelivery:
+    """A pending delivery of ``event`` to one destination, due when the event was made."""
     return statements.build(
         EventDelivery,
         delivery_id=new_id("dlv"),
@@ -217,23 +220,23 @@ async def _destinations(
         rows = await statements.fetch(session, _DESTINATIONS, {"tenant": event.tenant_id})
     for row in rows:
         if row.webhook_id is not None and (not row.events or event.event_type in row.events):
-            out.append(_delivery(event, "webhook", row.url, row.webhook_id))
+            out.append(delivery_for(event, "webhook", row.url, row.webhook_id))
     slack_url = (rows[0].features if rows else {}).get(SLACK_FEATURE)
     if isinstance(slack_url, str) and slack_url:
-        out.append(_delivery(event, "slack", slack_url, None))
+        out.append(delivery_for(event, "slack", slack_url, None))
     if event.media_buy_id and event.event_type in PUSH_EVENTS:
         params = {"media_buy": event.media_buy_id, "tenant": event.tenant_id}
         registrations = await statements.fetch(session, _REGISTRATION, params)
         if registrations:  # the latest, registered by the buy's own principal
             latest = registrations[0]
-            out.append(_delivery(event, "push", latest.url, latest.config_id))
+            out.append(delivery_for(event, "push", latest.url, latest.config_id))
     elif event.event_type in CREATIVE_PUSH_EVENTS and event.principal_id:
         # A review decision goes to the latest sync_creatives config covering the creative.
         params = {"principal": event.principal_id, "tenant": event.tenant_id}
         creative_id = event.payload.get("creative_id")
         for sync in await statements.fetch(session, _SYNC_REGISTRATIONS, params):
             if creative_id in (sync.creative_ids or ()):
-                out.append(_delivery(event, "push", sync.url, sync.config_id))
+                out.append(delivery_for(event, "push", sync.url, sync.config_id))
                 break
     return out
 

@@ -25,14 +25,14 @@ from sqlalchemy import bindparam, select, update
 from adcp_agent.clock import floor_hour
 from adcp_agent.db import statements
 from adcp_agent.db.models import Tenant
-from adcp_agent.db.models_events import EventDelivery, OutboxEvent, ReportingWebhook
+from adcp_agent.db.models_events import OutboxEvent, ReportingWebhook
 from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.sealing import SecretBox
 from adcp_agent.services import delivery_reports, delivery_wire, outbox, ssrf
-from adcp_agent.services.identity import Caller, new_id
+from adcp_agent.services.identity import Caller
 from adcp_agent.services.push_notifications import PushAuthentication
 from adcp_agent.state import AppState
 
@@ -205,13 +205,16 @@ _ADVANCE = (
 
 async def send_due(state: AppState, now: datetime, limit: int = 200) -> int:
     """Make every report due at ``now`` (business time), oldest period first; how many
-    were made. A webhook behind by several periods catches up one report each."""
-    made = 0
-    while made < limit:
+    were made. A webhook behind by several periods catches up one report each. At most
+    ``limit`` attempts a call, made or not (one another worker made first is not): the
+    rest wait for the next poll."""
+    made = attempts = 0
+    while attempts < limit:
         hooks = await state.db.read_models(ReportingWebhook, _DUE, {"now": now})
         if not hooks:
             break
-        for hook in hooks:
+        for hook in hooks[: limit - attempts]:
+            attempts += 1
             try:
                 made += await _send_one(state, hook, now)
             except AdcpError as exc:  # e.g. the ad server down: retried at the next poll
@@ -261,17 +264,7 @@ async def _send_one(state: AppState, hook: ReportingWebhook, now: datetime) -> i
             dedupe_key=f"report:{hook.media_buy_id}:{hook.sequence + 1}",
             payload=payload,
         )
-        delivery = statements.build(
-            EventDelivery,
-            delivery_id=new_id("dlv"),
-            event_id=event.event_id,
-            tenant_id=hook.tenant_id,
-            channel=CHANNEL,
-            target_id=hook.media_buy_id,
-            url=hook.url,
-            status="pending",
-            next_attempt_at=event.created_at,
-        )
+        delivery = outbox.delivery_for(event, CHANNEL, hook.url, hook.media_buy_id)
         await statements.insert(tx, event)
         await statements.insert(tx, delivery)
     return 1
