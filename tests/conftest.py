@@ -55,6 +55,7 @@ BOTH_BACKENDS = frozenset(
         "test_creative_archive",
         "test_creative_push",
         "test_industries",
+        "test_governance",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -22,7 +22,6 @@ ASKING: dict[str, Any] = {
     "packages[].start_time": "2031-01-02T00:00:00Z",
     "packages[].end_time": "2031-01-03T00:00:00Z",
     "proposal_id": "prop_1",
-    "plan_id": "plan_1",
     "packages[].creatives": [display("cr_inline")],
     "packages[].optimization_goals": [{"kind": "event", "event_sources": []}],
     "packages[].measurement_terms": {"billing_measurement": {"vendor": "x"}},

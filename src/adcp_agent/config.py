@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="How long a claimed delivery is a worker's own."
     )
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    governance_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="How long a buyer's governance agent has to answer check_governance.",
+    )
     campaign_check_seconds: float = Field(
         default=60.0, gt=0, description="How often ended flights are checked for completion."
     )

@@ -4,6 +4,7 @@ Built once at start-up and handed to the tool layer and REST routes explicitly."
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ class AppState:
     started_at: float = field(default_factory=time.monotonic)
     # Sandbox upstreams forced down by comply_test_controller (scoped per tenant/account).
     upstream_faults: UpstreamFaults = field(default_factory=UpstreamFaults)
+    # Trusted CAs for calls to buyers' agents (governance); tests add their own CA.
+    governance_tls: ssl.SSLContext | None = None
     _pool: AdapterPool | None = field(default=None, init=False, repr=False)
     _secrets: SecretBox | None = field(default=None, init=False, repr=False)
     _group_commit: GroupCommit | None = field(default=None, init=False, repr=False)
@@ -47,6 +50,12 @@ class AppState:
         if self._secrets is None:
             self._secrets = SecretBox.from_settings(self.settings)
         return self._secrets
+
+    def outbound_tls(self) -> ssl.SSLContext:
+        """The TLS context for calls to buyers' agents."""
+        from adcp_agent.tls import client_tls
+
+        return self.governance_tls or client_tls(trust_env=False)
 
     @property
     def group_commit(self) -> GroupCommit:

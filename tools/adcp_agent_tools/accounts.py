@@ -11,6 +11,7 @@ from pydantic import Field
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts as account_service
+from adcp_agent.services import governance, tenants
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
@@ -29,6 +30,17 @@ class AccountEntry(_Open):
     payment_terms: str | None = None
     billing_entity: dict[str, Any] | None = None
     name: str | None = None
+
+
+class GovernanceEntry(_Open):
+    account: dict[str, Any] | None = Field(
+        default=None, description="{account_id} or {brand, operator} of one of your accounts."
+    )
+    governance_agents: list[Any] | None = Field(
+        default=None,
+        description="Exactly one: {url: 'https://…', authentication: {schemes: ['Bearer'], "
+        "credentials: '<32+ chars>'}}.",
+    )
 
 
 def wire_account(a: Account) -> dict[str, Any]:
@@ -50,6 +62,8 @@ def wire_account(a: Account) -> dict[str, Any]:
         out["credit_limit"] = {"amount": a.credit_limit, "currency": a.currency}
     if a.sandbox:
         out["sandbox"] = True
+    if agents := governance.wire_agents(a):
+        out["governance_agents"] = agents
     if a.setup_message and a.status != "active":
         out["setup"] = {"message": a.setup_message}
     return out
@@ -132,3 +146,40 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 )
             )
         return ok({"dry_run": dry_run, "accounts": rendered})
+
+    @mcp.tool(name="sync_governance", annotations=MUTATES, output_schema=None)
+    @adcp_errors_as_results
+    async def sync_governance(
+        accounts: Annotated[
+            list[GovernanceEntry],
+            Field(min_length=1, max_length=100, description="Per account, its one agent."),
+        ],
+        idempotency_key: IdempotencyKey = None,
+    ) -> ToolResult:
+        """Bind your governance agent to your accounts (replacing the one bound before).
+        From then on every buy on such an account needs a plan_id, and this agent asks
+        your governance agent (check_governance, over MCP, with the credentials given)
+        before it books, changes or activates anything there: a denial is
+        GOVERNANCE_DENIED and nothing is committed."""
+        caller = current_caller()
+        tenant = await tenants.callers_tenant(state.db, caller)
+        entries = [e.model_dump(mode="json", exclude_none=True) for e in accounts]
+        outcomes = await governance.sync(state, caller, tenant, entries)
+        rendered: list[dict[str, Any]] = []
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            ref = entry.get("account")
+            item: dict[str, Any] = {
+                "account": ref if isinstance(ref, dict) and ref else {"account_id": "unknown"}
+            }
+            if outcome.errors:
+                item |= {"status": "failed", "errors": [e.to_adcp() for e in outcome.errors]}
+            else:
+                assert outcome.account is not None
+                item |= {
+                    "status": "synced",
+                    "governance_agents": governance.wire_agents(outcome.account),
+                }
+            rendered.append(item)
+        if all(o.errors for o in outcomes) and len(outcomes) == 1:
+            raise outcomes[0].errors[0]
+        return ok({"accounts": rendered})

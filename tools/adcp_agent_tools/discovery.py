@@ -130,6 +130,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "supported_pricing_models": models or ["cpm"],
                 "buying_modes": ["brief", "wholesale"],
                 "supports_proposals": False,
+                # Accounts with a governance agent (sync_governance) buy only with its
+                # check_governance verdict (services.governance).
+                "governance_aware": "sync_governance" in tools,
                 "features": MEDIA_BUY_FEATURES,
                 "reporting_delivery_methods": ["webhook"],  # reporting_webhook per buy
                 # Offline creatives show in get_media_buys' health (buy_health).

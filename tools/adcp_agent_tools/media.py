@@ -40,9 +40,11 @@ from adcp_agent_tools.discovery import READ_ONLY
 from adcp_agent_tools.params import (
     AccountRef,
     BrandRef,
+    GovernanceContext,
     IdempotencyKey,
     Money,
     Pagination,
+    PlanId,
     dump,
 )
 from adcp_agent_tools.results import (
@@ -211,6 +213,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ReportingWebhookConfig | None,
             Field(description=REPORTING_WEBHOOK),
         ] = None,
+        plan_id: PlanId = None,
+        governance_context: GovernanceContext = None,
     ) -> ToolResult:
         """Book a media buy. Non-guaranteed products are booked and activated at once
         (status completed, with media_buy_id and packages). Anything with guaranteed
@@ -278,6 +282,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 paused=paused,
                 push_notification_config=push_notification_config,
                 reporting_webhook=reporting_webhook,
+                plan_id=plan_id,
+                governance_context=governance_context,
             )
         else:
             if not packages:
@@ -306,6 +312,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 paused=paused,
                 push_notification_config=push_notification_config,
                 reporting_webhook=reporting_webhook,
+                plan_id=plan_id,
+                governance_context=governance_context,
             )
         response = await idempotency.run_once(
             state.db,

@@ -34,7 +34,7 @@ from adcp_agent_tools.buy_args import (
 )
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.media import MUTATES, _jsonable, parse_time, tool_arguments
-from adcp_agent_tools.params import AccountRef, IdempotencyKey, _Open, dump
+from adcp_agent_tools.params import AccountRef, GovernanceContext, IdempotencyKey, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results
 
 Action = Literal[
@@ -298,7 +298,16 @@ def register(mcp: FastMCP, state: AppState) -> None:
         }
 
     async def run(
-        caller, media_buy_id, ops, account, revision, key, raw, push=None, reporting=None
+        caller,
+        media_buy_id,
+        ops,
+        account,
+        revision,
+        key,
+        raw,
+        push=None,
+        reporting=None,
+        governance_context=None,
     ) -> ToolResult:  # type: ignore[no-untyped-def]
         response = await idempotency.run_once(
             state.db,
@@ -317,6 +326,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 render=render,
                 push_notification_config=push,
                 reporting_webhook=reporting,
+                governance_context=governance_context,
             ),
         )
         return media_wire.as_result(response)
@@ -366,6 +376,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "nothing else."
             ),
         ] = None,
+        governance_context: GovernanceContext = None,
     ) -> ToolResult:
         """Change a media buy: pause/resume (paused), cancel (canceled: true), move the
         start (start_time, before it starts) or the end (end_time), add packages
@@ -443,6 +454,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             raw,
             push_notification_config,
             reporting_webhook,
+            governance_context,
         )
 
     for verb in ("pause", "resume"):

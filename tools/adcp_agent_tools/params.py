@@ -94,6 +94,26 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+GovernanceContext = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[\x20-\x7E]+$",
+        description="The governance context your governance agent issued for this action "
+        "(accounts with a governance agent, see sync_governance).",
+    ),
+]
+PlanId = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=255,
+        description="The governance plan this buy is made under: required on an account "
+        "with a governance agent (sync_governance), which checks the buy against it.",
+    ),
+]
+
 
 def dump(model: BaseModel | None) -> dict[str, Any] | None:
     return model.model_dump(mode="json", exclude_none=True) if model is not None else None

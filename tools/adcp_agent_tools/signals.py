@@ -9,13 +9,20 @@ from fastmcp.tools.base import ToolResult
 from pydantic import Field
 
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import catalog, sandbox_arms
+from adcp_agent.services import accounts, catalog, governance, sandbox_arms
 from adcp_agent.services import signals as signal_service
 from adcp_agent.state import AppState
 from adcp_agent_tools import wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY, resolve_account
-from adcp_agent_tools.params import AccountRef, Destination, Pagination, _Open, dump
+from adcp_agent_tools.params import (
+    AccountRef,
+    Destination,
+    GovernanceContext,
+    Pagination,
+    _Open,
+    dump,
+)
 from adcp_agent_tools.results import (
     adcp_errors_as_results,
     fingerprint,
@@ -164,12 +171,27 @@ def register(mcp: FastMCP, state: AppState) -> None:
         pricing_option_id: Annotated[
             str | None, Field(description="The signal's pricing option from get_signals.")
         ] = None,
+        governance_context: GovernanceContext = None,
     ) -> ToolResult:
         """Activate one of the publisher's signals for your media buys. Idempotent:
         activating again returns the same activation. Then target it in create_media_buy
         (targeting_overlay.signals)."""
         caller = current_caller()
         await resolve_account(state, caller, account)
+        billed = await (
+            accounts.resolve(state.db, caller, dump(account))
+            if account is not None
+            else accounts.default(state.db, caller)
+        )
+        if billed is not None and governance.governed(billed) and not governance_context:
+            raise AdcpError(
+                "INVALID_REQUEST",
+                f"Account '{billed.account_id}' has a governance agent: activations on it "
+                "need the governance_context it issued for this activation.",
+                field="governance_context",
+                suggestion="Ask your governance agent (check_governance) and send the "
+                "governance_context it returns.",
+            )
         if action != "activate":
             raise AdcpError(
                 "UNSUPPORTED_FEATURE",
@@ -192,6 +214,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             signal_agent_segment_id,
             [{"type": "agent", "agent_url": d.agent_url or agent_url} for d in dests],
             pricing_option_id,
+            governance_context,
         )
         deployments: list[dict[str, Any]] = [
             {

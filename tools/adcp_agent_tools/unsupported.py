@@ -99,7 +99,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ("packages[].format_option_refs", _given, _FORMATS + _NOT_BOOKED),
         ("packages[].params", _given, _FORMATS + _NOT_BOOKED),
         ("proposal_id", _given, "Proposals are not offered; send packages" + _NOT_BOOKED),
-        ("plan_id", _given, "Media plans are not offered; send packages" + _NOT_BOOKED),
         (
             "packages[].creatives",
             _given,

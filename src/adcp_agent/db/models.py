@@ -130,6 +130,8 @@ class SignalActivation(SQLModel, table=True):
     destination_key: str = Field(max_length=300)
     destination: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
     activation_key: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
+    # The governance agent's context for a governed activation (activate_signal).
+    governance_context: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
 

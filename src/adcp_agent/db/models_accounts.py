@@ -38,6 +38,11 @@ class Account(SQLModel, table=True):
     # brand_domain|brand_id|operator|sandbox, for buyer-declared accounts.
     natural_key: str | None = Field(default=None, max_length=600)
     setup_message: str | None = None
+    # The buyer's governance agent (sync_governance): every buy on the account is checked
+    # with it. The credential this agent presents to it is sealed (adcp_agent.sealing).
+    governance_url: str | None = Field(default=None, max_length=2048)
+    governance_scheme: str | None = Field(default=None, max_length=20)  # Bearer
+    governance_credentials: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 

@@ -60,6 +60,11 @@ class MediaBuy(SQLModel, table=True):
     brand: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
     po_number: str | None = Field(default=None, max_length=100)
     advertiser_industry: str | None = Field(default=None, max_length=64)  # AdCP's list
+    # Governed accounts (sync_governance): the plan the buy was booked under, the
+    # governance agent's context for its lifecycle and the check that approved it.
+    plan_id: str | None = Field(default=None, max_length=255)
+    governance_context: str | None = None
+    governance_check_id: str | None = Field(default=None, max_length=255)
     # pending_approval | live | paused | rejected | canceled  (wire status is derived
     # from this and the flight dates: pending_start / active / completed)
     state: str = Field(max_length=20, index=True)

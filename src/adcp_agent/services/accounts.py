@@ -74,6 +74,22 @@ async def _read_linked(db: Database, caller: Caller) -> list[Account]:
     return await db.read_models(Account, _LINKED, params)
 
 
+async def linked(db: Database, caller: Caller) -> list[Account]:
+    """The caller's accounts, whatever their status (those it has authority over)."""
+    caller.require_principal()
+    return await _read_linked(db, caller)
+
+
+async def default(db: Database, caller: Caller) -> Account | None:
+    """The caller's default account, if it has one (whatever its status)."""
+    return next((a for a in await linked(db, caller) if a.is_default), None)
+
+
+def match(linked_accounts: list[Account], ref: dict[str, Any], field_name: str) -> Account:
+    """The account ``ref`` names among ``linked_accounts``, or AdcpError."""
+    return _match_ref(linked_accounts, ref, field_name)
+
+
 async def list_accounts(
     db: Database, caller: Caller, *, status: str | None = None, sandbox: bool | None = None
 ) -> list[Account]:

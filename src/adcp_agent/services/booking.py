@@ -37,6 +37,7 @@ from adcp_agent.services import (
     audit,
     avails,
     buy_events,
+    governance,
     interrupted,
     media_buys,
     outbox,
@@ -79,6 +80,8 @@ async def create(
     render: Render,
 ) -> dict[str, Any]:
     tenant, account, booking = await media_buys.prepare(state, caller, req)
+    if governance.governed(account):
+        await _governed(state, tenant, account, booking)
     push_config = push_notifications.accept(tenant, req.push_notification_config, state.secrets)
     buy, packages = booking.buy, booking.packages
     channels = {c for p in packages for c in booking.products[p.product_id].channels}
@@ -122,6 +125,23 @@ async def create(
 
 class _Released(Exception):
     """The provisional buy was released as stranded while the ad server booked it."""
+
+
+async def _governed(state: AppState, tenant: Any, account: Account, booking: Booking) -> None:
+    """The account's governance agent approves the buy as validated (or nothing is
+    booked); the buy keeps its context and the approving check."""
+    buy = booking.buy
+    approval = await governance.check(
+        state,
+        tenant,
+        account,
+        plan_id=governance.require_plan(account, buy.plan_id),
+        what="this media buy",
+        governance_context=buy.governance_context,
+        planned=governance.planned_delivery(buy, booking.packages, booking.products),
+    )
+    buy.governance_context = approval.governance_context
+    buy.governance_check_id = approval.check_id
 
 
 class _Outcome:

@@ -143,7 +143,7 @@ def _told(
         word = details.get("ad_server_status") or state
         told = _state_change(before.get("state"), state) or "updated"
         return told, f"The ad server reported the order {word}.", None
-    return _diff(before, after, details, currency)
+    return summarise_change(before, after, details, currency)
 
 
 _STATE_TOLD = {
@@ -165,7 +165,7 @@ def _state_change(was: str | None, now: str | None) -> str | None:
     return _STATE_ACTION.get(now, now)
 
 
-def _diff(
+def summarise_change(
     before: dict[str, Any], after: dict[str, Any], details: dict[str, Any], currency: str
 ) -> tuple[str, str, str | None]:
     """An update (or a sandbox flight move) told from what its before/after views

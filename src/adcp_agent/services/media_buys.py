@@ -78,6 +78,8 @@ class CreateRequest:
     push_notification_config: push_notifications.PushNotificationConfig | None = None
     reporting_webhook: reporting_webhooks.ReportingWebhookConfig | None = None
     media_buy_id: str | None = None  # caller-chosen id: sandbox fixtures (seed_media_buy)
+    plan_id: str | None = None  # the governance plan (required on governed accounts)
+    governance_context: str | None = None  # the envelope's, from the buyer's agent
 
 
 @dataclass
@@ -305,6 +307,8 @@ async def prepare(
         brand=req.brand,
         po_number=req.po_number,
         advertiser_industry=req.advertiser_industry,
+        plan_id=req.plan_id,
+        governance_context=req.governance_context,
         state="provisioning",
         guaranteed=any(p.guaranteed for p in packages),
         start_time=start,

@@ -40,6 +40,7 @@ from adcp_agent.services import (
     buy_events,
     catalog,
     delivery,
+    governance,
     interrupted,
     media_reads,
     push_notifications,
@@ -415,6 +416,7 @@ async def update(
     now: datetime | None = None,
     push_notification_config: push_notifications.PushNotificationConfig | None = None,
     reporting_webhook: reporting_webhooks.ReportingWebhookConfig | None = None,
+    governance_context: str | None = None,
 ) -> dict[str, Any]:
     if not ops and reporting_webhook is None:
         raise AdcpError("INVALID_REQUEST", "The request changes nothing.", field="media_buy_id")
@@ -458,6 +460,21 @@ async def update(
             pause = min(pause * 2, 0.25)
         # "moved": another change was committed since this one was planned: plan again.
     try:
+        # A buy booked under a governance plan changes only with its agent's approval.
+        approval = await governance.check_change(
+            state,
+            caller,
+            tenant,
+            buy,
+            packages,
+            plan.buy,
+            [
+                *plan.packages.values(),
+                *(p for p in plan.added if p.package_id not in plan.packages),
+            ],
+            [op.kind for op in ops],
+            governance_context,
+        )
         # The hours so far ran under the current settings: close them before anything
         # changes.
         await delivery.close_hours(state, buy, when)
@@ -484,6 +501,9 @@ async def update(
     if failure is not None and not done:
         await _abandon(state, buy, packages, claim)
         raise failure
+    if approval is not None:
+        plan.buy.governance_context = approval.governance_context
+        plan.buy.governance_check_id = approval.check_id
     async with state.db.write() as session:
         stored, rows = await _write(session, buy, packages, plan, claim)
         if plan.task is not None:

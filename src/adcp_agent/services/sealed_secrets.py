@@ -1,6 +1,7 @@
 """The database's side of ``adcp_agent.sealing``: at start-up, which key seals the
 stored secrets; sealing what was stored before sealing came in (webhook secrets, push
-credentials, tenants' secret-named settings)."""
+credentials, tenants' secret-named settings) and anew on a key rotation (those and
+governance agents' credentials)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlmodel import col, or_, select
 
 from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Tenant
+from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_admin import InstallationSetting
 from adcp_agent.db.models_events import PushNotificationRegistration, WebhookEndpoint
 from adcp_agent.sealing import SecretBox, SecretKeyError, seal_named
@@ -54,6 +56,14 @@ async def adopt_key(db: Database, box: SecretBox) -> int:
                     setattr(row, name, resealed)
                     session.add(row)
                     sealed += 1
+        governed = select(Account).where(col(Account.governance_credentials).is_not(None))
+        for account in (await session.exec(governed)).all():
+            assert account.governance_credentials is not None
+            resealed = box.reseal(account.governance_credentials)
+            if resealed != account.governance_credentials:
+                account.governance_credentials = resealed
+                session.add(account)
+                sealed += 1
         for tenant in (await session.exec(select(Tenant))).all():
             config = seal_named(tenant.adapter_config, box, is_secret)
             features = seal_named(tenant.features, box, is_secret)

@@ -97,15 +97,19 @@ async def activate(
     signal_id: str,
     destinations: Sequence[dict[str, Any]],
     pricing_option: str | None = None,
+    governance_context: str | None = None,
 ) -> list[Activation]:
     """Record the activation for each destination. Idempotent: activating again returns
     the existing activation and writes nothing — also when two identical calls race (the
     loser's insert hits the unique key, and its retry reads the winner's row).
-    ``pricing_option``, when given, must be the signal's (AdCP's pricing commitment)."""
+    ``pricing_option``, when given, must be the signal's (AdCP's pricing commitment).
+    ``governance_context`` (a governed account's) is kept with the activation; a newer
+    one replaces it."""
+    args = (db, caller, signal_id, destinations, pricing_option, governance_context)
     try:
-        return await _activate(db, caller, signal_id, destinations, pricing_option)
+        return await _activate(*args)
     except IntegrityError:
-        return await _activate(db, caller, signal_id, destinations, pricing_option)
+        return await _activate(*args)
 
 
 async def _activate(
@@ -114,6 +118,7 @@ async def _activate(
     signal_id: str,
     destinations: Sequence[dict[str, Any]],
     pricing_option: str | None,
+    governance_context: str | None,
 ) -> list[Activation]:
     principal_id = caller.require_principal()
     if not destinations:
@@ -157,6 +162,9 @@ async def _activate(
                 )
             ).first()
             if existing is not None:
+                if governance_context and existing.governance_context != governance_context:
+                    existing.governance_context = governance_context
+                    session.add(existing)
                 out.append(Activation(signal, dest, existing.activation_key, False))
                 continue
             act = SignalActivation(
@@ -166,6 +174,7 @@ async def _activate(
                 destination_key=key,
                 destination=dest,
                 activation_key=activation_key_for(signal_id, principal_id),
+                governance_context=governance_context,
             )
             session.add(act)
             await audit.record(
