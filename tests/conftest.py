@@ -56,6 +56,7 @@ BOTH_BACKENDS = frozenset(
         "test_creative_push",
         "test_industries",
         "test_governance",
+        "test_conversions",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

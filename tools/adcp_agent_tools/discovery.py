@@ -12,6 +12,7 @@ from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, sandbox, sandbox_arms, test_controller
 from adcp_agent.services import catalog as catalogs
+from adcp_agent.services.conversions import ACTION_SOURCES
 from adcp_agent.services.format_search import FormatQuery
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -62,6 +63,13 @@ READ_ONLY = {"readOnlyHint": True, "idempotentHint": True, "openWorldHint": Fals
 
 # Specialisms are claimed only when every tool they exercise is served here, so
 # conformance tooling never tests something we do not do.
+# log_event attributes last-click, by the click id of a tracked click (services.conversions).
+CONVERSION_TRACKING = {
+    "multi_source_event_dedup": False,
+    "per_creative_attribution": False,
+    "supported_action_sources": list(ACTION_SOURCES),
+    "attribution_windows": [{"post_click": [{"interval": 28, "unit": "days"}]}],
+}
 SPECIALISM_TOOLS = {
     "sales-guaranteed": {
         "get_products",
@@ -135,6 +143,11 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 "governance_aware": "sync_governance" in tools,
                 "features": MEDIA_BUY_FEATURES,
                 "reporting_delivery_methods": ["webhook"],  # reporting_webhook per buy
+                **(
+                    {"conversion_tracking": CONVERSION_TRACKING}
+                    if {"sync_event_sources", "log_event"} <= tools
+                    else {}
+                ),
                 # Offline creatives show in get_media_buys' health (buy_health).
                 "propagation_surfaces": ["snapshot"],
                 "portfolio": {

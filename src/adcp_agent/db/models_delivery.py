@@ -114,3 +114,48 @@ class PacingAlert(SQLModel, table=True):
     recommendation: str
     observed_at: datetime = Field(sa_column=ts_column())  # clock time of the figures
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class EventSource(SQLModel, table=True):
+    """A buyer's conversion event source on one of its accounts (sync_event_sources)."""
+
+    __tablename__ = "event_sources"
+    __table_args__ = (UniqueConstraint("tenant_id", "account_id", "event_source_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
+    account_id: str = Field(foreign_key="accounts.account_id", index=True, max_length=64)
+    event_source_id: str = Field(max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    event_types: list[str] | None = Field(default=None, sa_column=json_column(nullable=True))
+    action_source: str | None = Field(default=None, max_length=20)
+    allowed_domains: list[str] | None = Field(default=None, sa_column=json_column(nullable=True))
+    # Removed by a sync with delete_missing; its logged events stay (and are reported).
+    deleted_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+class ConversionEvent(SQLModel, table=True):
+    """One conversion event a buyer logged (log_event); the unique key is AdCP's dedup
+    (an event id within its type and source). Attributed to the package whose tracked
+    click it names (``user_match.click_id``), or to nothing."""
+
+    __tablename__ = "conversion_events"
+    __table_args__ = (
+        UniqueConstraint("source_key", "event_type", "event_id"),
+        Index("ix_conversion_events_buy_time", "media_buy_id", "event_time"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str = Field(foreign_key="tenants.tenant_id", max_length=64)
+    source_key: int = Field(foreign_key="event_sources.id")
+    event_type: str = Field(max_length=40)
+    event_id: str = Field(max_length=255)
+    event_time: datetime = Field(sa_column=ts_column())
+    action_source: str | None = Field(default=None, max_length=20)
+    value: float | None = None  # in the attributed buy's currency; None when not counted
+    click_id: str | None = Field(default=None, max_length=200)
+    media_buy_id: str | None = Field(default=None, max_length=64)
+    package_id: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())

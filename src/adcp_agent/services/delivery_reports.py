@@ -20,7 +20,8 @@ from adcp_agent.db.models_delivery import DeliveryHour, PacingAlert
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import UTCDateTime, UtcDay, chunked
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import buy_state, catalog, delivery, media_reads, pacing
+from adcp_agent.services import buy_state, catalog, conversions, delivery, media_reads, pacing
+from adcp_agent.services.conversions import Attributed
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
 
@@ -51,6 +52,8 @@ class PackageReport:
     expected_spend: float = 0.0
     pacing_index: float | None = None
     delivery_status: str = "delivering"
+    # Conversions attributed to it in the period (services.conversions).
+    conversions: Attributed | None = None
 
     @property
     def inventory(self) -> dict[str, Any]:
@@ -215,6 +218,9 @@ async def report(state: AppState, caller: Caller, query: ReportQuery) -> Deliver
         for p in view.packages:
             by_package[p.package_id] = PackageReport(p, products.get(p.product_id))
     _add(by_package, rows, (_hour_slot if query.hourly else _day_slot)(start, end))
+    for package_id, attributed in (await conversions.attributed(state.db, ids, start, end)).items():
+        if package_id in by_package:
+            by_package[package_id].conversions = attributed
     as_of = floor_hour(now)
     alerts_of: dict[str, list[PacingAlert]] = {}
     for alert in alerts:

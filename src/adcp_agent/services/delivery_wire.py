@@ -3,13 +3,14 @@ report rows built from the same figures)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from adcp_agent.clock import floor_hour
 from adcp_agent.db.models_delivery import PacingAlert
 from adcp_agent.services import delivery, pacing
+from adcp_agent.services.conversions import Attributed
 from adcp_agent.services.delivery_reports import BuyReport, DeliveryReport, PackageReport, Totals
 from adcp_agent.services.outbox import iso
 
@@ -41,6 +42,31 @@ def metrics(t: Totals, *, completions: bool) -> dict[str, Any]:
     return out
 
 
+def conversion_metrics(attributed: Sequence[Attributed | None], spend: float) -> dict[str, Any]:
+    """AdCP's conversion figures for what ``attributed`` sums to (nothing when none)."""
+    total = Attributed()
+    for a in attributed:
+        for event_type, (count, value) in (a.by_type if a else {}).items():
+            total.add(event_type, count, value)
+    if not total.by_type:
+        return {}
+    out: dict[str, Any] = {
+        "conversions": total.count,
+        "conversion_value": round(total.value, 2),
+        "by_event_type": [
+            {"event_type": t, "count": c, "value": round(v, 2)}
+            for t, (c, v) in sorted(total.by_type.items())
+        ],
+    }
+    if spend > 0:
+        out["roas"] = round(total.value / spend, 4)
+    if total.count:
+        out["cost_per_acquisition"] = round(spend / total.count, 4)
+    if "lead" in total.by_type:
+        out["leads"] = total.by_type["lead"][0]
+    return out
+
+
 def _daily(days: dict[Any, Totals]) -> list[dict[str, Any]]:
     return [
         {"date": d.isoformat(), "impressions": t.impressions, "spend": round(t.spend, 2)}
@@ -55,6 +81,7 @@ def package_row(pr: PackageReport, b: BuyReport, include_daily: bool) -> dict[st
     out: dict[str, Any] = {
         "package_id": p.package_id,
         **metrics(t, completions=playable(pr)),
+        **conversion_metrics([pr.conversions], t.spend),
         "pricing_model": p.pricing_model,
         "rate": round(rate, 4),  # auctions: the effective clearing CPM
         "currency": b.buy.currency,
@@ -161,6 +188,7 @@ def buy_row(
     t = b.period
     totals = metrics(t, completions=any(playable(pr) for pr in b.packages))
     totals["effective_rate"] = round(t.spend / t.impressions * 1000, 4) if t.impressions else 0.0
+    totals |= conversion_metrics([pr.conversions for pr in b.packages], t.spend)
     models = {pr.package.pricing_model for pr in b.packages}
     out: dict[str, Any] = {
         "media_buy_id": b.buy.media_buy_id,
@@ -199,6 +227,13 @@ def delivery_payload(
             "spend": round(total.spend, 2),
             "clicks": total.clicks,
             "completed_views": total.completions,
+            **{
+                k: v
+                for k, v in conversion_metrics(
+                    [pr.conversions for b in report.buys for pr in b.packages], total.spend
+                ).items()
+                if k in ("conversions", "conversion_value", "roas", "cost_per_acquisition")
+            },
             "media_buy_count": len(report.buys),
         },
         "media_buy_deliveries": [
