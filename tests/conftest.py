@@ -57,6 +57,7 @@ BOTH_BACKENDS = frozenset(
         "test_industries",
         "test_governance",
         "test_conversions",
+        "test_package_flights",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -15,7 +15,8 @@ def flight(days_ahead: int) -> tuple[dict[str, Any], dict[str, str]]:
     """get_avails arguments and a create_media_buy flight over the same 30 whole days.
     Tests on one server book windows of their own (``days_ahead``: test_update_races
     70-190, test_interrupted 230-440 and 620, test_local_bookings 470-550,
-    test_flight_moves 660-740, test_sibling_capacity 780-820): what one books does not
+    test_flight_moves 660-740, test_sibling_capacity 780-820, test_package_flights
+    860-906): what one books does not
     move another's figures."""
     return whole_days("podcast_host_read", days_ahead, days=30)
 

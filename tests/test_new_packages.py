@@ -128,12 +128,14 @@ async def test_bad_new_packages_are_refused_and_change_nothing(live: LiveServer)
     )
     assert bad_creative.is_error
     assert bad_creative.error["field"].startswith("new_packages[1].creative_assignments")
-    for refused, name in ((own_flight, "start_time"), (selector, "format_kind")):
-        assert refused.error_codes == ["UNSUPPORTED_FEATURE"], refused.data
-        assert refused.error["field"] == f"new_packages[1].{name}"
-        assert refused.error["message"].endswith("Nothing was changed.") or refused.error[
-            "message"
-        ].endswith("nothing was changed.")
+    # a flight of its own must fall within the buy's
+    assert (own_flight.error_codes, own_flight.error["field"]) == (
+        ["VALIDATION_ERROR"],
+        "new_packages[1].start_time",
+    )
+    assert selector.error_codes == ["UNSUPPORTED_FEATURE"], selector.data
+    assert selector.error["field"] == "new_packages[1].format_kind"
+    assert selector.error["message"].endswith("nothing was changed.")
     assert empty.is_error
     [buy] = listed.data["media_buys"]
     assert buy["revision"] == 1 and len(buy["packages"]) == 1  # nothing was added

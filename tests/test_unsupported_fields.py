@@ -1,7 +1,7 @@
 """AdCP 3.1 fields this agent does not act on are refused by name, never dropped: a buy
-asked for paused is not booked live, a sync asked to archive what it leaves out does not
-quietly keep it. And the 3.1 forms it does take are taken (total_budget as {amount,
-currency}; package flights equal to the buy's)."""
+negotiated on measurement terms is not booked without them. And the 3.1 forms it does
+take are taken (total_budget as {amount, currency}; package flights equal to the
+buy's; a buy created paused)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,6 @@ from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 # A value that asks for each refused field (the table's paths, "[]" = the first item).
 ASKING: dict[str, Any] = {
-    "packages[].paused": True,
-    "packages[].start_time": "2031-01-02T00:00:00Z",
-    "packages[].end_time": "2031-01-03T00:00:00Z",
     "proposal_id": "prop_1",
     "packages[].creatives": [display("cr_inline")],
     "packages[].optimization_goals": [{"kind": "event", "event_sources": []}],

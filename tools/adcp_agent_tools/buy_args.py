@@ -9,6 +9,7 @@ from pydantic import Field
 
 from adcp_agent.services import media_buys as buys
 from adcp_agent_tools.params import FormatRef, _Open
+from adcp_agent_tools.times import parse_time
 
 REPORTING_WEBHOOK = (
     "Scheduled delivery reports POSTed to you: {url, reporting_frequency: 'hourly'|"
@@ -36,9 +37,14 @@ class PackageIn(_Open):
     format_ids: list[FormatRef] | None = None
     buyer_ref: str | None = None
     context: dict[str, Any] | None = None
+    start_time: str | None = Field(
+        default=None, description="A flight of its own inside the buy's (ISO 8601 with zone)."
+    )
+    end_time: str | None = Field(default=None, description="Its own end, inside the buy's.")
+    paused: bool = Field(default=False, description="Book it paused (auction packages).")
 
 
-def package_request(p: PackageIn) -> buys.PackageRequest:
+def package_request(p: PackageIn, where: str) -> buys.PackageRequest:
     """A package as create_media_buy and update_media_buy's new_packages send it."""
     return buys.PackageRequest(
         product_id=p.product_id,
@@ -52,4 +58,7 @@ def package_request(p: PackageIn) -> buys.PackageRequest:
         + list(p.creative_ids or []),
         format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
         buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
+        start_time=parse_time(p.start_time, f"{where}.start_time") if p.start_time else None,
+        end_time=parse_time(p.end_time, f"{where}.end_time") if p.end_time else None,
+        paused=p.paused,
     )

@@ -20,7 +20,6 @@ from adcp_agent.services.push_notifications import PushNotificationConfig
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
-from adcp_agent_tools.media import filter_time
 from adcp_agent_tools.media_wire import iso
 from adcp_agent_tools.params import AccountRef, FormatRef, IdempotencyKey, Pagination, _Open, dump
 from adcp_agent_tools.results import (
@@ -32,6 +31,7 @@ from adcp_agent_tools.results import (
     page_window,
     projected,
 )
+from adcp_agent_tools.times import filter_time
 
 MUTATES = {"readOnlyHint": False, "idempotentHint": True, "openWorldHint": True}
 _KIND_ASSET = {"display": "image", "video": "video", "audio": "audio"}

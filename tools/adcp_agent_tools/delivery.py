@@ -20,9 +20,9 @@ from adcp_agent.state import AppState
 from adcp_agent_tools import feedback
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
-from adcp_agent_tools.media import parse_day
 from adcp_agent_tools.params import AccountRef, check_names, dump
 from adcp_agent_tools.results import error_result, ok
+from adcp_agent_tools.times import parse_day
 
 P = ParamSpec("P")
 STATUSES = ("pending_creatives", "pending_start", "active", "paused", "completed")

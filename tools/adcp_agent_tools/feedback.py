@@ -12,10 +12,11 @@ from adcp_agent.services import feedback as feedback_service
 from adcp_agent.services import idempotency
 from adcp_agent.state import AppState
 from adcp_agent_tools.caller import current_caller
-from adcp_agent_tools.media import MUTATES, parse_time
+from adcp_agent_tools.media import MUTATES
 from adcp_agent_tools.media_wire import as_result
 from adcp_agent_tools.params import IdempotencyKey, _Open
 from adcp_agent_tools.results import adcp_errors_as_results
+from adcp_agent_tools.times import parse_time
 
 
 class MeasurementPeriod(_Open):

@@ -33,9 +33,10 @@ from adcp_agent_tools.buy_args import (
     package_request,
 )
 from adcp_agent_tools.caller import current_caller
-from adcp_agent_tools.media import MUTATES, _jsonable, parse_time, tool_arguments
+from adcp_agent_tools.media import MUTATES, _jsonable, tool_arguments
 from adcp_agent_tools.params import AccountRef, GovernanceContext, IdempotencyKey, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results
+from adcp_agent_tools.times import parse_time
 
 Action = Literal[
     "pause_media_buy",
@@ -165,7 +166,14 @@ def _patch_ops(
             )
     # Last: a line added runs the buy as the changes above leave it (its end, say).
     for i, n in enumerate(new_packages or []):
-        ops.append(Op("add_package", f"new_packages[{i}]", new_id("pkg"), package_request(n)))
+        ops.append(
+            Op(
+                "add_package",
+                f"new_packages[{i}]",
+                new_id("pkg"),
+                package_request(n, f"new_packages[{i}]"),
+            )
+        )
     return ops
 
 

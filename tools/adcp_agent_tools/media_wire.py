@@ -24,7 +24,7 @@ def package(p: Package, buy: MediaBuy, agent_url: str) -> dict[str, Any]:
         "pacing": p.pacing,
         "format_ids": [{"agent_url": agent_url, "id": f} for f in p.format_ids],
         "start_time": iso(p.start_time or buy.start_time),
-        "end_time": iso(buy.end_time),
+        "end_time": iso(p.end_time or buy.end_time),
         "paused": p.paused or buy.state == "paused",
     }
     if p.impressions_goal:

@@ -14,7 +14,6 @@ from adcp_agent.state import AppState
 from adcp_agent_tools import media_wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
-from adcp_agent_tools.media import filter_time
 from adcp_agent_tools.params import AccountRef, Pagination, _Open, dump
 from adcp_agent_tools.results import (
     adcp_errors_as_results,
@@ -23,6 +22,7 @@ from adcp_agent_tools.results import (
     page_info,
     page_window,
 )
+from adcp_agent_tools.times import filter_time
 
 TaskStatus = Literal[
     "submitted",

@@ -4,9 +4,9 @@ AdCP request objects are open (``additionalProperties``), and so are our argumen
 models: a field a tool does not declare is dropped before the tool runs. For most that
 is right (``ext``, ``context``, hints a seller may ignore). For the fields below it is
 not: dropping them would book, change or list something other than what the buyer
-asked — a buy created live when asked for paused, a package run on the buy's flight
-when given its own, a sync that keeps creatives it was told to archive. Each is refused
-with UNSUPPORTED_FEATURE naming the field (and what to do instead) before anything is
+asked — a buy booked without the measurement terms it was negotiated on, a creative
+put on placements that are not sold separately. Each is refused with
+UNSUPPORTED_FEATURE naming the field (and what to do instead) before anything is
 done. The middleware checks every call's raw arguments against this table.
 """
 
@@ -36,15 +36,6 @@ def _instant(value: Any) -> datetime | str | None:
         return value
 
 
-def _other_than(key: str) -> Asks:
-    """A per-package time other than the buy's own ``key``."""
-
-    def asks(value: Any, arguments: dict[str, Any]) -> bool:
-        return value is not None and _instant(value) != _instant(arguments.get(key))
-
-    return asks
-
-
 def _not_the_buys_estimate(value: Any, arguments: dict[str, Any]) -> bool:
     buys = arguments.get("agency_estimate_number") or arguments.get("po_number")
     return value is not None and value != buys
@@ -71,24 +62,6 @@ _WEBHOOKS = (
 
 REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
     "create_media_buy": [
-        (
-            "packages[].paused",
-            _given,
-            "A package cannot be created paused here; pause it after booking with "
-            "update_media_buy (packages: [{package_id, paused: true}]).",
-        ),
-        (
-            "packages[].start_time",
-            _other_than("start_time"),
-            "Packages run the media buy's flight; a package flight of its own is not "
-            "offered. Book a separate media buy for a different flight.",
-        ),
-        (
-            "packages[].end_time",
-            _other_than("end_time"),
-            "Packages run the media buy's flight; a package flight of its own is not "
-            "offered. Book a separate media buy for a different flight.",
-        ),
         (
             "packages[].agency_estimate_number",
             _not_the_buys_estimate,

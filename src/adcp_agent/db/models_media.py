@@ -170,9 +170,11 @@ class Package(SQLModel, table=True):
     canceled_at: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     canceled_by: str | None = Field(default=None, max_length=10)
     cancellation_reason: str | None = Field(default=None, max_length=500)
-    # A package added after its buy started (update_media_buy new_packages) runs from
-    # then: its line, pacing and delivery start here. None: the buy's start.
+    # A package with a flight of its own inside the buy's (its start_time/end_time), or
+    # added after its buy started (runs from then): its line, pacing and delivery run
+    # over it. None: the buy's start / end.
     start_time: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
+    end_time: datetime | None = Field(default=None, sa_column=ts_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
 
@@ -219,3 +221,8 @@ class IdempotencyRecord(SQLModel, table=True):
     response: dict[str, Any] | None = Field(default=None, sa_column=json_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=ts_column())
+
+
+def package_flight(package: Package, buy: MediaBuy) -> tuple[datetime, datetime]:
+    """When ``package`` runs: its own flight, else its buy's."""
+    return package.start_time or buy.start_time, package.end_time or buy.end_time

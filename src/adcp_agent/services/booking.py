@@ -327,12 +327,17 @@ class _Outcome:
 
 async def _place(adapter: AdServerAdapter, spec: OrderSpec, booking: Booking) -> OrderResult:
     """The order, started at once unless it awaits the publisher's approval — and
-    paused right after when the buyer asked for that."""
+    paused right after (the order, or the lines of some packages) when the buyer asked
+    for that."""
     result = await adapter.create_order(spec)
     if not booking.buy.guaranteed:
         await adapter.order_action(result.external_order_id, "activate")
         if booking.paused:
             await adapter.order_action(result.external_order_id, "pause")
+        for package in booking.packages:  # packages asked to be booked paused
+            line = result.external_line_ids.get(package.package_id)
+            if package.paused and line:
+                await adapter.line_action(result.external_order_id, line, "pause")
     return result
 
 

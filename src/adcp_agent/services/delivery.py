@@ -30,7 +30,7 @@ from adcp_agent.clock import floor_hour
 from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models import Product, Signal, Tenant
 from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, PerformanceFeedback
-from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.models_media import MediaBuy, Package, package_flight
 from adcp_agent.db.types import chunked, utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import catalog, media_reads, optimisation, pacing
@@ -277,8 +277,8 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
         )
         for p in ctx.packages
     }
-    # A package added mid-flight delivers from its own start.
-    starts = {p.package_id: p.start_time or buy.start_time for p in ctx.packages}
+    # A package with a flight of its own (or added mid-flight) delivers within it.
+    flights = {p.package_id: package_flight(p, buy) for p in ctx.packages}
     rows: list[DeliveryHour] = []
     hour = begin
     while hour < upto:
@@ -289,8 +289,8 @@ def _run(buy: MediaBuy, ctx: _Context, begin: datetime, upto: datetime) -> list[
                 model,
                 progress,
                 hour=hour,
-                start=starts[pid],
-                end=buy.end_time,
+                start=flights[pid][0],
+                end=flights[pid][1],
                 seed=f"{stable[pid]}|{hour:%Y-%m-%dT%H}",
                 weight=weight.get(pid, 1.0),
             )

@@ -58,6 +58,10 @@ class PackageRequest:
     creative_ids: Sequence[str] = ()
     format_ids: Sequence[str] | None = None
     buyer_ref: str | None = None
+    # A flight of its own inside the buy's (None: the buy's start / end).
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    paused: bool = False  # booked paused (auction packages)
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ async def prepare(
             signal_ids=signal_ids,
             media_buy_id=buy_id,
             start=start,
+            end=req.end_time,
             now=now,
             currency=req.total_budget_currency,
             currency_field="total_budget.currency",
@@ -256,13 +261,14 @@ async def prepare(
     holds: list[avails.Hold] = []
     taken: dict[str, int] = {}  # by product: the goals of the packages checked so far
     for i, package in enumerate(packages):
+        runs_from, runs_to = package.start_time or start, package.end_time or req.end_time
         [avail] = await avails.check(
             state,
             caller,
             tenant,
             [package.product_id],
-            start,
-            req.end_time,
+            runs_from,
+            runs_to,
             package.targeting,
             sandbox=account.sandbox,
         )
@@ -284,8 +290,8 @@ async def prepare(
                     tenant_id=caller.tenant_id,
                     product_id=package.product_id,
                     sandbox=account.sandbox,
-                    start=start,
-                    end=req.end_time,
+                    start=runs_from,
+                    end=runs_to,
                     avail=avail,
                     goal=package.impressions_goal,
                     field=_field(i, "budget"),
@@ -349,6 +355,7 @@ async def build_package(
     signal_ids: set[str],
     media_buy_id: str,
     start: datetime,
+    end: datetime,
     now: datetime,
     currency: str | None,
     currency_field: str,
@@ -359,8 +366,9 @@ async def build_package(
     package_id: str | None = None,
 ) -> tuple[Package, list[Creative]]:
     """One requested package validated against the catalog (``where`` names it in
-    errors: ``packages[0]``), as a row of ``media_buy_id`` starting at ``start``, and
-    the creatives assigned to it. ``currency``: the one it must be priced in, if any."""
+    errors: ``packages[0]``), as a row of ``media_buy_id`` running from ``start`` to
+    ``end`` (or a flight of its own inside them), and the creatives assigned to it.
+    ``currency``: the one it must be priced in, if any."""
     product = products.get(preq.product_id)
     if product is None:
         raise AdcpError(
@@ -389,13 +397,19 @@ async def build_package(
             field=f"{where}.budget",
             details={"minimum_budget": floor, "currency": priced_in},
         )
+    own_start, own_end = _own_flight(preq, where, start, end)
+    start = own_start or start
     earliest = now + timedelta(days=lead_days(product))
     if start.date() < earliest.date():
         raise AdcpError(
             "VALIDATION_ERROR",
             f"'{product.product_id}' needs {lead_days(product)} days of lead time; the "
             f"earliest start is {earliest.date().isoformat()}.",
-            field="start_time" if where.startswith("packages[") else f"{where}.product_id",
+            field=f"{where}.start_time"
+            if own_start
+            else "start_time"
+            if where.startswith("packages[")
+            else f"{where}.product_id",
         )
     overlay = targeting_rules.validate(
         preq.targeting, product, signal_ids, f"{where}.targeting_overlay"
@@ -436,8 +450,47 @@ async def build_package(
         targeting=overlay,
         format_ids=formats,
         creative_ids=[c.creative_id for c in assigned],
+        start_time=own_start,
+        end_time=own_end,
+        paused=preq.paused,
     )
+    if preq.paused and package.guaranteed:
+        raise AdcpError(
+            "UNSUPPORTED_FEATURE",
+            "A guaranteed package awaits the publisher's approval and cannot be booked "
+            "paused; pause it with update_media_buy once it is approved.",
+            field=f"{where}.paused",
+        )
     return package, assigned
+
+
+def _own_flight(
+    preq: PackageRequest, where: str, start: datetime, end: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """A package's own start and end inside ``start``-``end`` (None where it runs the
+    buy's), or AdcpError naming what falls outside."""
+    own_start = preq.start_time if preq.start_time and preq.start_time != start else None
+    own_end = preq.end_time if preq.end_time and preq.end_time != end else None
+    if own_start is not None and not start <= own_start < end:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"A package's start_time must fall within its buy's flight ({start.isoformat()} "
+            f"to {end.isoformat()}).",
+            field=f"{where}.start_time",
+        )
+    if own_end is not None and not start < own_end <= end:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"A package's end_time must fall within its buy's flight ({start.isoformat()} "
+            f"to {end.isoformat()}).",
+            field=f"{where}.end_time",
+        )
+    if (own_start or start) >= (own_end or end):
+        raise AdcpError(
+            "VALIDATION_ERROR", "The package's end_time is not after its start.",
+            field=f"{where}.end_time",
+        )  # fmt: skip
+    return own_start, own_end
 
 
 def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
@@ -452,7 +505,7 @@ def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
         budget=package.budget,
         impressions_goal=package.impressions_goal,
         start=package.start_time or buy.start_time,
-        end=buy.end_time,
+        end=package.end_time or buy.end_time,
         pacing=package.pacing,  # type: ignore[arg-type]
         targeting=targeting_rules.to_adapter(package.targeting),
         format_ids=tuple(package.format_ids),

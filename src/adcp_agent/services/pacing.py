@@ -46,8 +46,8 @@ def elapsed_fraction(start: datetime, end: datetime, at: datetime) -> float:
 
 def expected_spend(package: Package, start: datetime, end: datetime, now: datetime) -> float:
     """What ``package`` should have spent by ``now`` in its buy's flight ``start`` to
-    ``end`` — from its own start if it was added after the buy's."""
-    start = package.start_time or start
+    ``end`` — over its own flight where it has one (or from when it was added)."""
+    start, end = package.start_time or start, package.end_time or end
     return package.budget * expected_share(package.pacing, elapsed_fraction(start, end, now))
 
 
@@ -65,7 +65,8 @@ def delivery_status(
         return "budget_exhausted"
     if package.guaranteed and package.impressions_goal and impressions >= package.impressions_goal:
         return "goal_met"
-    if buy.state == "canceled" or package.canceled_at is not None or now >= buy.end_time:
+    ended = now >= (package.end_time or buy.end_time)
+    if buy.state == "canceled" or package.canceled_at is not None or ended:
         return "completed" if spent >= 0.95 * package.budget else "flight_ended"
     return "delivering"
 

@@ -12,7 +12,7 @@ from typing import Any
 from adcp_agent.adapter_protocol import AdServerAdapter, LineChange
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_creatives import Creative
-from adcp_agent.db.models_media import MediaBuy, Package, Task
+from adcp_agent.db.models_media import MediaBuy, Package, Task, package_flight
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import avails, buy_state, catalog, limits, media_buys
 from adcp_agent.services import creatives as creative_library
@@ -114,13 +114,14 @@ async def _check_capacity(
 ) -> None:
     if not plan.check_capacity or not package.guaranteed or not package.impressions_goal:
         return
+    runs_from, runs_to = package_flight(package, plan.buy)
     [avail] = await avails.check(
         state,
         caller,
         tenant,
         [package.product_id],
-        plan.buy.start_time,
-        plan.buy.end_time,
+        runs_from,
+        runs_to,
         package.targeting,
         exclude_media_buy=plan.buy.media_buy_id,
         sandbox=plan.buy.sandbox,
@@ -138,8 +139,8 @@ async def _check_capacity(
         tenant_id=plan.buy.tenant_id,
         product_id=package.product_id,
         sandbox=plan.buy.sandbox,
-        start=plan.buy.start_time,
-        end=plan.buy.end_time,
+        start=runs_from,
+        end=runs_to,
         avail=avail,
         goal=package.impressions_goal,
         field=field,
@@ -272,7 +273,11 @@ async def plan_ops(
                 )
             b.end_time = end
             for package in plan.packages.values():
-                plan.line(package, LineChange(end=end), f"{package.package_id} end {end:%Y-%m-%d}")
+                _fit(package, b.start_time, end, op.field)
+                if package.end_time is None:  # it runs to the buy's end (now moved)
+                    plan.line(
+                        package, LineChange(end=end), f"{package.package_id} end {end:%Y-%m-%d}"
+                    )
             for package in plan.packages.values():
                 await _check_capacity(state, caller, tenant, plan, package, op.field)
             continue
@@ -501,10 +506,36 @@ def _move_flight(plan: Plan, op: Op, now: datetime, products: dict[str, Product]
                 f"is {earliest.date().isoformat()}.",
                 field=op.field,
             )
+    ends = {p.package_id: package_flight(p, b)[1] for p in plan.packages.values()}
     b.start_time, b.end_time = start, end or b.end_time
-    told = f"start {start:%Y-%m-%d}" + (f", end {end:%Y-%m-%d}" if end else "")
     for package in plan.packages.values():
-        plan.line(package, LineChange(start=start, end=end), f"{package.package_id} {told}")
+        _fit(package, start, b.end_time, op.field)
+        runs_from, runs_to = package_flight(package, b)
+        # Each line gets one change with both edges where both moved (never an
+        # interim window that ends before it starts).
+        moved_end = runs_to if runs_to != ends[package.package_id] else None
+        told = f"start {runs_from:%Y-%m-%d}" + (f", end {moved_end:%Y-%m-%d}" if moved_end else "")
+        plan.line(
+            package, LineChange(start=runs_from, end=moved_end), f"{package.package_id} {told}"
+        )
+
+
+def _fit(package: Package, start: datetime, end: datetime, field: str) -> None:
+    """A package with a flight of its own, kept inside its buy's new ``start``-``end``:
+    an edge the new flight passes becomes the buy's; a package left with no time in it
+    is refused."""
+    if package.start_time is not None and package.start_time <= start:
+        package.start_time = None
+    if package.end_time is not None and package.end_time >= end:
+        package.end_time = None
+    if (package.start_time or start) >= (package.end_time or end):
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"Package '{package.package_id}' runs its own flight, which the new dates leave "
+            "no time in. Nothing was changed.",
+            field=field,
+            suggestion="Cancel that package first, or choose dates that overlap it.",
+        )
 
 
 async def _add_package(
@@ -533,6 +564,7 @@ async def _add_package(
         signal_ids=signal_ids,
         media_buy_id=b.media_buy_id,
         start=start,
+        end=b.end_time,
         now=now,
         currency=b.currency,
         currency_field=f"{op.field}.pricing_option_id",
@@ -555,7 +587,7 @@ async def _add_package(
                 "currently_available_actions": buy_state.actions(b, now)["available_actions"],
             },
         )
-    if running:
+    if running and package.start_time is None:
         package.start_time = start
     # Its capacity counted with the buy's other packages of the product.
     await _check_capacity(state, caller, tenant, plan, package, f"{op.field}.budget")
@@ -564,6 +596,8 @@ async def _add_package(
 
     async def add(adapter: AdServerAdapter) -> None:
         package.external_line_id = await adapter.add_line(order, spec)
+        if package.paused:  # asked to be added paused
+            await adapter.line_action(order, package.external_line_id, "pause")
 
     plan.call(f"{package.package_id} added ({package.product_id})", add)
     plan.added.append(package)
