@@ -58,6 +58,7 @@ BOTH_BACKENDS = frozenset(
         "test_governance",
         "test_conversions",
         "test_package_flights",
+        "test_governance_delivery",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -100,14 +100,22 @@ def trusting_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(pki()[2]))
 
 
-def approved(context: str, *, expires_in: dt.timedelta = dt.timedelta(hours=1)) -> dict[str, Any]:
+def approved(
+    context: str,
+    *,
+    expires_in: dt.timedelta = dt.timedelta(hours=1),
+    next_check: dt.datetime | None = None,
+) -> dict[str, Any]:
     expires = dt.datetime.now(dt.UTC) + expires_in
-    return {
+    out = {
         "verdict": "approved",
         "explanation": "Within the plan's budget and markets.",
         "governance_context": context,
         "expires_at": expires.isoformat().replace("+00:00", "Z"),
     }
+    if next_check is not None:
+        out["next_check"] = next_check.isoformat().replace("+00:00", "Z")
+    return out
 
 
 @dataclass
@@ -141,6 +149,7 @@ class GovernanceAgent:
             governance_context: str | None = None,
             planned_delivery: dict[str, Any] | None = None,
             modification_summary: str | None = None,
+            delivery_metrics: dict[str, Any] | None = None,
         ) -> dict[str, Any]:
             headers = get_http_headers(include_all=True)
             agent.calls.append(
@@ -152,6 +161,7 @@ class GovernanceAgent:
                     "governance_context": governance_context,
                     "planned_delivery": planned_delivery,
                     "modification_summary": modification_summary,
+                    "delivery_metrics": delivery_metrics,
                     "authorization": headers.get("authorization"),
                 }
             )

@@ -65,6 +65,13 @@ class MediaBuy(SQLModel, table=True):
     plan_id: str | None = Field(default=None, max_length=255)
     governance_context: str | None = None
     governance_check_id: str | None = Field(default=None, max_length=255)
+    # When the governance agent next expects delivery figures, and up to when it has them.
+    governance_next_check: datetime | None = Field(
+        default=None, sa_column=ts_column(nullable=True, index=True)
+    )
+    governance_reported_until: datetime | None = Field(
+        default=None, sa_column=ts_column(nullable=True)
+    )
     # pending_approval | live | paused | rejected | canceled  (wire status is derived
     # from this and the flight dates: pending_start / active / completed)
     state: str = Field(max_length=20, index=True)

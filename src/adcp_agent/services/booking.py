@@ -140,8 +140,7 @@ async def _governed(state: AppState, tenant: Any, account: Account, booking: Boo
         governance_context=buy.governance_context,
         planned=governance.planned_delivery(buy, booking.packages, booking.products),
     )
-    buy.governance_context = approval.governance_context
-    buy.governance_check_id = approval.check_id
+    approval.keep(buy)
 
 
 class _Outcome:

@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
+from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import accounts, audit, mcp_calls, ssrf
 from adcp_agent.services.identity import Caller
@@ -62,6 +63,14 @@ class Approval:
     check_id: str | None
     governance_context: str | None
     expires_at: str | None
+    # When the agent wants delivery figures next (phase delivery), if it does.
+    next_check: datetime | None = None
+
+    def keep(self, buy: MediaBuy) -> None:
+        """Record the approval on ``buy`` (a row about to be written)."""
+        buy.governance_context = self.governance_context
+        buy.governance_check_id = self.check_id
+        buy.governance_next_check = self.next_check
 
 
 def governed(account: Account) -> bool:
@@ -251,6 +260,7 @@ async def check(
     governance_context: str | None = None,
     planned: dict[str, Any] | None = None,
     modification_summary: str | None = None,
+    delivery_metrics: dict[str, Any] | None = None,
 ) -> Approval:
     """The account's governance agent's approval of ``what`` (e.g. "this media buy"), or
     the AdcpError its verdict (or its silence) comes to."""
@@ -266,6 +276,8 @@ async def check(
         arguments["planned_delivery"] = planned
     if modification_summary:
         arguments["modification_summary"] = modification_summary[:1000]
+    if delivery_metrics is not None:
+        arguments["delivery_metrics"] = delivery_metrics
     url = account.governance_url or ""
     try:
         credentials = state.secrets.open(account.governance_credentials or "")
@@ -281,7 +293,18 @@ async def check(
     except (mcp_calls.CallFailed, ssrf.BlockedDestination) as exc:
         log.warning("governance agent %s: no verdict for %s: %s", url, plan_id, exc)
         raise _unavailable(url, str(exc)) from None
-    return _verdict(answer, url, plan_id, what, governance_context, state.clock.now())
+    # An approval's expiry is real time (the agent's clock), not the business clock.
+    return _verdict(answer, url, plan_id, what, governance_context, utcnow())
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
 def _unavailable(url: str, why: str) -> AdcpError:
@@ -338,6 +361,7 @@ def _verdict(
             check_id,
             token if isinstance(token, str) and token else context,
             expires if isinstance(expires, str) else None,
+            _time(content.get("next_check")),
         )
     if verdict == "denied":
         findings = content.get("findings") if isinstance(content.get("findings"), list) else []

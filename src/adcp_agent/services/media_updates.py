@@ -502,8 +502,7 @@ async def update(
         await _abandon(state, buy, packages, claim)
         raise failure
     if approval is not None:
-        plan.buy.governance_context = approval.governance_context
-        plan.buy.governance_check_id = approval.check_id
+        approval.keep(plan.buy)
     async with state.db.write() as session:
         stored, rows = await _write(session, buy, packages, plan, claim)
         if plan.task is not None:

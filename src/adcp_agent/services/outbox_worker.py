@@ -27,7 +27,14 @@ from adcp_agent.db.models_events import EventDelivery
 from adcp_agent.db.models_media import COMPLETION_DUE, MediaBuy
 from adcp_agent.db.types import UTCDateTime, utcnow
 from adcp_agent.sealing import SecretKeyError
-from adcp_agent.services import deliveries, interrupted, outbox, reporting_webhooks, ssrf
+from adcp_agent.services import (
+    deliveries,
+    governance_delivery,
+    interrupted,
+    outbox,
+    reporting_webhooks,
+    ssrf,
+)
 from adcp_agent.services.identity import new_id
 from adcp_agent.state import AppState
 from adcp_agent.tls import client_tls
@@ -289,6 +296,10 @@ class OutboxWorker:
             await reporting_webhooks.send_due(self.state, self.business_now())
         except Exception:  # noqa: BLE001 - retried at the next poll; delivery goes on
             log.exception("making the delivery reports due failed; retrying")
+        try:  # delivery figures governance agents asked for (same: one read when none)
+            await governance_delivery.check_due(self.state, self.business_now())
+        except Exception:  # noqa: BLE001 - retried at the next poll; delivery goes on
+            log.exception("governance delivery checks failed; retrying")
         return await self.run_once()
 
     async def run(self) -> None:
