@@ -26,6 +26,7 @@ from adcp_agent.db.models_media import MediaBuy
 from adcp_agent.db.types import UTCDateTime
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import delivery_reports, governance, media_updates
+from adcp_agent.services.delivery import ceil_hour
 from adcp_agent.services.idempotency import Completion
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
@@ -77,9 +78,10 @@ async def _report(state: AppState, media_buy_id: str, now: datetime) -> int:
         await _schedule(state, media_buy_id, next_check=None)
         return 0
     start = buy.governance_reported_until or floor_hour(buy.start_time)
-    end = min(floor_hour(now), max(floor_hour(buy.end_time), start))
-    if end <= start:  # no closed hour to report yet
-        await _schedule(state, media_buy_id, next_check=start + RETRY)
+    end = min(floor_hour(now), ceil_hour(buy.end_time))
+    if end <= start:  # no closed hour to report: later, or never again once it ended
+        done = now >= buy.end_time
+        await _schedule(state, media_buy_id, next_check=None if done else now + RETRY)
         return 0
     caller = Caller(tenant_id=buy.tenant_id, tenant_name="", principal_id=buy.principal_id)
     query = delivery_reports.ReportQuery(

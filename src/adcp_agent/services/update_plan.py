@@ -528,7 +528,8 @@ def _fit(package: Package, start: datetime, end: datetime, field: str) -> None:
         package.start_time = None
     if package.end_time is not None and package.end_time >= end:
         package.end_time = None
-    if (package.start_time or start) >= (package.end_time or end):
+    left = (package.start_time or start) < (package.end_time or end)
+    if not left and package.canceled_at is None:  # (a canceled one runs no more anyway)
         raise AdcpError(
             "VALIDATION_ERROR",
             f"Package '{package.package_id}' runs its own flight, which the new dates leave "
