@@ -65,13 +65,15 @@ def _banner(settings: Settings, demo: DemoInfo | None) -> str:
 
 
 async def _serve(settings: Settings) -> None:
-    from adcp_agent.db.migrate import is_current
+    from adcp_agent.db.migrate import create_if_new, is_current
 
     state = AppState.from_settings(settings)
     # Migrations run in a child process while this one imports the MCP stack: the
     # server never holds Alembic (~13 MiB for the rest of its life). A current database
-    # (every restart) needs no child at all; a first start takes ~0.1 s longer.
-    migrating = None if await is_current(state.db) else await _spawn_migrate(settings)
+    # (every restart) needs no child at all, nor does a new SQLite file (it gets the
+    # migrated schema in one script: db.sqlite_snapshot).
+    current = await is_current(state.db) or await create_if_new(state.db)
+    migrating = None if current else await _spawn_migrate(settings)
     import adcp_agent_tools  # noqa: F401  # the MCP stack (fastmcp, mcp): imported meanwhile
     import uvicorn
 

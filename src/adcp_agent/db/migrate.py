@@ -2,7 +2,8 @@
 
 Alembic (with Mako and Pygments, ~13 MiB) is imported only when there is something to
 apply: whether the database is current is read from ``alembic_version`` and the
-version files themselves, so a server restarting on a current database never loads it.
+version files themselves, so a server restarting on a current database never loads it,
+and a new SQLite database is made from the migrated schema (``db.sqlite_snapshot``).
 """
 
 from __future__ import annotations
@@ -80,9 +81,27 @@ async def is_current(db: Database) -> bool:
 
 async def upgrade_to_head(db: Database) -> None:
     """Upgrade to every head: features add their tables on their own migration branch
-    (each revises ``0001``), so they can land in any order."""
-    if await is_current(db):
+    (each revises ``0001``), so they can land in any order. An empty SQLite file gets
+    the migrated schema in one script instead (``db.sqlite_snapshot``)."""
+    if await is_current(db) or await create_if_new(db):
         return
+    await run_migrations(db)
+
+
+async def create_if_new(db: Database) -> bool:
+    """Give an empty SQLite file the migrated schema in one script (no Alembic); False
+    for anything else (PostgreSQL, in-memory, a file with tables)."""
+    if db.sqlite_file is None:
+        return False
+    from adcp_agent.db import sqlite_snapshot
+
+    file = db.sqlite_file
+    async with file.lock:  # this process's writers wait; others get SQLITE_BUSY
+        return sqlite_snapshot.create(file.path, file.pragmas)
+
+
+async def run_migrations(db: Database) -> None:
+    """Apply the migrations not yet applied, with Alembic."""
 
     def _upgrade(connection: Connection) -> None:
         from alembic import command
