@@ -53,6 +53,9 @@ async def test_admin_sees_the_queue_and_decides(tmp_path: Path) -> None:
         no_key = await api.client.get("/api/v1/tenant-management/approvals")
         done = await api.mcp_result("get_task_status", {"task_id": first["task_id"]}, token)
         declined = await api.mcp_result("get_task_status", {"task_id": second["task_id"]}, token)
+        turned_down = await api.mcp_result(
+            "get_media_buys", {"media_buy_ids": [rejected.json()["media_buy_id"]]}, token
+        )
     assert queue.status_code == 200
     assert [t["task_id"] for t in queue.json()["tasks"]] == [first["task_id"], second["task_id"]]
     assert (
@@ -66,6 +69,10 @@ async def test_admin_sees_the_queue_and_decides(tmp_path: Path) -> None:
     assert done["status"] == "completed" and done["result"]["media_buy_id"]
     assert_valid("get_task_status", done)
     assert "no alcohol" in declined["error"]["message"]
+    [buy] = turned_down["media_buys"]
+    assert_valid("get_media_buys", turned_down)
+    assert buy["status"] == "rejected"
+    assert buy["rejection_reason"] == "Creative policy: no alcohol on CTV"
 
 
 async def test_admin_manages_accounts_and_suspension_blocks_buying(tmp_path: Path) -> None:

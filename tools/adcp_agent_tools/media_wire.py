@@ -135,6 +135,8 @@ def media_buy(
         out["context"] = {"buyer_ref": view_buy.buyer_ref}
     if out["status"] == "canceled":
         out["cancellation"] = cancellation(view_buy)
+    if out["status"] == "rejected" and view_buy.rejection_reason:
+        out["rejection_reason"] = view_buy.rejection_reason  # the publisher's words
     return out
 
 
