@@ -14,6 +14,7 @@ from adcp_agent.services import (
     avails,
     buy_health,
     buy_history,
+    creative_rules,
     delivery_reports,
     delivery_wire,
     idempotency,
@@ -64,7 +65,12 @@ def register(mcp: FastMCP, state: AppState) -> None:
         if booking.task is not None:
             return media_wire.submitted(booking.task)
         return media_wire.create_completed(
-            booking.buy, booking.packages, state.agent_url, booking.notes, now=state.clock.now()
+            booking.buy,
+            booking.packages,
+            state.agent_url,
+            booking.notes,
+            now=state.clock.now(),
+            creative_deadline=booking.creative_deadline,
         )
 
     @mcp.tool(name="create_media_buy", annotations=MUTATES, output_schema=None)
@@ -341,9 +347,17 @@ def register(mcp: FastMCP, state: AppState) -> None:
             limit=limit,
         )
         now = state.clock.now()
+        features = (await tenants.callers_tenant(state.db, caller)).features if page else {}
         payload: dict[str, Any] = {
             "media_buys": [
-                media_wire.media_buy(v.buy, v.packages, state.agent_url, now) for v in page
+                media_wire.media_buy(
+                    v.buy,
+                    v.packages,
+                    state.agent_url,
+                    now,
+                    creative_deadline=creative_rules.creative_deadline(features, v.buy.start_time),
+                )
+                for v in page
             ],
             "pagination": page_info(offset, limit, total, query),
         }

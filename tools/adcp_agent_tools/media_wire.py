@@ -70,6 +70,7 @@ def create_completed(
     notes: Sequence[str] = (),
     *,
     now: datetime,
+    creative_deadline: datetime | None = None,
 ) -> dict[str, Any]:
     message = (
         f"Media buy {buy.media_buy_id} booked: {len(packages)} package(s), "
@@ -83,6 +84,7 @@ def create_completed(
         "message": message,
         **buy_summary(buy, now, packages),
         "confirmed_at": confirmed_at(buy),
+        **({"creative_deadline": iso(creative_deadline)} if creative_deadline else {}),
         "packages": [package(p, buy, agent_url) for p in packages],
     }
 
@@ -113,6 +115,7 @@ def media_buy(
     agent_url: str,
     now: datetime,
     account: dict[str, Any] | None = None,
+    creative_deadline: datetime | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "media_buy_id": view_buy.media_buy_id,
@@ -135,6 +138,8 @@ def media_buy(
         out["context"] = {"buyer_ref": view_buy.buyer_ref}
     if out["status"] == "canceled":
         out["cancellation"] = cancellation(view_buy)
+    if creative_deadline is not None and out["status"] not in ("canceled", "rejected"):
+        out["creative_deadline"] = iso(creative_deadline)
     if out["status"] == "rejected" and view_buy.rejection_reason:
         out["rejection_reason"] = view_buy.rejection_reason  # the publisher's words
     return out

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from adcp_agent.services import industries
+from adcp_agent.services.creative_rules import CREATIVE_LEAD
 
 AdServer = Literal["google_ad_manager", "kevel", "triton_digital", "mock"]
 AD_SERVERS: tuple[str, ...] = ("google_ad_manager", "kevel", "triton_digital", "mock")
@@ -89,6 +90,11 @@ def _checked_features(features: dict[str, Any] | None) -> dict[str, Any] | None:
             f"features.{industries.FEATURE} must list AdCP advertiser industries; "
             f"not: {', '.join(bad)}"
         )
+    lead = (features or {}).get(CREATIVE_LEAD)
+    if lead is not None and (
+        isinstance(lead, bool) or not isinstance(lead, int | float) or not 0 <= lead <= 720
+    ):
+        raise ValueError(f"features.{CREATIVE_LEAD} must be a number of hours from 0 to 720")
     return features
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -175,3 +176,14 @@ def validate(
             field=f"{where}.assets",
         )
     return click, warnings
+
+
+# Hours before a buy's start by which its creatives must be uploaded (AdCP's
+# creative_deadline): the publisher's review time, features.creative_lead_hours. 0 (the
+# default): by the start.
+CREATIVE_LEAD = "creative_lead_hours"
+
+
+def creative_deadline(features: dict[str, Any], start: datetime) -> datetime:
+    """When a buy starting at ``start`` needs its creatives, under ``features``."""
+    return start - timedelta(hours=float(features.get(CREATIVE_LEAD) or 0))

@@ -26,6 +26,7 @@ from adcp_agent.services import (
     accounts,
     avails,
     catalog,
+    creative_rules,
     industries,
     limits,
     push_notifications,
@@ -99,6 +100,8 @@ class Booking:
     # The buyer's advertiser ids on the tenant's ad servers (read with the tenant).
     advertiser_mapping: dict[str, Any] = field(default_factory=dict)
     paused: bool = False  # asked to be booked paused
+    # When its creatives are due (the publisher's features.creative_lead_hours).
+    creative_deadline: datetime | None = None
 
 
 Render = Callable[[Booking], dict[str, Any]]
@@ -341,6 +344,7 @@ async def prepare(
         holds,
         advertiser_mapping,
         paused=req.paused,
+        creative_deadline=creative_rules.creative_deadline(tenant.features, start),
     )
     return tenant, account, booking
 
