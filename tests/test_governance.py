@@ -133,6 +133,8 @@ async def test_bad_bindings_fail_each_on_its_own(
         _binding(account_id, agent.url, credentials="short"),
         _binding(strangers, agent.url),  # another buyer's account
         _binding(account_id, "https://10.1.2.3/mcp"),  # private, not allowed
+        _binding(account_id, agent.url),  # this one is fine...
+        _binding(account_id, agent.url),  # ...but the account cannot be named twice
     ]
     async with mcp_client(gov_live.mcp_url, token) as c:
         mixed = await call(c, "sync_governance", {"idempotency_key": key("g"), "accounts": entries})
@@ -141,13 +143,14 @@ async def test_bad_bindings_fail_each_on_its_own(
         )
     assert_valid("sync_governance", mixed.data)
     results = mixed.data["accounts"]
-    assert [r["status"] for r in results] == ["failed"] * 6
-    assert [r["errors"][0]["code"] for r in results] == [
+    assert [r["status"] for r in results] == ["failed"] * 6 + ["synced", "failed"]
+    assert [r["errors"][0]["code"] for r in results if r["status"] == "failed"] == [
         "VALIDATION_ERROR",
         "VALIDATION_ERROR",
         "UNSUPPORTED_FEATURE",
         "VALIDATION_ERROR",
         "ACCOUNT_NOT_FOUND",
+        "VALIDATION_ERROR",
         "VALIDATION_ERROR",
     ]
     assert results[0]["errors"][0]["field"] == "accounts[0].governance_agents[0].url"
@@ -156,7 +159,7 @@ async def test_bad_bindings_fail_each_on_its_own(
     )
     assert alone.error_codes == ["VALIDATION_ERROR"]
     [stored] = await stored_rows(gov_live.settings, Account, Account.account_id == account_id)
-    assert stored.governance_url is None
+    assert stored.governance_url == agent.url  # the one good entry
     [theirs] = await stored_rows(gov_live.settings, Account, Account.account_id == strangers)
     assert theirs.governance_url is None and stranger_token
 

@@ -153,6 +153,12 @@ async def sync(
             if not isinstance(ref, dict):
                 raise AdcpError("INVALID_REQUEST", "account is required.", field=f"{where}.account")
             account = accounts.match(linked, ref, f"{where}.account")
+            if any(bound.account_id == account.account_id for bound, *_ in bindings):
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    f"Account '{account.account_id}' is named twice; it binds one agent.",
+                    field=f"{where}.account",
+                )
         except AdcpError as exc:
             outcomes.append(SyncOutcome(None, [exc]))
             continue
