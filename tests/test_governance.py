@@ -244,6 +244,11 @@ async def test_a_governed_buy_is_booked_only_with_the_agents_approval(
             "GOVERNANCE_UNAVAILABLE",
         ),
         ("plan-mute", {"explanation": "no verdict at all"}, "GOVERNANCE_UNAVAILABLE"),
+        (
+            "plan-zoneless",  # an expiry without a zone is no time at all
+            approved("gov.ctx") | {"expires_at": "2031-01-01T00:00:00"},
+            "GOVERNANCE_UNAVAILABLE",
+        ),
     ],
 )
 async def test_without_an_approval_nothing_is_booked(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from adcp_agent.db import sqlite_snapshot
 from adcp_agent.db.engine import create_database
-from adcp_agent.db.migrate import is_current, run_migrations, upgrade_to_head
+from adcp_agent.db.migrate import is_current, upgrade_to_head
 
 
 def test_the_snapshot_is_what_the_migrations_make() -> None:
@@ -21,11 +21,7 @@ def test_the_snapshot_is_what_the_migrations_make() -> None:
 
 async def test_migrations_leave_no_rows_the_snapshot_would_miss(tmp_path: Path) -> None:
     path = tmp_path / "migrated.db"
-    db = create_database(f"sqlite+aiosqlite:///{path}")
-    try:
-        await run_migrations(db)
-    finally:
-        await db.dispose()
+    await sqlite_snapshot.migrate_file(path)
     connection = sqlite3.connect(path)
     try:
         listed = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"

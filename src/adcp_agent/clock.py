@@ -20,6 +20,18 @@ from adcp_agent.config import Settings
 CLOCK_FILE = "sim-clock.json"
 
 
+def parse_instant(value: object) -> datetime | None:
+    """An ISO 8601 time with a zone (``Z`` or an offset) as an aware UTC datetime; None
+    for anything else (another type, no zone, not a time)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+
+
 def floor_hour(value: datetime) -> datetime:
     return value.replace(minute=0, second=0, microsecond=0)
 

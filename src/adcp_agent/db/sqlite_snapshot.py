@@ -61,7 +61,8 @@ def create(path: str, pragmas: Sequence[str]) -> bool:
         connection.close()
 
 
-async def _migrated(path: Path) -> str:
+async def migrate_file(path: Path) -> None:
+    """Run every migration (Alembic, never the snapshot) on the SQLite file ``path``."""
     from adcp_agent.db.engine import create_database
     from adcp_agent.db.migrate import run_migrations
 
@@ -70,6 +71,10 @@ async def _migrated(path: Path) -> str:
         await run_migrations(db)
     finally:
         await db.dispose()
+
+
+async def _migrated(path: Path) -> str:
+    await migrate_file(path)
     connection = sqlite3.connect(path)
     try:
         return dump(connection)

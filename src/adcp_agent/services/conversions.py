@@ -25,6 +25,7 @@ from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from adcp_agent.clock import parse_instant
 from adcp_agent.db.engine import Database
 from adcp_agent.db.id_lists import ByIds
 from adcp_agent.db.models_accounts import Account
@@ -213,16 +214,6 @@ class Logged:
     match_quality: float
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 @dataclass
 class _Event:
     event_id: str
@@ -251,7 +242,7 @@ def _check(raw: Any, i: int, source: EventSource, now: datetime) -> _Event:
         )
     if event_type == "custom" and not raw.get("custom_event_name"):
         raise AdcpError("VALIDATION_ERROR", "A custom event needs custom_event_name.")
-    when = _time(raw.get("event_time"))
+    when = parse_instant(raw.get("event_time"))
     if when is None:
         raise AdcpError("VALIDATION_ERROR", "event_time must be an ISO 8601 time with a zone.")
     if when > now + FUTURE_GRACE:

@@ -27,9 +27,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from adcp_agent.clock import parse_instant
 from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
@@ -303,16 +304,6 @@ async def check(
     return _verdict(answer, url, plan_id, what, governance_context, utcnow())
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else None
-
-
 def _unavailable(url: str, why: str) -> AdcpError:
     return AdcpError(
         "GOVERNANCE_UNAVAILABLE",
@@ -353,21 +344,18 @@ def _verdict(
     details: dict[str, Any] = {"plan_id": plan_id, "check_id": check_id, "governance_agent": url}
     if verdict == "approved":
         expires = content.get("expires_at")
-        if isinstance(expires, str):
-            try:
-                lapsed = datetime.fromisoformat(expires.replace("Z", "+00:00")) <= now
-            except ValueError:
-                raise _unavailable(
-                    url, f"its approval's expires_at '{expires}' is not a time"
-                ) from None
-            if lapsed:
+        if expires is not None:
+            until = parse_instant(expires)
+            if until is None:
+                raise _unavailable(url, f"its approval's expires_at {expires!r} is not a time")
+            if until <= now:
                 raise _unavailable(url, f"its approval had expired at {expires}")
         token = content.get("governance_context")
         return Approval(
             check_id,
             token if isinstance(token, str) and token else context,
             expires if isinstance(expires, str) else None,
-            _time(content.get("next_check")),
+            parse_instant(content.get("next_check")),
         )
     if verdict == "denied":
         findings = content.get("findings") if isinstance(content.get("findings"), list) else []
