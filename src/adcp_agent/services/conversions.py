@@ -390,7 +390,7 @@ async def _store(
             seen |= {(t, i) for t, i in rows.all() if (t, i) in keys}
         clicks = await _clicks(session, caller, source, {e.click_id for e in checked if e.click_id})
         fresh: list[dict[str, Any]] = []
-        repeated, matched, foreign, received = 0, 0, 0, utcnow()
+        repeated, matched, foreign, stamp = 0, 0, 0, utcnow()
         for e in checked:
             if (e.event_type, e.event_id) in seen:
                 repeated += 1
@@ -417,11 +417,11 @@ async def _store(
                     "click_id": e.click_id,
                     "media_buy_id": hit[0] if hit else None,
                     "package_id": hit[1] if hit else None,
-                    "received_at": received,
+                    "received_at": stamp,
                 }
             )
         if fresh:  # one executemany: a batch of 10,000 is no 10,000 ORM objects
-            await session.execute(_INSERT, fresh)
+            await (await session.connection()).execute(_INSERT, fresh)
     if repeated:
         warnings.append(
             f"{repeated} event(s) were logged before (same id, type and source): not counted again."
