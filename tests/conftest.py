@@ -60,6 +60,7 @@ BOTH_BACKENDS = frozenset(
         "test_package_flights",
         "test_governance_delivery",
         "test_creative_deadline",
+        "test_inline_creatives",
         "test_buy_history",
         "test_update_races",
         "test_interrupted",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from adcp_agent.services import media_buys as buys
+from adcp_agent_tools.creatives import CreativeAsset
 from adcp_agent_tools.params import FormatRef, _Open
 from adcp_agent_tools.times import parse_time
 
@@ -42,6 +43,12 @@ class PackageIn(_Open):
     )
     end_time: str | None = Field(default=None, description="Its own end, inside the buy's.")
     paused: bool = Field(default=False, description="Book it paused (auction packages).")
+    creatives: list[CreativeAsset] | None = Field(
+        default=None,
+        max_length=100,
+        description="Creatives sent inline (as sync_creatives takes them): they enter your "
+        "library and are assigned to this package.",
+    )
 
 
 def package_request(p: PackageIn, where: str) -> buys.PackageRequest:
@@ -55,10 +62,16 @@ def package_request(p: PackageIn, where: str) -> buys.PackageRequest:
         pacing=p.pacing,
         targeting=p.targeting_overlay,
         creative_ids=[a.creative_id for a in p.creative_assignments or []]
-        + list(p.creative_ids or []),
+        + list(p.creative_ids or [])
+        + [c.creative_id for c in p.creatives or []],
         format_ids=[f.id for f in p.format_ids] if p.format_ids else None,
         buyer_ref=p.buyer_ref or (p.context or {}).get("buyer_ref"),
         start_time=parse_time(p.start_time, f"{where}.start_time") if p.start_time else None,
         end_time=parse_time(p.end_time, f"{where}.end_time") if p.end_time else None,
         paused=p.paused,
     )
+
+
+def inline_groups(packages: list[PackageIn], prefix: str) -> list[tuple[str, list[CreativeAsset]]]:
+    """Each package's inline creatives with its place in the request (``packages[1]``)."""
+    return [(f"{prefix}[{i}]", p.creatives) for i, p in enumerate(packages) if p.creatives]

@@ -33,10 +33,12 @@ from adcp_agent_tools import media_wire
 from adcp_agent_tools.buy_args import (
     REPORTING_WEBHOOK,
     PackageIn,
+    inline_groups,
     package_request,
 )
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.discovery import READ_ONLY
+from adcp_agent_tools.inline_creatives import sync_inline
 from adcp_agent_tools.params import (
     AccountRef,
     BrandRef,
@@ -244,6 +246,9 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 raise AdcpError("BRAND_REQUIRED", "'brand' ({domain}) is required.", field="brand")
             if end_time is None:
                 raise AdcpError("INVALID_REQUEST", "'end_time' is required.", field="end_time")
+            # Inline creatives join the library first: the booking assigns them.
+            groups = inline_groups(packages, "packages")
+            await sync_inline(state, caller, dump(account), groups)
             req = buys.CreateRequest(
                 packages=[package_request(p, f"packages[{i}]") for i, p in enumerate(packages)],
                 start_time=None

@@ -30,9 +30,11 @@ from adcp_agent_tools.buy_args import (
     REPORTING_WEBHOOK,
     CreativeAssignment,
     PackageIn,
+    inline_groups,
     package_request,
 )
 from adcp_agent_tools.caller import current_caller
+from adcp_agent_tools.inline_creatives import sync_inline
 from adcp_agent_tools.media import MUTATES, _jsonable, tool_arguments
 from adcp_agent_tools.params import AccountRef, GovernanceContext, IdempotencyKey, _Open, dump
 from adcp_agent_tools.results import adcp_errors_as_results
@@ -452,6 +454,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ops = _patch_ops(
                 paused, canceled, end_time, packages, cancellation_reason, new_packages, start_time
             )
+            # Inline creatives of new packages join the library first: the update
+            # assigns them.
+            groups = inline_groups(new_packages or [], "new_packages")
+            await sync_inline(state, caller, dump(account), groups)
         return await run(
             caller,
             media_buy_id,

@@ -72,12 +72,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ("packages[].format_option_refs", _given, _FORMATS + _NOT_BOOKED),
         ("packages[].params", _given, _FORMATS + _NOT_BOOKED),
         ("proposal_id", _given, "Proposals are not offered; send packages" + _NOT_BOOKED),
-        (
-            "packages[].creatives",
-            _given,
-            "Creatives are uploaded with sync_creatives and assigned here with "
-            "creative_assignments" + _NOT_BOOKED,
-        ),
         ("packages[].optimization_goals", _given, _TERMS.format("optimization goals")),
         ("packages[].measurement_terms", _given, _TERMS.format("measurement terms")),
         ("packages[].performance_standards", _given, _TERMS.format("performance standards")),
