@@ -69,3 +69,19 @@ async def test_an_invalid_inline_creative_stores_and_books_nothing(live: LiveSer
     assert refused.error["field"] == "packages[0].creatives[1].format_id", refused.error
     assert buys.data["media_buys"] == []
     assert library.data["creatives"] == []
+
+
+async def test_a_conflicting_retry_changes_no_creative(live: LiveServer) -> None:
+    await own_tenant(live.settings, "inline-pub-3", TOKEN + "3", [])
+    args = non_guaranteed()
+    args["packages"][0]["creatives"] = [display("cr_once")]
+    changed = {**args, "packages": [{**args["packages"][0], "creatives": [
+        display("cr_once", name="Renamed on a retry")]}]}  # fmt: skip
+    async with mcp_client(live.mcp_url, TOKEN + "3") as c:
+        booked = await call(c, "create_media_buy", args)
+        conflict = await call(c, "create_media_buy", changed)  # same idempotency key
+        library = await call(c, "list_creatives", {})
+    assert not booked.is_error, booked.data
+    assert conflict.error_codes == ["IDEMPOTENCY_CONFLICT"], conflict.data
+    [creative] = library.data["creatives"]
+    assert creative["name"] == "Banner cr_once"  # the refused retry changed nothing

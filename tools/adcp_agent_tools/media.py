@@ -246,9 +246,6 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 raise AdcpError("BRAND_REQUIRED", "'brand' ({domain}) is required.", field="brand")
             if end_time is None:
                 raise AdcpError("INVALID_REQUEST", "'end_time' is required.", field="end_time")
-            # Inline creatives join the library first: the booking assigns them.
-            groups = inline_groups(packages, "packages")
-            await sync_inline(state, caller, dump(account), groups)
             req = buys.CreateRequest(
                 packages=[package_request(p, f"packages[{i}]") for i, p in enumerate(packages)],
                 start_time=None
@@ -268,20 +265,28 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 plan_id=plan_id,
                 governance_context=governance_context,
             )
-        response = await idempotency.run_once(
-            state.db,
-            caller,
-            "create_media_buy",
-            idempotency_key,
-            {k: _jsonable(v) for k, v in raw.items() if k != "idempotency_key"},
-            lambda completion: sandbox_arms.create_media_buy(
+        groups = inline_groups(packages or [], "packages")
+
+        async def book(completion: idempotency.Completion) -> dict[str, Any]:
+            # A request not seen before: its inline creatives join the library first
+            # (the booking assigns them).
+            await sync_inline(state, caller, dump(account), groups)
+            return await sandbox_arms.create_media_buy(
                 state,
                 caller,
                 req,
                 completion=completion,
                 render=render_create,
                 render_forced=forced_payload,
-            ),
+            )
+
+        response = await idempotency.run_once(
+            state.db,
+            caller,
+            "create_media_buy",
+            idempotency_key,
+            {k: _jsonable(v) for k, v in raw.items() if k != "idempotency_key"},
+            book,
             deferred=True,  # media_buys.create claims with its provisional rows
             # A retry after a stopped server first releases the buy its attempt left.
             on_stale=lambda media_buy_id: interrupted.release_retaken(state, media_buy_id),

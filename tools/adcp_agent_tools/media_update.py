@@ -318,14 +318,13 @@ def register(mcp: FastMCP, state: AppState) -> None:
         push=None,
         reporting=None,
         governance_context=None,
+        inline=(),
     ) -> ToolResult:  # type: ignore[no-untyped-def]
-        response = await idempotency.run_once(
-            state.db,
-            caller,
-            "update_media_buy",
-            key,
-            raw,
-            lambda completion: media_updates.update(
+        async def change(completion: idempotency.Completion) -> dict[str, Any]:
+            # A request not seen before: the inline creatives of its new packages join
+            # the library first (the update assigns them).
+            await sync_inline(state, caller, dump(account), inline)
+            return await media_updates.update(
                 state,
                 caller,
                 media_buy_id,
@@ -337,7 +336,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 push_notification_config=push,
                 reporting_webhook=reporting,
                 governance_context=governance_context,
-            ),
+            )
+
+        response = await idempotency.run_once(
+            state.db, caller, "update_media_buy", key, raw, change
         )
         return media_wire.as_result(response)
 
@@ -454,10 +456,6 @@ def register(mcp: FastMCP, state: AppState) -> None:
             ops = _patch_ops(
                 paused, canceled, end_time, packages, cancellation_reason, new_packages, start_time
             )
-            # Inline creatives of new packages join the library first: the update
-            # assigns them.
-            groups = inline_groups(new_packages or [], "new_packages")
-            await sync_inline(state, caller, dump(account), groups)
         return await run(
             caller,
             media_buy_id,
@@ -469,6 +467,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             push_notification_config,
             reporting_webhook,
             governance_context,
+            inline_groups(new_packages or [], "new_packages"),
         )
 
     for verb in ("pause", "resume"):
