@@ -4,6 +4,7 @@ to the package whose tracked click they name, and reported in get_media_buy_deli
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -207,3 +208,25 @@ async def test_capabilities_declare_conversion_tracking(live: LiveServer) -> Non
     assert_valid("get_adcp_capabilities", caps.data)
     tracking = caps.data["media_buy"]["conversion_tracking"]
     assert tracking["attribution_windows"] == [{"post_click": [{"interval": 28, "unit": "days"}]}]
+
+
+async def test_the_same_batch_sent_twice_at_once_is_stored_once(live: LiveServer) -> None:
+    token = await _buyer(live)
+    when = datetime.now(UTC) - timedelta(minutes=5)
+    batch = [_event(f"race-{i}", "lead", when) for i in range(200)]
+    async with mcp_client(live.mcp_url, token) as a, mcp_client(live.mcp_url, token) as b:
+        await call(a, "sync_event_sources", _sources({"event_source_id": "crm"}))
+        answers = await asyncio.gather(
+            *(
+                call(client, "log_event",
+                     {"idempotency_key": key("ev"), "event_source_id": "crm", "events": batch})
+                for client in (a, b)
+            )
+        )  # fmt: skip
+    assert all(not answer.is_error for answer in answers), [x.data for x in answers]
+    rows = await stored_rows(
+        live.settings,
+        ConversionEvent,
+        ConversionEvent.event_id.startswith("race-"),  # type: ignore[attr-defined]
+    )
+    assert len(rows) == 200  # each once, whichever call stored it
