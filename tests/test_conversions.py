@@ -230,3 +230,16 @@ async def test_the_same_batch_sent_twice_at_once_is_stored_once(live: LiveServer
         ConversionEvent.event_id.startswith("race-"),  # type: ignore[attr-defined]
     )
     assert len(rows) == 200  # each once, whichever call stored it
+
+
+async def test_the_same_source_synced_twice_at_once_is_one_source(live: LiveServer) -> None:
+    token = await _buyer(live)
+    async with mcp_client(live.mcp_url, token) as a, mcp_client(live.mcp_url, token) as b:
+        answers = await asyncio.gather(
+            *(call(c, "sync_event_sources", _sources({"event_source_id": "app"})) for c in (a, b))
+        )
+        listed = await call(a, "sync_event_sources", {"idempotency_key": key("es")})
+    assert all(not x.is_error for x in answers), [x.data for x in answers]
+    actions = sorted(x.data["event_sources"][0]["action"] for x in answers)
+    assert actions == ["created", "unchanged"]
+    assert [s["event_source_id"] for s in listed.data["event_sources"]] == ["app"]

@@ -127,6 +127,19 @@ async def sync_sources(
     """Upsert the account's event sources by ``event_source_id`` (None: just list them);
     with ``delete_missing``, remove the ones not sent (their logged events stay)."""
     account = await accounts.resolve(db, caller, account_ref)
+    try:
+        return account, await _sync_sources(db, caller, account, entries, delete_missing)
+    except IntegrityError:  # the same source created by a sync at the same time: again
+        return account, await _sync_sources(db, caller, account, entries, delete_missing)
+
+
+async def _sync_sources(
+    db: Database,
+    caller: Caller,
+    account: Account,
+    entries: Sequence[dict[str, Any]] | None,
+    delete_missing: bool,
+) -> list[SourceResult]:
     results: list[SourceResult] = []
     async with db.transaction() as session:
         stored = {
@@ -142,7 +155,7 @@ async def sync_sources(
         }
         live = {k: s for k, s in stored.items() if s.deleted_at is None}
         if entries is None:
-            return account, [SourceResult(k, "unchanged", s) for k, s in sorted(live.items())]
+            return [SourceResult(k, "unchanged", s) for k, s in sorted(live.items())]
         sent: set[str] = set()
         now = utcnow()
         for i, entry in enumerate(entries):
@@ -202,7 +215,7 @@ async def sync_sources(
                 target_id=account.account_id,
                 details={"changes": {r.event_source_id: r.action for r in changed}},
             )
-    return account, results
+    return results
 
 
 @dataclass
