@@ -56,6 +56,19 @@ class CreativeAsset(_Open):
     )
 
 
+def creative_in(c: CreativeAsset) -> library.CreativeIn:
+    """A creative as sent (sync_creatives, or inline with a package) for the library."""
+    return library.CreativeIn(
+        c.creative_id,
+        c.name,
+        c.format_id.id,
+        c.assets,
+        c.tags or [],
+        [i.model_dump(exclude_none=True) for i in c.industry_identifiers or []],
+        c.provenance,
+    )
+
+
 class Assignment(_Open):
     creative_id: str
     package_id: str
@@ -272,19 +285,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             )
         scope = set(creative_ids or [c.creative_id for c in creatives])
         items, message = await run_sync(
-            [
-                library.CreativeIn(
-                    c.creative_id,
-                    c.name,
-                    c.format_id.id,
-                    c.assets,
-                    c.tags or [],
-                    [i.model_dump(exclude_none=True) for i in c.industry_identifiers or []],
-                    c.provenance,
-                )
-                for c in creatives
-                if c.creative_id in scope
-            ],
+            [creative_in(c) for c in creatives if c.creative_id in scope],
             [
                 library.AssignmentIn(a.creative_id, a.package_id, a.weight)
                 for a in assignments or []

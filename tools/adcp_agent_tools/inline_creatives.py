@@ -14,22 +14,10 @@ from adcp_agent.errors import AdcpError
 from adcp_agent.services import creatives as library
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
-from adcp_agent_tools.creatives import CreativeAsset
+from adcp_agent_tools.creatives import CreativeAsset, creative_in
 from adcp_agent_tools.results import AdcpErrors
 
 _SENT = re.compile(r"^creatives\[\d+\]")
-
-
-def creative_in(c: CreativeAsset) -> library.CreativeIn:
-    return library.CreativeIn(
-        c.creative_id,
-        c.name,
-        c.format_id.id,
-        c.assets,
-        c.tags or [],
-        [i.model_dump(exclude_none=True) for i in c.industry_identifiers or []],
-        c.provenance,
-    )
 
 
 async def sync_inline(

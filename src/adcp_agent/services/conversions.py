@@ -394,7 +394,7 @@ async def _store(
     async with db.transaction() as session:
         keys = {(e.event_type, e.event_id) for e in checked}
         seen: set[tuple[str, str]] = set()
-        for part in _chunks(sorted({e.event_id for e in checked})):
+        for part in chunked(sorted({e.event_id for e in checked})):
             rows = await session.exec(
                 select(ConversionEvent.event_type, ConversionEvent.event_id).where(
                     ConversionEvent.source_key == source.id, col(ConversionEvent.event_id).in_(part)
@@ -460,19 +460,13 @@ async def _store(
 _INSERT = insert(ConversionEvent.__table__)  # type: ignore[arg-type]
 
 
-def _chunks(values: list[str], size: int = 500) -> list[list[str]]:
-    return [values[i : i + size] for i in range(0, len(values), size)] or [[]]
-
-
 async def _clicks(
     session: Any, caller: Caller, source: EventSource, click_ids: set[str]
 ) -> dict[str, tuple[str, str, datetime, str]]:
     """click id -> (buy, package, when, the buy's currency), for clicks tracked on the
     source's account's buys."""
     found: dict[str, tuple[str, str, datetime, str]] = {}
-    for part in _chunks(sorted(click_ids)):
-        if not part or not part[0]:
-            continue
+    for part in chunked(sorted(click_ids)):
         rows = await session.exec(
             select(
                 TrackingEvent.event_id,

@@ -36,8 +36,9 @@ from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
 from adcp_agent.db.types import utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, audit, mcp_calls, ssrf
+from adcp_agent.services import accounts, audit, buy_history, catalog, mcp_calls, ssrf
 from adcp_agent.services.identity import Caller
+from adcp_agent.services.media_buys import snapshot
 from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
@@ -411,9 +412,6 @@ async def check_change(
     account = await account_for(state, buy)
     if account is None:
         return None
-    from adcp_agent.services import buy_history, catalog
-    from adcp_agent.services.media_buys import snapshot
-
     _action, summary, _package = buy_history.summarise_change(
         snapshot(buy, packages),
         snapshot(planned_buy, planned_packages),

@@ -51,21 +51,15 @@ class _Exchange:
     next_id: int = 1
 
     async def post(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        url = httpx.URL(self.target.url)
         headers = {
             **self.headers,
-            "Host": url.netloc.decode("ascii"),
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
         }
         if self.session_id:
             headers["Mcp-Session-Id"] = self.session_id
-        request = self.client.build_request(
-            "POST",
-            url.copy_with(host=self.target.ip),
-            content=json.dumps(message).encode(),
-            headers=headers,
-            extensions={"sni_hostname": self.target.host} if self.target.scheme == "https" else {},
+        request = ssrf.pinned_request(
+            self.client, "POST", self.target, headers, json.dumps(message).encode()
         )
         response = await self.client.send(request, stream=True)
         try:
@@ -205,19 +199,8 @@ async def call_tool(
 
 
 async def _close(exchange: _Exchange) -> None:
-    url = httpx.URL(exchange.target.url)
-    request = exchange.client.build_request(
-        "DELETE",
-        url.copy_with(host=exchange.target.ip),
-        headers={
-            **exchange.headers,
-            "Host": url.netloc.decode("ascii"),
-            "Mcp-Session-Id": exchange.session_id or "",
-        },
-        extensions={"sni_hostname": exchange.target.host}
-        if exchange.target.scheme == "https"
-        else {},
-    )
+    headers = {**exchange.headers, "Mcp-Session-Id": exchange.session_id or ""}
+    request = ssrf.pinned_request(exchange.client, "DELETE", exchange.target, headers)
     # The answer is in hand; an unclosed session expires on the agent's side.
     with contextlib.suppress(httpx.HTTPError):
         await exchange.client.send(request)

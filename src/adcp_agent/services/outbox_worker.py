@@ -207,16 +207,7 @@ class OutboxWorker:
     ) -> tuple[int, str | None, timedelta | None]:
         """POST to the checked address only (Host header and TLS name keep the real
         host), without following redirects; reads at most a snippet of the answer."""
-        url = httpx.URL(outgoing.url)
-        headers = {**outgoing.headers, "Host": url.netloc.decode("ascii")}
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = self.client.build_request(
-            "POST",
-            url.copy_with(host=target.ip),
-            content=outgoing.body,
-            headers=headers,
-            extensions=extensions,
-        )
+        request = ssrf.pinned_request(self.client, "POST", target, outgoing.headers, outgoing.body)
         response = await self.client.send(request, stream=True)
         try:
             snippet = b""

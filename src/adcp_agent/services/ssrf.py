@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from adcp_agent.errors import AdcpError
 
 log = logging.getLogger(__name__)
@@ -152,3 +154,22 @@ async def resolve(url: str, allowance: Allowance, resolver: Resolver) -> Destina
             raise BlockedDestination(f"{host} resolves to {reason}")
         checked.append(ip)
     return Destination(url=url, host=host, port=port, scheme=scheme, ip=str(checked[0]))
+
+
+def pinned_request(
+    client: httpx.AsyncClient,
+    method: str,
+    target: Destination,
+    headers: Mapping[str, str],
+    content: bytes | None = None,
+) -> httpx.Request:
+    """A request to exactly the checked address of ``target`` (the original Host header
+    and TLS server name kept), never to whatever the name resolves to by then."""
+    url = httpx.URL(target.url)
+    return client.build_request(
+        method,
+        url.copy_with(host=target.ip),
+        content=content,
+        headers={**headers, "Host": url.netloc.decode("ascii")},
+        extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+    )
