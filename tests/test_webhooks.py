@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from adcp_agent.db.models_events import EventDelivery
 from adcp_agent.services import ssrf
 from adcp_agent.services.webhook_signing import (
     signature_headers,
@@ -363,3 +364,41 @@ def test_a_receivers_retry_after_is_read_within_bounds() -> None:
     assert wait("\u00b2") is None
     assert wait("soon") is None
     assert wait("Wed, 21 Oct 2099 07:28:00 GMT") > timedelta(days=1)
+
+
+async def test_one_destinations_deliveries_go_in_order_and_destinations_at_once(
+    tmp_path: Path,
+) -> None:
+    """Three events for two webhooks: each webhook gets its three one after the other,
+    oldest first (a buy's numbered reports arrive numbered); the two webhooks are
+    served at the same time."""
+    async with Receiver() as receiver, publisher(tmp_path, LOCAL) as pub:
+        for path in ("/a", "/b"):
+            await _hook(pub, receiver.url(path), events=["media_buy.created"])
+        made = []
+        for _ in range(3):
+            [event] = await pub.events(media_buy_id=await _buy(pub))
+            made.append(event.event_id)
+        worker = pub.worker(Clock())
+        steps: list[tuple[str, str, str]] = []
+        send = worker._deliver
+
+        async def recorded(delivery: EventDelivery) -> None:
+            steps.append(("start", delivery.url, delivery.event_id))
+            await asyncio.sleep(0)
+            await send(delivery)
+            steps.append(("end", delivery.url, delivery.event_id))
+
+        worker._deliver = recorded  # type: ignore[method-assign]
+        try:
+            attempted = await worker.run_once()
+        finally:
+            await worker.stop()
+    assert attempted == 6
+    for path in ("/a", "/b"):
+        mine = [(kind, event) for kind, url, event in steps if url == receiver.url(path)]
+        assert mine == [(kind, event) for event in made for kind in ("start", "end")]
+        arrived = [json.loads(r.body)["id"] for r in receiver.requests if r.path == path]
+        assert arrived == made
+    first_end = next(i for i, step in enumerate(steps) if step[0] == "end")
+    assert {url for _, url, _ in steps[:first_end]} == {receiver.url("/a"), receiver.url("/b")}

@@ -5,6 +5,8 @@ backoff and jitter, dead-letters after ``outbox_max_attempts``, and once a while
 At-least-once: a delivery is marked delivered only after the receiver answered 2xx, so
 a worker stopped mid-send (or a crashed process) leaves a lease that simply expires and
 another worker sends the same event again — same event id, which receivers dedupe on.
+Deliveries to one destination go one at a time, oldest first (a retried one does
+not hold up those after it); destinations are served at once.
 Time, sleeping, randomness and DNS are injected, so tests drive it without waiting.
 """
 
@@ -88,6 +90,14 @@ def _retry_after(response: httpx.Response, now: datetime) -> timedelta | None:
         return None
 
 
+def by_destination(claimed: list[EventDelivery]) -> list[list[EventDelivery]]:
+    """The claimed deliveries per destination (channel and URL), oldest first."""
+    lines: dict[tuple[str, str], list[EventDelivery]] = {}
+    for delivery in sorted(claimed, key=lambda d: (d.created_at, d.delivery_id)):
+        lines.setdefault((delivery.channel, delivery.url), []).append(delivery)
+    return list(lines.values())
+
+
 class OutboxWorker:
     def __init__(
         self,
@@ -129,13 +139,17 @@ class OutboxWorker:
             lease=timedelta(seconds=self.settings.outbox_lease_seconds),
             limit=BATCH,
         )
-        outcomes = await asyncio.gather(
-            *(self._deliver(d) for d in claimed), return_exceptions=True
-        )
-        for delivery, outcome in zip(claimed, outcomes, strict=True):
-            if isinstance(outcome, Exception):  # its lease expires; it is retried then
-                log.error("delivery %s failed unexpectedly", delivery.delivery_id, exc_info=outcome)
+        await asyncio.gather(*(self._deliver_in_order(line) for line in by_destination(claimed)))
         return len(claimed)
+
+    async def _deliver_in_order(self, line: list[EventDelivery]) -> None:
+        """One destination's deliveries, one after the other in the order they were
+        made (a buy's numbered reports arrive numbered); destinations run at once."""
+        for delivery in line:
+            try:
+                await self._deliver(delivery)
+            except Exception:  # its lease expires; it is retried then
+                log.exception("delivery %s failed unexpectedly", delivery.delivery_id)
 
     async def _deliver(self, delivery: EventDelivery) -> None:
         db, max_attempts = self.state.db, self.settings.outbox_max_attempts
