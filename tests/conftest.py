@@ -57,6 +57,7 @@ BOTH_BACKENDS = frozenset(
         "test_industries",
         "test_governance",
         "test_conversions",
+        "test_audiences",
         "test_package_flights",
         "test_governance_delivery",
         "test_creative_deadline",

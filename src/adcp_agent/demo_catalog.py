@@ -149,7 +149,7 @@ def _auction(pid: str, floor: float, min_spend: float) -> dict[str, Any]:
     }
 
 
-_STD_TARGETING = ["geo_country", "geo_region", "geo_metro", "device_type", "signals"]
+_STD_TARGETING = ["geo_country", "geo_region", "geo_metro", "device_type", "signals", "audiences"]
 
 PRODUCTS: list[dict[str, Any]] = [
     {

@@ -11,6 +11,7 @@ from adcp_agent import __version__
 from adcp_agent.state import AppState
 from adcp_agent_tools import (
     accounts,
+    audiences,
     conversions,
     creatives,
     delivery,
@@ -75,6 +76,7 @@ def build_mcp(state: AppState) -> FastMCP:
     creatives.register(mcp, state)
     delivery.register(mcp, state)
     conversions.register(mcp, state)
+    audiences.register(mcp, state)
     test_controller.register(mcp, state)
     # Innermost in the SDK's chain: after fastmcp binds the request, before serialising.
     mcp._mcp_server.middleware.append(ListingCache(adcp.sees_sandbox_tools))

@@ -10,12 +10,13 @@ from pydantic import Field
 
 from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, sandbox, sandbox_arms, test_controller
+from adcp_agent.services import accounts, sandbox, sandbox_arms, tenants, test_controller
 from adcp_agent.services import catalog as catalogs
 from adcp_agent.services.conversions import ACTION_SOURCES
 from adcp_agent.services.format_search import FormatQuery
 from adcp_agent.services.identity import Caller
 from adcp_agent.state import AppState
+from adcp_agent_tools import audiences as audience_tools
 from adcp_agent_tools import wire
 from adcp_agent_tools.caller import current_caller
 from adcp_agent_tools.params import (
@@ -117,6 +118,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
             {o.get("pricing_model", "cpm") for r in products for o in r.product.pricing_options}
         )
         domains = sorted({p.publisher_domain for p in properties})
+        tenant = await tenants.callers_tenant(state.db, caller)
         payload: dict[str, Any] = {
             "adcp": {
                 "major_versions": [3],
@@ -146,6 +148,12 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 **(
                     {"conversion_tracking": CONVERSION_TRACKING}
                     if {"sync_event_sources", "log_event"} <= tools
+                    else {}
+                ),
+                # CRM audiences matched against the publisher's users (sync_audiences).
+                **(
+                    {"audience_targeting": audience_tools.capabilities(tenant.features)}
+                    if "sync_audiences" in tools
                     else {}
                 ),
                 # Offline creatives show in get_media_buys' health (buy_health).

@@ -82,8 +82,12 @@ def keywords(t: Targeting, tag_names: list[str], extra: list[str]) -> str:
     return "\n".join(dict.fromkeys(line for line in lines if line))
 
 
+_EXCLUDE = "_exclude"
+
+
 def custom_targeting(t: Targeting, tag_names: list[str], extra: str | None) -> str:
-    """Each key-value is ``(key CONTAINS "a" OR key CONTAINS "b")``; all are ANDed."""
+    """Each key-value is ``(key CONTAINS "a" OR key CONTAINS "b")`` (``NOT (…)`` for an
+    ``…_exclude`` key); all are ANDed."""
     clauses = [f"({extra})"] if extra else []
     for key, values in sorted(t.key_values.items()):
         if key in tag_names or not values:
@@ -94,7 +98,10 @@ def custom_targeting(t: Targeting, tag_names: list[str], extra: str | None) -> s
                 f"Key '{key}' cannot be used in Kevel custom targeting.",
                 field="targeting.key_values",
             )
-        clauses.append("(" + " OR ".join(f"{key} CONTAINS {_quote(v)}" for v in values) + ")")
+        # An exclusion (``adcp_seg_exclude``, ``adcp_aud_exclude``) is NOT the base key.
+        base = key.removesuffix(_EXCLUDE)
+        any_of = "(" + " OR ".join(f"{base} CONTAINS {_quote(v)}" for v in values) + ")"
+        clauses.append(f"NOT {any_of}" if base != key else any_of)
     devices = [d.lower() for d in t.device_types]
     if devices:
         unknown = sorted(set(devices) - FORM_FACTORS)

@@ -501,6 +501,49 @@ CREATE TRIGGER packages_flight_fill AFTER INSERT ON packages BEGIN UPDATE packag
 CREATE TRIGGER packages_flight_move AFTER UPDATE OF media_buy_id, start_time, end_time ON packages BEGIN UPDATE packages SET buy_state = (SELECT state FROM media_buys b WHERE b.media_buy_id = NEW.media_buy_id), flight_start = COALESCE(packages.start_time, (SELECT start_time FROM media_buys b WHERE b.media_buy_id = NEW.media_buy_id)), flight_end = COALESCE(packages.end_time, (SELECT end_time FROM media_buys b WHERE b.media_buy_id = NEW.media_buy_id)), buy_sandbox = (SELECT sandbox FROM media_buys b WHERE b.media_buy_id = NEW.media_buy_id) WHERE package_id = NEW.package_id; END;
 CREATE TRIGGER media_buys_flight_follow AFTER UPDATE ON media_buys WHEN NEW.state IS NOT OLD.state OR NEW.start_time IS NOT OLD.start_time OR NEW.end_time IS NOT OLD.end_time OR NEW.sandbox IS NOT OLD.sandbox BEGIN UPDATE packages SET buy_state = NEW.state, flight_start = COALESCE(packages.start_time, NEW.start_time), flight_end = COALESCE(packages.end_time, NEW.end_time), buy_sandbox = NEW.sandbox WHERE media_buy_id = NEW.media_buy_id; END;
 CREATE INDEX ix_media_buys_governance_next_check ON media_buys (governance_next_check);
+CREATE TABLE audiences (
+	id INTEGER NOT NULL, 
+	tenant_id VARCHAR(64) NOT NULL, 
+	account_id VARCHAR(64) NOT NULL, 
+	audience_id VARCHAR(255) NOT NULL, 
+	seller_id VARCHAR(40) NOT NULL, 
+	name VARCHAR(255), 
+	description VARCHAR(1000), 
+	audience_type VARCHAR(20), 
+	tags JSON, 
+	consent_basis VARCHAR(30), 
+	member_count INTEGER NOT NULL, 
+	matched_count INTEGER NOT NULL, 
+	match_breakdown JSON NOT NULL, 
+	reach_share FLOAT NOT NULL, 
+	last_synced_at DATETIME NOT NULL, 
+	deleted_at DATETIME, 
+	created_at DATETIME NOT NULL, 
+	updated_at DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(tenant_id) REFERENCES tenants (tenant_id), 
+	FOREIGN KEY(account_id) REFERENCES accounts (account_id), 
+	UNIQUE (tenant_id, account_id, audience_id)
+);
+CREATE INDEX ix_audiences_account_id ON audiences (account_id);
+CREATE TABLE audience_members (
+	audience_key INTEGER NOT NULL, 
+	external_id VARCHAR(255) NOT NULL, 
+	id_type VARCHAR(40) NOT NULL, 
+	value VARCHAR(512) NOT NULL, 
+	PRIMARY KEY (audience_key, external_id, id_type, value), 
+	FOREIGN KEY(audience_key) REFERENCES audiences (id)
+);
+CREATE INDEX ix_audience_members_identifier ON audience_members (id_type, value);
+CREATE TABLE publisher_identities (
+	tenant_id VARCHAR(64) NOT NULL, 
+	id_type VARCHAR(40) NOT NULL, 
+	value VARCHAR(512) NOT NULL, 
+	user_key VARCHAR(255) NOT NULL, 
+	PRIMARY KEY (tenant_id, id_type, value, user_key), 
+	FOREIGN KEY(tenant_id) REFERENCES tenants (tenant_id)
+);
+CREATE INDEX ix_publisher_identities_user ON publisher_identities (tenant_id, user_key);
 CREATE TABLE delivery_watermarks (
 	media_buy_id VARCHAR(64) NOT NULL, 
 	tenant_id VARCHAR(64) NOT NULL, 
@@ -653,4 +696,4 @@ INSERT INTO alembic_version (version_num) VALUES ('0004_chat');
 INSERT INTO alembic_version (version_num) VALUES ('0007_delivery');
 INSERT INTO alembic_version (version_num) VALUES ('0010_sandbox');
 INSERT INTO alembic_version (version_num) VALUES ('0013_signal_version');
-INSERT INTO alembic_version (version_num) VALUES ('0037_governance_delivery');
+INSERT INTO alembic_version (version_num) VALUES ('0038_audiences');

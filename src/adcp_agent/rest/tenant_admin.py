@@ -12,6 +12,7 @@ from adcp_agent.rest.admin_approvals import approval_routes
 from adcp_agent.rest.admin_clock import clock_routes
 from adcp_agent.rest.admin_creatives import creative_review_routes
 from adcp_agent.rest.admin_http import admin_route, ok, read_body, read_query, unknown_path_route
+from adcp_agent.rest.admin_identities import identity_routes
 from adcp_agent.rest.admin_system import system_routes
 from adcp_agent.rest.admin_views import (
     IssuedPrincipalView,
@@ -157,6 +158,7 @@ def tenant_admin_routes(state: AppState) -> list[BaseRoute]:
         *tenant_routes(state),
         *approval_routes(state),
         *creative_review_routes(state),
+        *identity_routes(state),
         *clock_routes(state),
         unknown_path_route(),
     ]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adcp_agent.services import industries
+from adcp_agent.services import audiences, industries
 from adcp_agent.services.creative_rules import CREATIVE_LEAD
 
 AdServer = Literal["google_ad_manager", "kevel", "triton_digital", "mock"]
@@ -95,6 +95,7 @@ def _checked_features(features: dict[str, Any] | None) -> dict[str, Any] | None:
         isinstance(lead, bool) or not isinstance(lead, int | float) or not 0 <= lead <= 720
     ):
         raise ValueError(f"features.{CREATIVE_LEAD} must be a number of hours from 0 to 720")
+    audiences.check_minimum_feature(features)
     return features
 
 

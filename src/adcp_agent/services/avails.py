@@ -17,7 +17,7 @@ from adcp_agent.db.models_media import Package
 from adcp_agent.db.statements import Tx
 from adcp_agent.db.types import Greatest, Least
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import catalog
+from adcp_agent.services import accounts, audience_targeting, audiences, catalog
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.catalog import min_spend
 from adcp_agent.services.identity import Caller
@@ -204,7 +204,10 @@ async def check(
     *,
     exclude_media_buy: str | None = None,
     sandbox: bool = False,
+    account_id: str | None = None,
 ) -> list[Avail]:
+    """Per product, what is still available in the flight for ``overlay``: the
+    audiences it names are ``account_id``'s (the caller's default account's if None)."""
     if end <= start:
         raise AdcpError(
             "VALIDATION_ERROR", "The flight must end after it starts.", field="flight_end_date"
@@ -212,6 +215,15 @@ async def check(
     cat = await catalog.tenant_catalog(state.db, caller)
     products = cat.products_by_id
     coverage = {s.signal_id: s.coverage_percentage for s in cat.signals.values()}
+    if any(audiences.in_overlay(overlay)):
+        if account_id is None:
+            account_id = (await accounts.resolve(state.db, caller, None)).account_id
+        await audience_targeting.check_targeting(
+            state.db, caller.tenant_id, account_id, [(overlay, "targeting_overlay")]
+        )
+        async with state.db.reading() as session:
+            shares = await audience_targeting.reach_shares(session, caller.tenant_id, account_id)
+        coverage |= {targeting_rules.AUDIENCE_COVERAGE + a: 100 * s for a, s in shares.items()}
     # Sandbox traffic forecasts on the mock engine too: it never reaches a real ad server.
     adapter = state.adapters.get(tenant, state.adapters.choose(tenant, sandbox=sandbox))
     out: list[Avail] = []

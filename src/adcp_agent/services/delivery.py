@@ -33,7 +33,14 @@ from adcp_agent.db.models_delivery import DeliveryHour, DeliveryWatermark, Perfo
 from adcp_agent.db.models_media import MediaBuy, Package, package_flight
 from adcp_agent.db.types import chunked, utcnow
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import catalog, media_reads, optimisation, pacing
+from adcp_agent.services import (
+    audience_targeting,
+    audiences,
+    catalog,
+    media_reads,
+    optimisation,
+    pacing,
+)
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.adapters import MOCK
 from adcp_agent.services.creative_state import deliverable_package_ids
@@ -178,6 +185,9 @@ async def _context(session: AsyncSession, buy: MediaBuy, begin: datetime) -> _Co
         s.signal_id: s.coverage_percentage
         for s in (await session.exec(select(Signal).where(Signal.tenant_id == buy.tenant_id)))
     }
+    if any(any(audiences.in_overlay(p.targeting)) for p in packages):
+        shares = await audience_targeting.reach_shares(session, buy.tenant_id, buy.account_id)
+        coverage |= {targeting_rules.AUDIENCE_COVERAGE + a: 100 * s for a, s in shares.items()}
     of_buy = DeliveryHour.media_buy_id == buy.media_buy_id
     tracked = set(
         (

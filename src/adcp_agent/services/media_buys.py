@@ -24,6 +24,7 @@ from adcp_agent.db.models_media import MediaBuy, Package, Task
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
     accounts,
+    audience_targeting,
     avails,
     catalog,
     creative_rules,
@@ -259,6 +260,12 @@ async def prepare(
             f"total_budget {req.total_budget:,.2f} differs from the packages' sum {total:,.2f}.",
             field="total_budget",
         )
+    await audience_targeting.check_targeting(
+        state.db,
+        caller.tenant_id,
+        account.account_id,
+        [(p.targeting, f"packages[{i}].targeting_overlay") for i, p in enumerate(packages)],
+    )
     # Capacity: guaranteed packages must fit — together with the buy's earlier
     # packages of the same product; auction packages may under-deliver.
     holds: list[avails.Hold] = []
@@ -274,6 +281,7 @@ async def prepare(
             runs_to,
             package.targeting,
             sandbox=account.sandbox,
+            account_id=account.account_id,
         )
         siblings = taken.get(package.product_id, 0) if package.guaranteed else 0
         short = bool(package.impressions_goal) and (
@@ -511,7 +519,7 @@ def line_spec(package: Package, buy: MediaBuy, product: Product) -> LineSpec:
         start=package.start_time or buy.start_time,
         end=package.end_time or buy.end_time,
         pacing=package.pacing,  # type: ignore[arg-type]
-        targeting=targeting_rules.to_adapter(package.targeting),
+        targeting=targeting_rules.to_adapter(package.targeting, buy.account_id),
         format_ids=tuple(package.format_ids),
         implementation_config=product.implementation_config,
     )

@@ -35,7 +35,14 @@ MAX_ID = 64
 MAX_PIXELS = 100_000  # a format's width or height (an integer column)
 DEFAULT_INVENTORY = {"daily_impressions": 1_000_000, "fill_rate": 1.0, "ctr": 0.002,
                      "viewability": 0.7, "completion_rate": 0.8}  # fmt: skip
-DEFAULT_TARGETING = ["geo_country", "geo_region", "geo_metro", "device_type", "signals"]
+DEFAULT_TARGETING = [
+    "geo_country",
+    "geo_region",
+    "geo_metro",
+    "device_type",
+    "signals",
+    "audiences",
+]
 KIND_OF_CHANNEL = {"display": "display", "olv": "video", "ctv": "video", "linear_tv": "video",
                    "radio": "audio", "streaming_audio": "audio", "podcast": "audio"}  # fmt: skip
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp",

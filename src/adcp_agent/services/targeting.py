@@ -4,11 +4,14 @@ catalog, and normalisation into the adapter-neutral ``Targeting``.
 Accepted overlay keys (AdCP 3.1, plus the seed-003 aliases):
 ``geo_countries`` / ``geo_country_any_of``, ``geo_countries_exclude`` / ``geo_country_none_of``,
 ``geo_regions``, ``geo_metros`` ([{system, values}]), ``device_type``, ``frequency_cap``,
-``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids), ``dayparts``.
+``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids), ``dayparts``,
+``audience_include`` / ``audience_exclude`` (the account's sync_audiences ids: checked
+against the account by ``audience_targeting.check_targeting``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -30,8 +33,35 @@ _CAPABILITY = {
     "signals": "signals",
     "signal_targeting_groups": "signals",
     "dayparts": "daypart",
+    "audience_include": "audiences",
+    "audience_exclude": "audiences",
     "frequency_cap": None,  # always honoured
 }
+# reach_factor's ``coverage`` holds the account's audiences' reach (a share of the
+# publisher's users, 0-100) under this prefix, next to the signals' coverage.
+AUDIENCE_COVERAGE = "audience:"
+AUDIENCE_KEY = "adcp_aud"  # the ad servers' key-value for targeted audiences
+
+
+def audience_seller_id(account_id: str, audience_id: str) -> str:
+    """An audience's name on the ad servers: stable, short, unique per account."""
+    digest = hashlib.sha256(f"{account_id}\x1f{audience_id}".encode()).hexdigest()
+    return f"aud_{digest[:16]}"
+
+
+def audience_key_values(data: dict[str, Any], account_id: str) -> dict[str, tuple[str, ...]]:
+    """The overlay's audiences as key-values: ``adcp_aud`` and ``adcp_aud_exclude``."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, key in (
+        ("audience_include", AUDIENCE_KEY),
+        ("audience_exclude", f"{AUDIENCE_KEY}_exclude"),
+    ):
+        ids = [a for a in data.get(name) or [] if isinstance(a, str)]
+        if ids:
+            out[key] = tuple(audience_seller_id(account_id, a) for a in ids)
+    return out
+
+
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
 
@@ -119,6 +149,14 @@ def validate(
                         field=where,
                         suggestion=f"Use: {', '.join(DEVICE_TYPES)}.",
                     )
+        elif key in ("audience_include", "audience_exclude"):
+            ids = _list_of_str(value, where)
+            if not ids or not all(ids) or len(set(ids)) != len(ids):
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    f"{key} is a non-empty list of distinct audience ids.",
+                    field=where,
+                )
         elif key == "frequency_cap" and (
             not isinstance(value, dict) or not isinstance(value.get("max_impressions"), int)
         ):
@@ -127,6 +165,13 @@ def validate(
                 "frequency_cap needs an integer max_impressions.",
                 field=where,
             )
+    both = set(data.get("audience_include") or []) & set(data.get("audience_exclude") or [])
+    if both:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            f"Audience {', '.join(sorted(both))} is both included and excluded.",
+            field=f"{field}.audience_exclude",
+        )
     for sid in signals_of(data):
         if sid not in signal_ids:
             raise AdcpError(
@@ -166,7 +211,9 @@ def signals_of(data: dict[str, Any], *, exclude: bool = False) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def to_adapter(data: dict[str, Any]) -> Targeting:
+def to_adapter(data: dict[str, Any], account_id: str) -> Targeting:
+    """The overlay for the ad servers; ``account_id`` names the account whose
+    audiences it targets (their key-values depend on it)."""
     metros = tuple(str(v) for m in data.get("geo_metros", []) or [] for v in m.get("values", []))
     included = signals_of(data)
     excluded = signals_of(data, exclude=True)
@@ -175,6 +222,7 @@ def to_adapter(data: dict[str, Any]) -> Targeting:
         key_values[SIGNAL_KEY] = tuple(included)
     if excluded:
         key_values[f"{SIGNAL_KEY}_exclude"] = tuple(excluded)
+    key_values.update(audience_key_values(data, account_id))
     return Targeting(
         geo_countries=tuple(data.get("geo_countries", []) or []),
         geo_countries_exclude=tuple(data.get("geo_countries_exclude", []) or []),
@@ -208,4 +256,9 @@ def reach_factor(data: dict[str, Any], product: Product, coverage: dict[str, flo
     included = signals_of(data)
     if included:
         factor *= max(coverage.get(s, 0.0) for s in included) / 100
+    included_audiences = data.get("audience_include") or []
+    if included_audiences:  # members of any of them
+        factor *= max(coverage.get(AUDIENCE_COVERAGE + a, 0.0) for a in included_audiences) / 100
+    for audience in data.get("audience_exclude") or []:
+        factor *= 1 - coverage.get(AUDIENCE_COVERAGE + audience, 0.0) / 100
     return max(0.0, min(1.0, factor))

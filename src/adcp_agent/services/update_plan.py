@@ -14,7 +14,15 @@ from adcp_agent.db.models import Product, Tenant
 from adcp_agent.db.models_creatives import Creative
 from adcp_agent.db.models_media import MediaBuy, Package, Task, package_flight
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import avails, buy_state, catalog, limits, media_buys, update_flights
+from adcp_agent.services import (
+    audience_targeting,
+    avails,
+    buy_state,
+    catalog,
+    limits,
+    media_buys,
+    update_flights,
+)
 from adcp_agent.services import creatives as creative_library
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.identity import Caller, new_id
@@ -125,6 +133,7 @@ async def _check_capacity(
         package.targeting,
         exclude_media_buy=plan.buy.media_buy_id,
         sandbox=plan.buy.sandbox,
+        account_id=plan.buy.account_id,
     )
     siblings = _siblings(plan, package)
     if package.impressions_goal + siblings > avail.available_impressions:
@@ -345,7 +354,7 @@ async def plan_ops(
                 package.targeting = targeting_rules.validate(overlay, product, signal_ids, op.field)
                 plan.line(
                     package,
-                    LineChange(targeting=targeting_rules.to_adapter(overlay)),
+                    LineChange(targeting=targeting_rules.to_adapter(overlay, b.account_id)),
                     f"{package.package_id} {k.replace('_', ' ')} {', '.join(countries)}",
                 )
             continue
@@ -432,9 +441,12 @@ async def plan_ops(
             )
         elif k == "package_targeting":
             package.targeting = targeting_rules.validate(op.value, product, signal_ids, op.field)
+            await audience_targeting.check_targeting(
+                state.db, b.tenant_id, b.account_id, [(package.targeting, op.field)]
+            )
             plan.line(
                 package,
-                LineChange(targeting=targeting_rules.to_adapter(package.targeting)),
+                LineChange(targeting=targeting_rules.to_adapter(package.targeting, b.account_id)),
                 f"{package.package_id} targeting replaced",
             )
             await _check_capacity(state, caller, tenant, plan, package, op.field)
@@ -510,6 +522,9 @@ async def _add_package(
                 "currently_available_actions": buy_state.actions(b, now)["available_actions"],
             },
         )
+    await audience_targeting.check_targeting(
+        state.db, b.tenant_id, b.account_id, [(package.targeting, f"{op.field}.targeting_overlay")]
+    )
     if running and package.start_time is None:
         package.start_time = start
     # Its capacity counted with the buy's other packages of the product.
