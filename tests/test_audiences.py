@@ -318,3 +318,36 @@ async def test_the_minimum_audience_size_is_a_whole_number(tmp_path: Path) -> No
         ]
     assert [a.status_code for a in answers] == [422, 422, 422, 422, 422, 200]
     assert audiences.minimum_size(answers[-1].json()["features"]) == 500
+
+
+async def test_audiences_belong_to_their_account(sim: SimServer) -> None:
+    await _graph(sim)
+    entry = {"brand": {"domain": "other-brand.example"}, "operator": "other-brand.example",
+             "billing": "advertiser"}  # fmt: skip
+    vip = {
+        "audience_id": "vip",
+        "add": [{"external_id": f"v{i}", "hashed_email": email(4000 + i)} for i in range(100)],
+    }
+    async with mcp_client(sim.mcp_url, DEMO_TOKEN) as c:
+        created = await call(
+            c, "sync_accounts", {"accounts": [entry], "idempotency_key": key("ac")}
+        )
+        other = {"account_id": created.data["accounts"][0]["account_id"]}
+        on_other = _by_id(await call(c, "sync_audiences", {**_sync(vip), "account": other}))
+        default = _by_id(await call(c, "sync_audiences", {"idempotency_key": key("aud")}))
+        now = await sim.now()
+        targeted = [ros(targeting_overlay={"audience_include": ["vip"]})]
+        wrong = await call(c, "create_media_buy", buy_args(now, targeted))
+        right = await call(c, "create_media_buy", buy_args(now, targeted, account=other))
+        # delete_missing on the other account: vip is targeted by a running buy there.
+        pruned = _by_id(
+            await call(
+                c, "sync_audiences", {**_sync(TINY), "account": other, "delete_missing": True}
+            )
+        )
+    assert on_other["vip"]["status"] == "ready" and "vip" not in default
+    assert on_other["vip"]["seller_id"] == targeting.audience_seller_id(other["account_id"], "vip")
+    assert wrong.data["adcp_error"]["code"] == "REFERENCE_NOT_FOUND"
+    assert not right.is_error, right.data
+    assert (pruned["tiny"]["action"], pruned["vip"]["action"]) == ("created", "failed")
+    assert pruned["vip"]["errors"][0]["code"] == "INVALID_STATE"

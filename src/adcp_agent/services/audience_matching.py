@@ -133,6 +133,7 @@ def _user_rows(
             field="users",
         )
     keys: list[str] = []
+    seen: set[str] = set()
     rows: list[dict[str, str]] = []
     for i, user in enumerate(users):
         where = f"users[{i}]"
@@ -145,9 +146,10 @@ def _user_rows(
                 f"user_key is 1 to {_USER_KEY_MAX} characters.",
                 field=f"{where}.user_key",
             )
-        if key in keys:
+        if key in seen:
             raise AdcpError("VALIDATION_ERROR", f"User '{key}' is sent twice.", field=where)
         keys.append(key)
+        seen.add(key)
         for id_type, value in identifiers_of(user, where):
             rows.append(
                 {"tenant_id": tenant_id, "id_type": id_type, "value": value, "user_key": key}

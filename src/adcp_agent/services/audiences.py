@@ -276,6 +276,13 @@ async def sync(
             "further add/remove deltas.",
             field="audiences",
         )
+    # Checked before the write transaction: a large list takes a while.
+    checked: list[tuple[int, Any, _Parsed | AdcpError]] = []
+    for i, entry in enumerate(entries or []):
+        try:
+            checked.append((i, entry, _parse(entry, f"audiences[{i}]")))
+        except AdcpError as exc:
+            checked.append((i, entry, exc))
     async with db.transaction() as session:
         tenant = await session.get(Tenant, caller.tenant_id)
         minimum = minimum_size(tenant.features if tenant else None)
@@ -296,10 +303,11 @@ async def sync(
             return await _answer(session, render(account, listed, minimum), completion)
         results: list[AudienceResult] = []
         sent: set[str] = set()
-        for i, entry in enumerate(entries):
+        for i, entry, parsed in checked:
             where = f"audiences[{i}]"
             try:
-                parsed = _parse(entry, where)
+                if isinstance(parsed, AdcpError):
+                    raise parsed
                 if parsed.audience_id in sent:
                     raise AdcpError(
                         "VALIDATION_ERROR",
@@ -425,7 +433,8 @@ async def _upsert(
         changed = changed or bool(gone.rowcount)
     if parsed.add:
         current: dict[str, set[tuple[str, str]]] = {}
-        for part in chunked(sorted(parsed.add)):
+        # (A new audience, or one deleted before, has no members to compare with.)
+        for part in [] if created else chunked(sorted(parsed.add)):
             rows = await conn.execute(
                 select(
                     AudienceMember.external_id, AudienceMember.id_type, AudienceMember.value
