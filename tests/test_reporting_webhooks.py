@@ -164,7 +164,7 @@ async def test_bad_reporting_webhooks_are_refused_before_anything_is_booked(
         "authentication": {"schemes": ["Bearer"], "credentials": BEARER},
     }
     cases = [
-        ({**good, "reporting_frequency": "monthly"}, "UNSUPPORTED_FEATURE", "reporting_frequency"),
+        ({**good, "reporting_frequency": "weekly"}, "VALIDATION_ERROR", "reporting_frequency"),
         ({**good, "requested_metrics": ["conversions"]}, "VALIDATION_ERROR", "requested_metrics"),
         ({**good, "url": "http://10.9.8.7/hook"}, "VALIDATION_ERROR", "url"),
     ]
@@ -193,7 +193,7 @@ async def test_bad_reporting_webhooks_are_refused_before_anything_is_booked(
     assert missing.is_error and "authentication" in missing.error["field"]
     assert after.data["pagination"]["total_count"] == before.data["pagination"]["total_count"]
     assert not booked.is_error, booked.data
-    assert monthly.error_codes == ["UNSUPPORTED_FEATURE"]
+    assert not monthly.is_error, monthly.data
     capabilities = products.data["products"][0]["reporting_capabilities"]
     assert capabilities["supports_webhooks"] is True
 
@@ -210,3 +210,29 @@ def test_periods_start_where_the_buy_does() -> None:
     assert first_period("hourly", buy, early) == start.replace(minute=0)
     assert first_period("daily", buy, early) == start.replace(hour=0, minute=0)
     assert first_period("hourly", buy, running) == datetime(2031, 3, 4, 15, tzinfo=UTC)
+
+
+async def test_monthly_reports_cover_calendar_months(sim: SimServer) -> None:
+    await _allow_loopback(sim)
+    async with Receiver() as receiver, mcp_client(sim.mcp_url, DEMO_TOKEN) as c:
+        now = await sim.now()
+        hook = _hook(receiver, "monthly")
+        args = buy_args(now, [ros(600)], hours=24 * 70, reporting_webhook=hook)
+        created = await call(c, "create_media_buy", args)
+        assert not created.is_error, created.data
+        await approve_and_push_creatives_directly(sim.settings, created.data["media_buy_id"])
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        following = (month + timedelta(days=32)).replace(day=1)
+        await sim.advance((following - now).total_seconds() / 3600 + 1)
+
+        async def one() -> bool:
+            return len(_reports(receiver)) >= 1
+
+        await eventually(one, seconds=60)
+    [report] = _reports(receiver)
+    assert report["notification_type"] == "scheduled" and report["sequence_number"] == 1
+    assert _at(report["reporting_period"]["start"]) == month
+    assert _at(report["reporting_period"]["end"]) == following - timedelta(seconds=1)
+    assert _at(report["next_expected_at"]) == (following + timedelta(days=32)).replace(day=1)
+    assert report["media_buy_deliveries"][0]["totals"]["impressions"] > 0
+    assert_valid("get_media_buy_delivery", {k: v for k, v in report.items() if k != "token"})

@@ -61,7 +61,7 @@ def product(
         "delivery_type": p.delivery_type,
         "pricing_options": [pricing_option(o) for o in p.pricing_options],
         "reporting_capabilities": {
-            "available_reporting_frequencies": ["hourly", "daily"],
+            "available_reporting_frequencies": ["hourly", "daily", "monthly"],
             "expected_delay_minutes": 60,
             "timezone": "UTC",
             "supports_webhooks": True,

@@ -1,7 +1,8 @@
 """AdCP reporting webhooks: the ``reporting_webhook`` a buyer sends with create_media_buy
 or update_media_buy, and the scheduled delivery reports sent to it.
 
-Each period (an hour or a UTC day of business time) is reported once it has closed:
+Each period (an hour, a UTC day or a calendar month of business time) is reported once
+it has closed:
 the buy's get_media_buy_delivery report for exactly that period, with AdCP's webhook
 fields — ``notification_type`` (``scheduled``; ``final`` for the period the buy ends
 in, or the first to close after it was canceled or rejected), ``sequence_number``
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 FIELD = "reporting_webhook"
 EVENT_TYPE = "media_buy.delivery_report"
 CHANNEL = "report"
-STEPS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 # What each channel's products report (get_products' reporting_capabilities).
 METRICS_BY_CHANNEL = {
     "display": ["impressions", "spend", "clicks", "ctr", "viewability"],
@@ -91,13 +91,6 @@ def accept(
     with its secrets sealed for storing (``save``). Refused before anything is done."""
     if config is None:
         return None
-    if config.reporting_frequency not in STEPS:
-        raise AdcpError(
-            "UNSUPPORTED_FEATURE",
-            f"Reports are sent hourly or daily; '{config.reporting_frequency}' is not "
-            "offered. Nothing was done.",
-            field=f"{FIELD}.reporting_frequency",
-        )
     available = metrics_of(channels)
     unknown = sorted(set(config.requested_metrics or ()) - set(available))
     if unknown:
@@ -121,7 +114,24 @@ def accept(
 def first_period(frequency: str, buy: MediaBuy, now: datetime) -> datetime:
     """Where reporting begins: the period the buy starts in, or now's if it runs."""
     start = floor_hour(max(now, buy.start_time))
+    if frequency == "monthly":
+        return start.replace(day=1, hour=0)
     return start.replace(hour=0) if frequency == "daily" else start
+
+
+def period_end(frequency: str, start: datetime) -> datetime:
+    """Where the period from ``start`` ends (the next one's start): an hour, a UTC day,
+    or the calendar month."""
+    if frequency == "hourly":
+        return start + timedelta(hours=1)
+    if frequency == "daily":
+        return start + timedelta(days=1)
+    first = start.replace(day=1, hour=0)
+    return (
+        first.replace(year=first.year + 1, month=1)
+        if first.month == 12
+        else first.replace(month=first.month + 1)
+    )
 
 
 _BY_BUY = ReportingWebhook.__table__.c  # type: ignore[attr-defined]
@@ -159,7 +169,7 @@ async def save(
         "frequency": config.reporting_frequency,
         "metrics": config.requested_metrics,
         "period_start": start,
-        "due": start + STEPS[config.reporting_frequency],
+        "due": period_end(config.reporting_frequency, start),
         "now": utcnow(),
     }
     if not new and await statements.execute(tx, _REPLACE, values) == 1:
@@ -231,7 +241,6 @@ async def _send_one(state: AppState, hook: ReportingWebhook, now: datetime) -> i
         media_buy_ids=[hook.media_buy_id], hourly=True, window=(start, end), statuses=()
     )
     report = await delivery_reports.report(state, caller, query)
-    step = STEPS[hook.frequency]
     if not report.buys:  # not the buyer's to see any more: nothing more to send
         async with state.db.write() as tx:
             await statements.execute(tx, _ADVANCE, _advance(hook, end, None))
@@ -246,10 +255,12 @@ async def _send_one(state: AppState, hook: ReportingWebhook, now: datetime) -> i
         partial_data=bool(report.warnings),
     )
     if not final:
-        payload["next_expected_at"] = outbox.iso(end + step)
+        payload["next_expected_at"] = outbox.iso(period_end(hook.frequency, end))
     async with state.db.write() as tx:
         moved = await statements.execute(
-            tx, _ADVANCE, _advance(hook, end, None if final else end + step, sent=1)
+            tx,
+            _ADVANCE,
+            _advance(hook, end, None if final else period_end(hook.frequency, end), sent=1),
         )
         if moved != 1:  # another worker made it, or the webhook was replaced meanwhile
             return 0
