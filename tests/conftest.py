@@ -58,6 +58,7 @@ BOTH_BACKENDS = frozenset(
         "test_governance",
         "test_conversions",
         "test_audiences",
+        "test_targeting_exclusions",
         "test_package_flights",
         "test_governance_delivery",
         "test_creative_deadline",

@@ -572,3 +572,22 @@ async def test_sync_orders_reads_orders_and_line_statuses(fake, gam) -> None:
         (booked.external_order_id, "DRAFT")
     ]
     assert states[0].line_statuses == {booked.external_line_ids["pkg_sports"]: "DRAFT"}
+
+
+async def test_exclusions_go_to_excluded_locations_and_device_categories(fake) -> None:
+    excluding = line(
+        targeting=Targeting(
+            geo_countries=("US",),
+            geo_regions_exclude=("US-CA",),
+            geo_metros_exclude=("501",),
+            device_types_exclude=("tablet",),
+        )
+    )
+    await make_adapter(fake, geo_location_ids={"US-CA": 21137}).create_order(order(excluding))
+    targeting = only(only(fake.requests("createLineItems"))["lineItems"])["targeting"]
+    assert targeting["geoTargeting"] == {
+        "targetedLocations": [{"id": "2840"}],
+        "excludedLocations": [{"id": "21137"}, {"id": "200501"}],
+    }
+    devices = targeting["technologyTargeting"]["deviceCategoryTargeting"]
+    assert devices == {"excludedDeviceCategories": [{"id": "30002"}]}

@@ -342,3 +342,22 @@ async def test_sync_inventory_reads_every_page(server, kevel):
     assert (by_id["zone:71"].kind, by_id["zone:71"].parent_id) == ("zone", "site:7")
     assert by_id["priority:52"].parent_id == "channel:5"
     assert [r.query["page"] for r in server.seen("GET", "/v1/zone")] == ["1", "2"]
+
+
+async def test_exclusions_become_excluded_geo_targets_and_not_clauses(server, kevel):
+    excluding = Targeting(
+        geo_countries=("US",),
+        geo_regions_exclude=("US-CA",),
+        geo_metros_exclude=("501",),
+        device_types_exclude=("tablet",),
+        key_values={"adcp_seg_exclude": ("gamers",)},
+    )
+    result = await adapter(server).create_order(order(line(targeting=excluding)))
+    flight = kevel.flights[int(result.external_line_ids["pkg_1"])]
+    assert [
+        (g["CountryCode"], g.get("Region"), g.get("MetroCode"), g["IsExclude"])
+        for g in flight["GeoTargeting"]
+    ] == [("US", None, None, False), ("US", "CA", None, True), ("US", None, 501, True)]
+    assert flight["CustomTargeting"] == (
+        'NOT (adcp_seg CONTAINS "gamers") AND NOT ($device.formFactor = "tablet")'
+    )

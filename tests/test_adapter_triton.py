@@ -293,3 +293,16 @@ def test_config_validates_paths_and_registry_loads_the_adapter():
         "triton_digital", {"base_url": "https://t.example", "api_key_env": "TRITON_KEY"}
     )
     assert isinstance(adapter, TritonAdapter)
+
+
+async def test_exclusions_are_sent_with_the_flight(server, triton):
+    excluding = Targeting(
+        geo_regions_exclude=("US-CA",), geo_metros_exclude=("501",), device_types_exclude=("ctv",)
+    )
+    result = await adapter(server).create_order(order(line(targeting=excluding)))
+    sent = triton.flights[result.external_line_ids["pkg_a"]]["targeting"]
+    assert (sent["regions_exclude"], sent["metros_exclude"], sent["devices_exclude"]) == (
+        ["US-CA"],
+        ["501"],
+        ["ctv"],
+    )

@@ -62,6 +62,9 @@ class Targeting:
     geo_regions: tuple[str, ...] = ()
     geo_metros: tuple[str, ...] = ()
     device_types: tuple[str, ...] = ()
+    geo_regions_exclude: tuple[str, ...] = ()
+    geo_metros_exclude: tuple[str, ...] = ()
+    device_types_exclude: tuple[str, ...] = ()
     # Activated signals as key-values: {"adcp_seg": ("auto_intenders", ...)}
     key_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dayparts: tuple[str, ...] = ()

@@ -64,33 +64,44 @@ def geo_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | N
         *({"id": _location_id(r, "region", config)} for r in targeting.geo_regions),
         *({"id": _location_id(m, "metro", config)} for m in targeting.geo_metros),
     ]
-    excluded = [{"id": _location_id(c, "country", config)} for c in targeting.geo_countries_exclude]
+    excluded = [
+        *({"id": _location_id(c, "country", config)} for c in targeting.geo_countries_exclude),
+        *({"id": _location_id(r, "region", config)} for r in targeting.geo_regions_exclude),
+        *({"id": _location_id(m, "metro", config)} for m in targeting.geo_metros_exclude),
+    ]
     if not targeted and not excluded:
         return None
     return {"targetedLocations": targeted, "excludedLocations": excluded}
 
 
 def device_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
-    if not targeting.device_types:
+    if not targeting.device_types and not targeting.device_types_exclude:
         return None
     ids = {**DEVICE_CATEGORY_IDS, **config.device_category_ids}
-    unknown = [d for d in targeting.device_types if d not in ids]
-    if unknown:
-        raise faults.error(
-            "VALIDATION_ERROR",
-            f"Device type '{unknown[0]}' has no Google Ad Manager device category here.",
-            "",
-            "UNMAPPED_DEVICE",
-            field="targeting.device_type",
-            suggestion=f"Use one of: {', '.join(sorted(ids))}.",
-        )
-    return {
-        "deviceCategoryTargeting": {
-            "targetedDeviceCategories": [
-                {"id": ids[d]} for d in dict.fromkeys(targeting.device_types)
-            ]
-        }
-    }
+    for name, devices in (
+        ("device_type", targeting.device_types),
+        ("device_type_exclude", targeting.device_types_exclude),
+    ):
+        unknown = [d for d in devices if d not in ids]
+        if unknown:
+            raise faults.error(
+                "VALIDATION_ERROR",
+                f"Device type '{unknown[0]}' has no Google Ad Manager device category here.",
+                "",
+                "UNMAPPED_DEVICE",
+                field=f"targeting.{name}",
+                suggestion=f"Use one of: {', '.join(sorted(ids))}.",
+            )
+    categories: dict[str, Any] = {}
+    if targeting.device_types:
+        categories["targetedDeviceCategories"] = [
+            {"id": ids[d]} for d in dict.fromkeys(targeting.device_types)
+        ]
+    if targeting.device_types_exclude:
+        categories["excludedDeviceCategories"] = [
+            {"id": ids[d]} for d in dict.fromkeys(targeting.device_types_exclude)
+        ]
+    return {"deviceCategoryTargeting": categories}
 
 
 def inventory_targeting(implementation_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -327,12 +338,16 @@ def targeting_from_dict(data: Mapping[str, Any]) -> Targeting:
                 return tuple(str(v) for v in value)
         return ()
 
-    metros: list[str] = []
-    for entry in data.get("geo_metros") or []:
-        if isinstance(entry, Mapping):
-            metros.extend(str(v) for v in entry.get("values", []))
-        else:
-            metros.append(str(entry))
+    def flat(key: str) -> list[str]:
+        out: list[str] = []
+        for entry in data.get(key) or []:
+            if isinstance(entry, Mapping):
+                out.extend(str(v) for v in entry.get("values", []))
+            else:
+                out.append(str(entry))
+        return out
+
+    metros, metros_exclude = flat("geo_metros"), flat("geo_metros_exclude")
     key_values = {
         str(k): tuple(str(v) for v in vals) for k, vals in (data.get("key_values") or {}).items()
     }
@@ -342,6 +357,9 @@ def targeting_from_dict(data: Mapping[str, Any]) -> Targeting:
         geo_regions=strings("geo_regions"),
         geo_metros=tuple(metros),
         device_types=strings("device_types", "device_type"),
+        geo_regions_exclude=strings("geo_regions_exclude"),
+        geo_metros_exclude=tuple(metros_exclude),
+        device_types_exclude=strings("device_types_exclude", "device_type_exclude"),
         key_values=key_values,
         frequency_cap=data.get("frequency_cap"),
     )

@@ -16,8 +16,11 @@ _TARGETING_KEYS = (
     "geo_countries",
     "geo_countries_exclude",
     "geo_regions",
+    "geo_regions_exclude",
     "geo_metros",
+    "geo_metros_exclude",
     "device_types",
+    "device_types_exclude",
 )
 
 

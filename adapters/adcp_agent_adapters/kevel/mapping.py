@@ -54,24 +54,28 @@ def geo_targets(t: Targeting) -> list[dict[str, Any]]:
         out.append({"CountryCode": country.upper(), "IsExclude": False})
     for country in t.geo_countries_exclude:
         out.append({"CountryCode": country.upper(), "IsExclude": True})
-    for region in t.geo_regions:
-        country, sep, code = region.partition("-")
-        if not sep or not code:
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"Region '{region}' is not ISO 3166-2 (e.g. 'US-NY').",
-                field="targeting.geo_regions",
+    for regions, exclude in ((t.geo_regions, False), (t.geo_regions_exclude, True)):
+        for region in regions:
+            country, sep, code = region.partition("-")
+            if not sep or not code:
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    f"Region '{region}' is not ISO 3166-2 (e.g. 'US-NY').",
+                    field="targeting.geo_regions" + ("_exclude" if exclude else ""),
+                )
+            out.append(
+                {"CountryCode": country.upper(), "Region": code.upper(), "IsExclude": exclude}
             )
-        out.append({"CountryCode": country.upper(), "Region": code.upper(), "IsExclude": False})
-    for metro in t.geo_metros:
-        code = metro.rsplit("-", 1)[-1]
-        if not code.isdigit():
-            raise AdcpError(
-                "VALIDATION_ERROR",
-                f"Metro '{metro}' is not a Nielsen DMA code (e.g. '501').",
-                field="targeting.geo_metros",
-            )
-        out.append({"CountryCode": "US", "MetroCode": int(code), "IsExclude": False})
+    for metros, exclude in ((t.geo_metros, False), (t.geo_metros_exclude, True)):
+        for metro in metros:
+            code = metro.rsplit("-", 1)[-1]
+            if not code.isdigit():
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    f"Metro '{metro}' is not a Nielsen DMA code (e.g. '501').",
+                    field="targeting.geo_metros" + ("_exclude" if exclude else ""),
+                )
+            out.append({"CountryCode": "US", "MetroCode": int(code), "IsExclude": exclude})
     return out
 
 
@@ -102,14 +106,16 @@ def custom_targeting(t: Targeting, tag_names: list[str], extra: str | None) -> s
         base = key.removesuffix(_EXCLUDE)
         any_of = "(" + " OR ".join(f"{base} CONTAINS {_quote(v)}" for v in values) + ")"
         clauses.append(f"NOT {any_of}" if base != key else any_of)
-    devices = [d.lower() for d in t.device_types]
-    if devices:
-        unknown = sorted(set(devices) - FORM_FACTORS)
+    for devices, exclude in ((t.device_types, False), (t.device_types_exclude, True)):
+        lowered = [d.lower() for d in devices]
+        if not lowered:
+            continue
+        unknown = sorted(set(lowered) - FORM_FACTORS)
         if unknown:
-            raise unsupported(f"device types {', '.join(unknown)}", "targeting.device_types")
-        clauses.append(
-            "(" + " OR ".join(f"$device.formFactor = {_quote(d)}" for d in devices) + ")"
-        )
+            field = "targeting.device_types" + ("_exclude" if exclude else "")
+            raise unsupported(f"device types {', '.join(unknown)}", field)
+        any_of = "(" + " OR ".join(f"$device.formFactor = {_quote(d)}" for d in lowered) + ")"
+        clauses.append(f"NOT {any_of}" if exclude else any_of)
     return " AND ".join(clauses)
 
 

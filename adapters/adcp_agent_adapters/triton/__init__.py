@@ -26,8 +26,9 @@ flights               POST    ``{name, external_id, guaranteed, start, end, stat
                               dayparts: [name], audio_formats: [format], goal: {type:
                               "impressions", value} | null, pricing: {model: cpm|flat_rate, rate,
                               currency}, budget: {amount, currency}, pacing, targeting:
-                              {countries, countries_exclude, regions, metros, devices,
-                              key_values: {key: [value]}}, frequency_cap}`` → ``{id}``
+                              {countries, countries_exclude, regions, regions_exclude,
+                              metros, metros_exclude, devices, devices_exclude, key_values:
+                              {key: [value]}}, frequency_cap}`` → ``{id}``
 flight                PATCH   any of ``budget, daily_budget, goal, pricing: {rate}, end, pacing,
                               targeting, frequency_cap, dayparts``; or ``{status}``: active|paused
 creatives             POST    ``{name, external_id, type: audio|companion_banner, format_id,

@@ -65,8 +65,11 @@ def targeting_body(t: Targeting) -> dict[str, Any]:
         "countries": list(t.geo_countries),
         "countries_exclude": list(t.geo_countries_exclude),
         "regions": list(t.geo_regions),
+        "regions_exclude": list(t.geo_regions_exclude),
         "metros": list(t.geo_metros),
+        "metros_exclude": list(t.geo_metros_exclude),
         "devices": list(t.device_types),
+        "devices_exclude": list(t.device_types_exclude),
         "key_values": {k: list(v) for k, v in t.key_values.items()},
     }
 

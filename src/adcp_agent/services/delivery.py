@@ -226,6 +226,9 @@ async def _context(session: AsyncSession, buy: MediaBuy, begin: datetime) -> _Co
     return _Context(packages, products, coverage, deliverable, tracked, feedback, progress)
 
 
+_DEVICE_KEYS = ("device_type", "device_type_exclude")
+
+
 def floor_of(product: Product, package: Package) -> float | None:
     """The auction floor of the package's pricing option; None for fixed prices."""
     if package.guaranteed:
@@ -241,7 +244,8 @@ def package_model(
     buy: MediaBuy, package: Package, product: Product, coverage: dict[str, float]
 ) -> PackageModel:
     inventory = product.inventory
-    overlay = {k: v for k, v in package.targeting.items() if k != "device_type"}
+    # Devices shape the traffic mix instead (device_mix).
+    overlay = {k: v for k, v in package.targeting.items() if k not in _DEVICE_KEYS}
     breadth = targeting_rules.reach_factor(overlay, product, coverage)
     supply = float(inventory.get("daily_impressions", 0)) * float(inventory.get("fill_rate", 1.0))
     floor = floor_of(product, package)
@@ -260,7 +264,11 @@ def package_model(
         impressions_goal=package.impressions_goal if floor is None else None,
         pacing=package.pacing,
         daily_impressions=supply * breadth,
-        devices=device_mix(product.channels, package.targeting.get("device_type")),
+        devices=device_mix(
+            product.channels,
+            package.targeting.get("device_type"),
+            package.targeting.get("device_type_exclude"),
+        ),
         bid_adjustments=dict(package.bid_adjustments),
         ctr=float(inventory.get("ctr", 0.0)),
         completion_rate=float(inventory.get("completion_rate", 0.0)),

@@ -36,12 +36,17 @@ DEVICE_MIX: dict[str, dict[str, float]] = {
 MAX_WIN = 0.95
 
 
-def device_mix(channels: list[str], targeted: list[str] | None) -> dict[str, float]:
-    """Shares of the product's traffic by device, restricted to the targeted devices."""
+def device_mix(
+    channels: list[str], targeted: list[str] | None, excluded: list[str] | None = None
+) -> dict[str, float]:
+    """Shares of the product's traffic by device, restricted to the targeted devices
+    and without the excluded ones."""
     base = DEVICE_MIX["ctv"] if channels and set(channels) <= {"ctv"} else DEVICE_MIX["default"]
-    if not targeted:
-        return dict(base)
-    return {d: share for d, share in base.items() if d in targeted}
+    return {
+        d: share
+        for d, share in base.items()
+        if (not targeted or d in targeted) and d not in (excluded or ())
+    }
 
 
 def win_rate(bid: float, floor: float) -> float:

@@ -3,7 +3,8 @@ catalog, and normalisation into the adapter-neutral ``Targeting``.
 
 Accepted overlay keys (AdCP 3.1, plus the seed-003 aliases):
 ``geo_countries`` / ``geo_country_any_of``, ``geo_countries_exclude`` / ``geo_country_none_of``,
-``geo_regions``, ``geo_metros`` ([{system, values}]), ``device_type``, ``frequency_cap``,
+``geo_regions`` / ``geo_regions_exclude``, ``geo_metros`` / ``geo_metros_exclude``
+([{system, values}]), ``device_type`` / ``device_type_exclude``, ``frequency_cap``,
 ``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids), ``dayparts``,
 ``audience_include`` / ``audience_exclude`` (the account's sync_audiences ids: checked
 against the account by ``audience_targeting.check_targeting``).
@@ -28,8 +29,11 @@ _CAPABILITY = {
     "geo_countries": "geo_country",
     "geo_countries_exclude": "geo_country",
     "geo_regions": "geo_region",
+    "geo_regions_exclude": "geo_region",
     "geo_metros": "geo_metro",
+    "geo_metros_exclude": "geo_metro",
     "device_type": "device_type",
+    "device_type_exclude": "device_type",
     "signals": "signals",
     "signal_targeting_groups": "signals",
     "dayparts": "daypart",
@@ -70,6 +74,26 @@ def _list_of_str(value: Any, field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise AdcpError("VALIDATION_ERROR", f"'{field}' must be a list of strings.", field=field)
     return value
+
+
+_OPPOSITES = (
+    ("geo_countries", "geo_countries_exclude"),
+    ("geo_regions", "geo_regions_exclude"),
+    ("geo_metros", "geo_metros_exclude"),
+    ("device_type", "device_type_exclude"),
+    ("audience_include", "audience_exclude"),
+)
+
+
+def _flat(value: Any) -> list[str]:
+    """An overlay list's values (metros' ``values`` flattened)."""
+    out: list[str] = []
+    for item in value or []:
+        if isinstance(item, dict):
+            out += [str(v) for v in item.get("values") or []]
+        elif isinstance(item, str):
+            out.append(item)
+    return out
 
 
 def canonical(overlay: dict[str, Any] | None) -> dict[str, Any]:
@@ -123,7 +147,7 @@ def validate(
                         field=where,
                         suggestion=f"It serves: {', '.join(product.countries)}.",
                     )
-        elif key == "geo_regions":
+        elif key in ("geo_regions", "geo_regions_exclude"):
             for code in _list_of_str(value, where):
                 if not _REGION.match(code):
                     raise AdcpError(
@@ -131,7 +155,7 @@ def validate(
                         f"'{code}' is not an ISO 3166-2 region code.",
                         field=where,
                     )
-        elif key == "geo_metros":
+        elif key in ("geo_metros", "geo_metros_exclude"):
             if not isinstance(value, list) or not all(
                 isinstance(m, dict) and isinstance(m.get("values"), list) for m in value
             ):
@@ -140,7 +164,7 @@ def validate(
                     "geo_metros must be a list of {system, values}.",
                     field=where,
                 )
-        elif key == "device_type":
+        elif key in ("device_type", "device_type_exclude"):
             for device in _list_of_str(value, where):
                 if device not in DEVICE_TYPES:
                     raise AdcpError(
@@ -165,13 +189,14 @@ def validate(
                 "frequency_cap needs an integer max_impressions.",
                 field=where,
             )
-    both = set(data.get("audience_include") or []) & set(data.get("audience_exclude") or [])
-    if both:
-        raise AdcpError(
-            "VALIDATION_ERROR",
-            f"Audience {', '.join(sorted(both))} is both included and excluded.",
-            field=f"{field}.audience_exclude",
-        )
+    for include, exclude in _OPPOSITES:
+        both = set(_flat(data.get(include))) & set(_flat(data.get(exclude)))
+        if both:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"{', '.join(sorted(both))} is both in {include} and in {exclude}.",
+                field=f"{field}.{exclude}",
+            )
     for sid in signals_of(data):
         if sid not in signal_ids:
             raise AdcpError(
@@ -214,7 +239,7 @@ def signals_of(data: dict[str, Any], *, exclude: bool = False) -> list[str]:
 def to_adapter(data: dict[str, Any], account_id: str) -> Targeting:
     """The overlay for the ad servers; ``account_id`` names the account whose
     audiences it targets (their key-values depend on it)."""
-    metros = tuple(str(v) for m in data.get("geo_metros", []) or [] for v in m.get("values", []))
+    metros = tuple(_flat(data.get("geo_metros")))
     included = signals_of(data)
     excluded = signals_of(data, exclude=True)
     key_values: dict[str, tuple[str, ...]] = {}
@@ -229,6 +254,9 @@ def to_adapter(data: dict[str, Any], account_id: str) -> Targeting:
         geo_regions=tuple(data.get("geo_regions", []) or []),
         geo_metros=metros,
         device_types=tuple(data.get("device_type", []) or []),
+        geo_regions_exclude=tuple(data.get("geo_regions_exclude", []) or []),
+        geo_metros_exclude=tuple(_flat(data.get("geo_metros_exclude"))),
+        device_types_exclude=tuple(data.get("device_type_exclude", []) or []),
         key_values=key_values,
         dayparts=tuple(data.get("dayparts", []) or []),
         frequency_cap=data.get("frequency_cap"),
@@ -250,9 +278,16 @@ def reach_factor(data: dict[str, Any], product: Product, coverage: dict[str, flo
         factor *= min(1.0, 0.08 * len(data["geo_regions"]))
     if data.get("geo_metros"):
         factor *= min(1.0, 0.05 * sum(len(m.get("values", [])) for m in data["geo_metros"]))
+    if data.get("geo_regions_exclude"):
+        factor *= max(0.0, 1 - 0.08 * len(data["geo_regions_exclude"]))
+    if data.get("geo_metros_exclude"):
+        factor *= max(0.0, 1 - 0.05 * len(_flat(data["geo_metros_exclude"])))
     devices = data.get("device_type")
     if devices:
         factor *= min(1.0, len(set(devices)) / 3)
+    excluded_devices = set(data.get("device_type_exclude") or []) & {"desktop", "mobile", "tablet"}
+    if excluded_devices:
+        factor *= 1 - len(excluded_devices) / 3
     included = signals_of(data)
     if included:
         factor *= max(coverage.get(s, 0.0) for s in included) / 100

@@ -1,0 +1,82 @@
+"""AdCP 3.1's exclusion targeting — geo_regions_exclude, geo_metros_exclude,
+device_type_exclude — accepted on products that allow the dimension, checked like
+their inclusions, echoed on the buy, narrowing avails, and kept apart from the
+inclusions (a value in both is refused)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adcp_agent.services.delivery_sim import device_mix
+from tests.media_helpers import non_guaranteed
+from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
+
+EXCLUDING = {
+    "geo_countries": ["US"],
+    "geo_regions_exclude": ["US-CA", "US-NY"],
+    "geo_metros_exclude": [{"system": "nielsen_dma", "values": ["501"]}],
+    "device_type_exclude": ["tablet"],
+}
+
+
+def _avails(overlay: dict[str, Any] | None) -> dict[str, Any]:
+    start = datetime.now(UTC).date() + timedelta(days=20)
+    args: dict[str, Any] = {
+        "product_ids": ["display_run_of_site"],
+        "flight_start_date": start.isoformat(),
+        "flight_end_date": (start + timedelta(days=10)).isoformat(),
+    }
+    return {**args, "targeting_overlay": overlay} if overlay else args
+
+
+async def test_exclusions_are_booked_echoed_and_narrow_avails(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        booked = await call(c, "create_media_buy", non_guaranteed(targeting_overlay=EXCLUDING))
+        assert not booked.is_error, booked.data
+        listed = await call(c, "get_media_buys", {"media_buy_ids": [booked.data["media_buy_id"]]})
+        base = await call(c, "get_avails", _avails({"geo_countries": ["US"]}))
+        narrowed = await call(c, "get_avails", _avails(EXCLUDING))
+    assert_valid("get_media_buys", listed.data)
+    [package] = listed.data["media_buys"][0]["packages"]
+    assert package["targeting_overlay"] == EXCLUDING
+    everyone = base.data["packages"][0]["available_impressions"]
+    fewer = narrowed.data["packages"][0]["available_impressions"]
+    # Two regions (8% each), one metro (5%) and tablets (a third of display's devices) out.
+    assert abs(fewer - everyone * 0.84 * 0.95 * (2 / 3)) <= 2, (everyone, fewer)
+
+
+async def test_bad_exclusions_are_refused_naming_the_field(live: LiveServer) -> None:
+    cases = {
+        "geo_regions_exclude": ({"geo_regions_exclude": ["California"]}, "VALIDATION_ERROR"),
+        "device_type_exclude": ({"device_type_exclude": ["toaster"]}, "VALIDATION_ERROR"),
+        "both": ({"geo_regions": ["US-CA"], "geo_regions_exclude": ["US-CA"]}, "VALIDATION_ERROR"),
+    }
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        answers = {
+            name: await call(c, "create_media_buy", non_guaranteed(targeting_overlay=overlay))
+            for name, (overlay, _) in cases.items()
+        }
+        # A product whose targeting does not list device_type cannot exclude devices.
+        takeover = await call(
+            c,
+            "get_avails",
+            {
+                **_avails({"device_type_exclude": ["mobile"]}),
+                "product_ids": ["display_homepage_takeover"],
+            },
+        )
+    for name, (_, code) in cases.items():
+        assert answers[name].error_codes == [code], answers[name].data
+        assert answers[name].error["field"] == (
+            f"packages[0].targeting_overlay.{'geo_regions_exclude' if name == 'both' else name}"
+        )
+    assert takeover.error_codes == ["VALIDATION_ERROR"]
+    assert takeover.error["field"] == "targeting_overlay.device_type_exclude"
+    assert "does not allow device_type targeting" in takeover.error["message"]
+
+
+def test_excluded_devices_leave_the_traffic_mix() -> None:
+    assert device_mix(["display"], None, ["mobile"]) == {"desktop": 0.35, "tablet": 0.15}
+    assert device_mix(["display"], ["mobile", "tablet"], ["tablet"]) == {"mobile": 0.5}
+    assert device_mix(["ctv"], None, ["mobile"]) == {"ctv": 1.0}
