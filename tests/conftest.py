@@ -59,6 +59,7 @@ BOTH_BACKENDS = frozenset(
         "test_conversions",
         "test_audiences",
         "test_targeting_exclusions",
+        "test_dayparts",
         "test_package_flights",
         "test_governance_delivery",
         "test_creative_deadline",

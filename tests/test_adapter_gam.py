@@ -17,6 +17,7 @@ import pytest
 from adcp_agent.adapter_protocol import (
     AdServerAdapter,
     CreativeSpec,
+    DaypartWindow,
     ForecastRequest,
     LineChange,
     LineSpec,
@@ -591,3 +592,18 @@ async def test_exclusions_go_to_excluded_locations_and_device_categories(fake) -
     }
     devices = targeting["technologyTargeting"]["deviceCategoryTargeting"]
     assert devices == {"excludedDeviceCategories": [{"id": "30002"}]}
+
+
+async def test_daypart_targets_become_day_parts(fake, gam) -> None:
+    windows = (DaypartWindow(("monday", "friday"), 6, 10), DaypartWindow(("sunday",), 20, 24))
+    await gam.create_order(order(line(targeting=Targeting(daypart_windows=windows))))
+    sent = only(only(fake.requests("createLineItems"))["lineItems"])["targeting"]
+    assert sent["dayPartTargeting"] == {
+        "dayParts": [
+            {"dayOfWeek": day, "startTime": {"hour": start, "minute": "ZERO"},
+             "endTime": {"hour": end, "minute": "ZERO"}}
+            for day, start, end in (("MONDAY", "6", "10"), ("FRIDAY", "6", "10"),
+                                    ("SUNDAY", "20", "24"))
+        ],
+        "timeZone": "PUBLISHER",
+    }  # fmt: skip

@@ -54,6 +54,16 @@ class Forecast:
 
 
 @dataclass(frozen=True)
+class DaypartWindow:
+    """AdCP's daypart target: ``days`` (monday…sunday), hours ``start_hour`` (inclusive,
+    0-23) to ``end_hour`` (exclusive, 1-24), in the publisher's time zone."""
+
+    days: tuple[str, ...]
+    start_hour: int
+    end_hour: int
+
+
+@dataclass(frozen=True)
 class Targeting:
     """Targeting normalised from the AdCP overlay; adapters translate it to their own."""
 
@@ -67,7 +77,8 @@ class Targeting:
     device_types_exclude: tuple[str, ...] = ()
     # Activated signals as key-values: {"adcp_seg": ("auto_intenders", ...)}
     key_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    dayparts: tuple[str, ...] = ()
+    dayparts: tuple[str, ...] = ()  # named dayparts (Triton's stations)
+    daypart_windows: tuple[DaypartWindow, ...] = ()  # AdCP daypart_targets
     frequency_cap: dict[str, Any] | None = None
 
 

@@ -69,6 +69,11 @@ class GamConfig(BaseModel):
         description="Overrides for AdCP device types (desktop, mobile, tablet, ctv, dooh) "
         "to GAM device category ids.",
     )
+    daypart_time_zone: Literal["PUBLISHER", "BROWSER"] = Field(
+        default="PUBLISHER",
+        description="Whose clock AdCP daypart_targets' hours are read on: the network's "
+        "(PUBLISHER) or the viewer's (BROWSER).",
+    )
 
     # Credentials: a service-account JSON key ...
     service_account_json: SecretStr | None = None

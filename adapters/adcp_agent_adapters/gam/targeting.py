@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from adcp_agent.adapter_protocol import Targeting
+from adcp_agent.adapter_protocol import DaypartWindow, Targeting
 from adcp_agent_adapters.gam import faults
 from adcp_agent_adapters.gam.config import GamConfig
 from adcp_agent_adapters.gam.session import GamSession
@@ -240,13 +240,29 @@ def _reject_dayparts(targeting: Targeting) -> None:
     if targeting.dayparts:
         raise faults.error(
             "UNSUPPORTED_FEATURE",
-            "Daypart targeting is not mapped to Google Ad Manager by this agent.",
+            "Named dayparts are not mapped to Google Ad Manager by this agent.",
             "",
             "DAYPARTS",
             field="targeting.dayparts",
-            suggestion="Book without dayparts, or use a product whose ad units are "
-            "dayparted in GAM.",
+            suggestion="Use AdCP daypart_targets (days and hours) instead.",
         )
+
+
+def daypart_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
+    """AdCP daypart targets as GAM DayParts: one per day of each window, hours on the
+    hour (GAM's TimeOfDay; an end hour of 24 is midnight)."""
+    if not targeting.daypart_windows:
+        return None
+    parts = [
+        {
+            "dayOfWeek": day.upper(),
+            "startTime": {"hour": w.start_hour, "minute": "ZERO"},
+            "endTime": {"hour": w.end_hour, "minute": "ZERO"},
+        }
+        for w in targeting.daypart_windows
+        for day in w.days
+    ]
+    return {"dayParts": parts, "timeZone": config.daypart_time_zone}
 
 
 def _and_set(leaves: list[Any]) -> dict[str, Any] | None:
@@ -289,6 +305,9 @@ async def build_targeting(
     geo = geo_targeting(targeting, config)
     if geo:
         out["geoTargeting"] = geo
+    dayparts = daypart_targeting(targeting, config)
+    if dayparts:
+        out["dayPartTargeting"] = dayparts
     tech = device_targeting(targeting, config)
     if tech:
         out["technologyTargeting"] = tech
@@ -308,6 +327,7 @@ async def update_targeting(
     _reject_dayparts(targeting)
     current = line_item.targeting
     current.geoTargeting = geo_targeting(targeting, config)
+    current.dayPartTargeting = daypart_targeting(targeting, config)
     device = device_targeting(targeting, config)
     if current.technologyTargeting is None:
         current.technologyTargeting = device
@@ -360,6 +380,11 @@ def targeting_from_dict(data: Mapping[str, Any]) -> Targeting:
         geo_regions_exclude=strings("geo_regions_exclude"),
         geo_metros_exclude=tuple(metros_exclude),
         device_types_exclude=strings("device_types_exclude", "device_type_exclude"),
+        daypart_windows=tuple(
+            DaypartWindow(tuple(w["days"]), int(w["start_hour"]), int(w["end_hour"]))
+            for w in data.get("daypart_targets") or []
+            if isinstance(w, Mapping)
+        ),
         key_values=key_values,
         frequency_cap=data.get("frequency_cap"),
     )

@@ -163,7 +163,11 @@ def targeting_fields(
     t: Targeting, impl: dict[str, Any], tag_names: list[str], flight_days: int
 ) -> dict[str, Any]:
     if t.dayparts:
-        raise unsupported("AdCP dayparts (use a Kevel day-parted product)", "targeting.dayparts")
+        raise unsupported("named dayparts (use a Kevel day-parted product)", "targeting.dayparts")
+    if t.daypart_windows:
+        raise unsupported(
+            "AdCP daypart_targets (use a Kevel day-parted product)", "targeting.daypart_targets"
+        )
     return {
         "GeoTargeting": geo_targets(t),
         "Keywords": keywords(t, tag_names, list(impl.get("keywords", []))),

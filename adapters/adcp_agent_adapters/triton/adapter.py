@@ -61,6 +61,14 @@ def fill(template: str, **ids: str) -> str:
 
 
 def targeting_body(t: Targeting) -> dict[str, Any]:
+    if t.daypart_windows:  # Triton's dayparts are the stations' named ones
+        raise AdcpError(
+            "UNSUPPORTED_FEATURE",
+            "Triton flights take the stations' named dayparts, not AdCP daypart_targets.",
+            field="targeting.daypart_targets",
+            suggestion="Send the station daypart names in the seed's dayparts.",
+            details={"ad_server": "triton_digital"},
+        )
     return {
         "countries": list(t.geo_countries),
         "countries_exclude": list(t.geo_countries_exclude),

@@ -226,7 +226,8 @@ async def _context(session: AsyncSession, buy: MediaBuy, begin: datetime) -> _Co
     return _Context(packages, products, coverage, deliverable, tracked, feedback, progress)
 
 
-_DEVICE_KEYS = ("device_type", "device_type_exclude")
+# Devices shape the traffic mix and daypart targets the hours served, instead.
+_SHAPING_KEYS = ("device_type", "device_type_exclude", "daypart_targets")
 
 
 def floor_of(product: Product, package: Package) -> float | None:
@@ -244,8 +245,7 @@ def package_model(
     buy: MediaBuy, package: Package, product: Product, coverage: dict[str, float]
 ) -> PackageModel:
     inventory = product.inventory
-    # Devices shape the traffic mix instead (device_mix).
-    overlay = {k: v for k, v in package.targeting.items() if k not in _DEVICE_KEYS}
+    overlay = {k: v for k, v in package.targeting.items() if k not in _SHAPING_KEYS}
     breadth = targeting_rules.reach_factor(overlay, product, coverage)
     supply = float(inventory.get("daily_impressions", 0)) * float(inventory.get("fill_rate", 1.0))
     floor = floor_of(product, package)
@@ -274,6 +274,7 @@ def package_model(
         completion_rate=float(inventory.get("completion_rate", 0.0)),
         viewability=float(inventory.get("viewability", 1.0)),
         day_cap=day_cap,
+        week_hours=targeting_rules.week_hours(package.targeting),
     )
 
 

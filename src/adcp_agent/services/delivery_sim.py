@@ -80,6 +80,7 @@ class PackageModel:
     completion_rate: float = 0.0
     viewability: float = 1.0
     day_cap: float | None = None  # this package's share of the buy's daily cap
+    week_hours: frozenset[int] | None = None  # daypart targets: hours of the week served
 
 
 @dataclass
@@ -140,6 +141,8 @@ def simulate_hour(
     )
     if share_of_hour <= 0 or remaining <= 0.005 or goal_left <= 0:
         return NOTHING
+    if model.week_hours is not None and hour.weekday() * 24 + hour.hour not in model.week_hours:
+        return NOTHING  # outside the package's daypart targets
     rng = random.Random(seed)
     supply = (
         model.daily_impressions

@@ -5,7 +5,8 @@ Accepted overlay keys (AdCP 3.1, plus the seed-003 aliases):
 ``geo_countries`` / ``geo_country_any_of``, ``geo_countries_exclude`` / ``geo_country_none_of``,
 ``geo_regions`` / ``geo_regions_exclude``, ``geo_metros`` / ``geo_metros_exclude``
 ([{system, values}]), ``device_type`` / ``device_type_exclude``, ``frequency_cap``,
-``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids), ``dayparts``,
+``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids),
+``daypart_targets`` (AdCP windows: days and hours) and the seed's named ``dayparts``,
 ``audience_include`` / ``audience_exclude`` (the account's sync_audiences ids: checked
 against the account by ``audience_targeting.check_targeting``).
 """
@@ -17,9 +18,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from adcp_agent.adapter_protocol import Targeting
+from adcp_agent.adapter_protocol import DaypartWindow, Targeting
 from adcp_agent.db.models import Product
 from adcp_agent.errors import AdcpError
+from adcp_agent.services.delivery_sim import DIURNAL
 
 SIGNAL_KEY = "adcp_seg"
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "dooh", "unknown")
@@ -37,6 +39,7 @@ _CAPABILITY = {
     "signals": "signals",
     "signal_targeting_groups": "signals",
     "dayparts": "daypart",
+    "daypart_targets": "daypart",
     "audience_include": "audiences",
     "audience_exclude": "audiences",
     "frequency_cap": None,  # always honoured
@@ -94,6 +97,81 @@ def _flat(value: Any) -> list[str]:
         elif isinstance(item, str):
             out.append(item)
     return out
+
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WINDOW_KEYS = {"days", "start_hour", "end_hour", "label"}
+
+
+def _check_windows(value: Any, where: str) -> None:
+    """AdCP daypart targets: [{days, start_hour (0-23), end_hour (1-24, after it), label?}]."""
+    if not isinstance(value, list) or not value:
+        raise AdcpError(
+            "VALIDATION_ERROR", "daypart_targets is a non-empty list of windows.", field=where
+        )
+    for i, window in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(window, dict) or set(window) - _WINDOW_KEYS:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                "A daypart target is {days, start_hour, end_hour, label?}.",
+                field=at,
+            )
+        days = window.get("days")
+        if (
+            not isinstance(days, list)
+            or not days
+            or any(d not in DAYS for d in days)
+            or len(set(days)) != len(days)
+        ):
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                f"days are distinct days of the week: {', '.join(DAYS)}.",
+                field=f"{at}.days",
+            )
+        start, end = window.get("start_hour"), window.get("end_hour")
+        if not _whole(start) or not 0 <= start <= 23:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                "start_hour is a whole hour from 0 to 23.",
+                field=f"{at}.start_hour",
+            )
+        if not _whole(end) or not start < end <= 24:
+            raise AdcpError(
+                "VALIDATION_ERROR",
+                "end_hour is a whole hour after start_hour, at most 24 (exclusive).",
+                field=f"{at}.end_hour",
+            )
+        label = window.get("label")
+        if label is not None and (not isinstance(label, str) or len(label) > 100):
+            raise AdcpError(
+                "VALIDATION_ERROR", "label is text of at most 100 characters.", field=f"{at}.label"
+            )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def windows_of(data: dict[str, Any]) -> tuple[DaypartWindow, ...]:
+    return tuple(
+        DaypartWindow(tuple(w["days"]), int(w["start_hour"]), int(w["end_hour"]))
+        for w in data.get("daypart_targets") or []
+    )
+
+
+def week_hours(data: dict[str, Any]) -> frozenset[int] | None:
+    """The hours of the week (monday 0-23 = 0-23, … sunday = 144-167) the overlay's
+    daypart targets allow; None when it has none (every hour)."""
+    windows = windows_of(data)
+    if not windows:
+        return None
+    return frozenset(
+        DAYS.index(day) * 24 + hour
+        for w in windows
+        for day in w.days
+        for hour in range(w.start_hour, w.end_hour)
+    )
 
 
 def canonical(overlay: dict[str, Any] | None) -> dict[str, Any]:
@@ -181,6 +259,8 @@ def validate(
                     f"{key} is a non-empty list of distinct audience ids.",
                     field=where,
                 )
+        elif key == "daypart_targets":
+            _check_windows(value, where)
         elif key == "frequency_cap" and (
             not isinstance(value, dict) or not isinstance(value.get("max_impressions"), int)
         ):
@@ -259,6 +339,7 @@ def to_adapter(data: dict[str, Any], account_id: str) -> Targeting:
         device_types_exclude=tuple(data.get("device_type_exclude", []) or []),
         key_values=key_values,
         dayparts=tuple(data.get("dayparts", []) or []),
+        daypart_windows=windows_of(data),
         frequency_cap=data.get("frequency_cap"),
     )
 
@@ -291,6 +372,9 @@ def reach_factor(data: dict[str, Any], product: Product, coverage: dict[str, flo
     included = signals_of(data)
     if included:
         factor *= max(coverage.get(s, 0.0) for s in included) / 100
+    hours = week_hours(data)
+    if hours is not None:  # the traffic in those hours (it peaks in the evening)
+        factor *= sum(DIURNAL[h % 24] for h in hours) / (7 * sum(DIURNAL))
     included_audiences = data.get("audience_include") or []
     if included_audiences:  # members of any of them
         factor *= max(coverage.get(AUDIENCE_COVERAGE + a, 0.0) for a in included_audiences) / 100
