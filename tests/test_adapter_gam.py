@@ -17,7 +17,6 @@ import pytest
 from adcp_agent.adapter_protocol import (
     AdServerAdapter,
     CreativeSpec,
-    DaypartWindow,
     ForecastRequest,
     LineChange,
     LineSpec,
@@ -573,37 +572,3 @@ async def test_sync_orders_reads_orders_and_line_statuses(fake, gam) -> None:
         (booked.external_order_id, "DRAFT")
     ]
     assert states[0].line_statuses == {booked.external_line_ids["pkg_sports"]: "DRAFT"}
-
-
-async def test_exclusions_go_to_excluded_locations_and_device_categories(fake) -> None:
-    excluding = line(
-        targeting=Targeting(
-            geo_countries=("US",),
-            geo_regions_exclude=("US-CA",),
-            geo_metros_exclude=("501",),
-            device_types_exclude=("tablet",),
-        )
-    )
-    await make_adapter(fake, geo_location_ids={"US-CA": 21137}).create_order(order(excluding))
-    targeting = only(only(fake.requests("createLineItems"))["lineItems"])["targeting"]
-    assert targeting["geoTargeting"] == {
-        "targetedLocations": [{"id": "2840"}],
-        "excludedLocations": [{"id": "21137"}, {"id": "200501"}],
-    }
-    devices = targeting["technologyTargeting"]["deviceCategoryTargeting"]
-    assert devices == {"excludedDeviceCategories": [{"id": "30002"}]}
-
-
-async def test_daypart_targets_become_day_parts(fake, gam) -> None:
-    windows = (DaypartWindow(("monday", "friday"), 6, 10), DaypartWindow(("sunday",), 20, 24))
-    await gam.create_order(order(line(targeting=Targeting(daypart_windows=windows))))
-    sent = only(only(fake.requests("createLineItems"))["lineItems"])["targeting"]
-    assert sent["dayPartTargeting"] == {
-        "dayParts": [
-            {"dayOfWeek": day, "startTime": {"hour": start, "minute": "ZERO"},
-             "endTime": {"hour": end, "minute": "ZERO"}}
-            for day, start, end in (("MONDAY", "6", "10"), ("FRIDAY", "6", "10"),
-                                    ("SUNDAY", "20", "24"))
-        ],
-        "timeZone": "PUBLISHER",
-    }  # fmt: skip

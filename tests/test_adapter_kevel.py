@@ -361,3 +361,11 @@ async def test_exclusions_become_excluded_geo_targets_and_not_clauses(server, ke
     assert flight["CustomTargeting"] == (
         'NOT (adcp_seg CONTAINS "gamers") AND NOT ($device.formFactor = "tablet")'
     )
+
+
+async def test_find_line_finds_the_flight_add_line_made_for_a_package(server, kevel):
+    k = adapter(server)
+    booked = await k.create_order(order())
+    added = await k.add_line(booked.external_order_id, line(package_id="pkg_late"))
+    assert await k.find_line(booked.external_order_id, "pkg_late") == added
+    assert await k.find_line(booked.external_order_id, "pkg_never") is None

@@ -19,7 +19,6 @@ import pytest
 from adcp_agent_adapters.mock import MockAdapter, load_state
 from sqlmodel import col, select
 
-from adcp_agent.db.engine import create_database
 from adcp_agent.db.models import AuditLog
 from adcp_agent.db.models_events import OutboxEvent
 from adcp_agent.db.models_media import IdempotencyRecord, MediaBuy, Package
@@ -241,7 +240,8 @@ async def test_a_value_changed_since_the_interruption_is_kept(
         }
         await call(client, "update_media_buy", _update(mb, **grow))
         monkeypatch.undo()
-    db = create_database(live.settings.resolved_database_url())
+    state = AppState.from_settings(live.settings)
+    db = state.db
     try:
         async with db.transaction() as session:
             row = await session.get(Package, package_id)
@@ -249,10 +249,10 @@ async def test_a_value_changed_since_the_interruption_is_kept(
             row.impressions_goal = 12345  # someone else's change, after the update's
             session.add(row)
         released = await interrupted.release_lease(
-            db, mb, utcnow() + media_updates.LEASE + timedelta(seconds=1)
+            state, mb, utcnow() + media_updates.LEASE + timedelta(seconds=1)
         )
         again = await interrupted.release_lease(
-            db, mb, utcnow() + media_updates.LEASE + timedelta(seconds=1)
+            state, mb, utcnow() + media_updates.LEASE + timedelta(seconds=1)
         )
         async with db.session() as session:
             kept = await session.get(Package, package_id)
@@ -262,6 +262,40 @@ async def test_a_value_changed_since_the_interruption_is_kept(
     assert released and not again
     assert kept is not None and kept.impressions_goal == 12345
     assert buy is not None and buy.update_lease is None
+
+
+async def test_a_line_an_interrupted_update_added_is_paused_at_the_ad_server(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ad server added the new package's line, then the server stopped before the
+    update committed: no package records that line. Once the lease lapses the sweep
+    finds it (the adapter's find_line) and pauses it, so it spends nothing untracked."""
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as client:
+        booked = await call(client, "create_media_buy", non_guaranteed())
+        assert not booked.is_error, booked.data
+        mb, first = booked.data["media_buy_id"], booked.data["packages"][0]["package_id"]
+
+        async def crashed(*_a: Any, **_k: Any) -> Any:
+            raise AdcpError("SERVICE_UNAVAILABLE", "stopped", recovery="transient")
+
+        async def stopped(*_a: Any, **_k: Any) -> None:
+            return None
+
+        monkeypatch.setattr(media_updates, "_write", crashed)
+        monkeypatch.setattr(media_updates, "_abandon", stopped)
+        extra = {**non_guaranteed()["packages"][0], "budget": 1500}
+        failed = await call(client, "update_media_buy", _update(mb, new_packages=[extra]))
+        monkeypatch.undo()
+        swept = await _sweep(live, utcnow() + media_updates.LEASE + timedelta(seconds=1))
+        after = await _buy(client, mb)
+    orders, _ = load_state(live.data_dir / "adapters" / "demo-mock.state")
+    [order] = [o for o in orders.values() if o.spec.media_buy_id == mb]
+    [(line_id, orphan)] = [(k, ln) for k, ln in order.lines.items() if ln.spec.package_id != first]
+    assert failed.is_error and swept[1] >= 1
+    assert orphan.status == "paused"
+    assert [p["package_id"] for p in after["packages"]] == [first]
+    audit = await audit_row(live.settings, mb, "media_buy.update_interrupted")
+    assert audit.details["lines_paused"] == {orphan.spec.package_id: line_id}
 
 
 def _stop_during_bookings(monkeypatch: pytest.MonkeyPatch) -> None:

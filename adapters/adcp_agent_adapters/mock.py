@@ -389,6 +389,14 @@ class MockAdapter:
                 day += timedelta(days=1)
         return rows
 
+    async def find_line(self, external_order_id: str, package_id: str) -> str | None:
+        self._refresh()
+        order = self.orders.get(external_order_id)
+        if order is None:
+            return None
+        found = [lid for lid, line in order.lines.items() if line.spec.package_id == package_id]
+        return found[-1] if found else None
+
     async def find_order(self, media_buy_id: str, name: str) -> str | None:
         self._refresh()
         order_id = _order_id(media_buy_id)

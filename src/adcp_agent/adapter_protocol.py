@@ -232,6 +232,17 @@ def order_finder(adapter: AdServerAdapter) -> OrderFinder | None:
     return getattr(adapter, "find_order", None)
 
 
+LineFinder = Callable[[str, str], Awaitable[str | None]]
+
+
+def line_finder(adapter: AdServerAdapter) -> LineFinder | None:
+    """The adapter's optional ``find_line(external_order_id, package_id)``: the external
+    id of the line ``add_line`` made in that order for that package, or None. With it, a
+    line an interrupted update added is paused at the ad server (services.interrupted);
+    without it, ad ops are told which line to look for."""
+    return getattr(adapter, "find_line", None)
+
+
 def order_name(account_name: str, media_buy_id: str) -> str:
     """The ``OrderSpec.name`` of a media buy's order."""
     return f"{account_name} {media_buy_id}"

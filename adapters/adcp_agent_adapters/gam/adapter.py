@@ -235,6 +235,17 @@ class GoogleAdManagerAdapter:
         found = await self._find_order_by_name(orders.named(name, media_buy_id))
         return None if found is None else str(int(found.id))
 
+    async def find_line(self, external_order_id: str, package_id: str) -> str | None:
+        """The line item ``add_line`` made for this package: its ``externalId``."""
+        order_id = _gam_id(external_order_id, "order", "external_order_id")
+        found = await self.session.first(
+            "LineItemService",
+            "getLineItemsByStatement",
+            "orderId = :orderId AND externalId = :externalId",
+            {"orderId": order_id, "externalId": package_id},
+        )
+        return None if found is None else str(int(found.id))
+
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
         order_id = _gam_id(external_order_id, "order", "external_order_id")
         order = await self._order(order_id)

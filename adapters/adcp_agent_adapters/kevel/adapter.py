@@ -262,6 +262,17 @@ class KevelAdapter:
                 found = None
             return exact(_search_items(found)) or exact(await self._list(api, "/campaign"))
 
+    async def find_line(self, external_order_id: str, package_id: str) -> str | None:
+        """The flight ``add_line`` made for this package: its name ends with the package
+        id in parentheses (``mapping.flight_body``)."""
+        campaign_id = _id(external_order_id, "campaign")
+        async with self._api.session() as api:
+            flights = await self._list(api, f"/campaign/{campaign_id}/flight")
+        for flight in flights:
+            if str(flight.get("Name", "")).endswith(f"({package_id})") and flight.get("Id"):
+                return str(flight["Id"])
+        return None
+
     async def add_line(self, external_order_id: str, line: LineSpec) -> str:
         campaign_id = _id(external_order_id, "campaign")
         async with self._api.session() as api:

@@ -17,8 +17,10 @@
   state before it calls the ad server, under the buy's lease, and records what each
   replaced (``update_lease_undo``). A lease that lapsed (``media_updates.LEASE``) was
   left by an update that never finished and was never acknowledged: what it reserved
-  is put back where nobody has changed it since, and the lease is freed — by the next
-  update of the buy, or by the outbox worker's sweep, whichever comes first.
+  is put back where nobody has changed it since, the lines it was adding are paused at
+  the ad server where the adapter can find them (``find_line``), and the lease is
+  freed — by the next update of the buy, or by the outbox worker's sweep, whichever
+  comes first.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy import update as sa_update
 from sqlmodel import col, select
 
-from adcp_agent.adapter_protocol import AdServerAdapter, order_finder, order_name
+from adcp_agent.adapter_protocol import AdServerAdapter, line_finder, order_finder, order_name
 from adcp_agent.db import statements
-from adcp_agent.db.engine import Database
 from adcp_agent.db.models import Tenant
 from adcp_agent.db.models_accounts import Account
 from adcp_agent.db.models_media import MediaBuy, Package
@@ -122,7 +123,7 @@ async def sweep(state: AppState, now: datetime) -> tuple[int, int]:
             bookings += await release_booking(state, media_buy_id, now)
         except Exception:  # noqa: BLE001 - the ad server, most likely: next sweep
             log.exception("could not release stranded media buy %s yet", media_buy_id)
-    leases = sum([await release_lease(db, media_buy_id, now) for media_buy_id in lapsed])
+    leases = sum([await release_lease(state, media_buy_id, now) for media_buy_id in lapsed])
     await approvals.release_stale_decisions(state, now)
     return bookings, leases
 
@@ -271,11 +272,48 @@ async def release_booking(
     return True
 
 
-async def release_lease(db: Database, media_buy_id: str, now: datetime) -> bool:
+async def _pause_added_lines(state: AppState, media_buy_id: str, now: datetime) -> dict[str, Any]:
+    """The lines a lapsed update was adding, paused at the ad server where it made them
+    (it never recorded them: nothing tracks what they would spend); what to tell ad ops.
+    Raises if the ad server cannot be asked now: the lease then waits for the next try."""
+    async with state.db.reading() as session:
+        buy = await session.get(MediaBuy, media_buy_id)
+        if buy is None or buy.update_lease_until is None or buy.update_lease_until >= now:
+            return {}
+        lines = list((buy.update_lease_undo or {}).get("lines", []))
+        if not lines or not buy.external_order_id:
+            return {}
+        tenant = await session.get(Tenant, buy.tenant_id)
+    assert tenant is not None
+    adapter = state.adapters.get(tenant, buy.ad_server)
+    find = line_finder(adapter)
+    if find is None:
+        return {
+            "lines_to_check": lines,
+            "note": f"Order {buy.external_order_id} may hold lines for packages "
+            f"{', '.join(lines)} that no buy records: archive them there.",
+        }
+    paused: dict[str, str] = {}
+    for package_id in lines:
+        line_id = await find(buy.external_order_id, package_id)
+        if line_id is not None:
+            await adapter.line_action(buy.external_order_id, line_id, "pause")
+            paused[package_id] = line_id
+    return {"lines_paused": paused} if paused else {}
+
+
+async def release_lease(state: AppState, media_buy_id: str, now: datetime) -> bool:
     """Undo what a lapsed update lease reserved ahead (each value only while it is
-    still what the update put there) and free the lease; False if it is not lapsed."""
+    still what the update put there), pause the lines it was adding at the ad server,
+    and free the lease; False if it is not lapsed (or the ad server cannot be asked
+    now: the next try does it)."""
     try:
-        async with db.transaction() as session:
+        lines = await _pause_added_lines(state, media_buy_id, now)
+    except Exception:  # noqa: BLE001 - the ad server, most likely: next sweep or update
+        log.exception("could not pause the lines of media buy %s's lapsed update", media_buy_id)
+        return False
+    try:
+        async with state.db.transaction() as session:
             stored = await session.get(MediaBuy, media_buy_id)
             if stored is None or stored.update_lease is None:
                 raise _Gone
@@ -311,7 +349,7 @@ async def release_lease(db: Database, media_buy_id: str, now: datetime) -> bool:
                 target_type="media_buy",
                 target_id=media_buy_id,
                 success=False,
-                details={"restored": restored, "revision": stored.revision},
+                details={"restored": restored, "revision": stored.revision, **lines},
             )
     except _Gone:
         return False

@@ -164,7 +164,7 @@ async def _claim(state: AppState, buy: MediaBuy, plan: Plan, token: str) -> _Cla
             ahead[edge] = getattr(plan.buy, edge)
     if plan.buy.state in avails.RESERVING and buy.state not in avails.RESERVING:
         ahead["state"] = plan.buy.state
-    if not ahead and not plan.holds:
+    if not ahead and not plan.holds and not plan.added:
         # Nothing reserved ahead (a budget, a pause, creatives...): the lease alone, in
         # one statement, with nothing to undo — and nothing lost if a power failure took
         # it (a lease nobody was told about; the ad server's side is redone by the
@@ -226,6 +226,10 @@ async def _reserve_ahead(
         row.impressions_goal = goal
         session.add(row)
         claim.package_goals.add(package_id)
+    if plan.added:
+        # The lines the ad server is about to add: if this server stops before they are
+        # committed, they are found and paused there (interrupted.release_lease).
+        undo["lines"] = [p.package_id for p in plan.added]
     stored.update_lease_undo = undo
     session.add(stored)
     return claim
@@ -436,7 +440,7 @@ async def update(
         when = now or state.clock.now()
         buy, packages = await load_buy(state, caller, media_buy_id, account_ref)
         lapsed = buy.update_lease_until is not None and buy.update_lease_until < utcnow()
-        if lapsed and await interrupted.release_lease(state.db, media_buy_id, utcnow()):
+        if lapsed and await interrupted.release_lease(state, media_buy_id, utcnow()):
             continue  # left by an update that never finished: undone, plan from there
         _check_revision(buy, revision)
         plan = await plan_ops(state, caller, buy, packages, ops, when, tenant=tenant)
