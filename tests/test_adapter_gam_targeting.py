@@ -1,12 +1,14 @@
 """The Google Ad Manager adapter's targeting beyond the basics, and finding a line it
 made — against the fake GAM SOAP server (tests/fixtures/gam): exclusions as excluded
-locations and device categories, AdCP daypart targets as DayPartTargeting."""
+locations and device categories, AdCP daypart targets as DayPartTargeting, device
+platforms as operating systems."""
 
 from __future__ import annotations
 
 import pytest
 
 from adcp_agent.adapter_protocol import DaypartWindow, Targeting
+from adcp_agent.errors import AdcpError
 from tests.fixtures.gam.fake_gam import make_adapter
 from tests.test_adapter_gam import clock, fake, gam, line, only, order
 
@@ -53,3 +55,21 @@ async def test_find_line_finds_the_line_add_line_made_for_a_package(fake, gam) -
     added = await gam.add_line(booked.external_order_id, line(package_id="pkg_late"))
     assert await gam.find_line(booked.external_order_id, "pkg_late") == added
     assert await gam.find_line(booked.external_order_id, "pkg_never") is None
+
+
+async def test_device_platforms_become_operating_systems_by_the_tenants_ids(fake) -> None:
+    ios = line(targeting=Targeting(device_platforms=("ios",), device_types=("mobile",)))
+    with pytest.raises(AdcpError) as err:
+        await make_adapter(fake).create_order(order(ios))
+    assert (err.value.code, err.value.field) == ("VALIDATION_ERROR", "targeting.device_platform")
+    assert "operating_system_ids" in (err.value.suggestion or "")
+
+    await make_adapter(fake, operating_system_ids={"ios": 501012}).create_order(order(ios))
+    tech = only(only(fake.requests("createLineItems"))["lineItems"])["targeting"][
+        "technologyTargeting"
+    ]
+    assert tech["operatingSystemTargeting"] == {
+        "isTargeted": "true",
+        "operatingSystems": [{"id": "501012"}],
+    }
+    assert tech["deviceCategoryTargeting"] == {"targetedDeviceCategories": [{"id": "30001"}]}

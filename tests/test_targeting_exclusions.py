@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from adcp_agent.services.delivery_sim import device_mix
 from tests.media_helpers import non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
@@ -80,3 +82,32 @@ def test_excluded_devices_leave_the_traffic_mix() -> None:
     assert device_mix(["display"], None, ["mobile"]) == {"desktop": 0.35, "tablet": 0.15}
     assert device_mix(["display"], ["mobile", "tablet"], ["tablet"]) == {"mobile": 0.5}
     assert device_mix(["ctv"], None, ["mobile"]) == {"ctv": 1.0}
+
+
+async def test_device_platforms_narrow_the_products_that_allow_them(live: LiveServer) -> None:
+    app = {"product_ids": ["mobile_app_interstitial"]}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        everyone = await call(c, "get_avails", {**_avails(None), **app})
+        ios = await call(c, "get_avails", {**_avails({"device_platform": ["ios"]}), **app})
+        unknown = await call(c, "get_avails", {**_avails({"device_platform": ["symbian"]}), **app})
+        # Run-of-site display does not list operating systems among its targeting.
+        web = await call(c, "get_avails", _avails({"device_platform": ["ios"]}))
+    all_of_it = everyone.data["packages"][0]["available_impressions"]
+    assert abs(ios.data["packages"][0]["available_impressions"] - all_of_it * 0.3) <= 2
+    for refused in (unknown, web):
+        assert refused.error_codes == ["VALIDATION_ERROR"]
+        assert refused.error["field"] == "targeting_overlay.device_platform"
+
+
+def test_kevel_refuses_platforms_and_triton_sends_them() -> None:
+    from adcp_agent_adapters.kevel.mapping import targeting_fields
+    from adcp_agent_adapters.triton.adapter import targeting_body
+
+    from adcp_agent.adapter_protocol import Targeting
+    from adcp_agent.errors import AdcpError
+
+    platforms = Targeting(device_platforms=("ios", "android"))
+    with pytest.raises(AdcpError) as err:
+        targeting_fields(platforms, {}, [], 7)
+    assert (err.value.code, err.value.field) == ("UNSUPPORTED_FEATURE", "targeting.device_platform")
+    assert targeting_body(platforms)["platforms"] == ["ios", "android"]

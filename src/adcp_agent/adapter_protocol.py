@@ -75,6 +75,7 @@ class Targeting:
     geo_regions_exclude: tuple[str, ...] = ()
     geo_metros_exclude: tuple[str, ...] = ()
     device_types_exclude: tuple[str, ...] = ()
+    device_platforms: tuple[str, ...] = ()  # AdCP device_platform: ios, android, roku_os…
     # Activated signals as key-values: {"adcp_seg": ("auto_intenders", ...)}
     key_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dayparts: tuple[str, ...] = ()  # named dayparts (Triton's stations)

@@ -69,6 +69,11 @@ class GamConfig(BaseModel):
         description="Overrides for AdCP device types (desktop, mobile, tablet, ctv, dooh) "
         "to GAM device category ids.",
     )
+    operating_system_ids: dict[str, int] = Field(
+        default_factory=dict,
+        description="AdCP device platforms (ios, android, windows, roku_os…) to the "
+        "network's GAM operating system ids (the Operating_System PQL table).",
+    )
     daypart_time_zone: Literal["PUBLISHER", "BROWSER"] = Field(
         default="PUBLISHER",
         description="Whose clock AdCP daypart_targets' hours are read on: the network's "

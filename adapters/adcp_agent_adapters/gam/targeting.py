@@ -74,9 +74,34 @@ def geo_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | N
     return {"targetedLocations": targeted, "excludedLocations": excluded}
 
 
-def device_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
-    if not targeting.device_types and not targeting.device_types_exclude:
+def _operating_systems(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
+    """AdCP device platforms as GAM operating systems, by the tenant's ids for them."""
+    if not targeting.device_platforms:
         return None
+    missing = [p for p in targeting.device_platforms if p not in config.operating_system_ids]
+    if missing:
+        raise faults.error(
+            "VALIDATION_ERROR",
+            f"Device platform '{missing[0]}' has no Google Ad Manager operating system here.",
+            "",
+            "UNMAPPED_PLATFORM",
+            field="targeting.device_platform",
+            suggestion="The publisher can map it in the tenant's "
+            "adapter_config.operating_system_ids (GAM's Operating_System table).",
+        )
+    return {
+        "isTargeted": True,
+        "operatingSystems": [
+            {"id": config.operating_system_ids[p]}
+            for p in dict.fromkeys(targeting.device_platforms)
+        ],
+    }
+
+
+def device_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | None:
+    systems = _operating_systems(targeting, config)
+    if not targeting.device_types and not targeting.device_types_exclude:
+        return {"operatingSystemTargeting": systems} if systems else None
     ids = {**DEVICE_CATEGORY_IDS, **config.device_category_ids}
     for name, devices in (
         ("device_type", targeting.device_types),
@@ -101,7 +126,10 @@ def device_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] 
         categories["excludedDeviceCategories"] = [
             {"id": ids[d]} for d in dict.fromkeys(targeting.device_types_exclude)
         ]
-    return {"deviceCategoryTargeting": categories}
+    out: dict[str, Any] = {"deviceCategoryTargeting": categories}
+    if systems:
+        out["operatingSystemTargeting"] = systems
+    return out
 
 
 def inventory_targeting(implementation_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -332,9 +360,9 @@ async def update_targeting(
     if current.technologyTargeting is None:
         current.technologyTargeting = device
     else:
-        current.technologyTargeting.deviceCategoryTargeting = (
-            device["deviceCategoryTargeting"] if device else None
-        )
+        tech = current.technologyTargeting
+        tech.deviceCategoryTargeting = (device or {}).get("deviceCategoryTargeting")
+        tech.operatingSystemTargeting = (device or {}).get("operatingSystemTargeting")
     criteria = key_value_criteria(targeting, {})
     managed = await resolver.key_ids({k for k, _, _ in criteria} | {SIGNAL_KEY}, create=False)
     managed_ids = set(managed.values())
@@ -380,6 +408,7 @@ def targeting_from_dict(data: Mapping[str, Any]) -> Targeting:
         geo_regions_exclude=strings("geo_regions_exclude"),
         geo_metros_exclude=tuple(metros_exclude),
         device_types_exclude=strings("device_types_exclude", "device_type_exclude"),
+        device_platforms=strings("device_platforms", "device_platform"),
         daypart_windows=tuple(
             DaypartWindow(tuple(w["days"]), int(w["start_hour"]), int(w["end_hour"]))
             for w in data.get("daypart_targets") or []

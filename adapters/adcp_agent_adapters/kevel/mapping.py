@@ -164,6 +164,8 @@ def targeting_fields(
 ) -> dict[str, Any]:
     if t.dayparts:
         raise unsupported("named dayparts (use a Kevel day-parted product)", "targeting.dayparts")
+    if t.device_platforms:
+        raise unsupported("AdCP device_platform", "targeting.device_platform")
     if t.daypart_windows:
         raise unsupported(
             "AdCP daypart_targets (use a Kevel day-parted product)", "targeting.daypart_targets"

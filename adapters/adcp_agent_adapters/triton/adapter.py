@@ -78,6 +78,7 @@ def targeting_body(t: Targeting) -> dict[str, Any]:
         "metros_exclude": list(t.geo_metros_exclude),
         "devices": list(t.device_types),
         "devices_exclude": list(t.device_types_exclude),
+        "platforms": list(t.device_platforms),
         "key_values": {k: list(v) for k, v in t.key_values.items()},
     }
 

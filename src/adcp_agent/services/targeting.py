@@ -4,7 +4,8 @@ catalog, and normalisation into the adapter-neutral ``Targeting``.
 Accepted overlay keys (AdCP 3.1, plus the seed-003 aliases):
 ``geo_countries`` / ``geo_country_any_of``, ``geo_countries_exclude`` / ``geo_country_none_of``,
 ``geo_regions`` / ``geo_regions_exclude``, ``geo_metros`` / ``geo_metros_exclude``
-([{system, values}]), ``device_type`` / ``device_type_exclude``, ``frequency_cap``,
+([{system, values}]), ``device_type`` / ``device_type_exclude``, ``device_platform``,
+``frequency_cap``,
 ``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids),
 ``daypart_targets`` (AdCP windows: days and hours) and the seed's named ``dayparts``,
 ``audience_include`` / ``audience_exclude`` (the account's sync_audiences ids: checked
@@ -25,6 +26,18 @@ from adcp_agent.services.delivery_sim import DIURNAL
 
 SIGNAL_KEY = "adcp_seg"
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "dooh", "unknown")
+# AdCP's device platforms, with each one's share of a product's traffic (its screens'
+# operating systems: web and app inventory, or connected TV).
+PLATFORM_SHARES = {
+    "default": {"android": 0.44, "ios": 0.3, "windows": 0.15, "macos": 0.06, "chromeos": 0.02,
+                "linux": 0.01, "fire_os": 0.01, "unknown": 0.01},
+    "ctv": {"roku_os": 0.35, "fire_os": 0.2, "tizen": 0.15, "android": 0.11, "webos": 0.1,
+            "tvos": 0.08, "unknown": 0.01},
+}  # fmt: skip
+PLATFORMS = (
+    "ios", "android", "windows", "macos", "linux", "chromeos", "tvos", "tizen", "webos",
+    "fire_os", "roku_os", "unknown",
+)  # fmt: skip
 _ALIASES = {"geo_country_any_of": "geo_countries", "geo_country_none_of": "geo_countries_exclude"}
 # overlay key -> the capability a product must list in its ``targeting``
 _CAPABILITY = {
@@ -36,6 +49,7 @@ _CAPABILITY = {
     "geo_metros_exclude": "geo_metro",
     "device_type": "device_type",
     "device_type_exclude": "device_type",
+    "device_platform": "os",
     "signals": "signals",
     "signal_targeting_groups": "signals",
     "dayparts": "daypart",
@@ -259,6 +273,16 @@ def validate(
                     f"{key} is a non-empty list of distinct audience ids.",
                     field=where,
                 )
+        elif key == "device_platform":
+            platforms = _list_of_str(value, where)
+            unknown = [p for p in platforms if p not in PLATFORMS]
+            if not platforms or unknown or len(set(platforms)) != len(platforms):
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    f"device_platform is a non-empty list of distinct platforms: "
+                    f"{', '.join(PLATFORMS)}.",
+                    field=where,
+                )
         elif key == "daypart_targets":
             _check_windows(value, where)
         elif key == "frequency_cap" and (
@@ -337,6 +361,7 @@ def to_adapter(data: dict[str, Any], account_id: str) -> Targeting:
         geo_regions_exclude=tuple(data.get("geo_regions_exclude", []) or []),
         geo_metros_exclude=tuple(_flat(data.get("geo_metros_exclude"))),
         device_types_exclude=tuple(data.get("device_type_exclude", []) or []),
+        device_platforms=tuple(data.get("device_platform", []) or []),
         key_values=key_values,
         dayparts=tuple(data.get("dayparts", []) or []),
         daypart_windows=windows_of(data),
@@ -372,6 +397,11 @@ def reach_factor(data: dict[str, Any], product: Product, coverage: dict[str, flo
     included = signals_of(data)
     if included:
         factor *= max(coverage.get(s, 0.0) for s in included) / 100
+    platforms = data.get("device_platform")
+    if platforms:
+        ctv = bool(product.channels) and set(product.channels) <= {"ctv"}
+        shares = PLATFORM_SHARES["ctv" if ctv else "default"]
+        factor *= min(1.0, sum(shares.get(p, 0.0) for p in set(platforms)))
     hours = week_hours(data)
     if hours is not None:  # the traffic in those hours (it peaks in the evening)
         factor *= sum(DIURNAL[h % 24] for h in hours) / (7 * sum(DIURNAL))
