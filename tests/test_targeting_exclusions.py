@@ -111,3 +111,29 @@ def test_kevel_refuses_platforms_and_triton_sends_them() -> None:
         targeting_fields(platforms, {}, [], 7)
     assert (err.value.code, err.value.field) == ("UNSUPPORTED_FEATURE", "targeting.device_platform")
     assert targeting_body(platforms)["platforms"] == ["ios", "android"]
+
+
+async def test_metros_are_the_declared_nielsen_dmas(live: LiveServer) -> None:
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        caps = await call(c, "get_adcp_capabilities", {})
+        itl = await call(
+            c,
+            "create_media_buy",
+            non_guaranteed(
+                targeting_overlay={"geo_metros": [{"system": "uk_itl1", "values": ["UKI"]}]}
+            ),
+        )
+        bad = await call(
+            c,
+            "create_media_buy",
+            non_guaranteed(
+                targeting_overlay={
+                    "geo_metros_exclude": [{"system": "nielsen_dma", "values": ["NYC"]}]
+                }
+            ),
+        )
+    assert caps.data["media_buy"]["execution"]["targeting"]["geo_metros"] == {"nielsen_dma": True}
+    assert itl.error_codes == ["UNSUPPORTED_FEATURE"]
+    assert itl.error["field"] == "packages[0].targeting_overlay.geo_metros[0].system"
+    assert bad.error_codes == ["VALIDATION_ERROR"]
+    assert bad.error["field"] == "packages[0].targeting_overlay.geo_metros_exclude[0].values"

@@ -150,6 +150,17 @@ def register(mcp: FastMCP, state: AppState) -> None:
                     if {"sync_event_sources", "log_event"} <= tools
                     else {}
                 ),
+                # What targeting_overlay honours (services.targeting): every geo level
+                # a product may allow, metros as Nielsen DMAs (the codes the adapters
+                # map); no postal areas, languages, keywords or proximity.
+                "execution": {
+                    "targeting": {
+                        "geo_countries": True,
+                        "geo_regions": True,
+                        "geo_metros": {"nielsen_dma": True},
+                        "language": False,
+                    }
+                },
                 # CRM audiences matched against the publisher's users (sync_audiences).
                 **(
                     {"audience_targeting": audience_tools.capabilities(tenant.features)}

@@ -85,6 +85,7 @@ def audience_key_values(data: dict[str, Any], account_id: str) -> dict[str, tupl
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
+_DMA = re.compile(r"^\d{3}$")
 
 
 def _list_of_str(value: Any, field: str) -> list[str]:
@@ -256,6 +257,21 @@ def validate(
                     "geo_metros must be a list of {system, values}.",
                     field=where,
                 )
+            for i, metro in enumerate(value):
+                if metro.get("system") != "nielsen_dma":
+                    raise AdcpError(
+                        "UNSUPPORTED_FEATURE",
+                        f"Metro system {metro.get('system')!r} is not offered: metros are "
+                        "Nielsen DMAs here (get_adcp_capabilities media_buy.execution).",
+                        field=f"{where}[{i}].system",
+                    )
+                codes = metro["values"]
+                if not codes or not all(isinstance(c, str) and _DMA.match(c) for c in codes):
+                    raise AdcpError(
+                        "VALIDATION_ERROR",
+                        "Nielsen DMA codes are three digits, e.g. '501'.",
+                        field=f"{where}[{i}].values",
+                    )
         elif key in ("device_type", "device_type_exclude"):
             for device in _list_of_str(value, where):
                 if device not in DEVICE_TYPES:
