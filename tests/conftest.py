@@ -60,6 +60,7 @@ BOTH_BACKENDS = frozenset(
         "test_audiences",
         "test_targeting_exclusions",
         "test_dayparts",
+        "test_optimization_goals",
         "test_package_flights",
         "test_governance_delivery",
         "test_creative_deadline",

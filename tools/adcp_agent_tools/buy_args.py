@@ -43,6 +43,12 @@ class PackageIn(_Open):
     )
     end_time: str | None = Field(default=None, description="Its own end, inside the buy's.")
     paused: bool = Field(default=False, description="Book it paused (auction packages).")
+    optimization_goals: list[Any] | None = Field(
+        default=None,
+        description="Up to 3 metric goals: {kind: 'metric', metric: clicks | views | "
+        "completed_views (as the product's metric_optimization lists), target?: {kind: "
+        "cost_per | threshold_rate, value}, priority?}; the primary one steers delivery.",
+    )
     creatives: list[CreativeAsset] | None = Field(
         default=None,
         max_length=100,
@@ -69,6 +75,7 @@ def package_request(p: PackageIn, where: str) -> buys.PackageRequest:
         start_time=parse_time(p.start_time, f"{where}.start_time") if p.start_time else None,
         end_time=parse_time(p.end_time, f"{where}.end_time") if p.end_time else None,
         paused=p.paused,
+        optimization_goals=p.optimization_goals,
     )
 
 

@@ -10,7 +10,14 @@ from pydantic import Field
 
 from adcp_agent import __version__
 from adcp_agent.errors import AdcpError
-from adcp_agent.services import accounts, sandbox, sandbox_arms, tenants, test_controller
+from adcp_agent.services import (
+    accounts,
+    optimization_goals,
+    sandbox,
+    sandbox_arms,
+    tenants,
+    test_controller,
+)
 from adcp_agent.services import catalog as catalogs
 from adcp_agent.services.conversions import ACTION_SOURCES
 from adcp_agent.services.format_search import FormatQuery
@@ -119,6 +126,11 @@ def register(mcp: FastMCP, state: AppState) -> None:
         )
         domains = sorted({p.publisher_domain for p in properties})
         tenant = await tenants.callers_tenant(state.db, caller)
+        optimised = sorted(
+            {m for r in products for m in optimization_goals.supported_metrics(r.product)}
+            if state.adapters.choose(tenant, sandbox=False) == optimization_goals.SIMULATED
+            else ()
+        )
         payload: dict[str, Any] = {
             "adcp": {
                 "major_versions": [3],
@@ -161,6 +173,8 @@ def register(mcp: FastMCP, state: AppState) -> None:
                         "language": False,
                     }
                 },
+                # Metric goals the products optimise toward (services.optimization_goals).
+                **({"supported_optimization_metrics": optimised} if optimised else {}),
                 # CRM audiences matched against the publisher's users (sync_audiences).
                 **(
                     {"audience_targeting": audience_tools.capabilities(tenant.features)}
@@ -318,6 +332,10 @@ def register(mcp: FastMCP, state: AppState) -> None:
         )
         properties = {p.property_id: p for p in await catalogs.list_properties(state.db, caller)}
         url = state.agent_url
+        # Goals are declared where the publisher's ad server pursues them.
+        ad_server = state.adapters.choose(
+            await tenants.callers_tenant(state.db, caller), sandbox=False
+        )
         payload: dict[str, Any] = {
             "message": _products_message(len(ranked), brief, lacking),
             "cache_scope": "account" if caller.authenticated else "public",
@@ -328,6 +346,7 @@ def register(mcp: FastMCP, state: AppState) -> None:
                         agent_url=url,
                         properties=properties,
                         brief_relevance=r.relevance if mode == "brief" else None,
+                        ad_server=ad_server,
                     )
                     for r in page
                 ],

@@ -33,6 +33,8 @@ def package(p: Package, buy: MediaBuy, agent_url: str) -> dict[str, Any]:
         out["bid_price"] = p.rate
     if p.targeting:
         out["targeting_overlay"] = p.targeting
+    if p.optimization_goals:
+        out["optimization_goals"] = p.optimization_goals
     if p.creative_ids:
         out["creative_assignments"] = [{"creative_id": c} for c in p.creative_ids]
     if buy.state == "canceled" or p.canceled_at is not None:

@@ -72,7 +72,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ("packages[].format_option_refs", _given, _FORMATS + _NOT_BOOKED),
         ("packages[].params", _given, _FORMATS + _NOT_BOOKED),
         ("proposal_id", _given, "Proposals are not offered; send packages" + _NOT_BOOKED),
-        ("packages[].optimization_goals", _given, _TERMS.format("optimization goals")),
         ("packages[].measurement_terms", _given, _TERMS.format("measurement terms")),
         ("packages[].performance_standards", _given, _TERMS.format("performance standards")),
         ("packages[].committed_metrics", _given, _TERMS.format("committed metrics")),
@@ -97,6 +96,12 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
         ),
     ],
     "update_media_buy": [
+        (
+            "packages[].optimization_goals",
+            _given,
+            "A package's optimization goals are set when it is booked (create_media_buy or "
+            "new_packages); changing them is not offered. Nothing was changed.",
+        ),
         (
             "packages[].creative_assignments[].placement_ids",
             _given,

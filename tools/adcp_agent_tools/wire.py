@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from adcp_agent.db.models import AuthorizedProperty, CreativeFormat, Product, Signal
-from adcp_agent.services import reporting_webhooks, signals
+from adcp_agent.services import optimization_goals, reporting_webhooks, signals
 
 
 def format_id(agent_url: str, fid: str) -> dict[str, str]:
@@ -49,6 +49,7 @@ def product(
     agent_url: str,
     properties: dict[str, AuthorizedProperty],
     brief_relevance: str | None,
+    ad_server: str = optimization_goals.SIMULATED,
 ) -> dict[str, Any]:
     metrics = reporting_webhooks.metrics_of(p.channels)
     out: dict[str, Any] = {
@@ -69,6 +70,10 @@ def product(
             "date_range_support": "date_range",
         },
     }
+    optimization = optimization_goals.product_wire(p, ad_server)
+    if optimization is not None:
+        out["metric_optimization"] = optimization
+        out["max_optimization_goals"] = optimization_goals.MAX_GOALS
     if brief_relevance:
         out["brief_relevance"] = brief_relevance
     return out

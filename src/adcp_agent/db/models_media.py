@@ -169,6 +169,10 @@ class Package(SQLModel, table=True):
     targeting: dict[str, Any] = Field(default_factory=dict, sa_column=json_column())
     # Device bid multipliers in percent ({"mobile": -20}), from adjust_bid operations.
     bid_adjustments: dict[str, float] = Field(default_factory=dict, sa_column=json_column())
+    # AdCP optimization_goals as validated (metric goals; the first is primary).
+    optimization_goals: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=json_column(nullable=True)
+    )
     creative_ids: list[str] = Field(default_factory=list, sa_column=json_column())
     format_ids: list[str] = Field(default_factory=list, sa_column=json_column())
     external_line_id: str | None = Field(default=None, max_length=128)

@@ -258,7 +258,7 @@ CREATE TABLE packages (
 	format_ids JSON NOT NULL, 
 	external_line_id VARCHAR(128), 
 	created_at DATETIME NOT NULL, 
-	updated_at DATETIME NOT NULL, buy_state VARCHAR(20), flight_start DATETIME, flight_end DATETIME, buy_sandbox BOOLEAN, flight_start_s FLOAT GENERATED ALWAYS AS (((julianday(flight_start) - 2440587.5) * 86400.0)) VIRTUAL, flight_end_s FLOAT GENERATED ALWAYS AS (((julianday(flight_end) - 2440587.5) * 86400.0)) VIRTUAL, reserve_rate FLOAT GENERATED ALWAYS AS (CASE WHEN buy_state IN ('provisioning', 'pending_approval', 'live', 'paused') AND impressions_goal > 0 AND flight_end > flight_start THEN impressions_goal / (((julianday(flight_end) - 2440587.5) * 86400.0) - ((julianday(flight_start) - 2440587.5) * 86400.0)) END) VIRTUAL, canceled_at DATETIME, canceled_by VARCHAR(10), cancellation_reason VARCHAR(500), start_time DATETIME, end_time DATETIME, 
+	updated_at DATETIME NOT NULL, buy_state VARCHAR(20), flight_start DATETIME, flight_end DATETIME, buy_sandbox BOOLEAN, flight_start_s FLOAT GENERATED ALWAYS AS (((julianday(flight_start) - 2440587.5) * 86400.0)) VIRTUAL, flight_end_s FLOAT GENERATED ALWAYS AS (((julianday(flight_end) - 2440587.5) * 86400.0)) VIRTUAL, reserve_rate FLOAT GENERATED ALWAYS AS (CASE WHEN buy_state IN ('provisioning', 'pending_approval', 'live', 'paused') AND impressions_goal > 0 AND flight_end > flight_start THEN impressions_goal / (((julianday(flight_end) - 2440587.5) * 86400.0) - ((julianday(flight_start) - 2440587.5) * 86400.0)) END) VIRTUAL, canceled_at DATETIME, canceled_by VARCHAR(10), cancellation_reason VARCHAR(500), start_time DATETIME, end_time DATETIME, optimization_goals JSON, 
 	PRIMARY KEY (package_id), 
 	FOREIGN KEY(media_buy_id) REFERENCES media_buys (media_buy_id), 
 	FOREIGN KEY(tenant_id) REFERENCES tenants (tenant_id)
@@ -696,4 +696,4 @@ INSERT INTO alembic_version (version_num) VALUES ('0004_chat');
 INSERT INTO alembic_version (version_num) VALUES ('0007_delivery');
 INSERT INTO alembic_version (version_num) VALUES ('0010_sandbox');
 INSERT INTO alembic_version (version_num) VALUES ('0013_signal_version');
-INSERT INTO alembic_version (version_num) VALUES ('0038_audiences');
+INSERT INTO alembic_version (version_num) VALUES ('0039_optimization_goals');

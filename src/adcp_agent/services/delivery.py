@@ -39,12 +39,20 @@ from adcp_agent.services import (
     catalog,
     media_reads,
     optimisation,
+    optimization_goals,
     pacing,
 )
 from adcp_agent.services import targeting as targeting_rules
 from adcp_agent.services.adapters import MOCK
 from adcp_agent.services.creative_state import deliverable_package_ids
-from adcp_agent.services.delivery_sim import HOUR, PackageModel, Progress, device_mix, simulate_hour
+from adcp_agent.services.delivery_sim import (
+    HOUR,
+    PackageModel,
+    Progress,
+    clearing_price,
+    device_mix,
+    simulate_hour,
+)
 from adcp_agent.state import AppState
 
 log = logging.getLogger(__name__)
@@ -249,6 +257,17 @@ def package_model(
     breadth = targeting_rules.reach_factor(overlay, product, coverage)
     supply = float(inventory.get("daily_impressions", 0)) * float(inventory.get("fill_rate", 1.0))
     floor = floor_of(product, package)
+    # The primary optimization goal shifts the rates, and the reach given up for them.
+    paid = package.rate if floor is None else clearing_price(package.rate, floor)
+    shaped = optimization_goals.shape(
+        optimization_goals.primary(package.optimization_goals),
+        optimization_goals.Shaped(
+            ctr=float(inventory.get("ctr", 0.0)),
+            viewability=float(inventory.get("viewability", 1.0)),
+            completion_rate=float(inventory.get("completion_rate", 0.0)),
+        ),
+        paid if package.pricing_model in ("cpm", "vcpm") else 0.0,
+    )
     day_cap = None
     if buy.daily_cap is not None and buy.total_budget > 0:
         day_cap = buy.daily_cap * package.budget / buy.total_budget
@@ -263,16 +282,16 @@ def package_model(
         # what the budget buys at the most it pays, so only the budget binds there.
         impressions_goal=package.impressions_goal if floor is None else None,
         pacing=package.pacing,
-        daily_impressions=supply * breadth,
+        daily_impressions=supply * breadth * shaped.supply,
         devices=device_mix(
             product.channels,
             package.targeting.get("device_type"),
             package.targeting.get("device_type_exclude"),
         ),
         bid_adjustments=dict(package.bid_adjustments),
-        ctr=float(inventory.get("ctr", 0.0)),
-        completion_rate=float(inventory.get("completion_rate", 0.0)),
-        viewability=float(inventory.get("viewability", 1.0)),
+        ctr=shaped.ctr,
+        completion_rate=shaped.completion_rate,
+        viewability=shaped.viewability,
         day_cap=day_cap,
         week_hours=targeting_rules.week_hours(package.targeting),
     )

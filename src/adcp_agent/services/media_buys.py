@@ -30,6 +30,7 @@ from adcp_agent.services import (
     creative_rules,
     industries,
     limits,
+    optimization_goals,
     push_notifications,
     reporting_webhooks,
     tenants,
@@ -64,6 +65,7 @@ class PackageRequest:
     start_time: datetime | None = None
     end_time: datetime | None = None
     paused: bool = False  # booked paused (auction packages)
+    optimization_goals: Any = None  # AdCP's, as sent (optimization_goals.validate)
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,9 @@ async def prepare(
         ad_server=state.adapters.choose(tenant, sandbox=account.sandbox),
         sandbox=account.sandbox,
     )
+    optimization_goals.check_ad_server(
+        buy.ad_server, [(p, f"packages[{i}]") for i, p in enumerate(packages)]
+    )
     if req.paused and buy.guaranteed:
         raise AdcpError(
             "UNSUPPORTED_FEATURE",
@@ -465,7 +470,15 @@ async def build_package(
         start_time=own_start,
         end_time=own_end,
         paused=preq.paused,
+        optimization_goals=optimization_goals.validate(preq.optimization_goals, product, where),
     )
+    unmet = optimization_goals.unmeetable(package.optimization_goals, package.pricing_model, rate)
+    if unmet:
+        raise AdcpError(
+            "VALIDATION_ERROR",
+            unmet + " Nothing was booked.",
+            field=f"{where}.optimization_goals",
+        )
     if preq.paused and package.guaranteed:
         raise AdcpError(
             "UNSUPPORTED_FEATURE",

@@ -21,6 +21,7 @@ from adcp_agent.services import (
     catalog,
     limits,
     media_buys,
+    optimization_goals,
     update_flights,
 )
 from adcp_agent.services import creatives as creative_library
@@ -525,6 +526,7 @@ async def _add_package(
     await audience_targeting.check_targeting(
         state.db, b.tenant_id, b.account_id, [(package.targeting, f"{op.field}.targeting_overlay")]
     )
+    optimization_goals.check_ad_server(b.ad_server, [(package, op.field)])
     if running and package.start_time is None:
         package.start_time = start
     # Its capacity counted with the buy's other packages of the product.
