@@ -149,7 +149,9 @@ def _auction(pid: str, floor: float, min_spend: float) -> dict[str, Any]:
     }
 
 
-_STD_TARGETING = ["geo_country", "geo_region", "geo_metro", "device_type", "signals", "audiences"]
+_STD_TARGETING = [
+    "geo_country", "geo_region", "geo_metro", "device_type", "signals", "audiences", "daypart",
+]  # fmt: skip
 
 PRODUCTS: list[dict[str, Any]] = [
     {
@@ -165,7 +167,7 @@ PRODUCTS: list[dict[str, Any]] = [
         "property_ids": ["riverside_tv"],
         "countries": ["US"],
         "pricing_options": [_fixed("ctv_sports_cpm", 42.0, 10_000)],
-        "targeting": _STD_TARGETING + ["daypart"],
+        "targeting": _STD_TARGETING,
         "inventory": {
             "daily_impressions": 180_000,
             "fill_rate": 0.9,
@@ -310,7 +312,7 @@ PRODUCTS: list[dict[str, Any]] = [
         "property_ids": ["riverside_radio"],
         "countries": ["US"],
         "pricing_options": [_fixed("radio_cpm", 14.0, 3_000)],
-        "targeting": _STD_TARGETING + ["daypart"],
+        "targeting": _STD_TARGETING,
         "inventory": {
             "daily_impressions": 500_000,
             "fill_rate": 0.8,
