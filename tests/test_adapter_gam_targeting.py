@@ -73,3 +73,17 @@ async def test_device_platforms_become_operating_systems_by_the_tenants_ids(fake
         "operatingSystems": [{"id": "501012"}],
     }
     assert tech["deviceCategoryTargeting"] == {"targetedDeviceCategories": [{"id": "30001"}]}
+
+
+async def test_postal_codes_are_locations_by_the_tenants_ids(fake) -> None:
+    zips = line(targeting=Targeting(postal_codes=("US:10001",), postal_codes_exclude=("US:10002",)))
+    with pytest.raises(AdcpError) as err:
+        await make_adapter(fake).create_order(order(zips))
+    assert (err.value.code, err.value.field) == ("VALIDATION_ERROR", "targeting.geo_postal_areas")
+    ids = {"US:10001": 9061234, "US:10002": 9061235}
+    await make_adapter(fake, geo_location_ids=ids).create_order(order(zips))
+    geo = only(only(fake.requests("createLineItems"))["lineItems"])["targeting"]["geoTargeting"]
+    assert geo == {
+        "targetedLocations": [{"id": "9061234"}],
+        "excludedLocations": [{"id": "9061235"}],
+    }

@@ -137,3 +137,72 @@ async def test_metros_are_the_declared_nielsen_dmas(live: LiveServer) -> None:
     assert itl.error["field"] == "packages[0].targeting_overlay.geo_metros[0].system"
     assert bad.error_codes == ["VALIDATION_ERROR"]
     assert bad.error["field"] == "packages[0].targeting_overlay.geo_metros_exclude[0].values"
+
+
+async def test_postal_areas_are_checked_declared_and_narrow_avails(live: LiveServer) -> None:
+    zips = {"geo_postal_areas": [{"country": "US", "system": "zip", "values": ["10001", "10002"]}]}
+    legacy = {"geo_postal_areas": [{"system": "us_zip", "values": ["10001", "10002"]}]}
+    async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
+        caps = await call(c, "get_adcp_capabilities", {})
+        everyone = await call(c, "get_avails", _avails(None))
+        two = await call(c, "get_avails", _avails(zips))
+        old_form = await call(c, "get_avails", _avails(legacy))
+        booked = await call(c, "create_media_buy", non_guaranteed(targeting_overlay=zips))
+        refused = {
+            field: await call(c, "create_media_buy", non_guaranteed(targeting_overlay=overlay))
+            for field, overlay in {
+                "geo_postal_areas[0].values": {
+                    "geo_postal_areas": [{"country": "US", "system": "zip", "values": ["1000"]}]
+                },
+                "geo_postal_areas[0].system": {
+                    "geo_postal_areas": [
+                        {"country": "FR", "system": "code_postal", "values": ["75001"]}
+                    ]
+                },
+                "geo_postal_areas[0].country": {
+                    "geo_postal_areas": [{"country": "DE", "system": "plz", "values": ["10115"]}]
+                },
+            }.items()
+        }
+    assert caps.data["media_buy"]["execution"]["targeting"]["geo_postal_areas"]["US"] == [
+        "zip",
+        "zip_plus_four",
+    ]
+    assert_valid("get_adcp_capabilities", caps.data)
+    # Two of ~30,000 US ZIPs, on a product serving three countries.
+    all_of_it = everyone.data["packages"][0]["available_impressions"]
+    expected = all_of_it * 2 / 30_000 / 3
+    for answer in (two, old_form):
+        assert abs(answer.data["packages"][0]["available_impressions"] - expected) <= 1
+    assert not booked.is_error, booked.data
+    assert {f: a.error_codes for f, a in refused.items()} == {
+        "geo_postal_areas[0].values": ["VALIDATION_ERROR"],
+        "geo_postal_areas[0].system": ["UNSUPPORTED_FEATURE"],
+        "geo_postal_areas[0].country": ["VALIDATION_ERROR"],
+    }
+    for field, answer in refused.items():
+        assert answer.error["field"] == f"packages[0].targeting_overlay.{field}"
+
+
+def test_postal_codes_reach_the_ad_servers() -> None:
+    from adcp_agent_adapters.kevel.mapping import targeting_fields
+    from adcp_agent_adapters.triton.adapter import targeting_body
+
+    from adcp_agent.adapter_protocol import Targeting
+    from adcp_agent.errors import AdcpError
+    from adcp_agent.services import targeting
+
+    overlay = {
+        "geo_postal_areas": [{"country": "US", "system": "zip", "values": ["10001"]}],
+        "geo_postal_areas_exclude": [{"system": "gb_outward", "values": ["SW1A"]}],
+    }
+    adapter = targeting.to_adapter(overlay, "acct")
+    assert (adapter.postal_codes, adapter.postal_codes_exclude) == (("US:10001",), ("GB:SW1A",))
+    body = targeting_body(adapter)
+    assert (body["postal_codes"], body["postal_codes_exclude"]) == (["US:10001"], ["GB:SW1A"])
+    with pytest.raises(AdcpError) as err:
+        targeting_fields(Targeting(postal_codes=("US:10001",)), {}, [], 7)
+    assert (err.value.code, err.value.field) == (
+        "UNSUPPORTED_FEATURE",
+        "targeting.geo_postal_areas",
+    )

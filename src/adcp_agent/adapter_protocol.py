@@ -76,6 +76,8 @@ class Targeting:
     geo_metros_exclude: tuple[str, ...] = ()
     device_types_exclude: tuple[str, ...] = ()
     device_platforms: tuple[str, ...] = ()  # AdCP device_platform: ios, android, roku_os…
+    postal_codes: tuple[str, ...] = ()  # "US:10001", "GB:SW1A" (services.postal_areas)
+    postal_codes_exclude: tuple[str, ...] = ()
     # Activated signals as key-values: {"adcp_seg": ("auto_intenders", ...)}
     key_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     dayparts: tuple[str, ...] = ()  # named dayparts (Triton's stations)

@@ -150,7 +150,8 @@ def _auction(pid: str, floor: float, min_spend: float) -> dict[str, Any]:
 
 
 _STD_TARGETING = [
-    "geo_country", "geo_region", "geo_metro", "device_type", "signals", "audiences", "daypart",
+    "geo_country", "geo_region", "geo_metro", "geo_postal", "device_type", "signals",
+    "audiences", "daypart",
 ]  # fmt: skip
 
 PRODUCTS: list[dict[str, Any]] = [

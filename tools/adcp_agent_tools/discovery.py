@@ -13,6 +13,7 @@ from adcp_agent.errors import AdcpError
 from adcp_agent.services import (
     accounts,
     optimization_goals,
+    postal_areas,
     sandbox,
     sandbox_arms,
     tenants,
@@ -164,12 +165,14 @@ def register(mcp: FastMCP, state: AppState) -> None:
                 ),
                 # What targeting_overlay honours (services.targeting): every geo level
                 # a product may allow, metros as Nielsen DMAs (the codes the adapters
-                # map); no postal areas, languages, keywords or proximity.
+                # map), postal areas in the systems checked here; no languages,
+                # keywords or proximity.
                 "execution": {
                     "targeting": {
                         "geo_countries": True,
                         "geo_regions": True,
                         "geo_metros": {"nielsen_dma": True},
+                        "geo_postal_areas": postal_areas.capabilities(),
                         "language": False,
                     }
                 },

@@ -62,7 +62,7 @@ class GamConfig(BaseModel):
     geo_location_ids: dict[str, int] = Field(
         default_factory=dict,
         description="Extra or overriding GAM Location ids: 'FR' (country), 'US-CA' "
-        "(region) or a Nielsen DMA code such as '501' (metro).",
+        "(region), a Nielsen DMA code such as '501' (metro) or 'US:10001' (postal code).",
     )
     device_category_ids: dict[str, int] = Field(
         default_factory=dict,

@@ -46,7 +46,12 @@ def _location_id(code: str, kind: str, config: GamConfig) -> int:
         return COUNTRY_LOCATION_IDS[code]
     if kind == "metro" and code.isdigit() and len(code) == 3:
         return 200000 + int(code)
-    field = {"country": "geo_countries", "region": "geo_regions", "metro": "geo_metros"}[kind]
+    field = {
+        "country": "geo_countries",
+        "region": "geo_regions",
+        "metro": "geo_metros",
+        "postal": "geo_postal_areas",
+    }[kind]
     raise faults.error(
         "VALIDATION_ERROR",
         f"This Google Ad Manager network has no location id for {kind} '{code}'.",
@@ -63,11 +68,13 @@ def geo_targeting(targeting: Targeting, config: GamConfig) -> dict[str, Any] | N
         *({"id": _location_id(c, "country", config)} for c in targeting.geo_countries),
         *({"id": _location_id(r, "region", config)} for r in targeting.geo_regions),
         *({"id": _location_id(m, "metro", config)} for m in targeting.geo_metros),
+        *({"id": _location_id(p, "postal", config)} for p in targeting.postal_codes),
     ]
     excluded = [
         *({"id": _location_id(c, "country", config)} for c in targeting.geo_countries_exclude),
         *({"id": _location_id(r, "region", config)} for r in targeting.geo_regions_exclude),
         *({"id": _location_id(m, "metro", config)} for m in targeting.geo_metros_exclude),
+        *({"id": _location_id(p, "postal", config)} for p in targeting.postal_codes_exclude),
     ]
     if not targeted and not excluded:
         return None

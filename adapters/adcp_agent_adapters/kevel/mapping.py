@@ -164,6 +164,8 @@ def targeting_fields(
 ) -> dict[str, Any]:
     if t.dayparts:
         raise unsupported("named dayparts (use a Kevel day-parted product)", "targeting.dayparts")
+    if t.postal_codes or t.postal_codes_exclude:
+        raise unsupported("AdCP postal areas", "targeting.geo_postal_areas")
     if t.device_platforms:
         raise unsupported("AdCP device_platform", "targeting.device_platform")
     if t.daypart_windows:

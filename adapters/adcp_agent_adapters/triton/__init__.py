@@ -28,7 +28,8 @@ flights               POST    ``{name, external_id, guaranteed, start, end, stat
                               currency}, budget: {amount, currency}, pacing, targeting:
                               {countries, countries_exclude, regions, regions_exclude,
                               metros, metros_exclude, devices, devices_exclude, platforms,
-                              key_values: {key: [value]}}, frequency_cap}`` → ``{id}``
+                              postal_codes, postal_codes_exclude ("US:10001"), key_values:
+                              {key: [value]}}, frequency_cap}`` → ``{id}``
 flight                PATCH   any of ``budget, daily_budget, goal, pricing: {rate}, end, pacing,
                               targeting, frequency_cap, dayparts``; or ``{status}``: active|paused
 creatives             POST    ``{name, external_id, type: audio|companion_banner, format_id,

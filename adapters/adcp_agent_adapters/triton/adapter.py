@@ -79,6 +79,8 @@ def targeting_body(t: Targeting) -> dict[str, Any]:
         "devices": list(t.device_types),
         "devices_exclude": list(t.device_types_exclude),
         "platforms": list(t.device_platforms),
+        "postal_codes": list(t.postal_codes),
+        "postal_codes_exclude": list(t.postal_codes_exclude),
         "key_values": {k: list(v) for k, v in t.key_values.items()},
     }
 

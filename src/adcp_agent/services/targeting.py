@@ -3,7 +3,8 @@ catalog, and normalisation into the adapter-neutral ``Targeting``.
 
 Accepted overlay keys (AdCP 3.1, plus the seed-003 aliases):
 ``geo_countries`` / ``geo_country_any_of``, ``geo_countries_exclude`` / ``geo_country_none_of``,
-``geo_regions`` / ``geo_regions_exclude``, ``geo_metros`` / ``geo_metros_exclude``
+``geo_regions`` / ``geo_regions_exclude``, ``geo_metros`` / ``geo_metros_exclude``,
+``geo_postal_areas`` / ``geo_postal_areas_exclude`` (``services.postal_areas``)
 ([{system, values}]), ``device_type`` / ``device_type_exclude``, ``device_platform``,
 ``frequency_cap``,
 ``signal_targeting_groups`` and the seed's flat ``signals`` (list of signal ids),
@@ -22,6 +23,7 @@ from typing import Any
 from adcp_agent.adapter_protocol import DaypartWindow, Targeting
 from adcp_agent.db.models import Product
 from adcp_agent.errors import AdcpError
+from adcp_agent.services import postal_areas
 from adcp_agent.services.delivery_sim import DIURNAL
 
 SIGNAL_KEY = "adcp_seg"
@@ -50,6 +52,8 @@ _CAPABILITY = {
     "device_type": "device_type",
     "device_type_exclude": "device_type",
     "device_platform": "os",
+    "geo_postal_areas": "geo_postal",
+    "geo_postal_areas_exclude": "geo_postal",
     "signals": "signals",
     "signal_targeting_groups": "signals",
     "dayparts": "daypart",
@@ -99,6 +103,7 @@ _OPPOSITES = (
     ("geo_regions", "geo_regions_exclude"),
     ("geo_metros", "geo_metros_exclude"),
     ("device_type", "device_type_exclude"),
+    ("geo_postal_areas", "geo_postal_areas_exclude"),
     ("audience_include", "audience_exclude"),
 )
 
@@ -289,6 +294,8 @@ def validate(
                     f"{key} is a non-empty list of distinct audience ids.",
                     field=where,
                 )
+        elif key in postal_areas.KEYS:
+            postal_areas.check(value, where, list(product.countries))
         elif key == "device_platform":
             platforms = _list_of_str(value, where)
             unknown = [p for p in platforms if p not in PLATFORMS]
@@ -378,6 +385,8 @@ def to_adapter(data: dict[str, Any], account_id: str) -> Targeting:
         geo_metros_exclude=tuple(_flat(data.get("geo_metros_exclude"))),
         device_types_exclude=tuple(data.get("device_type_exclude", []) or []),
         device_platforms=tuple(data.get("device_platform", []) or []),
+        postal_codes=postal_areas.codes(data.get("geo_postal_areas")),
+        postal_codes_exclude=postal_areas.codes(data.get("geo_postal_areas_exclude")),
         key_values=key_values,
         dayparts=tuple(data.get("dayparts", []) or []),
         daypart_windows=windows_of(data),
@@ -413,6 +422,10 @@ def reach_factor(data: dict[str, Any], product: Product, coverage: dict[str, flo
     included = signals_of(data)
     if included:
         factor *= max(coverage.get(s, 0.0) for s in included) / 100
+    if data.get("geo_postal_areas"):
+        factor *= postal_areas.share(data["geo_postal_areas"], list(product.countries))
+    if data.get("geo_postal_areas_exclude"):
+        factor *= 1 - postal_areas.share(data["geo_postal_areas_exclude"], list(product.countries))
     platforms = data.get("device_platform")
     if platforms:
         ctv = bool(product.channels) and set(product.channels) <= {"ctv"}
