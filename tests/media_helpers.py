@@ -116,3 +116,17 @@ async def own_tenant(
             )
     finally:
         await db.dispose()
+
+
+def avails_args(
+    overlay: dict[str, Any] | None = None, *, now: datetime | None = None, days: int = 10
+) -> dict[str, Any]:
+    """get_avails for run-of-site display over ``days`` days from 20 days after ``now``
+    (the wall clock's, by default), with ``overlay`` as its targeting."""
+    start = ((now or datetime.now(UTC)) + timedelta(days=20)).date()
+    args: dict[str, Any] = {
+        "product_ids": ["display_run_of_site"],
+        "flight_start_date": start.isoformat(),
+        "flight_end_date": (start + timedelta(days=days)).isoformat(),
+    }
+    return {**args, "targeting_overlay": overlay} if overlay else args

@@ -5,8 +5,7 @@ take only their own named dayparts, refuse them before anything is booked)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import pytest
 from adcp_agent_adapters.kevel.mapping import targeting_fields
@@ -27,6 +26,7 @@ from tests.delivery_support import (
     sim_postgres,
     sim_sqlite,
 )
+from tests.media_helpers import avails_args
 from tests.support import DEMO_TOKEN, assert_valid, call, mcp_client
 
 __all__ = ["sim", "sim_postgres", "sim_sqlite"]  # the module-scoped simulated-clock server
@@ -54,16 +54,6 @@ async def _allow_dayparts(sim: SimServer) -> None:
         await db.dispose()
 
 
-def _avails(now: datetime, overlay: dict[str, Any] | None = None) -> dict[str, Any]:
-    start = (now + timedelta(days=20)).date()
-    args: dict[str, Any] = {
-        "product_ids": ["display_run_of_site"],
-        "flight_start_date": start.isoformat(),
-        "flight_end_date": (start + timedelta(days=7)).isoformat(),
-    }
-    return {**args, "targeting_overlay": overlay} if overlay else args
-
-
 async def test_a_dayparted_package_serves_only_in_its_hours(sim: SimServer) -> None:
     await _allow_dayparts(sim)
     async with mcp_client(sim.mcp_url, DEMO_TOKEN) as c:
@@ -72,8 +62,8 @@ async def test_a_dayparted_package_serves_only_in_its_hours(sim: SimServer) -> N
         created = await call(c, "create_media_buy", buy_args(now, [ros(targeting_overlay=overlay)]))
         assert not created.is_error, created.data
         mb = created.data["media_buy_id"]
-        everyone = await call(c, "get_avails", _avails(now))
-        evenings = await call(c, "get_avails", _avails(now, overlay))
+        everyone = await call(c, "get_avails", avails_args(now=now, days=7))
+        evenings = await call(c, "get_avails", avails_args(overlay, now=now, days=7))
         await approve_and_push_creatives_directly(sim.settings, mb)
         await sim.advance(30)
         listed = await call(c, "get_media_buys", {"media_buy_ids": [mb]})

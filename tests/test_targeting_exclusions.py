@@ -5,13 +5,10 @@ inclusions (a value in both is refused)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 import pytest
 
 from adcp_agent.services.delivery_sim import device_mix
-from tests.media_helpers import non_guaranteed
+from tests.media_helpers import avails_args, non_guaranteed
 from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 
 EXCLUDING = {
@@ -22,23 +19,13 @@ EXCLUDING = {
 }
 
 
-def _avails(overlay: dict[str, Any] | None) -> dict[str, Any]:
-    start = datetime.now(UTC).date() + timedelta(days=20)
-    args: dict[str, Any] = {
-        "product_ids": ["display_run_of_site"],
-        "flight_start_date": start.isoformat(),
-        "flight_end_date": (start + timedelta(days=10)).isoformat(),
-    }
-    return {**args, "targeting_overlay": overlay} if overlay else args
-
-
 async def test_exclusions_are_booked_echoed_and_narrow_avails(live: LiveServer) -> None:
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
         booked = await call(c, "create_media_buy", non_guaranteed(targeting_overlay=EXCLUDING))
         assert not booked.is_error, booked.data
         listed = await call(c, "get_media_buys", {"media_buy_ids": [booked.data["media_buy_id"]]})
-        base = await call(c, "get_avails", _avails({"geo_countries": ["US"]}))
-        narrowed = await call(c, "get_avails", _avails(EXCLUDING))
+        base = await call(c, "get_avails", avails_args({"geo_countries": ["US"]}))
+        narrowed = await call(c, "get_avails", avails_args(EXCLUDING))
     assert_valid("get_media_buys", listed.data)
     [package] = listed.data["media_buys"][0]["packages"]
     assert package["targeting_overlay"] == EXCLUDING
@@ -64,7 +51,7 @@ async def test_bad_exclusions_are_refused_naming_the_field(live: LiveServer) -> 
             c,
             "get_avails",
             {
-                **_avails({"device_type_exclude": ["mobile"]}),
+                **avails_args({"device_type_exclude": ["mobile"]}),
                 "product_ids": ["display_homepage_takeover"],
             },
         )
@@ -87,11 +74,13 @@ def test_excluded_devices_leave_the_traffic_mix() -> None:
 async def test_device_platforms_narrow_the_products_that_allow_them(live: LiveServer) -> None:
     app = {"product_ids": ["mobile_app_interstitial"]}
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
-        everyone = await call(c, "get_avails", {**_avails(None), **app})
-        ios = await call(c, "get_avails", {**_avails({"device_platform": ["ios"]}), **app})
-        unknown = await call(c, "get_avails", {**_avails({"device_platform": ["symbian"]}), **app})
+        everyone = await call(c, "get_avails", {**avails_args(None), **app})
+        ios = await call(c, "get_avails", {**avails_args({"device_platform": ["ios"]}), **app})
+        unknown = await call(
+            c, "get_avails", {**avails_args({"device_platform": ["symbian"]}), **app}
+        )
         # Run-of-site display does not list operating systems among its targeting.
-        web = await call(c, "get_avails", _avails({"device_platform": ["ios"]}))
+        web = await call(c, "get_avails", avails_args({"device_platform": ["ios"]}))
     all_of_it = everyone.data["packages"][0]["available_impressions"]
     assert abs(ios.data["packages"][0]["available_impressions"] - all_of_it * 0.3) <= 2
     for refused in (unknown, web):
@@ -144,9 +133,9 @@ async def test_postal_areas_are_checked_declared_and_narrow_avails(live: LiveSer
     legacy = {"geo_postal_areas": [{"system": "us_zip", "values": ["10001", "10002"]}]}
     async with mcp_client(live.mcp_url, DEMO_TOKEN) as c:
         caps = await call(c, "get_adcp_capabilities", {})
-        everyone = await call(c, "get_avails", _avails(None))
-        two = await call(c, "get_avails", _avails(zips))
-        old_form = await call(c, "get_avails", _avails(legacy))
+        everyone = await call(c, "get_avails", avails_args(None))
+        two = await call(c, "get_avails", avails_args(zips))
+        old_form = await call(c, "get_avails", avails_args(legacy))
         booked = await call(c, "create_media_buy", non_guaranteed(targeting_overlay=zips))
         refused = {
             field: await call(c, "create_media_buy", non_guaranteed(targeting_overlay=overlay))
