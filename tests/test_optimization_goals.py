@@ -51,19 +51,28 @@ async def test_goals_are_declared_validated_and_echoed(sim: SimServer) -> None:
             where: await call(c, "create_media_buy", buy_args(now, [ros(optimization_goals=goals)]))
             for where, goals in bad.items()
         }
+        mb, pid = booked.data["media_buy_id"], booked.data["packages"][0]["package_id"]
+        views = [
+            {
+                "kind": "metric",
+                "metric": "views",
+                "target": {"kind": "threshold_rate", "value": 0.7},
+            }
+        ]
         change = await call(
             c,
             "update_media_buy",
+            {"media_buy_id": mb, "packages": [{"package_id": pid, "optimization_goals": views}]},
+        )
+        wrong = await call(
+            c,
+            "update_media_buy",
             {
-                "media_buy_id": booked.data["media_buy_id"],
-                "packages": [
-                    {
-                        "package_id": booked.data["packages"][0]["package_id"],
-                        "optimization_goals": CLICKS,
-                    }
-                ],
+                "media_buy_id": mb,
+                "packages": [{"package_id": pid, "optimization_goals": bad["[0].kind"]}],
             },
         )
+        after = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
     assert_valid("get_adcp_capabilities", caps.data)
     assert_valid("get_products", products.data)
     assert {"clicks", "views", "completed_views"} <= set(
@@ -82,7 +91,11 @@ async def test_goals_are_declared_validated_and_echoed(sim: SimServer) -> None:
     assert refused[""].error_codes == ["VALIDATION_ERROR"]
     for where, answer in refused.items():
         assert answer.error["field"] == f"packages[0].optimization_goals{where}", answer.data
-    assert change.error_codes == ["UNSUPPORTED_FEATURE"]
+    assert not change.is_error, change.data
+    assert after.data["media_buys"][0]["packages"][0]["optimization_goals"] == views
+    assert wrong.error_codes == ["UNSUPPORTED_FEATURE"]
+    assert wrong.error["field"] == "packages[0].optimization_goals[0].kind"
+    assert after.data["media_buys"][0]["revision"] == listed.data["media_buys"][0]["revision"] + 1
 
 
 def _rates(delivery: dict[str, Any]) -> dict[str, dict[str, float]]:

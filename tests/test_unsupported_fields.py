@@ -19,7 +19,6 @@ from tests.support import DEMO_TOKEN, LiveServer, assert_valid, call, mcp_client
 # A value that asks for each refused field (the table's paths, "[]" = the first item).
 ASKING: dict[str, Any] = {
     "proposal_id": "prop_1",
-    "packages[].optimization_goals": [{"kind": "metric", "metric": "clicks"}],
     "packages[].measurement_terms": {"billing_measurement": {"vendor": "x"}},
     "packages[].performance_standards": [{"metric": "viewability", "threshold": 0.7}],
     "packages[].committed_metrics": ["viewability"],

@@ -77,6 +77,9 @@ class PackageUpdate(_Open):
     bid_price: float | None = Field(default=None, gt=0)
     pacing: Literal["even", "asap", "front_loaded"] | None = None
     targeting_overlay: dict[str, Any] | None = None
+    optimization_goals: list[Any] | None = Field(
+        default=None, description="Replaces the package's optimization goals (1 to 3)."
+    )
     creative_assignments: list[CreativeAssignment] | None = None
     canceled: bool | None = None
     cancellation_reason: str | None = Field(default=None, max_length=500)
@@ -157,6 +160,8 @@ def _patch_ops(
             ops.append(
                 Op("package_targeting", f"{where}.targeting_overlay", pid, p.targeting_overlay)
             )
+        if p.optimization_goals is not None:
+            ops.append(Op("package_goals", where, pid, p.optimization_goals))
         if p.creative_assignments is not None:
             ops.append(
                 Op(

@@ -97,12 +97,6 @@ REFUSED: dict[str, list[tuple[str, Asks, str]]] = {
     ],
     "update_media_buy": [
         (
-            "packages[].optimization_goals",
-            _given,
-            "A package's optimization goals are set when it is booked (create_media_buy or "
-            "new_packages); changing them is not offered. Nothing was changed.",
-        ),
-        (
             "packages[].creative_assignments[].placement_ids",
             _given,
             _PLACEMENTS + " Nothing was changed.",

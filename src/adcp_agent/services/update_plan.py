@@ -451,6 +451,19 @@ async def plan_ops(
                 f"{package.package_id} targeting replaced",
             )
             await _check_capacity(state, caller, tenant, plan, package, op.field)
+        elif k == "package_goals":
+            # Pursued by the simulated ad server from the next hour; no line changes.
+            goals = optimization_goals.validate(op.value, product, op.field)
+            package.optimization_goals = goals
+            optimization_goals.check_ad_server(b.ad_server, [(package, op.field)])
+            unmet = optimization_goals.unmeetable(goals, package.pricing_model, package.rate)
+            if unmet:
+                raise AdcpError(
+                    "VALIDATION_ERROR",
+                    unmet + " Nothing was changed.",
+                    field=f"{op.field}.optimization_goals",
+                )
+            plan.touch(package)
         elif k == "package_creatives":
             chosen = await creative_library.assignable(
                 state, caller, op.value, package.format_ids, op.field
