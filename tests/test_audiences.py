@@ -6,6 +6,7 @@ sent to the ad server as key-values, and delivering to the matched share only.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 from pathlib import Path
@@ -345,9 +346,37 @@ async def test_audiences_belong_to_their_account(sim: SimServer) -> None:
                 c, "sync_audiences", {**_sync(TINY), "account": other, "delete_missing": True}
             )
         )
+        # An audience sent with a bad member fails; delete_missing does not take it.
+        broken = {"audience_id": "tiny", "add": [{"external_id": "z"}]}
+        kept = _by_id(
+            await call(
+                c, "sync_audiences", {**_sync(broken), "account": other, "delete_missing": True}
+            )
+        )
+        listed = _by_id(
+            await call(c, "sync_audiences", {"idempotency_key": key("aud"), "account": other})
+        )
     assert on_other["vip"]["status"] == "ready" and "vip" not in default
     assert on_other["vip"]["seller_id"] == targeting.audience_seller_id(other["account_id"], "vip")
     assert wrong.data["adcp_error"]["code"] == "REFERENCE_NOT_FOUND"
     assert not right.is_error, right.data
     assert (pruned["tiny"]["action"], pruned["vip"]["action"]) == ("created", "failed")
     assert pruned["vip"]["errors"][0]["code"] == "INVALID_STATE"
+    assert (kept["tiny"]["action"], kept["vip"]["action"]) == ("failed", "failed")
+    assert set(listed) == {"tiny", "vip"}
+
+
+async def test_the_same_audience_synced_twice_at_once_is_one_audience(sim: SimServer) -> None:
+    race = {
+        "audience_id": "race",
+        "add": [{"external_id": f"r{i}", "hashed_email": email(5000 + i)} for i in range(20)],
+    }
+    async with (
+        mcp_client(sim.mcp_url, DEMO_TOKEN) as a,
+        mcp_client(sim.mcp_url, DEMO_TOKEN) as b,
+    ):
+        answers = await asyncio.gather(*(call(c, "sync_audiences", _sync(race)) for c in (a, b)))
+        listed = _by_id(await call(a, "sync_audiences", {"idempotency_key": key("aud")}))
+    assert all(not x.is_error for x in answers), [x.data for x in answers]
+    assert sorted(_by_id(x)["race"]["action"] for x in answers) == ["created", "unchanged"]
+    assert listed["race"]["total_uploaded_count"] == 20

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -283,6 +284,27 @@ async def sync(
             checked.append((i, entry, _parse(entry, f"audiences[{i}]")))
         except AdcpError as exc:
             checked.append((i, entry, exc))
+    try:
+        return await _apply(
+            db, caller, account, checked, entries is None, delete_missing, now, render, completion
+        )
+    except IntegrityError:  # the same audience created by a sync at the same time: again
+        return await _apply(
+            db, caller, account, checked, entries is None, delete_missing, now, render, completion
+        )
+
+
+async def _apply(
+    db: Database,
+    caller: Caller,
+    account: Account,
+    checked: list[tuple[int, Any, _Parsed | AdcpError]],
+    listing: bool,
+    delete_missing: bool,
+    now: datetime,
+    render: Render,
+    completion: Completion | None,
+) -> dict[str, Any]:
     async with db.transaction() as session:
         tenant = await session.get(Tenant, caller.tenant_id)
         minimum = minimum_size(tenant.features if tenant else None)
@@ -298,7 +320,7 @@ async def sync(
             ).all()
         }
         live = {k: a for k, a in stored.items() if a.deleted_at is None}
-        if entries is None:
+        if listing:
             listed = [AudienceResult(k, "unchanged", a) for k, a in sorted(live.items())]
             return await _answer(session, render(account, listed, minimum), completion)
         results: list[AudienceResult] = []
@@ -307,6 +329,9 @@ async def sync(
             where = f"audiences[{i}]"
             try:
                 if isinstance(parsed, AdcpError):
+                    named = entry.get("audience_id") if isinstance(entry, dict) else None
+                    if isinstance(named, str):
+                        sent.add(named)  # failed, but sent: delete_missing keeps it
                     raise parsed
                 if parsed.audience_id in sent:
                     raise AdcpError(
