@@ -380,3 +380,15 @@ async def test_the_same_audience_synced_twice_at_once_is_one_audience(sim: SimSe
     assert all(not x.is_error for x in answers), [x.data for x in answers]
     assert sorted(_by_id(x)["race"]["action"] for x in answers) == ["created", "unchanged"]
     assert listed["race"]["total_uploaded_count"] == 20
+
+
+async def test_the_same_users_loaded_twice_at_once_are_loaded_once(sim: SimServer) -> None:
+    await _graph(sim)
+    users = {"users": [_user(30_000 + i) for i in range(50)]}
+    first, second = await asyncio.gather(*(sim.admin("POST", GRAPH, json=users) for _ in range(2)))
+    removed = await sim.admin(
+        "DELETE", GRAPH, json={"user_keys": [u["user_key"] for u in users["users"]]}
+    )
+    assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
+    assert first.json()["users"] >= KNOWN_USERS + 50 and second.json()["users"] >= KNOWN_USERS + 50
+    assert removed.json()["users"] == KNOWN_USERS

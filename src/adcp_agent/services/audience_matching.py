@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -163,17 +164,26 @@ async def load_users(
     """Upsert the publisher's users (each user's identifiers replaced by the ones sent),
     then match every live audience again."""
     keys, rows = _user_rows(users, tenant_id, identifiers_of)
-    async with db.transaction() as session:
-        await _drop_users(session, tenant_id, keys)
-        conn = await session.connection()
-        # The same identifier may belong to several users (a shared family e-mail).
-        unique = list({(r["id_type"], r["value"], r["user_key"]): r for r in rows}.values())
-        for part in chunked(unique, 1000):
-            await conn.execute(insert(PublisherIdentity.__table__), list(part))  # type: ignore[arg-type]
-        rematched = await rematch_tenant(session, tenant_id)
+    # The same identifier may belong to several users (a shared family e-mail).
+    unique = list({(r["id_type"], r["value"], r["user_key"]): r for r in rows}.values())
+    try:
+        rematched = await _replace_users(db, tenant_id, keys, unique)
+    except IntegrityError:  # the same users loaded by another call at the same time: again
+        rematched = await _replace_users(db, tenant_id, keys, unique)
     out = await summary(db, tenant_id)
     out.audiences_rematched = rematched
     return out
+
+
+async def _replace_users(
+    db: Database, tenant_id: str, keys: list[str], rows: list[dict[str, str]]
+) -> int:
+    async with db.transaction() as session:
+        await _drop_users(session, tenant_id, keys)
+        conn = await session.connection()
+        for part in chunked(rows, 1000):
+            await conn.execute(insert(PublisherIdentity.__table__), list(part))  # type: ignore[arg-type]
+        return await rematch_tenant(session, tenant_id)
 
 
 async def remove_users(db: Database, tenant_id: str, user_keys: Sequence[str]) -> GraphSummary:
