@@ -17,6 +17,7 @@ from adcp_agent.db.engine import create_database
 from adcp_agent.db.models import Product
 from adcp_agent.errors import AdcpError
 from adcp_agent.services.delivery_sim import DIURNAL
+from adcp_agent.services.pacing import elapsed_fraction, week_hours
 from tests.delivery_support import (
     SimServer,
     approve_and_push_creatives_directly,
@@ -59,13 +60,16 @@ async def test_a_dayparted_package_serves_only_in_its_hours(sim: SimServer) -> N
     async with mcp_client(sim.mcp_url, DEMO_TOKEN) as c:
         now = await sim.now()
         overlay = {"daypart_targets": EVENINGS}
-        created = await call(c, "create_media_buy", buy_args(now, [ros(targeting_overlay=overlay)]))
+        created = await call(
+            c, "create_media_buy", buy_args(now, [ros(1000, targeting_overlay=overlay)])
+        )
         assert not created.is_error, created.data
         mb = created.data["media_buy_id"]
         everyone = await call(c, "get_avails", avails_args(now=now, days=7))
         evenings = await call(c, "get_avails", avails_args(overlay, now=now, days=7))
         await approve_and_push_creatives_directly(sim.settings, mb)
         await sim.advance(30)
+        until = await sim.now()
         listed = await call(c, "get_media_buys", {"media_buy_ids": [mb]})
         hourly = await call(
             c,
@@ -80,6 +84,16 @@ async def test_a_dayparted_package_serves_only_in_its_hours(sim: SimServer) -> N
         if w["totals"]["impressions"] > 0
     }
     assert served and served <= {18, 19, 20, 21}, served
+    # Its budget is paced over the hours it serves, not over the whole flight: by now it
+    # has spent about the share of its evenings that have passed.
+    package = listed.data["media_buys"][0]["packages"][0]
+    flight = [
+        datetime.fromisoformat(package[k].replace("Z", "+00:00"))
+        for k in ("start_time", "end_time")
+    ]
+    spent = hourly.data["media_buy_deliveries"][0]["totals"]["spend"]
+    expected = 1000 * elapsed_fraction(*flight, until, week_hours(overlay))
+    assert 0.75 * expected <= spent <= 1.25 * expected, (spent, expected)
     share = sum(DIURNAL[18:22]) / sum(DIURNAL)
     all_of_it = everyone.data["packages"][0]["available_impressions"]
     assert abs(evenings.data["packages"][0]["available_impressions"] - all_of_it * share) <= 2

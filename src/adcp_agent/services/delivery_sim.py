@@ -177,7 +177,9 @@ def simulate_hour(
         # weight); it never rewrites the plan behind, so a re-weighted package neither
         # spikes to "catch up" nor stalls. A shortfall against the plan (supply ran short)
         # is made up a quarter per hour, unless feedback is holding the package back.
-        t_lo, t_hi = elapsed_fraction(start, end, lo), elapsed_fraction(start, end, hi)
+        # Over the hours it serves (its daypart targets), if not all of them.
+        t_lo = elapsed_fraction(start, end, lo, model.week_hours)
+        t_hi = elapsed_fraction(start, end, hi, model.week_hours)
         step = model.budget * (
             expected_share(model.pacing, t_hi) - expected_share(model.pacing, t_lo)
         )

@@ -37,7 +37,48 @@ def expected_share(pacing: str, t: float) -> float:
     return t
 
 
-def elapsed_fraction(start: datetime, end: datetime, at: datetime) -> float:
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_HOUR = timedelta(hours=1)
+_WEEK = timedelta(days=7)
+
+
+def week_hours(targeting: Mapping[str, Any] | None) -> frozenset[int] | None:
+    """The hours of the week (monday 0-23 = 0-23, … sunday = 144-167) an overlay's
+    daypart targets allow; None when it has none (every hour)."""
+    windows = (targeting or {}).get("daypart_targets") or []
+    if not windows:
+        return None
+    return frozenset(
+        DAYS.index(day) * 24 + hour
+        for w in windows
+        for day in w["days"]
+        for hour in range(int(w["start_hour"]), int(w["end_hour"]))
+    )
+
+
+def _served_hours(start: datetime, at: datetime, hours: frozenset[int]) -> float:
+    """How many of ``hours`` (of the week) fall between ``start`` and ``at``."""
+    if at <= start:
+        return 0.0
+    weeks = (at - start) // _WEEK
+    count = float(weeks * len(hours))
+    begin = start + weeks * _WEEK
+    slot = begin.replace(minute=0, second=0, microsecond=0)
+    while slot < at:
+        if slot.weekday() * 24 + slot.hour in hours:
+            count += (min(slot + _HOUR, at) - max(slot, begin)) / _HOUR
+        slot += _HOUR
+    return count
+
+
+def elapsed_fraction(
+    start: datetime, end: datetime, at: datetime, hours: frozenset[int] | None = None
+) -> float:
+    """How far into the flight ``at`` is; with daypart ``hours``, counted in the hours
+    the package serves (so its pace is planned over them)."""
+    if hours is not None:
+        total = _served_hours(start, end, hours)
+        return 1.0 if total <= 0 else min(max(_served_hours(start, at, hours) / total, 0.0), 1.0)
     span = (end - start).total_seconds()
     if span <= 0:
         return 1.0
@@ -48,7 +89,8 @@ def expected_spend(package: Package, start: datetime, end: datetime, now: dateti
     """What ``package`` should have spent by ``now`` in its buy's flight ``start`` to
     ``end`` — over its own flight where it has one (or from when it was added)."""
     start, end = package.start_time or start, package.end_time or end
-    return package.budget * expected_share(package.pacing, elapsed_fraction(start, end, now))
+    served = elapsed_fraction(start, end, now, week_hours(package.targeting))
+    return package.budget * expected_share(package.pacing, served)
 
 
 def index(spent: float, expected: float) -> float | None:

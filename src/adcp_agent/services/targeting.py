@@ -25,6 +25,7 @@ from adcp_agent.db.models import Product
 from adcp_agent.errors import AdcpError
 from adcp_agent.services import postal_areas
 from adcp_agent.services.delivery_sim import DIURNAL
+from adcp_agent.services.pacing import DAYS, week_hours
 
 SIGNAL_KEY = "adcp_seg"
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "ctv", "dooh", "unknown")
@@ -119,7 +120,6 @@ def _flat(value: Any) -> list[str]:
     return out
 
 
-DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _WINDOW_KEYS = {"days", "start_hour", "end_hour", "label"}
 
 
@@ -177,20 +177,6 @@ def windows_of(data: dict[str, Any]) -> tuple[DaypartWindow, ...]:
     return tuple(
         DaypartWindow(tuple(w["days"]), int(w["start_hour"]), int(w["end_hour"]))
         for w in data.get("daypart_targets") or []
-    )
-
-
-def week_hours(data: dict[str, Any]) -> frozenset[int] | None:
-    """The hours of the week (monday 0-23 = 0-23, … sunday = 144-167) the overlay's
-    daypart targets allow; None when it has none (every hour)."""
-    windows = windows_of(data)
-    if not windows:
-        return None
-    return frozenset(
-        DAYS.index(day) * 24 + hour
-        for w in windows
-        for day in w.days
-        for hour in range(w.start_hour, w.end_hour)
     )
 
 
