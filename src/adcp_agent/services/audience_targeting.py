@@ -2,7 +2,7 @@
 eligible, so the audience must be ready) and ``audience_exclude``, ids of the buy's
 account's live audiences; passed to the ad servers as key-values (``adcp_aud``,
 ``adcp_aud_exclude``: the audiences' seller ids); delivery reaches the matched share
-of the publisher's users (``reach_shares``; the rest, for an exclusion)."""
+of the publisher's users (``coverage``; the rest, for an exclusion)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from adcp_agent.services.audiences import (
     minimum_size,
     status_of,
 )
+from adcp_agent.services.targeting import AUDIENCE_COVERAGE
 
 
 async def check_targeting(
@@ -73,8 +74,10 @@ async def check_targeting(
                     )
 
 
-async def reach_shares(session: AsyncSession, tenant_id: str, account_id: str) -> dict[str, float]:
-    """Each live audience of the account: the share of the publisher's users it reaches."""
+async def coverage(session: AsyncSession, tenant_id: str, account_id: str) -> dict[str, float]:
+    """Each live audience of the account as ``targeting.reach_factor``'s coverage takes
+    it: the share of the publisher's users it reaches, in percent, under
+    ``targeting.AUDIENCE_COVERAGE``."""
     rows = await session.exec(
         select(Audience.audience_id, Audience.reach_share).where(
             Audience.tenant_id == tenant_id,
@@ -82,4 +85,4 @@ async def reach_shares(session: AsyncSession, tenant_id: str, account_id: str) -
             col(Audience.deleted_at).is_(None),
         )
     )
-    return {audience_id: share for audience_id, share in rows.all()}
+    return {AUDIENCE_COVERAGE + audience_id: 100 * share for audience_id, share in rows.all()}

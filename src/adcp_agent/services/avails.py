@@ -222,8 +222,7 @@ async def check(
             state.db, caller.tenant_id, account_id, [(overlay, "targeting_overlay")]
         )
         async with state.db.reading() as session:
-            shares = await audience_targeting.reach_shares(session, caller.tenant_id, account_id)
-        coverage |= {targeting_rules.AUDIENCE_COVERAGE + a: 100 * s for a, s in shares.items()}
+            coverage |= await audience_targeting.coverage(session, caller.tenant_id, account_id)
     # Sandbox traffic forecasts on the mock engine too: it never reaches a real ad server.
     adapter = state.adapters.get(tenant, state.adapters.choose(tenant, sandbox=sandbox))
     out: list[Avail] = []

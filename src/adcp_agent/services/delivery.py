@@ -194,8 +194,7 @@ async def _context(session: AsyncSession, buy: MediaBuy, begin: datetime) -> _Co
         for s in (await session.exec(select(Signal).where(Signal.tenant_id == buy.tenant_id)))
     }
     if any(any(audiences.in_overlay(p.targeting)) for p in packages):
-        shares = await audience_targeting.reach_shares(session, buy.tenant_id, buy.account_id)
-        coverage |= {targeting_rules.AUDIENCE_COVERAGE + a: 100 * s for a, s in shares.items()}
+        coverage |= await audience_targeting.coverage(session, buy.tenant_id, buy.account_id)
     of_buy = DeliveryHour.media_buy_id == buy.media_buy_id
     tracked = set(
         (
@@ -293,7 +292,7 @@ def package_model(
         completion_rate=shaped.completion_rate,
         viewability=shaped.viewability,
         day_cap=day_cap,
-        week_hours=targeting_rules.week_hours(package.targeting),
+        week_hours=pacing.week_hours(package.targeting),
     )
 
 

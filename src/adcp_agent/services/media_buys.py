@@ -472,13 +472,7 @@ async def build_package(
         paused=preq.paused,
         optimization_goals=optimization_goals.validate(preq.optimization_goals, product, where),
     )
-    unmet = optimization_goals.unmeetable(package.optimization_goals, package.pricing_model, rate)
-    if unmet:
-        raise AdcpError(
-            "VALIDATION_ERROR",
-            unmet + " Nothing was booked.",
-            field=f"{where}.optimization_goals",
-        )
+    optimization_goals.require_meetable(package, where, "Nothing was booked.")
     if preq.paused and package.guaranteed:
         raise AdcpError(
             "UNSUPPORTED_FEATURE",

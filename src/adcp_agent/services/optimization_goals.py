@@ -228,3 +228,13 @@ def unmeetable(
                 f"{target['value']:.2f} is below the {rate:.2f} this package pays for one."
             )
     return None
+
+
+def require_meetable(package: Any, where: str, nothing_done: str) -> None:
+    """``unmeetable`` for a package's goals (its pricing model and rate) as an error
+    naming ``where``'s goals; ``nothing_done`` ends the message."""
+    unmet = unmeetable(package.optimization_goals, package.pricing_model, package.rate)
+    if unmet:
+        raise AdcpError(
+            "VALIDATION_ERROR", f"{unmet} {nothing_done}", field=f"{where}.optimization_goals"
+        )

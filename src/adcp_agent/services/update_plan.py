@@ -456,13 +456,7 @@ async def plan_ops(
             goals = optimization_goals.validate(op.value, product, op.field)
             package.optimization_goals = goals
             optimization_goals.check_ad_server(b.ad_server, [(package, op.field)])
-            unmet = optimization_goals.unmeetable(goals, package.pricing_model, package.rate)
-            if unmet:
-                raise AdcpError(
-                    "VALIDATION_ERROR",
-                    unmet + " Nothing was changed.",
-                    field=f"{op.field}.optimization_goals",
-                )
+            optimization_goals.require_meetable(package, op.field, "Nothing was changed.")
             plan.touch(package)
         elif k == "package_creatives":
             chosen = await creative_library.assignable(
